@@ -1,0 +1,128 @@
+"""`create_app()`: configuration from the environment, then the services, then the blueprints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Request
+from twilio.request_validator import RequestValidator
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import flow as flow_module
+from . import prompts as prompts_module
+from .db import SQLite
+from .handoff import Destinations
+from .records import CallRecords
+from .store import DEFAULT_TTL, SessionStore, SqliteSessionStore
+from .twiml import Speech
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VOICE = "Polly.Lea-Neural"
+
+# Environment variables read by create_app, with their defaults.
+ENVIRONMENT = {
+    "IVR_ENV": "production",
+    "TWILIO_AUTH_TOKEN": "",
+    "TWILIO_ACCOUNT_SID": "",
+    "TWILIO_WORKFLOW_SID": "",
+    "AGENT_NUMBER": "",
+    "AGENT_SIP_URI": "",
+    "IVR_DATA_DIR": "instance",
+    "IVR_FLOW": "flows/ecps.yaml",
+    "IVR_PROMPTS": "prompts",
+    "IVR_LANGUAGE": "fr-FR",
+    "IVR_VOICE": DEFAULT_VOICE,
+    "IVR_PUBLIC_URL": "",
+    "IVR_TRUSTED_PROXIES": "0",
+    "IVR_SESSION_TTL": str(DEFAULT_TTL),
+    "REDIS_URL": "",
+    "DATABASE_URL": "",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The server cannot start with this configuration; the message says what to change."""
+
+
+@dataclass
+class Services:
+    """What the webhooks need, built once per process."""
+
+    flow: flow_module.Flow
+    speech: Speech
+    store: SessionStore
+    records: CallRecords
+    destinations: Destinations
+    validator: RequestValidator | None
+    public_base: str
+
+    def public_url(self, request: Request) -> str:
+        """The URL Twilio signed: the configured public base, or the (proxy-fixed) request URL."""
+        if not self.public_base:
+            return request.url
+        query = request.query_string.decode()
+        return self.public_base + request.path + (f"?{query}" if query else "")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application from the environment, overridden by `test_config` in tests."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = Flask(__name__)
+    app.config.update({name: os.environ.get(name, default) for name, default in ENVIRONMENT.items()})
+    app.config.update(test_config or {})
+    config = app.config
+
+    development = config["IVR_ENV"] == "development"
+    token = config["TWILIO_AUTH_TOKEN"]
+    if not token and not development:
+        raise ConfigurationError(
+            "TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked. "
+            "Set it, or set IVR_ENV=development to run locally without signature checks."
+        )
+    if not token:
+        log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
+
+    catalogue = prompts_module.load(_resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"])
+    flow = flow_module.load(_resolve(config["IVR_FLOW"]), catalogue)
+    db = SQLite(_resolve(config["IVR_DATA_DIR"], must_exist=False) / "ivr.sqlite3")
+    destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"])
+    if not destinations.configured:
+        log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER or AGENT_SIP_URI: callers who need an agent will be told none is available")
+
+    app.extensions["ivr"] = Services(
+        flow=flow,
+        speech=Speech(catalogue, config["IVR_VOICE"], config["IVR_LANGUAGE"]),
+        store=SqliteSessionStore(db, int(config["IVR_SESSION_TTL"])),
+        records=CallRecords(db),
+        destinations=destinations,
+        validator=RequestValidator(token) if token else None,
+        public_base=config["IVR_PUBLIC_URL"].rstrip("/"),
+    )
+
+    proxies = int(config["IVR_TRUSTED_PROXIES"] or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies)
+
+    from .voice import bp as voice_bp
+
+    app.register_blueprint(voice_bp)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "flow_version": flow.version}
+
+    return app
+
+
+def _resolve(value: str, must_exist: bool = True) -> Path:
+    """A configured path: as given if absolute or present here, else beside the project's files."""
+    path = Path(value)
+    if path.is_absolute() or path.exists() or not must_exist:
+        return path
+    candidate = PROJECT_ROOT / path
+    return candidate if candidate.exists() else path

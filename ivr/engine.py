@@ -1,0 +1,288 @@
+"""The call logic: a pure `step(flow, session, event) -> (session, actions)`, no Flask, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Mapping
+
+from . import identifiers
+from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+
+# Why a caller was put through to a person; each reason has the sentence that announces it.
+REASON_PROMPTS = {
+    "caller_request": "transfert.demande",
+    "no_input": "transfert.silence",
+    "invalid_input": "transfert.touches",
+    "technical_error": "transfert.erreur",
+}
+_SPOKEN_KEYS = {"*": "étoile", "#": "dièse"}
+_MAX_CHAINED = 50  # say-nodes followed in one turn before we call the flow broken
+
+
+# ---- what the shell asks the engine -------------------------------------------------------------
+@dataclass(frozen=True)
+class Keys:
+    """The caller pressed keys at a question."""
+
+    node: str
+    phase: str
+    digits: str
+    at: float
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """A question timed out with nothing pressed."""
+
+    node: str
+    phase: str
+    at: float
+
+
+# ---- what the engine tells the shell to do ------------------------------------------------------
+@dataclass(frozen=True)
+class Say:
+    """Speak the prompt `key`, with placeholders filled from `params`."""
+
+    key: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Speak `says` while listening for keys; answers come back tagged with node and phase."""
+
+    node: str
+    phase: str
+    says: tuple[Say, ...]
+    timeout: int
+    num_digits: int | None = 1
+    finish_on_key: str = ""
+    pause: int = 0  # seconds of quiet, still listening, after the sentences
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Speak `says`, then end the call."""
+
+    says: tuple[Say, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Speak `says`, then put the caller through to an agent with the context."""
+
+    reason: str
+    says: tuple[Say, ...] = ()
+
+
+Action = Ask | Hangup | Transfer
+
+
+# ---- the state of one call ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    """Everything we know about one call, kept in the store between webhooks."""
+
+    call_sid: str
+    caller: str
+    started_at: float
+    flow_version: str
+    node: str = ""
+    phase: str = "ask"  # "ask" a question, or "confirm" a number read back
+    step: int | None = None  # step of the guide the caller is at
+    entered_at: float = 0.0
+    failures: int = 0  # silences and wrong keys at the current question
+    pending: str | None = None  # number keyed in, waiting for the caller's confirmation
+    answers: Mapping[str, str] = field(default_factory=dict)
+    history: tuple[Mapping, ...] = ()
+    outcome: str | None = None
+    outcome_step: int | None = None
+    transfer_reason: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Session":
+        values = dict(data)
+        values["answers"] = dict(values.get("answers") or {})
+        values["history"] = tuple(values.get("history") or ())
+        return cls(**values)
+
+
+# ---- the logic ----------------------------------------------------------------------------------
+def start(flow: Flow, call_sid: str, caller: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    """A new call: its session and what it hears first."""
+    session = Session(call_sid=call_sid, caller=caller, started_at=at, flow_version=flow.version)
+    return _enter(flow, session, flow.start, at)
+
+
+def step(flow: Flow, session: Session, event: Keys | NoInput) -> tuple[Session, tuple[Action, ...]]:
+    """Apply one caller event to the session; return the new session and what to do next."""
+    if session.ended:
+        return session, (Hangup(),)
+    node = flow.nodes.get(session.node)
+    if node is None:
+        return fail(session, event.at)
+    if (event.node, event.phase) != (session.node, session.phase):
+        # An answer to a question we no longer ask (a retried webhook): ask the current one again.
+        return session, (_ask(flow, node, session, full=False),)
+    if isinstance(event, NoInput):
+        return _no_input(flow, node, session, event.at)
+    digits = event.digits
+    if REPEAT_KEY in digits:
+        session = _log(session, event.at, "repeat")
+        return session, (_ask(flow, node, session, full=True),)
+    if digits == AGENT_KEY:
+        session = _log(session, event.at, "agent")
+        return _transfer(session, "caller_request", event.at)
+    if session.phase == "confirm":
+        return _confirm(flow, node, session, digits, event.at)
+    if node.type == "digits":
+        return _keyed_number(flow, node, session, digits, event.at)
+    return _choose(flow, node, session, digits, event.at)
+
+
+def resume(flow: Flow, session: Session) -> tuple[Session, tuple[Action, ...]]:
+    """Say the current question again (Twilio asked for the call's first document twice)."""
+    node = flow.nodes.get(session.node)
+    if session.ended:
+        return session, (Hangup(),)
+    if node is None:
+        return fail(session, session.entered_at)
+    return session, (_ask(flow, node, session, full=True),)
+
+
+def fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
+    """Something went wrong on our side: apologise and put the caller through."""
+    session = _log(session, at, "error")
+    return _transfer(session, "technical_error", at)
+
+
+def spoken_key(key: str) -> str:
+    """How a key is named aloud in French."""
+    return _SPOKEN_KEYS.get(key, key)
+
+
+def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, ...] = ()) -> tuple[Session, tuple[Action, ...]]:
+    says = list(lead)
+    for _ in range(_MAX_CHAINED):
+        node = flow.nodes.get(name)
+        if node is None:
+            return fail(session, at)
+        session = replace(
+            session,
+            node=name,
+            phase="ask",
+            entered_at=at,
+            failures=0,
+            pending=None,
+            step=node.step or session.step,
+        )
+        if node.type == "say":
+            says.append(Say(node.prompt))
+            name = node.next
+            continue
+        if node.type == "end":
+            session = replace(session, outcome=node.outcome, outcome_step=session.step)
+            return _log(session, at, "end", outcome=node.outcome), (Hangup((*says, Say(node.prompt))),)
+        if node.type == "transfer":
+            return _transfer(session, node.reason, at, (*says, Say(node.prompt)))
+        return session, (_ask(flow, node, session, full=True, lead=tuple(says)),)
+    return fail(session, at)
+
+
+def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask:
+    settings = flow.settings
+    if session.phase == "confirm":
+        key = "saisie.relecture" if full else "saisie.relecture_courte"
+        params = {"chiffres": identifiers.spoken_groups(session.pending or "")}
+        return Ask(node.name, "confirm", (*lead, Say(key, params)), settings.menu_timeout)
+    prompt = Say(node.prompt if full or not node.short else node.short)
+    if node.type == "digits":
+        return Ask(node.name, "ask", (*lead, prompt), settings.digits_timeout, None, "#")
+    if node.type == "wait":
+        return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout, pause=settings.wait_pause)
+    return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout)
+
+
+def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
+    settings = flow.settings
+    if node.type == "wait" and session.phase == "ask" and at - session.entered_at < settings.wait_max:
+        # The caller is doing what we asked: a gentle reminder, not a failed answer.
+        hold = Say(node.hold or "commun.attente")
+        return _log(session, at, "wait"), (Ask(node.name, "ask", (hold,), settings.menu_timeout, pause=settings.wait_pause),)
+    return _failed(flow, node, session, at, "silence", "no_input", Say("commun.silence"))
+
+
+def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, reason: str, why: Say, **extra) -> tuple[Session, tuple[Action, ...]]:
+    session = _log(replace(session, failures=session.failures + 1), at, event, **extra)
+    if session.failures >= flow.settings.max_attempts:
+        return _transfer(session, reason, at)
+    return session, (_ask(flow, node, session, full=False, lead=(why,)),)
+
+
+def _choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    choice = node.choices.get(key)
+    if choice is None:
+        why = Say("commun.touche_invalide", {"touche": spoken_key(key)})
+        return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
+    if node.field and choice.answer is not None:
+        session = replace(session, answers={**session.answers, node.field: choice.answer})
+    session = _log(session, at, "answer", key=key, field=node.field, answer=choice.answer)
+    return _enter(flow, session, choice.goto, at)
+
+
+def _keyed_number(flow: Flow, node: Node, session: Session, digits: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    verdict = identifiers.check(node.check, digits)
+    if not verdict.ok:
+        why = _number_problem(verdict, digits)
+        return _failed(flow, node, session, at, "invalid", "invalid_input", why, problem=verdict.problem, length=len(digits))
+    if not node.confirm:
+        return _accept_number(flow, node, session, verdict.value, at)
+    session = replace(session, phase="confirm", pending=verdict.value)
+    return session, (_ask(flow, node, session, full=True),)
+
+
+def _number_problem(verdict: identifiers.Verdict, digits: str) -> Say:
+    if verdict.problem == "length":
+        return Say("saisie.longueur", {"compte": str(len(digits)), "attendu": str(verdict.expected)})
+    if verdict.problem == "prefix":
+        return Say("saisie.prefixe")
+    if verdict.problem == "checksum":
+        return Say("saisie.cle")
+    return Say("saisie.chiffres")
+
+
+def _confirm(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    if key == "1":
+        return _accept_number(flow, node, session, session.pending or "", at)
+    if key == "2":
+        session = _log(replace(session, phase="ask", pending=None, failures=0), at, "correct")
+        return session, (_ask(flow, node, session, full=True),)
+    why = Say("commun.touche_invalide", {"touche": spoken_key(key)})
+    return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
+
+
+def _accept_number(flow: Flow, node: Node, session: Session, value: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    session = replace(session, answers={**session.answers, node.field: value})
+    session = _log(session, at, "answer", field=node.field, length=len(value))
+    return _enter(flow, session, node.next, at)
+
+
+def _transfer(session: Session, reason: str, at: float, says: tuple[Say, ...] | None = None) -> tuple[Session, tuple[Action, ...]]:
+    if says is None:
+        says = (Say(REASON_PROMPTS.get(reason, "transfert.erreur")),)
+    session = replace(session, outcome="transferred", transfer_reason=reason)
+    return _log(session, at, "transfer", reason=reason), (Transfer(reason, says),)
+
+
+def _log(session: Session, at: float, event: str, **details) -> Session:
+    entry = {"at": round(at, 3), "node": session.node, "step": session.step, "event": event}
+    entry.update({k: v for k, v in details.items() if v is not None})
+    return replace(session, history=(*session.history, entry))

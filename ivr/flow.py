@@ -1,0 +1,315 @@
+"""The call flow: frozen dataclasses and a loader that checks everything before a call can use it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from . import yamlfile
+from .identifiers import CHECKS
+from .prompts import Prompts
+from .yamlfile import LineMap, Problem
+
+NODE_TYPES = ("say", "menu", "wait", "digits", "end", "transfer")
+# Keys that work at every question and therefore cannot be a menu choice.
+REPEAT_KEY = "*"
+AGENT_KEY = "0"
+CHOICE_KEYS = "123456789#"
+# Sentences the engine itself needs, whatever the flow says.
+SYSTEM_PROMPTS = (
+    "commun.silence",
+    "commun.touche_invalide",
+    "commun.attente",
+    "saisie.relecture",
+    "saisie.relecture_courte",
+    "saisie.longueur",
+    "saisie.prefixe",
+    "saisie.cle",
+    "saisie.chiffres",
+    "transfert.demande",
+    "transfert.silence",
+    "transfert.touches",
+    "transfert.erreur",
+    "conseiller.indisponible",
+)
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# Which fields each node type takes; the first group is required.
+_FIELDS = {
+    "say": ({"prompt", "next"}, {"step"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step"}),
+    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step"}),
+    "digits": ({"prompt", "field", "check", "next"}, {"short", "confirm", "step"}),
+    "end": ({"prompt", "outcome"}, {"step"}),
+    "transfer": ({"prompt", "reason"}, {"step"}),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One key of a menu: where it leads and the answer it records."""
+
+    key: str
+    goto: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One point of the call."""
+
+    name: str
+    type: str
+    line: int
+    prompt: str
+    short: str | None = None
+    hold: str | None = None
+    step: int | None = None
+    field: str | None = None
+    choices: Mapping[str, Choice] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    next: str | None = None
+    check: str | None = None
+    confirm: bool = True
+    outcome: str | None = None
+    reason: str | None = None
+
+    @property
+    def exits(self) -> tuple[str, ...]:
+        """Names of the nodes this one can lead to."""
+        targets = [c.goto for c in self.choices.values()]
+        if self.next:
+            targets.append(self.next)
+        return tuple(targets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Timings and limits shared by every node."""
+
+    max_attempts: int = 3  # failed answers to one question before an agent takes over
+    menu_timeout: int = 6  # seconds of silence after a menu before it counts as no answer
+    digits_timeout: int = 12  # seconds of silence while keying a number
+    wait_pause: int = 20  # seconds of quiet between two reminders while the caller acts
+    wait_max: int = 900  # seconds a caller may take on a "tapez 1 quand c'est fait" step
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A checked flow, ready for calls."""
+
+    start: str
+    nodes: Mapping[str, Node]
+    settings: Settings
+    version: str
+    source: str
+
+
+class FlowError(Exception):
+    """The flow cannot be used; `problems` lists every reason with file and line."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def load(path: Path | str, prompts: Prompts) -> Flow:
+    """The flow at `path`, or FlowError listing every problem."""
+    flow, problems = parse(path, prompts)
+    if flow is None:
+        raise FlowError([p for p in problems if p.severity == "error"])
+    return flow
+
+
+def parse(path: Path | str, prompts: Prompts) -> tuple[Flow | None, list[Problem]]:
+    """Read and check a flow; return it (None when any error) and every problem found."""
+    path = Path(path)
+    name = str(path)
+    data, problems = yamlfile.load(path)
+    if data is None:
+        return None, problems or [Problem(name, 0, "le fichier est vide")]
+    checker = _Checker(name, prompts, problems)
+    flow = checker.flow(data, _digest(path))
+    if any(p.severity == "error" for p in problems):
+        return None, sorted(problems)
+    return flow, sorted(problems)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+class _Checker:
+    def __init__(self, name: str, prompts: Prompts, problems: list[Problem]):
+        self.name = name
+        self.prompts = prompts
+        self.problems = problems
+
+    def error(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.name, line, message))
+
+    def flow(self, data: object, version: str) -> Flow | None:
+        if not isinstance(data, LineMap):
+            self.error(1, "le fichier doit contenir « start », « nodes » et éventuellement « settings »")
+            return None
+        for key in sorted(set(data) - {"start", "nodes", "settings"}, key=str):
+            self.error(data.line_of(key), f"rubrique inconnue « {key} » (possibles : start, nodes, settings)")
+        settings = self.settings(data.get("settings"), data.line_of("settings"))
+        raw_nodes = data.get("nodes")
+        if not isinstance(raw_nodes, LineMap) or not raw_nodes:
+            self.error(data.line_of("nodes"), "« nodes » doit lister les étapes de l'appel")
+            return None
+        nodes = {}
+        for node_name, raw in raw_nodes.items():
+            node = self.node(str(node_name), raw, raw_nodes.line_of(node_name))
+            if node is not None:
+                nodes[node.name] = node
+        start = data.get("start")
+        if start not in raw_nodes:
+            self.error(data.line_of("start"), f"« start » doit nommer une étape de « nodes » (trouvé : {start!r})")
+        self.links(nodes, raw_nodes)
+        if start in nodes:
+            self.reachability(str(start), nodes)
+        self.say_loops(nodes)
+        for key in SYSTEM_PROMPTS:
+            if key not in self.prompts:
+                self.error(0, f"la phrase « {key} » manque dans {self.prompts.source} : le serveur vocal en a besoin")
+        if not nodes or start not in nodes:
+            return None
+        return Flow(str(start), MappingProxyType(nodes), settings, version, self.name)
+
+    def settings(self, raw: object, line: int) -> Settings:
+        if raw is None:
+            return Settings()
+        if not isinstance(raw, LineMap):
+            self.error(line, "« settings » doit être une liste « réglage: valeur »")
+            return Settings()
+        known = {f.name for f in fields(Settings)}
+        values = {}
+        for key, value in raw.items():
+            if key not in known:
+                self.error(raw.line_of(key), f"réglage inconnu « {key} » (possibles : {', '.join(sorted(known))})")
+            elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                self.error(raw.line_of(key), f"« {key} » doit être un nombre entier positif (trouvé : {value!r})")
+            else:
+                values[key] = value
+        return Settings(**values)
+
+    def node(self, name: str, raw: object, line: int) -> Node | None:
+        where = f"étape « {name} »"
+        if not _NAME.match(name):
+            self.error(line, f"{where} : le nom ne doit contenir que des minuscules sans accent, chiffres et _")
+        if not isinstance(raw, LineMap):
+            self.error(line, f"{where} : doit décrire type, prompt…")
+            return None
+        kind = raw.get("type")
+        if kind not in NODE_TYPES:
+            self.error(raw.line_of("type"), f"{where} : type {kind!r} inconnu (possibles : {', '.join(NODE_TYPES)})")
+            return None
+        required, optional = _FIELDS[kind]
+        for key in sorted(required - set(raw)):
+            self.error(raw.line, f"{where} ({kind}) : il manque « {key} »")
+        for key in sorted(set(raw) - required - optional - {"type"}, key=str):
+            allowed = ", ".join(sorted(required | optional))
+            self.error(raw.line_of(key), f"{where} ({kind}) : « {key} » n'a pas de sens ici (possibles : {allowed})")
+        for key in ("prompt", "short", "hold"):
+            if key in raw:
+                self.prompt_ref(raw.get(key), raw.line_of(key), where)
+        values = {k: raw.get(k) for k in ("prompt", "short", "hold", "field", "next", "outcome", "reason")}
+        for key, value in values.items():
+            if value is not None and not isinstance(value, str):
+                self.error(raw.line_of(key), f"{where} : « {key} » doit être un texte")
+                values[key] = None
+        step = raw.get("step")
+        if step is not None and (not isinstance(step, int) or isinstance(step, bool) or not 1 <= step <= 6):
+            self.error(raw.line_of("step"), f"{where} : « step » est le numéro d'étape du guide, de 1 à 6")
+            step = None
+        check = raw.get("check")
+        if "check" in raw and check not in CHECKS:
+            self.error(raw.line_of("check"), f"{where} : « check » doit être {', '.join(CHECKS)}")
+        confirm = raw.get("confirm", True)
+        if not isinstance(confirm, bool):
+            self.error(raw.line_of("confirm"), f"{where} : « confirm » vaut true ou false")
+            confirm = True
+        choices = self.choices(raw.get("choices"), raw.line_of("choices"), where) if "choices" in raw else {}
+        return Node(
+            name=name,
+            type=kind,
+            line=line,
+            prompt=values["prompt"] or "",
+            short=values["short"],
+            hold=values["hold"],
+            step=step,
+            field=values["field"],
+            choices=MappingProxyType(choices),
+            next=values["next"],
+            check=check,
+            confirm=confirm,
+            outcome=values["outcome"],
+            reason=values["reason"],
+        )
+
+    def prompt_ref(self, key: object, line: int, where: str) -> None:
+        if not isinstance(key, str) or key not in self.prompts:
+            self.error(line, f"{where} : la phrase « {key} » n'existe pas dans {self.prompts.source}")
+
+    def choices(self, raw: object, line: int, where: str) -> dict[str, Choice]:
+        if not isinstance(raw, LineMap) or not raw:
+            self.error(line, f"{where} : « choices » doit associer des touches à des étapes")
+            return {}
+        choices = {}
+        for raw_key, target in raw.items():
+            key = str(raw_key)
+            key_line = raw.line_of(raw_key)
+            if key in (REPEAT_KEY, AGENT_KEY):
+                self.error(key_line, f"{where} : la touche {key} est réservée (étoile : réécouter, 0 : conseiller)")
+                continue
+            if len(key) != 1 or key not in CHOICE_KEYS:
+                self.error(key_line, f"{where} : « {key} » n'est pas une touche du clavier (1 à 9 ou #)")
+                continue
+            answer = None
+            if isinstance(target, LineMap):
+                for extra in sorted(set(target) - {"goto", "answer"}, key=str):
+                    self.error(target.line_of(extra), f"{where}, touche {key} : « {extra} » inconnu (possibles : goto, answer)")
+                answer = target.get("answer")
+                if answer is not None:
+                    answer = str(answer)
+                target = target.get("goto")
+            if not isinstance(target, str):
+                self.error(key_line, f"{where}, touche {key} : il faut dire vers quelle étape aller (goto)")
+                continue
+            choices[key] = Choice(key, target, answer)
+        return choices
+
+    def links(self, nodes: dict[str, Node], raw_nodes: LineMap) -> None:
+        for node in nodes.values():
+            for target in node.exits:
+                if target not in raw_nodes:
+                    self.error(node.line, f"étape « {node.name} » : renvoie vers « {target} », qui n'existe pas")
+
+    def say_loops(self, nodes: dict[str, Node]) -> None:
+        # A chain of "say" nodes that comes back on itself would talk forever without listening.
+        for node in nodes.values():
+            seen = set()
+            current = node
+            while current is not None and current.type == "say" and current.name not in seen:
+                seen.add(current.name)
+                current = nodes.get(current.next)
+            if current is node and node.type == "say":
+                self.error(node.line, f"étape « {node.name} » : une suite de messages revient sur elle-même sans jamais attendre de touche")
+
+    def reachability(self, start: str, nodes: dict[str, Node]) -> None:
+        seen = {start}
+        todo = [start]
+        while todo:
+            for target in nodes[todo.pop()].exits:
+                if target in nodes and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        for node in nodes.values():
+            if node.name not in seen:
+                self.error(node.line, f"étape « {node.name} » : aucun chemin n'y mène depuis « {start} »")

@@ -1,0 +1,133 @@
+"""Prompt catalogue: key → French sentence (and optional recorded audio), loaded from YAML."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from . import yamlfile
+from .yamlfile import Problem
+
+# Twilio refuses a <Say> body longer than this many characters.
+SAY_MAX_CHARS = 4096
+# The only values the engine fills into a sentence: {touche}, {chiffres}, {attendu}, {compte}.
+PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte"})
+_AUDIO_URL = re.compile(r"^https://\S+$")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One sentence a caller hears."""
+
+    key: str
+    text: str
+    line: int
+    audio: str | None = None
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """All sentences of one language, by key."""
+
+    language: str
+    source: str
+    entries: Mapping[str, Prompt]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def text(self, key: str, params: Mapping[str, str] | None = None) -> str:
+        """The sentence for `key` with its placeholders filled."""
+        text = self.entries[key].text
+        if not params:
+            return text
+        return string.Formatter().vformat(text, (), _Missing(params))
+
+
+class _Missing(dict):
+    """Leave an unknown {placeholder} as written rather than fail mid-call."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class PromptsError(Exception):
+    """The prompt file cannot be used; `problems` says where and why."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def path_for(directory: Path | str, language: str = "fr-FR") -> Path:
+    """Where the prompts of `language` live."""
+    return Path(directory) / f"{language}.yaml"
+
+
+def parse(directory: Path | str, language: str = "fr-FR") -> tuple[Prompts | None, list[Problem]]:
+    """Read and check the prompt file; return the catalogue (None on errors) and every problem."""
+    path = path_for(directory, language)
+    data, problems = yamlfile.load(path)
+    name = str(path)
+    if data is None:
+        return None, problems or [Problem(name, 0, "le fichier est vide")]
+    if not isinstance(data, yamlfile.LineMap):
+        return None, [*problems, Problem(name, 1, "le fichier doit être une liste « clé: phrase »")]
+    entries: dict[str, Prompt] = {}
+    _flatten(data, "", name, entries, problems)
+    if not any(p.severity == "error" for p in problems):
+        return Prompts(language, name, MappingProxyType(entries)), problems
+    return None, problems
+
+
+def load(directory: Path | str, language: str = "fr-FR") -> Prompts:
+    """The catalogue, or PromptsError listing every problem."""
+    prompts, problems = parse(directory, language)
+    if prompts is None:
+        raise PromptsError([p for p in problems if p.severity == "error"])
+    return prompts
+
+
+def _flatten(mapping: yamlfile.LineMap, prefix: str, name: str, out: dict, problems: list) -> None:
+    for raw_key, value in mapping.items():
+        key = f"{prefix}{raw_key}"
+        line = mapping.line_of(raw_key)
+        if isinstance(value, yamlfile.LineMap) and "text" not in value:
+            _flatten(value, key + ".", name, out, problems)
+            continue
+        audio = None
+        if isinstance(value, yamlfile.LineMap):
+            audio = value.get("audio")
+            unknown = sorted(set(value) - {"text", "audio"})
+            if unknown:
+                problems.append(Problem(name, line, f"« {key} » : champ inconnu {', '.join(map(str, unknown))} (seuls « text » et « audio » existent)"))
+            if audio is not None and not (isinstance(audio, str) and _AUDIO_URL.match(audio)):
+                problems.append(Problem(name, value.line_of("audio"), f"« {key} » : l'audio doit être une adresse https://"))
+                audio = None
+            value = value.get("text")
+        if not isinstance(value, str) or not value.strip():
+            problems.append(Problem(name, line, f"« {key} » : la phrase est vide ou n'est pas du texte"))
+            continue
+        text = " ".join(value.split())
+        problems.extend(_check_text(name, line, key, text))
+        out[key] = Prompt(key, text, line, audio)
+
+
+def _check_text(name: str, line: int, key: str, text: str) -> list[Problem]:
+    found = []
+    if len(text) > SAY_MAX_CHARS:
+        found.append(Problem(name, line, f"« {key} » : {len(text)} caractères, Twilio n'en lit pas plus de {SAY_MAX_CHARS}"))
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError:
+        found.append(Problem(name, line, f"« {key} » : accolade { '{' } ou { '}' } mal fermée"))
+        return found
+    for field in sorted(fields - PLACEHOLDERS):
+        found.append(Problem(name, line, f"« {key} » : {{{field}}} n'est pas une valeur connue (possibles : {', '.join(sorted(PLACEHOLDERS))})"))
+    if "<" in text or ">" in text:
+        found.append(Problem(name, line, f"« {key} » : les signes < et > ne sont pas lus par la voix ; écrivez-les en toutes lettres"))
+    return found

@@ -1,0 +1,69 @@
+"""One record per call: how far it went, how it ended, and the context handed to an agent."""
+
+from __future__ import annotations
+
+import json
+
+from .db import SQLite
+from .engine import Session
+
+# Twilio's final call statuses; only these close a record.
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+class CallRecords:
+    """Call records in the embedded SQLite file."""
+
+    def __init__(self, db: SQLite):
+        self.db = db
+
+    def progress(self, session: Session, context: dict | None = None) -> None:
+        """Record where the call is now (and the agent context when it is being transferred)."""
+        self.db.connection().execute(
+            """
+            INSERT INTO calls (call_sid, caller, started_at, flow_version, last_node, last_step,
+                               outcome, outcome_step, transfer_reason, context)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (call_sid) DO UPDATE SET
+                last_node = excluded.last_node, last_step = excluded.last_step,
+                outcome = excluded.outcome, outcome_step = excluded.outcome_step,
+                transfer_reason = excluded.transfer_reason,
+                context = COALESCE(excluded.context, calls.context)
+            """,
+            (
+                session.call_sid,
+                session.caller,
+                session.started_at,
+                session.flow_version,
+                session.node,
+                session.step,
+                session.outcome,
+                session.outcome_step,
+                session.transfer_reason,
+                json.dumps(context, ensure_ascii=False) if context is not None else None,
+            ),
+        )
+
+    def transfer_result(self, call_sid: str, result: str) -> None:
+        """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
+        self.db.connection().execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
+
+    def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None) -> None:
+        """The call is over: a call that ended with no outcome was hung up (or never answered)."""
+        fallback = "hung_up" if status == "completed" else status
+        self.db.connection().execute(
+            """
+            UPDATE calls SET ended_at = ?, duration_s = ?, call_status = ?, outcome = COALESCE(outcome, ?)
+            WHERE call_sid = ?
+            """,
+            (ended_at, duration_s, status, fallback, call_sid),
+        )
+
+    def get(self, call_sid: str) -> dict | None:
+        """The record of one call, context decoded."""
+        row = self.db.connection().execute("SELECT * FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
+        if row is None:
+            return None
+        record = dict(row)
+        record["context"] = json.loads(record["context"]) if record["context"] else None
+        return record

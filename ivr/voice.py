@@ -1,0 +1,154 @@
+"""Twilio's voice webhooks. Each handler: verify → load session → engine → save → render."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, g, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from . import engine, handoff, twiml
+from .engine import Keys, NoInput, Session, Transfer
+from .records import FINAL_STATUSES
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+# Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
+REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
+
+
+def services():
+    """This app's IVR services (flow, store, records…), built by create_app."""
+    return current_app.extensions["ivr"]
+
+
+@bp.before_request
+def verify_signature():
+    """Refuse any request that does not carry Twilio's signature for its public URL."""
+    g.call_sid = request.form.get("CallSid", "-")
+    validator = services().validator
+    if validator is None:
+        return None  # development without a token: create_app already warned
+    url = services().public_url(request)
+    if not validator.validate(url, request.form, request.headers.get("X-Twilio-Signature", "")):
+        log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
+        return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+    return None
+
+
+@bp.post("")
+def incoming():
+    """A call comes in: start the diagnostic (or repeat the question if Twilio asks twice)."""
+    ivr = services()
+    call_sid = request.form["CallSid"]
+    session = ivr.store.load(call_sid)
+    if session is None:
+        session, actions = engine.start(ivr.flow, call_sid, request.form.get("From", ""), time.time())
+        log.info("[%s] call started (flow %s)", call_sid, ivr.flow.version)
+    else:
+        session, actions = engine.resume(ivr.flow, session)
+    return _respond(session, actions)
+
+
+@bp.post("/answer")
+def answer():
+    """Keys pressed at a question, or silence when Twilio falls through the <Gather>."""
+    ivr = services()
+    session = ivr.store.load(request.form["CallSid"])
+    if session is None:
+        raise LookupError("no session for this call (expired or store lost)")
+    g.session = session
+    node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
+    digits = request.form.get("Digits", "")
+    now = time.time()
+    event = Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
+    session, actions = engine.step(ivr.flow, session, event)
+    return _respond(session, actions)
+
+
+@bp.post("/transfer-done")
+def transfer_done():
+    """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
+    result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
+    services().records.transfer_result(request.form["CallSid"], result)
+    if result in REACHED:
+        return _xml(twiml.goodbye(services().speech))
+    log.warning("[%s] transfer not answered: %s", g.call_sid, result)
+    return _xml(twiml.goodbye(services().speech, twiml.UNAVAILABLE))
+
+
+@bp.post("/status")
+def status():
+    """Status callback: a final status closes the call's record."""
+    ivr = services()
+    call_status = request.form.get("CallStatus", "")
+    if call_status in FINAL_STATUSES:
+        duration = request.form.get("CallDuration")
+        call_sid = request.form["CallSid"]
+        ivr.records.close(call_sid, call_status, time.time(), int(duration) if duration and duration.isdigit() else None)
+        ivr.store.delete(call_sid)
+        log.info("[%s] call ended: %s", call_sid, call_status)
+    return _xml(twiml.empty())
+
+
+@bp.post("/fallback")
+def fallback():
+    """Twilio could not use our answer: apologise and put the caller through with what we know."""
+    log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, request.form.get("ErrorCode"), request.form.get("ErrorUrl"))
+    return _apology()
+
+
+@bp.errorhandler(Exception)
+def on_error(error: Exception):
+    """Whatever breaks, Twilio gets valid TwiML that apologises and transfers, never a 500."""
+    if isinstance(error, HTTPException):
+        return error
+    log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
+    try:
+        return _apology()
+    except Exception:  # the store itself may be what failed: still never a 500
+        log.exception("[%s] could not build the transfer, transferring without context", g.get("call_sid", "-"))
+        ivr = services()
+        bare = {"call_sid": request.form.get("CallSid"), "caller": request.form.get("From"), "reason": "technical_error"}
+        return _xml(twiml.apology(ivr.speech, handoff.plan(ivr.destinations, bare, url_for("voice.transfer_done"))))
+
+
+def _apology() -> Response:
+    ivr = services()
+    call_sid = request.form.get("CallSid", "")
+    session = g.get("session")
+    if session is None:
+        try:
+            session = ivr.store.load(call_sid) if call_sid else None
+        except Exception:
+            log.exception("[%s] store unavailable during apology", call_sid)
+    if session is None:
+        session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.flow.version)
+    if session.ended and session.outcome != "transferred":
+        return _xml(twiml.goodbye(ivr.speech))
+    session, actions = engine.fail(session, time.time())
+    return _respond(session, actions)
+
+
+def _respond(session: Session, actions) -> Response:
+    ivr = services()
+    plan = None
+    context = None
+    if any(isinstance(action, Transfer) for action in actions):
+        context = handoff.context(session, ivr.flow, time.time())
+        plan = handoff.plan(ivr.destinations, context, url_for("voice.transfer_done"))
+        log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
+    ivr.store.save(session)
+    ivr.records.progress(session, context)
+    if plan is not None and plan.kind == "none":
+        ivr.records.transfer_result(session.call_sid, "no_destination")
+    return _xml(twiml.document(actions, ivr.speech, _answer_url, plan))
+
+
+def _answer_url(node: str, phase: str) -> str:
+    return url_for("voice.answer", node=node, phase=phase)
+
+
+def _xml(body: str) -> Response:
+    return Response(body, mimetype="text/xml", content_type=twiml.CONTENT_TYPE)

@@ -1,0 +1,86 @@
+"""Load YAML keeping the line of every mapping and key, so problems can say where they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding in a supervisor's file: where it is and what is wrong, in plain French."""
+
+    file: str
+    line: int
+    message: str
+    severity: str = "error"  # "error" refuses the file, "warning" does not
+
+    def __str__(self) -> str:
+        label = "erreur" if self.severity == "error" else "avertissement"
+        return f"{self.file}:{self.line}: {label}: {self.message}"
+
+
+class LineMap(dict):
+    """A dict that remembers its own line and the line of each key."""
+
+    line: int = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict = {}
+
+    def line_of(self, key) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _LineLoader(yaml.SafeLoader):
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[object, int]] = []
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
+    loader.flatten_mapping(node)
+    mapping = LineMap()
+    mapping.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in mapping:
+            loader.duplicates.append((key, line))
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = line
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path: Path | str, label: str | None = None) -> tuple[object, list[Problem]]:
+    """Parse a YAML file; return its data (None if unreadable) and the problems found."""
+    path = Path(path)
+    name = label or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(name, 0, "fichier introuvable")]
+    except UnicodeDecodeError as exc:
+        return None, [Problem(name, 0, f"le fichier n'est pas en UTF-8 ({exc.reason})")]
+    loader = _LineLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        return None, [Problem(name, line, f"YAML illisible : {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(name, 0, f"YAML illisible : {exc}")]
+    finally:
+        loader.dispose()
+    problems = [
+        Problem(name, line, f"la clé « {key} » est écrite deux fois : seule la dernière compterait")
+        for key, line in loader.duplicates
+    ]
+    return data, problems
