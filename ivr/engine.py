@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Mapping
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
@@ -108,7 +108,7 @@ class Session:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Session":
+    def from_dict(cls, data: Mapping) -> Session:
         values = dict(data)
         values["answers"] = dict(values.get("answers") or {})
         values["history"] = tuple(values.get("history") or ())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .engine import Session
@@ -39,7 +39,7 @@ def iso(timestamp: float | None) -> str | None:
     """A Unix time as an ISO 8601 UTC string."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def context(session: Session, flow: Flow, now: float) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from . import yamlfile
 from .yamlfile import Problem
@@ -104,7 +104,8 @@ def _flatten(mapping: yamlfile.LineMap, prefix: str, name: str, out: dict, probl
             audio = value.get("audio")
             unknown = sorted(set(value) - {"text", "audio"})
             if unknown:
-                problems.append(Problem(name, line, f"« {key} » : champ inconnu {', '.join(map(str, unknown))} (seuls « text » et « audio » existent)"))
+                listed = ", ".join(map(str, unknown))
+                problems.append(Problem(name, line, f"« {key} » : champ inconnu {listed} (seuls « text » et « audio » existent)"))
             if audio is not None and not (isinstance(audio, str) and _AUDIO_URL.match(audio)):
                 problems.append(Problem(name, value.line_of("audio"), f"« {key} » : l'audio doit être une adresse https://"))
                 audio = None

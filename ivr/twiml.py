@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 

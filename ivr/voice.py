@@ -41,7 +41,7 @@ def verify_signature():
 def incoming():
     """A call comes in: start the diagnostic (or repeat the question if Twilio asks twice)."""
     ivr = services()
-    call_sid = request.form["CallSid"]
+    call_sid = _call_sid()
     session = ivr.store.load(call_sid)
     if session is None:
         session, actions = engine.start(ivr.flow, call_sid, request.form.get("From", ""), time.time())
@@ -55,7 +55,7 @@ def incoming():
 def answer():
     """Keys pressed at a question, or silence when Twilio falls through the <Gather>."""
     ivr = services()
-    session = ivr.store.load(request.form["CallSid"])
+    session = ivr.store.load(_call_sid())
     if session is None:
         raise LookupError("no session for this call (expired or store lost)")
     g.session = session
@@ -71,7 +71,7 @@ def answer():
 def transfer_done():
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
     result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
-    services().records.transfer_result(request.form["CallSid"], result)
+    services().records.transfer_result(_call_sid(), result)
     if result in REACHED:
         return _xml(twiml.goodbye(services().speech))
     log.warning("[%s] transfer not answered: %s", g.call_sid, result)
@@ -85,7 +85,7 @@ def status():
     call_status = request.form.get("CallStatus", "")
     if call_status in FINAL_STATUSES:
         duration = request.form.get("CallDuration")
-        call_sid = request.form["CallSid"]
+        call_sid = _call_sid()
         ivr.records.close(call_sid, call_status, time.time(), int(duration) if duration and duration.isdigit() else None)
         ivr.store.delete(call_sid)
         log.info("[%s] call ended: %s", call_sid, call_status)
@@ -144,6 +144,13 @@ def _respond(session: Session, actions) -> Response:
     if plan is not None and plan.kind == "none":
         ivr.records.transfer_result(session.call_sid, "no_destination")
     return _xml(twiml.document(actions, ivr.speech, _answer_url, plan))
+
+
+def _call_sid() -> str:
+    call_sid = request.form.get("CallSid", "")
+    if not call_sid:
+        raise LookupError("request without CallSid")
+    return call_sid
 
 
 def _answer_url(node: str, phase: str) -> str:

@@ -1,0 +1,192 @@
+"""A simulated caller that follows our TwiML the way Twilio does: signed requests, <Gather action>,
+<Redirect>, fall-through on silence, and the end of the call at <Hangup>, <Enqueue> or <Dial>."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urljoin
+
+from twilio.request_validator import RequestValidator
+
+SILENCE = "."  # in a key script: let the question time out
+MAX_REQUESTS = 500  # a call that needs more webhooks than this is stuck in a loop
+
+
+class Transport(Protocol):
+    """Sends one webhook and returns (HTTP status, body)."""
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]: ...
+
+
+class FlaskTransport:
+    """Webhooks through a Flask test client (tests, in-process benchmarks)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
+        response = self.client.post(url, data=params, headers=headers)
+        return response.status_code, response.get_data(as_text=True)
+
+
+class HttpTransport:
+    """Webhooks over real HTTP to a running server."""
+
+    def __init__(self, timeout: float = 10.0):
+        import urllib.request
+
+        self._request = urllib.request
+        self.timeout = timeout
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
+        from urllib.error import HTTPError
+        from urllib.parse import urlencode
+
+        request = self._request.Request(url, data=urlencode(params).encode(), headers=headers, method="POST")
+        try:
+            with self._request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, response.read().decode("utf-8")
+        except HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+
+
+@dataclass
+class Question:
+    """A <Gather> the caller is facing: what was said and what it accepts."""
+
+    action: str
+    said: list[str]
+    num_digits: int | None
+    finish_on_key: str
+
+
+@dataclass
+class CallResult:
+    """Everything a simulated call heard and did."""
+
+    call_sid: str
+    said: list[str] = field(default_factory=list)  # every sentence, in order
+    questions: list[Question] = field(default_factory=list)
+    end: str = ""  # "hangup", "enqueue", "dial", "caller_hung_up"
+    task: dict | None = None  # the <Task> JSON of an <Enqueue>
+    enqueue: dict = field(default_factory=dict)  # attributes of the <Enqueue>
+    dial: dict = field(default_factory=dict)  # {"number"| "sip" | "client": address, attributes…}
+    statuses: list[int] = field(default_factory=list)
+    timings: list[float] = field(default_factory=list)  # seconds per webhook
+    documents: list[str] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.statuses)
+
+
+KeySource = Iterable[str] | Callable[[Question], str | None]
+
+
+class Caller:
+    """Plays one call against the webhooks."""
+
+    def __init__(self, transport: Transport, base_url: str, auth_token: str | None, caller: str = "+33612345678",
+                 called: str = "+33900000000", call_sid: str | None = None):
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.caller = caller
+        self.called = called
+        self.call_sid = call_sid or "CA" + uuid.uuid4().hex
+
+    def params(self, **extra) -> dict:
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.caller,
+            "To": self.called,
+            "CallStatus": "in-progress",
+            "Direction": "inbound",
+            **extra,
+        }
+
+    def post(self, url: str, params: dict, result: CallResult | None = None) -> tuple[int, str]:
+        """One signed webhook."""
+        headers = {}
+        if self.validator is not None:
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, params)
+        began = time.perf_counter()
+        status, body = self.transport.post(url, params, headers)
+        if result is not None:
+            result.timings.append(time.perf_counter() - began)
+            result.statuses.append(status)
+            result.documents.append(body)
+        return status, body
+
+    def call(self, keys: KeySource, hang_up_status: bool = True) -> CallResult:
+        """Dial in, answer each question from `keys` ("." for silence), and follow TwiML to the end."""
+        next_key = keys if callable(keys) else _script(keys)
+        result = CallResult(self.call_sid)
+        url = self.base_url + "/voice"
+        params = self.params()
+        while url is not None:
+            if result.requests >= MAX_REQUESTS:
+                raise RuntimeError(f"more than {MAX_REQUESTS} webhooks: the call is looping")
+            status, body = self.post(url, params, result)
+            if status != 200:
+                raise RuntimeError(f"{url} answered HTTP {status}: {body[:200]}")
+            url, params = self._follow(url, body, result, next_key)
+        if hang_up_status:
+            self.post(self.base_url + "/voice/status", self.params(CallStatus="completed", CallDuration="120"))
+        return result
+
+    def _follow(self, url: str, body: str, result: CallResult, next_key) -> tuple[str | None, dict]:
+        root = ET.fromstring(body)
+        for verb in root:
+            if verb.tag == "Say":
+                result.said.append(verb.text or "")
+            elif verb.tag == "Play":
+                result.said.append(f"[audio {verb.text}]")
+            elif verb.tag == "Gather":
+                question = Question(
+                    action=urljoin(url, verb.get("action") or url),
+                    said=[child.text or "" for child in verb if child.tag == "Say"],
+                    num_digits=int(verb.get("numDigits")) if verb.get("numDigits") else None,
+                    finish_on_key=verb.get("finishOnKey", "#"),
+                )
+                result.said.extend(question.said)
+                result.questions.append(question)
+                key = next_key(question)
+                if key is None:
+                    result.end = "caller_hung_up"
+                    return None, {}
+                if key != SILENCE:
+                    return question.action, self.params(Digits=key)
+            elif verb.tag == "Redirect":
+                return urljoin(url, verb.text), self.params()
+            elif verb.tag == "Hangup":
+                result.end = "hangup"
+                return None, {}
+            elif verb.tag == "Enqueue":
+                result.end = "enqueue"
+                result.enqueue = dict(verb.attrib)
+                task = verb.find("Task")
+                result.task = json.loads(task.text) if task is not None else None
+                return None, {}
+            elif verb.tag == "Dial":
+                result.end = "dial"
+                result.dial = dict(verb.attrib)
+                for child in verb:
+                    result.dial[child.tag.lower()] = (child.text or "").strip()
+                    result.dial[child.tag.lower() + "_attributes"] = dict(child.attrib)
+                return None, {}
+        result.end = "hangup"  # Twilio hangs up when a document runs out of verbs
+        return None, {}
+
+
+def _script(keys: Iterable[str]) -> Callable[[Question], str | None]:
+    """Keys from a list ("1", "10012345673", "." for silence); None when the caller has no more."""
+    iterator = iter(keys)
+    return lambda question: next(iterator, None)

@@ -1,0 +1,241 @@
+"""Whole calls through the real webhooks, with a caller that follows the TwiML like Twilio."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import VALID_RPPS, VALID_SIRET, WORKFLOW
+
+# Keys after the welcome, per path of the guide; "." is silence.
+STEP2_ACTIONS = ["1"] * 5  # four settings, then "I retried the login"
+STEP5_ACTIONS = ["1"] * 3  # delete, uninstall, activate
+TO_STEP4 = ["2", "2", "2"]  # up to date, no Android 15 + browser, test KO
+TO_STEP6 = [*TO_STEP4, "1", "2", *STEP5_ACTIONS, "2"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "outcome", "step", "last_sentence"),
+    [
+        (["1", "1", "1"], "solved", 1, "Parfait, votre problème est résolu."),
+        (["2", "1", *STEP2_ACTIONS, "1"], "solved", 2, "Parfait, votre problème est résolu."),
+        (["2", "1", *STEP2_ACTIONS, "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
+        (["1", "1", "2", "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
+        (["2", "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
+        ([*TO_STEP4, "1", "1"], "solved", 4, "Parfait, votre problème est résolu."),
+        ([*TO_STEP4, "1", "2", *STEP5_ACTIONS, "1"], "solved", 5, "Parfait, votre problème est résolu."),
+    ],
+    ids=["step1-update", "step2-battery", "step2-then-bravo", "update-not-solved-bravo", "bravo", "step4", "step5"],
+)
+def test_every_self_service_ending(caller, records, keys, outcome, step, last_sentence):
+    call = caller()
+    result = call.call(keys)
+    assert result.end == "hangup"
+    assert result.said[-1].startswith(last_sentence)
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["outcome_step"]) == (outcome, step)
+    assert record["call_status"] == "completed"
+
+
+def test_step2_reads_the_four_battery_settings_in_order(caller):
+    result = caller().call(["2", "1", *STEP2_ACTIONS, "1"])
+    text = " ".join(result.said)
+    order = ["informations de l'application", "Utilisation de la batterie", "arrière-plan", "Sans restriction", "Non restreinte", "Relancez"]
+    positions = [text.index(fragment) for fragment in order]
+    assert positions == sorted(positions)
+
+
+def test_step6_with_rpps_transfers_with_every_answer(caller):
+    call = caller(caller="+33611223344")
+    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1"])
+    assert result.end == "enqueue"
+    assert result.enqueue["workflowSid"] == WORKFLOW
+    assert "1 0 0, 1 2 3, 4 5 6, 7 3" in " ".join(result.said)  # the number read back in groups
+    task = result.task
+    assert task["caller"] == "+33611223344"
+    assert task["call_sid"] == call.call_sid
+    assert task["reason"] == "diagnostic_complete"
+    assert task["ecps_test"] == "KO"
+    assert task["identifier"] == {"type": "RPPS", "value": VALID_RPPS, "matricule": None}
+    assert task["answers"] == {
+        "application_a_jour": "oui",
+        "android_15_et_navigateur": "non",
+        "resultat_test_ecps": "KO",
+        "resolu_apres_deconnexion": "non",
+        "resolu_apres_reinstallation": "non",
+        "type_identifiant": "RPPS",
+        "identifiant": VALID_RPPS,
+    }
+    assert [s["step"] for s in task["steps"]] == [1, 1, 3, 4, 4, 5, 5, 5, 5, 6, 6]
+    assert task["started_at"].endswith("+00:00")
+    assert "IP" not in task["public_ip"] and "téléphone" in task["public_ip"]
+
+
+@pytest.mark.parametrize(
+    ("type_key", "number", "kind"),
+    [("2", VALID_SIRET, "SIRET"), ("3", "750000001", "FINESS")],
+)
+def test_step6_siret_or_finess_then_matricule(caller, type_key, number, kind):
+    result = caller().call([*TO_STEP6, type_key, number, "1", "4242", "1"])
+    assert result.end == "enqueue"
+    assert result.task["identifier"] == {"type": kind, "value": number, "matricule": "4242"}
+
+
+def test_step6_without_identifier_still_transfers(caller):
+    result = caller().call([*TO_STEP6, "9"])
+    assert result.end == "enqueue"
+    assert result.task["identifier"] is None
+    assert result.task["answers"]["type_identifiant"] == "non fourni"
+
+
+def test_national_rpps_form_is_accepted_and_normalised(caller):
+    result = caller().call([*TO_STEP6, "1", "8" + VALID_RPPS, "1"])
+    assert result.task["identifier"]["value"] == VALID_RPPS
+
+
+@pytest.mark.parametrize(
+    ("typed", "explanation"),
+    [
+        ("12345", "Ce numéro a 5 chiffres ; il en faut 11."),
+        ("20012345673", "Un numéro RPPS commence par le chiffre 1."),
+        ("10012345674", "Ce numéro n'est pas valide : un chiffre est sans doute erroné."),
+    ],
+)
+def test_bad_rpps_is_explained_and_asked_again(caller, typed, explanation):
+    result = caller().call([*TO_STEP6, "1", typed, VALID_RPPS, "1"])
+    index = result.said.index(explanation)
+    assert result.said[index + 1] == "Tapez les 11 chiffres de votre numéro RPPS, puis dièse."
+    assert result.task["identifier"]["value"] == VALID_RPPS
+
+
+def test_bad_siret_checksum_is_refused(caller):
+    result = caller().call([*TO_STEP6, "2", "73282932000075", VALID_SIRET, "1", "1", "1"])
+    assert "Ce numéro n'est pas valide : un chiffre est sans doute erroné." in result.said
+    assert result.task["identifier"]["value"] == VALID_SIRET
+
+
+def test_caller_can_correct_a_number_after_read_back(caller):
+    other = "10000000009"
+    result = caller().call([*TO_STEP6, "1", other, "2", VALID_RPPS, "1"])
+    assert result.task["identifier"]["value"] == VALID_RPPS
+    assert result.said.count("Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse.") == 2
+
+
+def test_three_bad_numbers_reach_an_agent(caller):
+    result = caller().call([*TO_STEP6, "1", "1", "2", "3"])
+    assert result.end == "enqueue"
+    assert result.task["reason"] == "invalid_input"
+
+
+def test_silence_is_asked_again_shorter_then_agent_after_three(caller, records):
+    call = caller()
+    result = call.call([".", ".", "."])
+    assert result.end == "enqueue"
+    assert result.task["reason"] == "no_input"
+    short = "Si l'application e-CPS n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+    assert result.said.count("Je n'ai pas eu de réponse.") == 2
+    assert result.said.count(short) == 2
+    assert result.said[-1] == "Je n'ai pas eu de réponse. Je vous mets en relation avec un conseiller. Merci de patienter."
+    assert records.get(call.call_sid)["transfer_reason"] == "no_input"
+
+
+def test_wrong_key_is_named_and_question_asked_again(caller):
+    result = caller().call(["5", "2", "2", "1"])
+    assert "La touche 5 ne correspond à aucun choix." in result.said
+    assert result.end == "hangup"  # went on normally after the correction
+
+
+def test_three_wrong_keys_reach_an_agent(caller):
+    result = caller().call(["5", "#", "7"])
+    assert "La touche dièse ne correspond à aucun choix." in result.said
+    assert result.end == "enqueue"
+    assert result.task["reason"] == "invalid_input"
+
+
+def test_failures_are_counted_per_question(caller):
+    # Two failures at step 1, then two at the next question: nobody is transferred.
+    result = caller().call(["5", ".", "2", ".", "5", "2", "1"])
+    assert result.end == "hangup"
+
+
+def test_star_repeats_the_whole_question_without_counting_as_a_failure(caller):
+    result = caller().call(["*", "*", "*", "*", "2", "2", "1"])
+    full = "Étape 1. Vérifiez sur votre téléphone si l'application e-CPS est à jour. Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+    assert result.said.count(full) == 5
+    assert result.end == "hangup"
+
+
+def test_first_menu_announces_star_and_zero(caller):
+    result = caller().call([])
+    first_question = " ".join(result.questions[0].said)
+    assert "tapez étoile pour réécouter" in first_question
+    assert "0 pour parler à un conseiller" in first_question
+
+
+def test_zero_reaches_an_agent_at_once_with_context(caller):
+    result = caller().call(["2", "2", "0"])
+    assert result.end == "enqueue"
+    assert result.task["reason"] == "caller_request"
+    assert result.task["answers"] == {"application_a_jour": "oui", "android_15_et_navigateur": "non"}
+    assert result.task["last_step"] == 3
+
+
+def test_zero_while_keying_a_number_reaches_an_agent(caller):
+    result = caller().call([*TO_STEP6, "1", "0"])
+    assert result.task["reason"] == "caller_request"
+
+
+def test_wait_steps_are_patient_with_silence(caller):
+    # Ten silences while the caller deletes the e-CPS: reminders, no transfer.
+    result = caller().call([*TO_STEP4, "1", "2", *(["."] * 10), "1", "1", "1", "1"])
+    assert result.end == "hangup"
+    reminder = "Prenez votre temps, je reste en ligne. Tapez 1 quand c'est fait, ou 0 pour parler à un conseiller."
+    assert result.said.count(reminder) == 10
+    assert "Je n'ai pas eu de réponse." not in result.said
+
+
+def test_step3_wait_reminds_of_both_results(caller):
+    result = caller().call(["2", "2", ".", "2", "1", "1"])
+    assert "Prenez votre temps, je reste en ligne. Quand vous avez le résultat du test : « Bravo », tapez 1. « KO », tapez 2." in result.said
+
+
+def test_caller_hanging_up_mid_call_is_recorded_with_the_node(caller, records):
+    call = caller()
+    call.call(["2", "2"])  # stops answering at step 3: hangs up
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["last_node"], record["last_step"]) == ("hung_up", "etape3_test", 3)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "verb", "expected"),
+    [
+        ("AGENT_NUMBER", "+33140000000", "number", "+33140000000"),
+        ("AGENT_SIP_URI", "sip:agents@pbx.example.fr", "sip", "sip:agents@pbx.example.fr?X-Call-Context="),
+    ],
+)
+def test_transfer_by_dial_without_a_workflow(make_app, caller, setting, value, verb, expected):
+    app = make_app(**{setting: value})
+    call = caller(target=app)
+    result = call.call(["0"])
+    assert result.end == "dial"
+    assert result.dial[verb].startswith(expected)
+    assert result.dial["action"] == "/voice/transfer-done"
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert record["context"]["reason"] == "caller_request"
+
+
+def test_transfer_with_no_destination_apologises_and_hangs_up(make_app, caller):
+    app = make_app()
+    call = caller(target=app)
+    result = call.call(["0"])
+    assert result.end == "hangup"
+    assert result.said[-1].startswith("Aucun conseiller n'est disponible pour le moment.")
+    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == "no_destination"
+
+
+def test_unanswered_dial_says_so_and_is_recorded(make_app, caller):
+    app = make_app(AGENT_NUMBER="+33140000000")
+    call = caller(target=app)
+    call.call(["0"], hang_up_status=False)
+    status, body = call.post("http://localhost/voice/transfer-done", call.params(DialCallStatus="no-answer"))
+    assert status == 200
+    assert "Aucun conseiller n'est disponible" in body and "<Hangup />" in body
+    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == "no-answer"

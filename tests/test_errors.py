@@ -1,0 +1,91 @@
+"""Whatever goes wrong on our side, Twilio gets valid TwiML that apologises and transfers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from conftest import WORKFLOW
+
+APOLOGY = "Nous rencontrons un problème technique, veuillez nous en excuser. Je vous mets en relation avec un conseiller."
+
+
+def test_unknown_session_apologises_and_transfers(caller):
+    call = caller()
+    status, body = call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="1"))
+    assert status == 200
+    assert APOLOGY in body
+    assert f'workflowSid="{WORKFLOW}"' in body
+
+
+def test_session_on_a_node_the_flow_no_longer_has(app, caller, records):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    store = app.extensions["ivr"].store
+    store.save(replace(store.load(call.call_sid), node="etape_supprimee"))
+    status, body = call.post("http://localhost/voice/answer?node=etape_supprimee&phase=ask", call.params(Digits="1"))
+    assert status == 200 and APOLOGY in body
+    assert records.get(call.call_sid)["transfer_reason"] == "technical_error"
+
+
+def test_store_down_still_transfers(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params(Digits="1"))
+    # A real failure of the store: its table is gone.
+    app.extensions["ivr"].store.db.connection().execute("DROP TABLE sessions")
+    status, body = call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    assert status == 200
+    assert APOLOGY in body and "<Enqueue" in body
+    task = json.loads(body.split("<Task>")[1].split("</Task>")[0].replace("&quot;", '"'))
+    assert task["reason"] == "technical_error" and task["caller"] == call.caller
+
+
+def test_fallback_url_transfers_with_what_the_caller_said(caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    status, body = call.post("http://localhost/voice/fallback", call.params(ErrorCode="11200", ErrorUrl="http://localhost/voice"))
+    assert status == 200 and APOLOGY in body
+    task = json.loads(body.split("<Task>")[1].split("</Task>")[0].replace("&quot;", '"'))
+    assert task["answers"] == {"application_a_jour": "oui"}
+    assert task["reason"] == "technical_error"
+
+
+def test_missing_call_sid_is_not_a_500(client, caller):
+    call = caller()
+    params = call.params()
+    del params["CallSid"]
+    status, body = call.post("http://localhost/voice/answer?node=x&phase=ask", params)
+    assert status == 200 and APOLOGY in body
+
+
+def test_stale_answer_repeats_the_current_question(caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    # Twilio retries the first answer: we are already at the Android question.
+    status, body = call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    assert status == 200
+    assert "node=etape1_android" in body and "Android 15 ou plus" in body
+
+
+def test_second_incoming_webhook_resumes_instead_of_restarting(caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    status, body = call.post("http://localhost/voice", call.params())
+    assert "node=etape1_android" in body and "Bonjour" not in body
+
+
+def test_status_busy_closes_the_record_with_that_status(caller, records):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/status", call.params(CallStatus="canceled"))
+    assert records.get(call.call_sid)["outcome"] == "canceled"
+
+
+def test_intermediate_status_does_not_close(caller, records):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/status", call.params(CallStatus="ringing"))
+    assert records.get(call.call_sid)["ended_at"] is None

@@ -1,0 +1,77 @@
+"""Every /voice* request must carry Twilio's signature for its public URL."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TOKEN
+from twilio.request_validator import RequestValidator
+
+from ivr.app import ConfigurationError
+
+PARAMS = {"CallSid": "CA" + "1" * 32, "From": "+33612345678"}
+PATHS = ["/voice", "/voice/answer?node=etape1_a_jour&phase=ask", "/voice/status", "/voice/fallback", "/voice/transfer-done"]
+
+
+def sign(url, params=PARAMS, token=TOKEN):
+    return RequestValidator(token).compute_signature(url, params)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "not-a-signature", sign("http://localhost/voice/elsewhere"), sign("http://localhost/voice", token="other-token")],
+    ids=["missing", "empty", "garbage", "other-url", "other-token"],
+)
+def test_bad_signatures_are_refused(client, path, signature):
+    headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    response = client.post(path, data=PARAMS, headers=headers)
+    assert response.status_code == 403
+
+
+def test_tampered_parameters_are_refused(client):
+    signature = sign("http://localhost/voice")
+    response = client.post("/voice", data={**PARAMS, "From": "+33700000000"}, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_good_signature_is_accepted(client, path):
+    response = client.post(path, data=PARAMS, headers={"X-Twilio-Signature": sign("http://localhost" + path)})
+    assert response.status_code == 200
+    assert response.content_type == "text/xml; charset=utf-8"
+
+
+def test_public_base_url_behind_a_proxy(make_app):
+    app = make_app(IVR_PUBLIC_URL="https://ivr.example.fr/")
+    client = app.test_client()
+    good = sign("https://ivr.example.fr/voice")
+    assert client.post("/voice", data=PARAMS, headers={"X-Twilio-Signature": good}).status_code == 200
+    internal = sign("http://localhost/voice")
+    assert client.post("/voice", data=PARAMS, headers={"X-Twilio-Signature": internal}).status_code == 403
+
+
+def test_trusted_forwarded_headers(make_app):
+    app = make_app(IVR_TRUSTED_PROXIES="1")
+    client = app.test_client()
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example.fr", "X-Twilio-Signature": sign("https://ivr.example.fr/voice")}
+    assert client.post("/voice", data=PARAMS, headers=headers).status_code == 200
+
+
+def test_forwarded_headers_are_ignored_unless_trusted(client):
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example.fr", "X-Twilio-Signature": sign("https://ivr.example.fr/voice")}
+    assert client.post("/voice", data=PARAMS, headers=headers).status_code == 403
+
+
+def test_no_token_refuses_to_start_outside_development(make_app):
+    with pytest.raises(ConfigurationError, match="TWILIO_AUTH_TOKEN"):
+        make_app(TWILIO_AUTH_TOKEN="")
+
+
+def test_development_without_token_warns_loudly_and_serves(make_app, caplog):
+    app = make_app(TWILIO_AUTH_TOKEN="", IVR_ENV="development")
+    assert "NOT checked" in caplog.text
+    assert app.test_client().post("/voice", data=PARAMS).status_code == 200
+
+
+def test_health_is_not_behind_the_signature(client):
+    assert client.get("/health").json["status"] == "ok"
