@@ -145,6 +145,8 @@ def _digest(path: Path) -> str:
 
 class _Checker:
     def __init__(self, name: str, prompts: Prompts, problems: list[Problem]):
+        self.names: set[str] = set()
+        self.broken_links = 0
         self.name = name
         self.prompts = prompts
         self.problems = problems
@@ -163,6 +165,7 @@ class _Checker:
         if not isinstance(raw_nodes, LineMap) or not raw_nodes:
             self.error(data.line_of("nodes"), "« nodes » doit lister les étapes de l'appel")
             return None
+        self.names = {str(name) for name in raw_nodes}
         nodes = {}
         for node_name, raw in raw_nodes.items():
             node = self.node(str(node_name), raw, raw_nodes.line_of(node_name))
@@ -171,13 +174,14 @@ class _Checker:
         start = data.get("start")
         if start not in raw_nodes:
             self.error(data.line_of("start"), f"« start » doit nommer une étape de « nodes » (trouvé : {start!r})")
-        self.links(nodes, raw_nodes)
-        if start in nodes:
+        if start in nodes and not self.broken_links:
+            # With a broken link, most "unreachable" findings would only repeat it: fix links first.
             self.reachability(str(start), nodes)
         self.say_loops(nodes)
         for key in SYSTEM_PROMPTS:
             if key not in self.prompts:
-                self.error(0, f"la phrase « {key} » manque dans {self.prompts.source} : le serveur vocal en a besoin")
+                message = f"la phrase « {key} » manque : le serveur vocal en a besoin"
+                self.problems.append(Problem(self.prompts.source, 0, message))
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name)
@@ -236,6 +240,8 @@ class _Checker:
             self.error(raw.line_of("confirm"), f"{where} : « confirm » vaut true ou false")
             confirm = True
         choices = self.choices(raw.get("choices"), raw.line_of("choices"), where) if "choices" in raw else {}
+        if isinstance(values["next"], str):
+            self.link(values["next"], raw.line_of("next"), where)
         return Node(
             name=name,
             type=kind,
@@ -282,14 +288,14 @@ class _Checker:
             if not isinstance(target, str):
                 self.error(key_line, f"{where}, touche {key} : il faut dire vers quelle étape aller (goto)")
                 continue
+            self.link(target, key_line, f"{where}, touche {key}")
             choices[key] = Choice(key, target, answer)
         return choices
 
-    def links(self, nodes: dict[str, Node], raw_nodes: LineMap) -> None:
-        for node in nodes.values():
-            for target in node.exits:
-                if target not in raw_nodes:
-                    self.error(node.line, f"étape « {node.name} » : renvoie vers « {target} », qui n'existe pas")
+    def link(self, target: str, line: int, where: str) -> None:
+        if target not in self.names:
+            self.broken_links += 1
+            self.error(line, f"{where} : renvoie vers « {target} », qui n'existe pas")
 
     def say_loops(self, nodes: dict[str, Node]) -> None:
         # A chain of "say" nodes that comes back on itself would talk forever without listening.

@@ -19,7 +19,8 @@ class Problem:
 
     def __str__(self) -> str:
         label = "erreur" if self.severity == "error" else "avertissement"
-        return f"{self.file}:{self.line}: {label}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {label}: {self.message}"
 
 
 class LineMap(dict):

@@ -38,7 +38,7 @@ def test_shipped_flow_loads():
 @pytest.mark.parametrize(
     ("old", "new", "line_fragment", "message"),
     [
-        ('"2": {answer: oui, goto: etape1_android}', '"2": {answer: oui, goto: etape9}', "  etape1_a_jour:",
+        ('"2": {answer: oui, goto: etape1_android}', '"2": {answer: oui, goto: etape9}', "goto: etape9",
          "renvoie vers « etape9 », qui n'existe pas"),
         ("prompt: etape1.question\n", "prompt: etape1.questoin\n", "etape1.questoin", "la phrase « etape1.questoin » n'existe pas"),
         ('"1": {answer: Bravo, goto: fin_service}', '"1": {answer: Bravo, goto: etape4_deconnexion}', "  fin_service:", "aucun chemin n'y mène"),

@@ -1,0 +1,85 @@
+"""Benchmark: median and p99 webhook time over whole simulated calls.
+
+In-process by default (Flask test client, embedded SQLite in a temporary directory): this measures our
+own code per webhook. With --url it plays the same calls over HTTP against a running server (start it
+with the same TWILIO_AUTH_TOKEN as --token).
+
+    python bench/webhooks.py --calls 300
+    python bench/webhooks.py --calls 300 --url http://127.0.0.1:8000 --token "$TWILIO_AUTH_TOKEN"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import logging  # noqa: E402
+
+from ivr.simulator import Caller, FlaskTransport, HttpTransport  # noqa: E402
+
+RPPS = "10012345673"
+# One script per path of the guide, as in the tests; calls cycle through them.
+SCRIPTS = [
+    ["1", "1", "1"],
+    ["2", "1", "1", "1", "1", "1", "1", "1"],
+    ["2", "2", "1"],
+    ["2", "2", "2", "1", "1"],
+    ["2", "2", "2", "1", "2", "1", "1", "1", "1"],
+    ["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", RPPS, "1"],
+    ["5", ".", "2", "*", "2", "0"],
+    [".", ".", "."],
+]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200, help="number of whole calls to play (default 200)")
+    parser.add_argument("--url", help="base URL of a running server (default: in-process)")
+    parser.add_argument("--token", default="bench-token", help="TWILIO_AUTH_TOKEN of the server (default: bench-token)")
+    args = parser.parse_args()
+
+    if args.url:
+        transport, base = HttpTransport(), args.url
+        where = f"HTTP {args.url}"
+    else:
+        from ivr import create_app
+
+        data_dir = tempfile.mkdtemp(prefix="ivr-bench-")
+        os.environ.pop("REDIS_URL", None)
+        os.environ.pop("DATABASE_URL", None)
+        app = create_app({"TWILIO_AUTH_TOKEN": args.token, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
+        transport, base = FlaskTransport(app.test_client()), "http://localhost"
+        where = f"in-process, SQLite in {data_dir}"
+
+    timings: list[float] = []
+    began = time.perf_counter()
+    for number in range(args.calls):
+        caller = Caller(transport, base, args.token)
+        result = caller.call(SCRIPTS[number % len(SCRIPTS)])
+        timings.extend(result.timings)
+    elapsed = time.perf_counter() - began
+
+    print(f"where:            {where}")
+    print(f"calls:            {args.calls} ({len(timings)} webhooks, status callbacks not counted)")
+    print(f"webhook median:   {statistics.median(timings) * 1000:.2f} ms")
+    print(f"webhook p99:      {percentile(timings, 0.99) * 1000:.2f} ms")
+    print(f"webhook max:      {max(timings) * 1000:.2f} ms")
+    print(f"throughput:       {len(timings) / elapsed:.0f} webhooks/s on one thread")
+
+
+if __name__ == "__main__":
+    main()
