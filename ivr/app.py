@@ -15,6 +15,7 @@ from . import flow as flow_module
 from . import prompts as prompts_module
 from .db import SQLite
 from .handoff import Destinations
+from .outbox import Deliverer, Outbox
 from .records import CallRecords
 from .store import DEFAULT_TTL, SessionStore, SqliteSessionStore
 from .twiml import Speech
@@ -31,6 +32,11 @@ ENVIRONMENT = {
     "TWILIO_WORKFLOW_SID": "",
     "AGENT_NUMBER": "",
     "AGENT_SIP_URI": "",
+    "AGENT_CLIENT": "",
+    "HANDOFF_WEBHOOK_URL": "",
+    "IVR_WEBHOOK_SECRET": "",
+    "IVR_OUTBOX_THREAD": "1",
+    "IVR_API_TOKEN": "",
     "IVR_DATA_DIR": "instance",
     "IVR_FLOW": "flows/ecps.yaml",
     "IVR_PROMPTS": "prompts",
@@ -59,6 +65,13 @@ class Services:
     destinations: Destinations
     validator: RequestValidator | None
     public_base: str
+    outbox: Outbox | None = None
+    deliverer: Deliverer | None = None
+
+    def nudge_outbox(self) -> None:
+        """Deliver a new document now rather than at the next poll."""
+        if self.deliverer is not None:
+            self.deliverer.nudge()
 
     def public_url(self, request: Request) -> str:
         """The URL Twilio signed: the configured public base, or the (proxy-fixed) request URL."""
@@ -90,9 +103,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     catalogue = prompts_module.load(_resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"])
     flow = flow_module.load(_resolve(config["IVR_FLOW"]), catalogue)
     db = SQLite(_resolve(config["IVR_DATA_DIR"], must_exist=False) / "ivr.sqlite3")
-    destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"])
+    destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
     if not destinations.configured:
-        log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER or AGENT_SIP_URI: callers who need an agent will be told none is available")
+        log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
+    outbox = deliverer = None
+    if config["HANDOFF_WEBHOOK_URL"]:
+        if not config["IVR_WEBHOOK_SECRET"]:
+            raise ConfigurationError("HANDOFF_WEBHOOK_URL is set but IVR_WEBHOOK_SECRET is not: the helpdesk could not verify our calls.")
+        outbox = Outbox(db, config["HANDOFF_WEBHOOK_URL"], config["IVR_WEBHOOK_SECRET"])
+        if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
+            deliverer = Deliverer(outbox)
+            deliverer.start()
 
     app.extensions["ivr"] = Services(
         flow=flow,
@@ -102,15 +123,19 @@ def create_app(test_config: dict | None = None) -> Flask:
         destinations=destinations,
         validator=RequestValidator(token) if token else None,
         public_base=config["IVR_PUBLIC_URL"].rstrip("/"),
+        outbox=outbox,
+        deliverer=deliverer,
     )
 
     proxies = int(config["IVR_TRUSTED_PROXIES"] or 0)
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies)
 
+    from .api import bp as api_bp
     from .voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    app.register_blueprint(api_bp)
 
     @app.get("/health")
     def health():

@@ -33,6 +33,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX calls_started ON calls (started_at);
     """,
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        call_sid TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        locked_until REAL NOT NULL DEFAULT 0,
+        delivered_at REAL,
+        failed_at REAL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (delivered_at, failed_at, next_attempt_at);
+    """,
 )
 
 

@@ -31,6 +31,17 @@ class Keys:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """The caller left a voice message."""
+
+    node: str
+    phase: str
+    url: str
+    duration: int
+    at: float
+
+
+@dataclass(frozen=True)
 class NoInput:
     """A question timed out with nothing pressed."""
 
@@ -62,6 +73,15 @@ class Ask:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """Speak `says`, then record a voice message of at most `max_length` seconds."""
+
+    node: str
+    says: tuple[Say, ...]
+    max_length: int
+
+
+@dataclass(frozen=True)
 class Hangup:
     """Speak `says`, then end the call."""
 
@@ -76,7 +96,7 @@ class Transfer:
     says: tuple[Say, ...] = ()
 
 
-Action = Ask | Hangup | Transfer
+Action = Ask | Listen | Hangup | Transfer
 
 
 # ---- the state of one call ----------------------------------------------------------------------
@@ -122,7 +142,7 @@ def start(flow: Flow, call_sid: str, caller: str, at: float) -> tuple[Session, t
     return _enter(flow, session, flow.start, at)
 
 
-def step(flow: Flow, session: Session, event: Keys | NoInput) -> tuple[Session, tuple[Action, ...]]:
+def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded) -> tuple[Session, tuple[Action, ...]]:
     """Apply one caller event to the session; return the new session and what to do next."""
     if session.ended:
         return session, (Hangup(),)
@@ -134,6 +154,10 @@ def step(flow: Flow, session: Session, event: Keys | NoInput) -> tuple[Session, 
         return session, (_ask(flow, node, session, full=False),)
     if isinstance(event, NoInput):
         return _no_input(flow, node, session, event.at)
+    if isinstance(event, Recorded):
+        session = replace(session, answers={**session.answers, node.field: event.url})
+        session = _log(session, event.at, "answer", field=node.field, duration=event.duration)
+        return _enter(flow, session, node.next, event.at)
     digits = event.digits
     if REPEAT_KEY in digits:
         session = _log(session, event.at, "repeat")
@@ -143,6 +167,8 @@ def step(flow: Flow, session: Session, event: Keys | NoInput) -> tuple[Session, 
         return _transfer(session, "caller_request", event.at)
     if session.phase == "confirm":
         return _confirm(flow, node, session, digits, event.at)
+    if node.type == "digits" and node.options:
+        return _picked(flow, node, session, digits, event.at)
     if node.type == "digits":
         return _keyed_number(flow, node, session, digits, event.at)
     return _choose(flow, node, session, digits, event.at)
@@ -197,13 +223,15 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
     return fail(session, at)
 
 
-def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask:
+def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask | Listen:
     settings = flow.settings
     if session.phase == "confirm":
         key = "saisie.relecture" if full else "saisie.relecture_courte"
         params = {"chiffres": identifiers.spoken_groups(session.pending or "")}
         return Ask(node.name, "confirm", (*lead, Say(key, params)), settings.menu_timeout)
     prompt = Say(node.prompt if full or not node.short else node.short)
+    if node.type == "record":
+        return Listen(node.name, (*lead, prompt), node.max_length)
     if node.type == "digits":
         return Ask(node.name, "ask", (*lead, prompt), settings.digits_timeout, None, "#")
     if node.type == "wait":
@@ -217,6 +245,9 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
         # The caller is doing what we asked: a gentle reminder, not a failed answer.
         hold = Say(node.hold or "commun.attente")
         return _log(session, at, "wait"), (Ask(node.name, "ask", (hold,), settings.menu_timeout, pause=settings.wait_pause),)
+    if node.type == "record" or (node.type == "digits" and node.optional and session.phase == "ask"):
+        # Silence, or # alone, at a question the caller may skip: go on without an answer.
+        return _enter(flow, _log(session, at, "skip", field=node.field), node.next, at)
     return _failed(flow, node, session, at, "silence", "no_input", Say("commun.silence"))
 
 
@@ -249,9 +280,18 @@ def _keyed_number(flow: Flow, node: Node, session: Session, digits: str, at: flo
     return session, (_ask(flow, node, session, full=True),)
 
 
+def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    unknown = [key for key in digits if key not in node.options]
+    if unknown:
+        why = Say("commun.touche_invalide", {"touche": spoken_key(unknown[0])})
+        return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=unknown[0])
+    labels = [node.options[key] for key in dict.fromkeys(digits)]
+    return _accept_number(flow, node, session, ", ".join(labels), at)
+
+
 def _number_problem(verdict: identifiers.Verdict, digits: str) -> Say:
     if verdict.problem == "length":
-        return Say("saisie.longueur", {"compte": str(len(digits)), "attendu": str(verdict.expected)})
+        return Say("saisie.longueur", {"compte": str(len(digits)), "attendu": verdict.expected})
     if verdict.problem == "prefix":
         return Say("saisie.prefixe")
     if verdict.problem == "checksum":

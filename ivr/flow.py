@@ -15,7 +15,7 @@ from .identifiers import CHECKS
 from .prompts import Prompts
 from .yamlfile import LineMap, Problem
 
-NODE_TYPES = ("say", "menu", "wait", "digits", "end", "transfer")
+NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer")
 # Keys that work at every question and therefore cannot be a menu choice.
 REPEAT_KEY = "*"
 AGENT_KEY = "0"
@@ -36,6 +36,9 @@ SYSTEM_PROMPTS = (
     "transfert.touches",
     "transfert.erreur",
     "conseiller.indisponible",
+    "conseiller.chuchotement",
+    "attente.message",
+    "attente.position",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -44,7 +47,8 @@ _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
     "menu": ({"prompt", "choices"}, {"short", "field", "step"}),
     "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step"}),
-    "digits": ({"prompt", "field", "check", "next"}, {"short", "confirm", "step"}),
+    "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
+    "record": ({"prompt", "field", "next"}, {"max_length", "step"}),
     "end": ({"prompt", "outcome"}, {"step"}),
     "transfer": ({"prompt", "reason"}, {"step"}),
 }
@@ -75,6 +79,9 @@ class Node:
     next: str | None = None
     check: str | None = None
     confirm: bool = True
+    optional: bool = False  # digits: silence or # alone skips the question
+    options: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # digits: key → label
+    max_length: int = 60  # record: seconds
     outcome: str | None = None
     reason: str | None = None
 
@@ -235,10 +242,13 @@ class _Checker:
         check = raw.get("check")
         if "check" in raw and check not in CHECKS:
             self.error(raw.line_of("check"), f"{where} : « check » doit être {', '.join(CHECKS)}")
-        confirm = raw.get("confirm", True)
-        if not isinstance(confirm, bool):
-            self.error(raw.line_of("confirm"), f"{where} : « confirm » vaut true ou false")
-            confirm = True
+        options = self.options(raw, where) if kind == "digits" else {}
+        confirm = self.flag(raw, "confirm", not options, where)
+        optional = self.flag(raw, "optional", False, where)
+        max_length = raw.get("max_length", 60)
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or not 5 <= max_length <= 300:
+            self.error(raw.line_of("max_length"), f"{where} : « max_length » est une durée en secondes, de 5 à 300")
+            max_length = 60
         choices = self.choices(raw.get("choices"), raw.line_of("choices"), where) if "choices" in raw else {}
         if isinstance(values["next"], str):
             self.link(values["next"], raw.line_of("next"), where)
@@ -255,9 +265,41 @@ class _Checker:
             next=values["next"],
             check=check,
             confirm=confirm,
+            optional=optional,
+            options=MappingProxyType(options),
+            max_length=max_length,
             outcome=values["outcome"],
             reason=values["reason"],
         )
+
+    def flag(self, raw: LineMap, key: str, default: bool, where: str) -> bool:
+        value = raw.get(key, default)
+        if not isinstance(value, bool):
+            self.error(raw.line_of(key), f"{where} : « {key} » vaut true ou false")
+            return default
+        return value
+
+    def options(self, raw: LineMap, where: str) -> dict[str, str]:
+        # A digits node either checks a number ("check") or lets the caller pick several keys ("options").
+        if ("check" in raw) == ("options" in raw):
+            self.error(raw.line, f"{where} : une saisie a soit « check » (un numéro), soit « options » (plusieurs touches)")
+            return {}
+        options = raw.get("options")
+        if "options" not in raw:
+            return {}
+        if not isinstance(options, LineMap) or not options:
+            self.error(raw.line_of("options"), f"{where} : « options » associe des touches à des libellés")
+            return {}
+        found = {}
+        for raw_key, label in options.items():
+            key = str(raw_key)
+            if len(key) != 1 or key not in "123456789":
+                self.error(options.line_of(raw_key), f"{where} : « {key} » n'est pas une touche de 1 à 9")
+            elif not isinstance(label, str) or not label.strip():
+                self.error(options.line_of(raw_key), f"{where}, touche {key} : il faut un libellé")
+            else:
+                found[key] = label.strip()
+        return found
 
     def prompt_ref(self, key: object, line: int, where: str) -> None:
         if not isinstance(key, str) or key not in self.prompts:

@@ -1,4 +1,4 @@
-"""The context an agent receives with a transferred call, and how it reaches them."""
+"""The context an agent receives with a transferred call, and every way it reaches them."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from .engine import Session
 from .flow import Flow
 from .twiml import TransferPlan
 
 SCHEMA = 1
+PARIS = ZoneInfo("Europe/Paris")
+SIP_HEADERS_MAX = 1024  # Twilio's limit for the headers carried in a <Sip> URI
 PUBLIC_IP_NOTE = "non collectable par téléphone : à demander à l'appelant"
 REASON_LABELS = {
     "caller_request": "l'appelant a demandé un conseiller",
@@ -20,6 +23,45 @@ REASON_LABELS = {
     "technical_error": "incident technique du serveur vocal",
     "diagnostic_complete": "diagnostic des étapes 1 à 5 sans solution",
 }
+# Flow fields (flows/ecps.yaml) → their label in the French summary, in reading order.
+FIELD_LABELS = {
+    "application_a_jour": "application à jour",
+    "resolu_apres_mise_a_jour": "résolu après mise à jour",
+    "android_15_et_navigateur": "Android 15 ou plus avec navigateur",
+    "resolu_apres_batterie": "résolu après réglage de la batterie",
+    "resultat_test_ecps": "test e-CPS",
+    "resolu_apres_deconnexion": "résolu après déconnexion des sessions",
+    "resolu_apres_reinstallation": "résolu après réinstallation",
+    "identifiant": "identifiant",
+    "matricule": "matricule",
+    "numero_carte": "carte",
+    "reproductible": "reproductible",
+    "probleme_en_cours": "problème en cours",
+    "support": "support",
+    "systeme_mobile": "système mobile",
+    "version_systeme_mobile": "version",
+    "navigateurs": "navigateurs",
+    "systeme_ordinateur": "ordinateur",
+    "version_systeme_ordinateur": "version",
+    "lps": "LPS",
+}
+# Flow fields → keys of the step-6 questionnaire in the document (the contract with helpdesks).
+QUESTIONNAIRE = {
+    "numero_carte": "card_number",
+    "reproductible": "reproducible",
+    "probleme_en_cours": "happening_now",
+    "support": "device",
+    "systeme_mobile": "mobile_os",
+    "version_systeme_mobile": "mobile_os_version",
+    "navigateurs": "browsers",
+    "systeme_ordinateur": "computer_os",
+    "version_systeme_ordinateur": "computer_os_version",
+    "lps": "lps",
+    "message_vocal": "voice_message_url",
+}
+_NOT_FIELDS = {"type_identifiant", "message_vocal", "version_systeme_mobile", "version_systeme_ordinateur"}
+# A system is said with its version: "système mobile : Android 15".
+_VERSIONS = {"systeme_mobile": "version_systeme_mobile", "systeme_ordinateur": "version_systeme_ordinateur"}
 
 
 @dataclass(frozen=True)
@@ -29,10 +71,21 @@ class Destinations:
     workflow_sid: str = ""
     agent_number: str = ""
     agent_sip_uri: str = ""
+    agent_client: str = ""
 
     @property
     def configured(self) -> bool:
-        return bool(self.workflow_sid or self.agent_number or self.agent_sip_uri)
+        return bool(self.workflow_sid or self.agent_number or self.agent_sip_uri or self.agent_client)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Absolute URLs a transfer needs (Twilio and agents' tools call them back)."""
+
+    done: str  # where Twilio reports how the transfer ended
+    context: str  # the agent API for this call's document
+    whisper: str = ""  # what an agent's phone plays before the caller is connected
+    wait: str = ""  # the hold message while queued
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -42,29 +95,28 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def context(session: Session, flow: Flow, now: float) -> dict:
-    """The document that tells an agent everything the caller already said."""
-    steps = []
+def context(session: Session, flow: Flow, now: float, context_url: str = "") -> dict:
+    """The document that tells an agent everything the caller already said (schema 1)."""
+    answers = dict(session.answers)
+    path = []
     for entry in session.history:
-        if entry.get("event") != "answer":
+        if entry.get("event") not in ("answer", "skip"):
             continue
         node = flow.nodes.get(entry.get("node", ""))
         field = entry.get("field")
-        steps.append(
-            {
-                "step": entry.get("step"),
-                "node": entry.get("node"),
-                "field": field,
-                "answer": session.answers.get(field) if node is not None and node.type == "digits" else entry.get("answer"),
-                "at": iso(entry.get("at")),
-            }
-        )
-    answers = dict(session.answers)
+        value = entry.get("answer")
+        if node is not None and node.type in ("digits", "record"):
+            value = answers.get(field) if entry["event"] == "answer" else None
+        path.append({"step": entry.get("step"), "node": entry.get("node"), "field": field, "answer": value,
+                     "skipped": entry["event"] == "skip", "at": iso(entry.get("at"))})
     identifier = None
     if answers.get("identifiant"):
         identifier = {"type": answers.get("type_identifiant"), "value": answers["identifiant"], "matricule": answers.get("matricule")}
+    questionnaire = {key: answers.get(field) for field, key in QUESTIONNAIRE.items()}
+    questionnaire["browsers"] = answers["navigateurs"].split(", ") if answers.get("navigateurs") else []
+    questionnaire["identifier"] = identifier
     reason = session.transfer_reason
-    return {
+    document = {
         "schema": SCHEMA,
         "call_sid": session.call_sid,
         "caller": session.caller,
@@ -76,22 +128,102 @@ def context(session: Session, flow: Flow, now: float) -> dict:
         "last_node": session.node,
         "ecps_test": answers.get("resultat_test_ecps"),
         "identifier": identifier,
+        "questionnaire": questionnaire,
         "answers": answers,
-        "steps": steps,
-        "public_ip": PUBLIC_IP_NOTE,
+        "path": path,
+        "public_ip": {"collected": False, "note": PUBLIC_IP_NOTE},
         "flow_version": session.flow_version,
+        "context_url": context_url or None,
+    }
+    document["summary_fr"] = summary(document, session.started_at)
+    return document
+
+
+def summary(document: dict, started_at: float) -> str:
+    """A few French sentences an agent can read in ten seconds."""
+    when = datetime.fromtimestamp(started_at, PARIS)
+    caller = document.get("caller") or "un numéro masqué"
+    sentences = [f"Appel du {when:%d/%m/%Y} à {when:%H} h {when:%M} depuis le {caller}."]
+    if document.get("reason"):
+        sentences.append(f"Transfert : {document['reason_label']}.")
+    answers = document.get("answers") or {}
+    facts = []
+    for field, value in answers.items():
+        if field in _NOT_FIELDS:
+            continue
+        label = FIELD_LABELS.get(field, field.replace("_", " "))
+        if field == "identifiant" and answers.get("type_identifiant"):
+            label = answers["type_identifiant"]
+        if answers.get(_VERSIONS.get(field, "")):
+            value = f"{value} {answers[_VERSIONS[field]]}"
+        facts.append(f"{label} : {value}")
+    if answers.get("type_identifiant") and not answers.get("identifiant"):
+        facts.append(f"identifiant : {answers['type_identifiant']}")
+    sentences.extend(_capitalise(fact) + "." for fact in facts)
+    if answers.get("message_vocal"):
+        sentences.append("Un message vocal a été laissé.")
+    sentences.append("IP publique à demander.")
+    return " ".join(sentences)
+
+
+def compact(document: dict) -> dict:
+    """The key fields for a TaskRouter task, with the URL of the whole document."""
+    identifier = document.get("identifier") or {}
+    return {
+        "type": "ecps_support",
+        "name": document.get("caller") or "appel e-CPS",
+        "call_sid": document["call_sid"],
+        "caller": document.get("caller"),
+        "started_at": document.get("started_at"),
+        "reason": document.get("reason"),
+        "last_step": document.get("last_step"),
+        "ecps_test": document.get("ecps_test"),
+        "identifier_type": identifier.get("type"),
+        "identifier": identifier.get("value"),
+        "summary_fr": document.get("summary_fr"),
+        "context_url": document.get("context_url"),
     }
 
 
-def plan(destinations: Destinations, document: dict, done_url: str) -> TransferPlan:
+def sip_address(base_uri: str, document: dict) -> str:
+    """The SIP URI with X- headers for the agent's PBX, kept within Twilio's header limit."""
+    identifier = document.get("identifier") or {}
+    wanted = [
+        ("X-Context-Id", document["call_sid"]),
+        ("X-Reason", document.get("reason")),
+        ("X-Ecps-Test", document.get("ecps_test")),
+        ("X-Identifier-Type", identifier.get("type")),
+        ("X-Identifier", identifier.get("value")),
+        ("X-Caller", document.get("caller")),
+        ("X-Context-Url", document.get("context_url")),
+    ]
+    headers = ""
+    for name, value in wanted:
+        if not value:
+            continue
+        pair = f"{name}={quote(str(value), safe='')}"
+        candidate = f"{headers}&{pair}" if headers else pair
+        if len(candidate) > SIP_HEADERS_MAX:
+            continue  # least important last: drop what does not fit
+        headers = candidate
+    separator = "&" if "?" in base_uri else "?"
+    return f"{base_uri}{separator}{headers}"
+
+
+def plan(destinations: Destinations, document: dict, links: Links) -> TransferPlan:
     """Choose how the call reaches an agent and attach the context to it."""
     if destinations.workflow_sid:
-        task = {"name": document.get("caller") or "appel e-CPS", "type": "ecps_support", **document}
-        return TransferPlan("workflow", destinations.workflow_sid, json.dumps(task, ensure_ascii=False), done_url)
+        task = json.dumps(compact(document), ensure_ascii=False)
+        return TransferPlan("workflow", destinations.workflow_sid, task=task, done_url=links.done, wait_url=links.wait)
     if destinations.agent_number:
-        return TransferPlan("number", destinations.agent_number, done_url=done_url)
+        return TransferPlan("number", destinations.agent_number, done_url=links.done, whisper_url=links.whisper)
     if destinations.agent_sip_uri:
-        separator = "&" if "?" in destinations.agent_sip_uri else "?"
-        address = f"{destinations.agent_sip_uri}{separator}X-Call-Context={quote(document['call_sid'] or '')}"
-        return TransferPlan("sip", address, done_url=done_url)
+        return TransferPlan("sip", sip_address(destinations.agent_sip_uri, document), done_url=links.done)
+    if destinations.agent_client:
+        parameters = {key: str(value) for key, value in compact(document).items() if value is not None}
+        return TransferPlan("client", destinations.agent_client, done_url=links.done, parameters=tuple(parameters.items()))
     return TransferPlan("none")
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]

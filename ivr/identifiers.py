@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from stdnum import luhn
 from stdnum.fr import siret
 
-CHECKS = ("rpps", "siret", "finess", "matricule")
+CHECKS = ("rpps", "siret", "finess", "matricule", "carte", "version")
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Verdict:
 
     value: str | None
     problem: str | None = None  # "length", "prefix", "checksum", "not_digits"
-    expected: int = 0
+    expected: str = ""  # how many digits were expected, as said aloud ("11", "1 ou 2")
 
     @property
     def ok(self) -> bool:
@@ -35,36 +35,54 @@ def _rpps(digits: str) -> Verdict:
     if len(digits) == 12 and digits.startswith("8"):
         digits = digits[1:]
     if len(digits) != 11:
-        return Verdict(None, "length", 11)
+        return Verdict(None, "length", "11")
     if not digits.startswith("1"):
-        return Verdict(None, "prefix", 11)
+        return Verdict(None, "prefix", "11")
     if not luhn.is_valid(digits):
-        return Verdict(None, "checksum", 11)
+        return Verdict(None, "checksum", "11")
     return Verdict(digits)
 
 
 def _siret(digits: str) -> Verdict:
     if len(digits) != 14:
-        return Verdict(None, "length", 14)
+        return Verdict(None, "length", "14")
     if not siret.is_valid(digits):
-        return Verdict(None, "checksum", 14)
+        return Verdict(None, "checksum", "14")
     return Verdict(digits)
 
 
 def _finess(digits: str) -> Verdict:
     # FINESS numbers of Corsica start with 2A/2B and cannot be keyed: the agent takes those.
     if len(digits) != 9:
-        return Verdict(None, "length", 9)
+        return Verdict(None, "length", "9")
     return Verdict(digits)
 
 
-def _matricule(digits: str) -> Verdict:
-    if not 1 <= len(digits) <= 20:
-        return Verdict(None, "length", 20)
-    return Verdict(digits)
+def _between(low: int, high: int):
+    def checker(digits: str) -> Verdict:
+        if not low <= len(digits) <= high:
+            return Verdict(None, "length", f"de {low} à {high}" if high > low + 1 else f"{low} ou {high}")
+        return Verdict(digits)
+
+    return checker
 
 
-_CHECKERS = {"rpps": _rpps, "siret": _siret, "finess": _finess, "matricule": _matricule}
+def _version(digits: str) -> Verdict:
+    # A major version of iOS, Android, Windows or macOS: 1 to 2 digits, leading zeros dropped.
+    if not 1 <= len(digits) <= 2 or int(digits) == 0:
+        return Verdict(None, "length", "1 ou 2")
+    return Verdict(str(int(digits)))
+
+
+_CHECKERS = {
+    "rpps": _rpps,
+    "siret": _siret,
+    "finess": _finess,
+    "matricule": _between(1, 20),
+    # The card number printed on a CPS/CPE card; lenient, the agent sees what was keyed.
+    "carte": _between(4, 20),
+    "version": _version,
+}
 
 
 def mask(value: str | None, keep: int = 3) -> str:

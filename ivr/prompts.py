@@ -14,8 +14,8 @@ from .yamlfile import Problem
 
 # Twilio refuses a <Say> body longer than this many characters.
 SAY_MAX_CHARS = 4096
-# The only values the engine fills into a sentence: {touche}, {chiffres}, {attendu}, {compte}.
-PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte"})
+# The only values the server fills into a sentence.
+PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position"})
 _AUDIO_URL = re.compile(r"^https://\S+$")
 
 

@@ -64,6 +64,7 @@ class Question:
     said: list[str]
     num_digits: int | None
     finish_on_key: str
+    record: bool = False  # a <Record>: any key but "." leaves a message
 
 
 @dataclass
@@ -164,6 +165,16 @@ class Caller:
                     return None, {}
                 if key != SILENCE:
                     return question.action, self.params(Digits=key)
+            elif verb.tag == "Record":
+                question = Question(urljoin(url, verb.get("action") or url), [], None, verb.get("finishOnKey", "#"), record=True)
+                result.questions.append(question)
+                key = next_key(question)
+                if key is None:
+                    result.end = "caller_hung_up"
+                    return None, {}
+                if key != SILENCE:
+                    recording = f"https://api.twilio.com/2010-04-01/Accounts/AC{'0' * 32}/Recordings/RE{uuid.uuid4().hex}"
+                    return question.action, self.params(RecordingUrl=recording, RecordingDuration="12", Digits="#")
             elif verb.tag == "Redirect":
                 return urljoin(url, verb.text), self.params()
             elif verb.tag == "Hangup":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
-from .engine import Action, Ask, Hangup, Say, Transfer
+from .engine import Action, Ask, Hangup, Listen, Say, Transfer
 from .prompts import Prompts
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -28,10 +28,13 @@ class Speech:
 class TransferPlan:
     """Where a transfer goes and what travels with it (decided by the handoff module)."""
 
-    kind: str  # "workflow", "number", "sip", or "none" when nobody can be reached
+    kind: str  # "workflow", "number", "sip", "client", or "none" when nobody can be reached
     address: str = ""
     task: str = ""  # JSON context for a TaskRouter <Task>
     done_url: str = ""  # where Twilio reports how the transfer ended
+    wait_url: str = ""  # hold message while in the queue
+    whisper_url: str = ""  # played to the agent before the caller is connected
+    parameters: tuple[tuple[str, str], ...] = ()  # <Parameter>s for a <Client>
     dial_timeout: int = 30
 
 
@@ -41,6 +44,8 @@ def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[st
     for action in actions:
         if isinstance(action, Ask):
             _ask(response, speech, action, answer_url(action.node, action.phase))
+        elif isinstance(action, Listen):
+            _listen(response, speech, action, answer_url(action.node, "ask"))
         elif isinstance(action, Hangup):
             _says(response, speech, action.says)
             response.hangup()
@@ -64,6 +69,24 @@ def goodbye(speech: Speech, key: str | None = None) -> str:
     if key:
         _says(response, speech, (Say(key),))
     response.hangup()
+    return str(response)
+
+
+def whisper(speech: Speech, text: str) -> str:
+    """What the agent hears before the caller is connected: the summary of the call."""
+    response = VoiceResponse()
+    _says(response, speech, (Say("conseiller.chuchotement"),))
+    response.say(text, voice=speech.voice, language=speech.language)
+    return str(response)
+
+
+def hold(speech: Speech, position: int | None, pause: int = 20) -> str:
+    """The hold message while queued, with the caller's position when Twilio gives it."""
+    response = VoiceResponse()
+    if position:
+        _says(response, speech, (Say("attente.position", {"position": str(position)}),))
+    _says(response, speech, (Say("attente.message"),))
+    response.pause(length=pause)
     return str(response)
 
 
@@ -99,17 +122,30 @@ def _ask(response: VoiceResponse, speech: Speech, ask: Ask, action_url: str) -> 
     response.redirect(action_url, method="POST")
 
 
+def _listen(response: VoiceResponse, speech: Speech, listen: Listen, action_url: str) -> None:
+    _says(response, speech, listen.says)
+    response.record(action=action_url, method="POST", max_length=listen.max_length, finish_on_key="#", play_beep=True, timeout=5)
+    # With nothing recorded Twilio falls through: the message is skipped.
+    response.redirect(action_url, method="POST")
+
+
 def _transfer(response: VoiceResponse, speech: Speech, plan: TransferPlan) -> None:
     if plan.kind == "workflow":
-        enqueue = Enqueue(None, workflow_sid=plan.address, action=plan.done_url, method="POST")
+        enqueue = Enqueue(None, workflow_sid=plan.address, action=plan.done_url, method="POST",
+                          wait_url=plan.wait_url or None, wait_url_method="POST" if plan.wait_url else None)
         enqueue.task(plan.task)
         response.append(enqueue)
-    elif plan.kind in ("number", "sip"):
+    elif plan.kind in ("number", "sip", "client"):
         dial = Dial(action=plan.done_url, method="POST", timeout=plan.dial_timeout)
         if plan.kind == "number":
-            dial.number(plan.address)
-        else:
+            dial.number(plan.address, url=plan.whisper_url or None, method="POST" if plan.whisper_url else None)
+        elif plan.kind == "sip":
             dial.sip(plan.address)
+        else:
+            client = dial.client()
+            client.identity(plan.address)
+            for name, value in plan.parameters:
+                client.parameter(name=name, value=value)
         response.append(dial)
     else:
         _says(response, speech, (Say(UNAVAILABLE),))

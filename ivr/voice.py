@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
-from .engine import Keys, NoInput, Session, Transfer
+from .engine import Keys, NoInput, Recorded, Session, Transfer
 from .records import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,13 @@ def answer():
     node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
     digits = request.form.get("Digits", "")
     now = time.time()
-    event = Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
+    if request.form.get("RecordingUrl"):
+        duration = request.form.get("RecordingDuration", "0")
+        event = Recorded(node, phase, request.form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
+    elif digits:
+        event = Keys(node, phase, digits, now)
+    else:
+        event = NoInput(node, phase, now)
     session, actions = engine.step(ivr.flow, session, event)
     return _respond(session, actions)
 
@@ -76,6 +82,22 @@ def transfer_done():
         return _xml(twiml.goodbye(services().speech))
     log.warning("[%s] transfer not answered: %s", g.call_sid, result)
     return _xml(twiml.goodbye(services().speech, twiml.UNAVAILABLE))
+
+
+@bp.post("/whisper")
+def whisper():
+    """Played to the agent who answers a <Dial><Number>, before the caller is connected."""
+    record = services().records.get(request.args.get("call", ""))
+    summary = (record or {}).get("context") or {}
+    text = summary.get("summary_fr") or "Résumé indisponible : demandez le détail à l'appelant."
+    return _xml(twiml.whisper(services().speech, text))
+
+
+@bp.post("/wait")
+def wait():
+    """The hold message while the caller waits in the TaskRouter queue."""
+    position = request.form.get("QueuePosition", "")
+    return _xml(twiml.hold(services().speech, int(position) if position.isdigit() else None))
 
 
 @bp.post("/status")
@@ -110,8 +132,9 @@ def on_error(error: Exception):
     except Exception:  # the store itself may be what failed: still never a 500
         log.exception("[%s] could not build the transfer, transferring without context", g.get("call_sid", "-"))
         ivr = services()
-        bare = {"call_sid": request.form.get("CallSid"), "caller": request.form.get("From"), "reason": "technical_error"}
-        return _xml(twiml.apology(ivr.speech, handoff.plan(ivr.destinations, bare, url_for("voice.transfer_done"))))
+        call_sid = request.form.get("CallSid", "")
+        bare = {"call_sid": call_sid, "caller": request.form.get("From"), "reason": "technical_error"}
+        return _xml(twiml.apology(ivr.speech, handoff.plan(ivr.destinations, bare, _links(call_sid))))
 
 
 def _apology() -> Response:
@@ -136,14 +159,28 @@ def _respond(session: Session, actions) -> Response:
     plan = None
     context = None
     if any(isinstance(action, Transfer) for action in actions):
-        context = handoff.context(session, ivr.flow, time.time())
-        plan = handoff.plan(ivr.destinations, context, url_for("voice.transfer_done"))
+        links = _links(session.call_sid)
+        context = handoff.context(session, ivr.flow, time.time(), links.context)
+        plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
     ivr.store.save(session)
     ivr.records.progress(session, context)
+    if context is not None and ivr.outbox is not None:
+        ivr.outbox.add(session.call_sid, context)
+        ivr.nudge_outbox()
     if plan is not None and plan.kind == "none":
         ivr.records.transfer_result(session.call_sid, "no_destination")
     return _xml(twiml.document(actions, ivr.speech, _answer_url, plan))
+
+
+def _links(call_sid: str) -> handoff.Links:
+    base = services().public_base or request.host_url.rstrip("/")
+    return handoff.Links(
+        done=url_for("voice.transfer_done"),
+        context=base + url_for("api.call_context", call_sid=call_sid),
+        whisper=base + url_for("voice.whisper", call=call_sid),
+        wait=base + url_for("voice.wait"),
+    )
 
 
 def _call_sid() -> str:

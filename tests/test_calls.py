@@ -43,52 +43,145 @@ def test_step2_reads_the_four_battery_settings_in_order(caller):
     assert positions == sorted(positions)
 
 
-def test_step6_with_rpps_transfers_with_every_answer(caller):
+# The step-6 questionnaire after the identifier: no card (# alone), reproducible, happening now,
+# phone, Android 15, Chrome + Safari, Windows 11, no LPS, no voice message.
+QUESTIONNAIRE = [".", "1", "1", "1", "2", "15", "14", "1", "11", "2", "2"]
+
+
+def context_of(app, call_sid):
+    return app.extensions["ivr"].records.get(call_sid)["context"]
+
+
+def test_step6_with_rpps_transfers_with_every_answer(app, caller):
     call = caller(caller="+33611223344")
-    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1"])
+    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *QUESTIONNAIRE])
     assert result.end == "enqueue"
     assert result.enqueue["workflowSid"] == WORKFLOW
     assert "1 0 0, 1 2 3, 4 5 6, 7 3" in " ".join(result.said)  # the number read back in groups
-    task = result.task
-    assert task["caller"] == "+33611223344"
-    assert task["call_sid"] == call.call_sid
-    assert task["reason"] == "diagnostic_complete"
-    assert task["ecps_test"] == "KO"
-    assert task["identifier"] == {"type": "RPPS", "value": VALID_RPPS, "matricule": None}
-    assert task["answers"] == {
-        "application_a_jour": "oui",
-        "android_15_et_navigateur": "non",
-        "resultat_test_ecps": "KO",
-        "resolu_apres_deconnexion": "non",
-        "resolu_apres_reinstallation": "non",
-        "type_identifiant": "RPPS",
-        "identifiant": VALID_RPPS,
+    document = context_of(app, call.call_sid)
+    assert document["schema"] == 1
+    assert document["caller"] == "+33611223344"
+    assert document["call_sid"] == call.call_sid
+    assert document["reason"] == "diagnostic_complete"
+    assert document["ecps_test"] == "KO"
+    assert document["identifier"] == {"type": "RPPS", "value": VALID_RPPS, "matricule": None}
+    assert document["questionnaire"] == {
+        "identifier": {"type": "RPPS", "value": VALID_RPPS, "matricule": None},
+        "card_number": None,
+        "reproducible": "oui",
+        "happening_now": "oui",
+        "device": "téléphone",
+        "mobile_os": "Android",
+        "mobile_os_version": "15",
+        "browsers": ["Chrome", "Safari"],
+        "computer_os": "Windows",
+        "computer_os_version": "11",
+        "lps": "non",
+        "voice_message_url": None,
     }
-    assert [s["step"] for s in task["steps"]] == [1, 1, 3, 4, 4, 5, 5, 5, 5, 6, 6]
-    assert task["started_at"].endswith("+00:00")
-    assert "IP" not in task["public_ip"] and "téléphone" in task["public_ip"]
+    steps_1_to_5 = [(p["step"], p["field"], p["answer"]) for p in document["path"] if p["step"] < 6]
+    assert steps_1_to_5 == [
+        (1, "application_a_jour", "oui"),
+        (1, "android_15_et_navigateur", "non"),
+        (3, "resultat_test_ecps", "KO"),
+        (4, None, None),
+        (4, "resolu_apres_deconnexion", "non"),
+        (5, None, None),
+        (5, None, None),
+        (5, None, None),
+        (5, "resolu_apres_reinstallation", "non"),
+    ]
+    assert document["started_at"].endswith("+00:00")
+    assert document["public_ip"] == {"collected": False, "note": "non collectable par téléphone : à demander à l'appelant"}
+    assert document["context_url"] == f"http://localhost/api/calls/{call.call_sid}/context"
+    summary = document["summary_fr"]
+    assert summary.startswith("Appel du ") and "depuis le +33611223344." in summary
+    for fragment in ["Transfert : diagnostic des étapes 1 à 5 sans solution.", "Test e-CPS : KO.", f"RPPS : {VALID_RPPS}.",
+                     "Système mobile : Android 15.", "Navigateurs : Chrome, Safari.", "Ordinateur : Windows 11.", "IP publique à demander."]:
+        assert fragment in summary
+    # The task carries the compact context and the link to the whole document.
+    assert result.task == {
+        "type": "ecps_support",
+        "name": "+33611223344",
+        "call_sid": call.call_sid,
+        "caller": "+33611223344",
+        "started_at": document["started_at"],
+        "reason": "diagnostic_complete",
+        "last_step": 6,
+        "ecps_test": "KO",
+        "identifier_type": "RPPS",
+        "identifier": VALID_RPPS,
+        "summary_fr": summary,
+        "context_url": document["context_url"],
+    }
+
+
+def test_questionnaire_can_be_skipped_with_announced_keys(app, caller):
+    skips = [".", "9", "2", "9", "9", ".", "9", "9", "2"]  # no card, don't know, not now, skip, skip, no browser, skip, LPS?, no message
+    call = caller()
+    result = call.call([*TO_STEP6, "9", *skips])
+    assert result.end == "enqueue"
+    questionnaire = context_of(app, call.call_sid)["questionnaire"]
+    assert questionnaire["identifier"] is None
+    assert questionnaire["reproducible"] == "ne sait pas"
+    assert questionnaire["device"] == "non communiqué"
+    assert questionnaire["browsers"] == []
+    assert questionnaire["lps"] == "ne sait pas"
+    assert questionnaire["mobile_os_version"] is None
+
+
+def test_card_number_and_voice_message_are_kept(app, caller):
+    # card (read back, confirmed), reproducible, now, tablet, iOS, version skipped, Edge, Linux, LPS, message
+    answers = ["2100012345", "1", "1", "1", "2", "1", ".", "3", "3", "1", "1", "rec"]
+    call = caller()
+    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *answers])
+    assert result.end == "enqueue"
+    assert result.questions[-1].record
+    questionnaire = context_of(app, call.call_sid)["questionnaire"]
+    assert questionnaire["card_number"] == "2100012345"
+    assert questionnaire["device"] == "tablette" and questionnaire["mobile_os"] == "iOS"
+    assert questionnaire["mobile_os_version"] is None  # "#" alone skipped it
+    assert questionnaire["browsers"] == ["Edge"]
+    assert questionnaire["computer_os"] == "Linux"
+    assert questionnaire["voice_message_url"].startswith("https://api.twilio.com/")
+    assert "Un message vocal a été laissé." in context_of(app, call.call_sid)["summary_fr"]
+
+
+def test_silence_at_the_voice_message_skips_it(app, caller):
+    call = caller()
+    result = call.call([*TO_STEP6, "9", ".", "9", "2", "9", "9", ".", "9", "9", "1", "."])
+    assert result.end == "enqueue"
+    assert context_of(app, call.call_sid)["questionnaire"]["voice_message_url"] is None
+
+
+def test_unknown_browser_key_is_named(caller):
+    result = caller().call([*TO_STEP6, "9", ".", "9", "2", "9", "9", "17", "1", "9", "9", "2"])
+    assert "La touche 7 ne correspond à aucun choix." in result.said
+    assert result.end == "enqueue"
+
+
+def test_zero_during_questionnaire_transfers_with_what_is_collected(app, caller):
+    call = caller()
+    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", ".", "1", "0"])
+    assert result.task["reason"] == "caller_request"
+    questionnaire = context_of(app, call.call_sid)["questionnaire"]
+    assert questionnaire["reproducible"] == "oui" and questionnaire["happening_now"] is None
 
 
 @pytest.mark.parametrize(
     ("type_key", "number", "kind"),
     [("2", VALID_SIRET, "SIRET"), ("3", "750000001", "FINESS")],
 )
-def test_step6_siret_or_finess_then_matricule(caller, type_key, number, kind):
-    result = caller().call([*TO_STEP6, type_key, number, "1", "4242", "1"])
+def test_step6_siret_or_finess_then_matricule(app, caller, type_key, number, kind):
+    call = caller()
+    result = call.call([*TO_STEP6, type_key, number, "1", "4242", "1", *QUESTIONNAIRE])
     assert result.end == "enqueue"
-    assert result.task["identifier"] == {"type": kind, "value": number, "matricule": "4242"}
-
-
-def test_step6_without_identifier_still_transfers(caller):
-    result = caller().call([*TO_STEP6, "9"])
-    assert result.end == "enqueue"
-    assert result.task["identifier"] is None
-    assert result.task["answers"]["type_identifiant"] == "non fourni"
+    assert context_of(app, call.call_sid)["identifier"] == {"type": kind, "value": number, "matricule": "4242"}
 
 
 def test_national_rpps_form_is_accepted_and_normalised(caller):
-    result = caller().call([*TO_STEP6, "1", "8" + VALID_RPPS, "1"])
-    assert result.task["identifier"]["value"] == VALID_RPPS
+    result = caller().call([*TO_STEP6, "1", "8" + VALID_RPPS, "1", *QUESTIONNAIRE])
+    assert result.task["identifier"] == VALID_RPPS
 
 
 @pytest.mark.parametrize(
@@ -100,22 +193,22 @@ def test_national_rpps_form_is_accepted_and_normalised(caller):
     ],
 )
 def test_bad_rpps_is_explained_and_asked_again(caller, typed, explanation):
-    result = caller().call([*TO_STEP6, "1", typed, VALID_RPPS, "1"])
+    result = caller().call([*TO_STEP6, "1", typed, VALID_RPPS, "1", *QUESTIONNAIRE])
     index = result.said.index(explanation)
     assert result.said[index + 1] == "Tapez les 11 chiffres de votre numéro RPPS, puis dièse."
-    assert result.task["identifier"]["value"] == VALID_RPPS
+    assert result.task["identifier"] == VALID_RPPS
 
 
 def test_bad_siret_checksum_is_refused(caller):
-    result = caller().call([*TO_STEP6, "2", "73282932000075", VALID_SIRET, "1", "1", "1"])
+    result = caller().call([*TO_STEP6, "2", "73282932000075", VALID_SIRET, "1", "1", "1", *QUESTIONNAIRE])
     assert "Ce numéro n'est pas valide : un chiffre est sans doute erroné." in result.said
-    assert result.task["identifier"]["value"] == VALID_SIRET
+    assert result.task["identifier"] == VALID_SIRET
 
 
 def test_caller_can_correct_a_number_after_read_back(caller):
     other = "10000000009"
-    result = caller().call([*TO_STEP6, "1", other, "2", VALID_RPPS, "1"])
-    assert result.task["identifier"]["value"] == VALID_RPPS
+    result = caller().call([*TO_STEP6, "1", other, "2", VALID_RPPS, "1", *QUESTIONNAIRE])
+    assert result.task["identifier"] == VALID_RPPS
     assert result.said.count("Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse.") == 2
 
 
@@ -174,8 +267,8 @@ def test_zero_reaches_an_agent_at_once_with_context(caller):
     result = caller().call(["2", "2", "0"])
     assert result.end == "enqueue"
     assert result.task["reason"] == "caller_request"
-    assert result.task["answers"] == {"application_a_jour": "oui", "android_15_et_navigateur": "non"}
     assert result.task["last_step"] == 3
+    assert "Application à jour : oui. Android 15 ou plus avec navigateur : non." in result.task["summary_fr"]
 
 
 def test_zero_while_keying_a_number_reaches_an_agent(caller):
@@ -208,7 +301,7 @@ def test_caller_hanging_up_mid_call_is_recorded_with_the_node(caller, records):
     ("setting", "value", "verb", "expected"),
     [
         ("AGENT_NUMBER", "+33140000000", "number", "+33140000000"),
-        ("AGENT_SIP_URI", "sip:agents@pbx.example.fr", "sip", "sip:agents@pbx.example.fr?X-Call-Context="),
+        ("AGENT_SIP_URI", "sip:agents@pbx.example.fr", "sip", "sip:agents@pbx.example.fr?X-Context-Id=CA"),
     ],
 )
 def test_transfer_by_dial_without_a_workflow(make_app, caller, setting, value, verb, expected):

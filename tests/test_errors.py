@@ -47,8 +47,8 @@ def test_fallback_url_transfers_with_what_the_caller_said(caller):
     status, body = call.post("http://localhost/voice/fallback", call.params(ErrorCode="11200", ErrorUrl="http://localhost/voice"))
     assert status == 200 and APOLOGY in body
     task = json.loads(body.split("<Task>")[1].split("</Task>")[0].replace("&quot;", '"'))
-    assert task["answers"] == {"application_a_jour": "oui"}
     assert task["reason"] == "technical_error"
+    assert "Application à jour : oui." in task["summary_fr"]
 
 
 def test_missing_call_sid_is_not_a_500(client, caller):

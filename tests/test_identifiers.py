@@ -23,6 +23,12 @@ from ivr.identifiers import check, mask, spoken_groups
         ("finess", "75000000", None, "length"),
         ("matricule", "42", "42", None),
         ("matricule", "1" * 21, None, "length"),
+        ("carte", "2100012345", "2100012345", None),
+        ("carte", "123", None, "length"),
+        ("version", "07", "7", None),
+        ("version", "15", "15", None),
+        ("version", "150", None, "length"),
+        ("version", "0", None, "length"),
     ],
 )
 def test_check(kind, digits, value, problem):

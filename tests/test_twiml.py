@@ -75,7 +75,8 @@ def test_transfer_document_enqueues_with_task(caller):
     prefix = (
         f"{HEAD}<Response>"
         f"<Say {VOICE}>Je vous mets en relation avec un conseiller. Il aura vos réponses sous les yeux. Merci de patienter.</Say>"
-        f'<Enqueue action="/voice/transfer-done" method="POST" workflowSid="{WORKFLOW}"><Task>'
+        '<Enqueue action="/voice/transfer-done" method="POST" waitUrl="http://localhost/voice/wait" waitUrlMethod="POST" '
+        f'workflowSid="{WORKFLOW}"><Task>'
     )
     assert body.startswith(prefix)
     assert body.endswith("</Task></Enqueue></Response>")

@@ -1,0 +1,39 @@
+"""The agents' API: the context document of a call, behind a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import handoff
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def require_token():
+    """401 unless `Authorization: Bearer <IVR_API_TOKEN>`."""
+    expected = current_app.config.get("IVR_API_TOKEN", "")
+    given = request.headers.get("Authorization", "")
+    if not expected or not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        response = jsonify(error="unauthorized", detail="send Authorization: Bearer <IVR_API_TOKEN>")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ivr"'
+        return response
+    return None
+
+
+@bp.get("/calls/<call_sid>/context")
+def call_context(call_sid: str):
+    """The document an agent gets: stored at transfer, or built live for a call still in the IVR."""
+    ivr = current_app.extensions["ivr"]
+    record = ivr.records.get(call_sid)
+    if record is not None and record["context"] is not None:
+        return jsonify(record["context"])
+    session = ivr.store.load(call_sid)
+    if session is not None:
+        return jsonify(handoff.context(session, ivr.flow, time.time(), request.url))
+    detail = "this call ended without a transfer" if record is not None else f"no call {call_sid}"
+    return jsonify(error="not_found", detail=detail), 404

@@ -1,0 +1,215 @@
+"""Every way the context reaches an agent: task, whisper, SIP headers, Client parameters, helpdesk, API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+import responses
+from conftest import TOKEN, VALID_RPPS
+from test_calls import QUESTIONNAIRE, TO_STEP6
+
+from ivr import handoff
+from ivr.outbox import signature
+
+HELPDESK = "https://helpdesk.example.fr/hooks/ivr"
+SECRET = "s3cret-for-hmac"
+API_TOKEN = "agent-api-token"
+FULL_CALL = [*TO_STEP6, "1", VALID_RPPS, "1", *QUESTIONNAIRE]
+
+
+def test_whisper_reads_the_summary_to_the_agent(make_app, caller):
+    app = make_app(AGENT_NUMBER="+33140000000")
+    call = caller(target=app)
+    result = call.call(FULL_CALL)
+    assert result.dial["number"] == "+33140000000"
+    whisper_url = result.dial["number_attributes"]["url"]
+    assert whisper_url == f"http://localhost/voice/whisper?call={call.call_sid}"
+    status, body = call.post(whisper_url, call.params(CallSid="CA" + "f" * 32))  # the agent's leg
+    assert status == 200
+    says = [say.text for say in ET.fromstring(body).iter("Say")]
+    summary = app.extensions["ivr"].records.get(call.call_sid)["context"]["summary_fr"]
+    assert says == ["Appel du serveur vocal e-CPS. Voici le résumé.", summary]
+    assert f"RPPS : {VALID_RPPS}." in summary
+
+
+def test_sip_transfer_carries_headers_within_the_limit(make_app, caller):
+    app = make_app(AGENT_SIP_URI="sip:agents@pbx.example.fr;transport=tls")
+    call = caller(target=app)
+    result = call.call(FULL_CALL)
+    uri = result.dial["sip"]
+    base, headers = uri.split("?", 1)
+    assert base == "sip:agents@pbx.example.fr;transport=tls"
+    pairs = dict(pair.split("=", 1) for pair in headers.split("&"))
+    assert pairs["X-Context-Id"] == call.call_sid
+    assert pairs["X-Reason"] == "diagnostic_complete"
+    assert pairs["X-Ecps-Test"] == "KO"
+    assert pairs["X-Identifier-Type"] == "RPPS" and pairs["X-Identifier"] == VALID_RPPS
+    assert len(headers) <= handoff.SIP_HEADERS_MAX
+
+
+def test_sip_headers_that_do_not_fit_are_dropped_least_important_first():
+    document = {"call_sid": "CA" + "1" * 32, "reason": "no_input", "caller": "+33612345678",
+                "context_url": "https://ivr.example.fr/" + "x" * 2000, "identifier": None}
+    uri = handoff.sip_address("sip:agents@pbx.example.fr", document)
+    headers = uri.split("?", 1)[1]
+    assert len(headers) <= handoff.SIP_HEADERS_MAX
+    assert "X-Context-Id=CA" in headers and "X-Caller=" in headers and "X-Context-Url" not in headers
+
+
+def test_client_transfer_has_parameters(make_app, caller):
+    app = make_app(AGENT_CLIENT="agent-desk")
+    result = caller(target=app).call(["2", "2", "0"])
+    assert result.end == "dial"
+    dial = ET.fromstring(result.documents[-1]).find("Dial")
+    client = dial.find("Client")
+    assert client.find("Identity").text == "agent-desk"
+    parameters = {p.get("name"): p.get("value") for p in client.findall("Parameter")}
+    assert parameters["call_sid"] == result.call_sid
+    assert parameters["reason"] == "caller_request"
+    assert parameters["context_url"].endswith(f"/api/calls/{result.call_sid}/context")
+    assert "Application à jour : oui." in parameters["summary_fr"]
+
+
+def test_queue_hold_message_says_the_position(client, caller):
+    call = caller()
+    status, body = call.post("http://localhost/voice/wait", call.params(QueuePosition="3", QueueTime="40"))
+    assert status == 200
+    says = [say.text for say in ET.fromstring(body).iter("Say")]
+    assert says == [
+        "Vous êtes en position 3 dans la file d'attente.",
+        "Merci de patienter : un conseiller va vous répondre. Il aura déjà vos réponses.",
+    ]
+    assert ET.fromstring(body).find("Pause").get("length") == "20"
+
+
+# ---- helpdesk webhook ---------------------------------------------------------------------------
+@pytest.fixture
+def helpdesk_app(make_app):
+    return make_app(TWILIO_WORKFLOW_SID="WW" + "b" * 32, HANDOFF_WEBHOOK_URL=HELPDESK, IVR_WEBHOOK_SECRET=SECRET, IVR_OUTBOX_THREAD="0")
+
+
+@responses.activate
+def test_helpdesk_receives_the_signed_document(helpdesk_app, caller):
+    responses.post(HELPDESK, status=200)
+    call = caller(target=helpdesk_app)
+    call.call(FULL_CALL)
+    outbox = helpdesk_app.extensions["ivr"].outbox
+    assert outbox.deliver_due() == (1, 0)
+    (sent,) = responses.calls
+    body = sent.request.body
+    assert sent.request.headers["X-IVR-Signature"] == signature(body, SECRET)
+    assert sent.request.headers["Idempotency-Key"] == f"{call.call_sid}:transfer"
+    document = json.loads(body)
+    assert document == helpdesk_app.extensions["ivr"].records.get(call.call_sid)["context"]
+    assert document["questionnaire"]["browsers"] == ["Chrome", "Safari"]
+    assert outbox.deliver_due() == (0, 0)  # delivered once
+
+
+@responses.activate
+def test_helpdesk_down_then_restart_then_delivered_with_the_same_key(make_app, helpdesk_app, caller):
+    responses.post(HELPDESK, status=503)
+    responses.post(HELPDESK, body=requests.ConnectionError("refused"))
+    responses.post(HELPDESK, status=202)
+    call = caller(target=helpdesk_app)
+    call.call(["0"])
+    outbox = helpdesk_app.extensions["ivr"].outbox
+    (item,) = outbox.items()
+    assert outbox.deliver_due(now=item["created_at"]) == (0, 1)
+    (item,) = outbox.items()
+    assert item["attempts"] == 1 and item["last_error"] == "HTTP 503"
+    assert outbox.deliver_due(now=item["created_at"] + 1) == (0, 0)  # not due yet: backoff
+    # The process restarts: a new app on the same data directory finds the pending document.
+    restarted = make_app(TWILIO_WORKFLOW_SID="WW" + "b" * 32, HANDOFF_WEBHOOK_URL=HELPDESK, IVR_WEBHOOK_SECRET=SECRET, IVR_OUTBOX_THREAD="0")
+    outbox = restarted.extensions["ivr"].outbox
+    assert outbox.deliver_due(now=item["next_attempt_at"]) == (0, 1)
+    (item,) = outbox.items()
+    assert item["attempts"] == 2 and "ConnectionError" in item["last_error"]
+    assert item["next_attempt_at"] - item["created_at"] >= 5 + 10  # doubled delay
+    assert outbox.deliver_due(now=item["next_attempt_at"]) == (1, 0)
+    keys = {c.request.headers["Idempotency-Key"] for c in responses.calls}
+    bodies = {c.request.body for c in responses.calls}
+    assert keys == {f"{call.call_sid}:transfer"} and len(bodies) == 1
+    assert [c.request.headers["X-IVR-Attempt"] for c in responses.calls] == ["1", "2", "3"]
+
+
+@responses.activate
+def test_helpdesk_delivery_gives_up_after_max_attempts(helpdesk_app, caller):
+    responses.post(HELPDESK, status=500)
+    caller(target=helpdesk_app).call(["0"])
+    outbox = helpdesk_app.extensions["ivr"].outbox
+    now = 0.0
+    for _ in range(outbox.max_attempts):
+        (item,) = outbox.items()
+        now = max(now, item["next_attempt_at"])
+        outbox.deliver_due(now=now)
+    (item,) = outbox.items()
+    assert item["failed_at"] is not None and item["attempts"] == outbox.max_attempts
+    assert outbox.deliver_due(now=now + 10**6) == (0, 0)
+
+
+@responses.activate
+def test_background_thread_delivers_without_an_operator(make_app, caller):
+    delivered = threading.Event()
+
+    def accept(request):
+        delivered.set()
+        return 200, {}, ""
+
+    responses.add_callback(responses.POST, HELPDESK, callback=accept)
+    app = make_app(HANDOFF_WEBHOOK_URL=HELPDESK, IVR_WEBHOOK_SECRET=SECRET)
+    try:
+        caller(target=app).call(["0"])
+        assert delivered.wait(timeout=10), "the web process's deliverer never sent the document"
+    finally:
+        app.extensions["ivr"].deliverer.stop()
+
+
+def test_webhook_without_secret_refuses_to_start(make_app):
+    from ivr.app import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="IVR_WEBHOOK_SECRET"):
+        make_app(HANDOFF_WEBHOOK_URL=HELPDESK)
+
+
+# ---- agents' API --------------------------------------------------------------------------------
+@pytest.fixture
+def api_app(make_app):
+    return make_app(TWILIO_WORKFLOW_SID="WW" + "c" * 32, IVR_API_TOKEN=API_TOKEN)
+
+
+def test_api_returns_the_document(api_app, caller):
+    call = caller(target=api_app)
+    call.call(FULL_CALL)
+    response = api_app.test_client().get(f"/api/calls/{call.call_sid}/context", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 200
+    assert response.json == api_app.extensions["ivr"].records.get(call.call_sid)["context"]
+    assert response.json["identifier"]["value"] == VALID_RPPS
+
+
+def test_api_gives_a_live_document_for_a_call_in_progress(api_app, caller):
+    call = caller(target=api_app)
+    call.call(["2", "2"], hang_up_status=False)
+    response = api_app.test_client().get(f"/api/calls/{call.call_sid}/context", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 200
+    assert response.json["answers"] == {"application_a_jour": "oui", "android_15_et_navigateur": "non"}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {API_TOKEN}", API_TOKEN, f"Bearer {TOKEN}"])
+def test_api_refuses_without_the_token(api_app, header):
+    headers = {"Authorization": header} if header else {}
+    response = api_app.test_client().get("/api/calls/CA123/context", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_api_is_closed_when_no_token_is_configured(client):
+    assert client.get("/api/calls/CA123/context", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_api_unknown_call_is_404(api_app):
+    response = api_app.test_client().get("/api/calls/CA404/context", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code == 404 and response.json["error"] == "not_found"
