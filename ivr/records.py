@@ -48,15 +48,20 @@ class CallRecords:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
         self.db.connection().execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
 
-    def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None) -> None:
-        """The call is over: a call that ended with no outcome was hung up (or never answered)."""
+    def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:
+        """The call is over: a call that ended with no outcome was hung up (or never answered).
+
+        A call we never saw (its first webhook failed) still gets a record."""
         fallback = "hung_up" if status == "completed" else status
         self.db.connection().execute(
             """
-            UPDATE calls SET ended_at = ?, duration_s = ?, call_status = ?, outcome = COALESCE(outcome, ?)
-            WHERE call_sid = ?
+            INSERT INTO calls (call_sid, caller, started_at, ended_at, duration_s, call_status, outcome)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (call_sid) DO UPDATE SET
+                ended_at = excluded.ended_at, duration_s = excluded.duration_s,
+                call_status = excluded.call_status, outcome = COALESCE(calls.outcome, excluded.outcome)
             """,
-            (ended_at, duration_s, status, fallback, call_sid),
+            (call_sid, caller, ended_at - (duration_s or 0), ended_at, duration_s, status, fallback),
         )
 
     def get(self, call_sid: str) -> dict | None:

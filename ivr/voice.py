@@ -108,7 +108,8 @@ def status():
     if call_status in FINAL_STATUSES:
         duration = request.form.get("CallDuration")
         call_sid = _call_sid()
-        ivr.records.close(call_sid, call_status, time.time(), int(duration) if duration and duration.isdigit() else None)
+        seconds = int(duration) if duration and duration.isdigit() else None
+        ivr.records.close(call_sid, call_status, time.time(), seconds, request.form.get("From", ""))
         ivr.store.delete(call_sid)
         log.info("[%s] call ended: %s", call_sid, call_status)
     return _xml(twiml.empty())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from conftest import WORKFLOW
 
 APOLOGY = "Nous rencontrons un problème technique, veuillez nous en excuser. Je vous mets en relation avec un conseiller."
@@ -89,3 +90,11 @@ def test_intermediate_status_does_not_close(caller, records):
     call.post("http://localhost/voice", call.params())
     call.post("http://localhost/voice/status", call.params(CallStatus="ringing"))
     assert records.get(call.call_sid)["ended_at"] is None
+
+
+def test_status_for_a_call_we_never_saw_still_leaves_a_record(caller, records):
+    call = caller()
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="30"))
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["duration_s"], record["caller"]) == ("hung_up", 30, call.caller)
+    assert record["ended_at"] - record["started_at"] == pytest.approx(30)
