@@ -34,6 +34,6 @@ def call_context(call_sid: str):
         return jsonify(record["context"])
     session = ivr.store.load(call_sid)
     if session is not None:
-        return jsonify(handoff.context(session, ivr.flow, time.time(), request.url))
+        return jsonify(handoff.context(session, ivr.bundle(session.flow_version).flow, time.time(), request.url))
     detail = "this call ended without a transfer" if record is not None else f"no call {call_sid}"
     return jsonify(error="not_found", detail=detail), 404

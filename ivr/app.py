@@ -11,10 +11,9 @@ from flask import Flask, Request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import flow as flow_module
-from . import prompts as prompts_module
 from .db import SQLite
 from .handoff import Destinations
+from .library import Bundle, FlowLibrary
 from .outbox import Deliverer, Outbox
 from .records import CallRecords
 from .store import DEFAULT_TTL, SessionStore, SqliteSessionStore
@@ -45,6 +44,7 @@ ENVIRONMENT = {
     "IVR_PUBLIC_URL": "",
     "IVR_TRUSTED_PROXIES": "0",
     "IVR_SESSION_TTL": str(DEFAULT_TTL),
+    "IVR_RELOAD_INTERVAL": "2",
     "REDIS_URL": "",
     "DATABASE_URL": "",
 }
@@ -58,8 +58,9 @@ class ConfigurationError(RuntimeError):
 class Services:
     """What the webhooks need, built once per process."""
 
-    flow: flow_module.Flow
-    speech: Speech
+    library: FlowLibrary
+    voice: str
+    language: str
     store: SessionStore
     records: CallRecords
     destinations: Destinations
@@ -67,6 +68,14 @@ class Services:
     public_base: str
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
+
+    def bundle(self, version: str | None = None) -> Bundle:
+        """The flow and prompts of `version` (a call in progress), or the current ones."""
+        return self.library.get(version) if version else self.library.current()
+
+    def speech(self, bundle: Bundle | None = None) -> Speech:
+        """How to speak the sentences of `bundle` (default: the current one)."""
+        return Speech((bundle or self.library.current()).prompts, self.voice, self.language)
 
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
@@ -100,8 +109,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not token:
         log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
 
-    catalogue = prompts_module.load(_resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"])
-    flow = flow_module.load(_resolve(config["IVR_FLOW"]), catalogue)
+    library = FlowLibrary(_resolve(config["IVR_FLOW"]), _resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
+                          interval=float(config["IVR_RELOAD_INTERVAL"]))
     db = SQLite(_resolve(config["IVR_DATA_DIR"], must_exist=False) / "ivr.sqlite3")
     destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
     if not destinations.configured:
@@ -116,8 +125,9 @@ def create_app(test_config: dict | None = None) -> Flask:
             deliverer.start()
 
     app.extensions["ivr"] = Services(
-        flow=flow,
-        speech=Speech(catalogue, config["IVR_VOICE"], config["IVR_LANGUAGE"]),
+        library=library,
+        voice=config["IVR_VOICE"],
+        language=config["IVR_LANGUAGE"],
         store=SqliteSessionStore(db, int(config["IVR_SESSION_TTL"])),
         records=CallRecords(db),
         destinations=destinations,
@@ -139,7 +149,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "flow_version": flow.version}
+        return {"status": "ok", "flow_version": library.current().version,
+                "refused": [str(p) for p in library.last_problems]}
 
     return app
 

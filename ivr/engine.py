@@ -174,6 +174,12 @@ def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded) -> tupl
     return _choose(flow, node, session, digits, event.at)
 
 
+def preview(flow: Flow, name: str) -> tuple[Action, ...]:
+    """What a caller hears on arriving at node `name` (supervisors' previews)."""
+    session = Session(call_sid="CApreview", caller="", started_at=0.0, flow_version=flow.version)
+    return _enter(flow, session, name, 0.0)[1]
+
+
 def resume(flow: Flow, session: Session) -> tuple[Session, tuple[Action, ...]]:
     """Say the current question again (Twilio asked for the call's first document twice)."""
     node = flow.nodes.get(session.node)

@@ -140,14 +140,21 @@ def parse(path: Path | str, prompts: Prompts) -> tuple[Flow | None, list[Problem
     if data is None:
         return None, problems or [Problem(name, 0, "le fichier est vide")]
     checker = _Checker(name, prompts, problems)
-    flow = checker.flow(data, _digest(path))
+    flow = checker.flow(data, _digest(path, Path(prompts.source)))
     if any(p.severity == "error" for p in problems):
         return None, sorted(problems)
     return flow, sorted(problems)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+def _digest(*paths: Path) -> str:
+    # One version for the flow and its sentences: a call keeps both for its whole length.
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            pass
+    return digest.hexdigest()[:12]
 
 
 class _Checker:

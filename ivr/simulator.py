@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlparse
 
 from twilio.request_validator import RequestValidator
 
@@ -65,6 +65,12 @@ class Question:
     num_digits: int | None
     finish_on_key: str
     record: bool = False  # a <Record>: any key but "." leaves a message
+    heard: list[str] = field(default_factory=list)  # every sentence since the previous question
+
+    @property
+    def node(self) -> str:
+        """The flow node this question belongs to (from its action URL)."""
+        return parse_qs(urlparse(self.action).query).get("node", ["?"])[0]
 
 
 @dataclass
@@ -81,6 +87,18 @@ class CallResult:
     statuses: list[int] = field(default_factory=list)
     timings: list[float] = field(default_factory=list)  # seconds per webhook
     documents: list[str] = field(default_factory=list)
+    heard_up_to: int = 0  # sentences already handed to a question's `heard`
+
+    def hear(self, question: Question) -> Question:
+        question.heard = self.said[self.heard_up_to :]
+        self.heard_up_to = len(self.said)
+        self.questions.append(question)
+        return question
+
+    @property
+    def last_heard(self) -> list[str]:
+        """Sentences after the last question (the goodbye or the transfer announcement)."""
+        return self.said[self.heard_up_to :]
 
     @property
     def requests(self) -> int:
@@ -158,8 +176,7 @@ class Caller:
                     finish_on_key=verb.get("finishOnKey", "#"),
                 )
                 result.said.extend(question.said)
-                result.questions.append(question)
-                key = next_key(question)
+                key = next_key(result.hear(question))
                 if key is None:
                     result.end = "caller_hung_up"
                     return None, {}
@@ -167,8 +184,7 @@ class Caller:
                     return question.action, self.params(Digits=key)
             elif verb.tag == "Record":
                 question = Question(urljoin(url, verb.get("action") or url), [], None, verb.get("finishOnKey", "#"), record=True)
-                result.questions.append(question)
-                key = next_key(question)
+                key = next_key(result.hear(question))
                 if key is None:
                     result.end = "caller_hung_up"
                     return None, {}

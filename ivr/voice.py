@@ -44,10 +44,11 @@ def incoming():
     call_sid = _call_sid()
     session = ivr.store.load(call_sid)
     if session is None:
-        session, actions = engine.start(ivr.flow, call_sid, request.form.get("From", ""), time.time())
-        log.info("[%s] call started (flow %s)", call_sid, ivr.flow.version)
+        flow = ivr.bundle().flow
+        session, actions = engine.start(flow, call_sid, request.form.get("From", ""), time.time())
+        log.info("[%s] call started (flow %s)", call_sid, flow.version)
     else:
-        session, actions = engine.resume(ivr.flow, session)
+        session, actions = engine.resume(ivr.bundle(session.flow_version).flow, session)
     return _respond(session, actions)
 
 
@@ -69,7 +70,7 @@ def answer():
         event = Keys(node, phase, digits, now)
     else:
         event = NoInput(node, phase, now)
-    session, actions = engine.step(ivr.flow, session, event)
+    session, actions = engine.step(ivr.bundle(session.flow_version).flow, session, event)
     return _respond(session, actions)
 
 
@@ -79,9 +80,9 @@ def transfer_done():
     result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
     services().records.transfer_result(_call_sid(), result)
     if result in REACHED:
-        return _xml(twiml.goodbye(services().speech))
+        return _xml(twiml.goodbye(services().speech()))
     log.warning("[%s] transfer not answered: %s", g.call_sid, result)
-    return _xml(twiml.goodbye(services().speech, twiml.UNAVAILABLE))
+    return _xml(twiml.goodbye(services().speech(), twiml.UNAVAILABLE))
 
 
 @bp.post("/whisper")
@@ -90,14 +91,14 @@ def whisper():
     record = services().records.get(request.args.get("call", ""))
     summary = (record or {}).get("context") or {}
     text = summary.get("summary_fr") or "Résumé indisponible : demandez le détail à l'appelant."
-    return _xml(twiml.whisper(services().speech, text))
+    return _xml(twiml.whisper(services().speech(), text))
 
 
 @bp.post("/wait")
 def wait():
     """The hold message while the caller waits in the TaskRouter queue."""
     position = request.form.get("QueuePosition", "")
-    return _xml(twiml.hold(services().speech, int(position) if position.isdigit() else None))
+    return _xml(twiml.hold(services().speech(), int(position) if position.isdigit() else None))
 
 
 @bp.post("/status")
@@ -135,7 +136,7 @@ def on_error(error: Exception):
         ivr = services()
         call_sid = request.form.get("CallSid", "")
         bare = {"call_sid": call_sid, "caller": request.form.get("From"), "reason": "technical_error"}
-        return _xml(twiml.apology(ivr.speech, handoff.plan(ivr.destinations, bare, _links(call_sid))))
+        return _xml(twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, _links(call_sid))))
 
 
 def _apology() -> Response:
@@ -148,20 +149,21 @@ def _apology() -> Response:
         except Exception:
             log.exception("[%s] store unavailable during apology", call_sid)
     if session is None:
-        session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.flow.version)
+        session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.bundle().version)
     if session.ended and session.outcome != "transferred":
-        return _xml(twiml.goodbye(ivr.speech))
+        return _xml(twiml.goodbye(ivr.speech()))
     session, actions = engine.fail(session, time.time())
     return _respond(session, actions)
 
 
 def _respond(session: Session, actions) -> Response:
     ivr = services()
+    bundle = ivr.bundle(session.flow_version)
     plan = None
     context = None
     if any(isinstance(action, Transfer) for action in actions):
         links = _links(session.call_sid)
-        context = handoff.context(session, ivr.flow, time.time(), links.context)
+        context = handoff.context(session, bundle.flow, time.time(), links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
     ivr.store.save(session)
@@ -171,7 +173,7 @@ def _respond(session: Session, actions) -> Response:
         ivr.nudge_outbox()
     if plan is not None and plan.kind == "none":
         ivr.records.transfer_result(session.call_sid, "no_destination")
-    return _xml(twiml.document(actions, ivr.speech, _answer_url, plan))
+    return _xml(twiml.document(actions, ivr.speech(bundle), _answer_url, plan))
 
 
 def _links(call_sid: str) -> handoff.Links:

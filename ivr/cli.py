@@ -1,0 +1,269 @@
+"""`ivr`: the supervisors' commands — check, hear, simulate and draw the call flow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import engine, twiml
+from .library import Bundle, load_bundle
+from .lint import DEFAULT_MAX_SECONDS, lint
+
+FLOW_HELP = "fichier du parcours (défaut : $IVR_FLOW ou flows/ecps.yaml)"
+PROMPTS_HELP = "dossier des phrases (défaut : $IVR_PROMPTS ou prompts)"
+
+
+def _flow_default() -> str:
+    return os.environ.get("IVR_FLOW", "flows/ecps.yaml")
+
+
+def _prompts_default() -> str:
+    return os.environ.get("IVR_PROMPTS", "prompts")
+
+
+def _files(function):
+    function = click.option("--prompts", "prompts_dir", default=_prompts_default, show_default=False, help=PROMPTS_HELP)(function)
+    function = click.option("--flow", "flow_path", default=_flow_default, show_default=False, help=FLOW_HELP)(function)
+    return function
+
+
+def _load(flow_path: str, prompts_dir: str) -> Bundle:
+    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+    if bundle is None:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("le parcours ne se charge pas : corrigez les erreurs ci-dessus (ivr validate les liste toutes)")
+    return bundle
+
+
+def _help(function):
+    return click.help_option("-h", "--help", help="Afficher cette aide et quitter.")(function)
+
+
+@click.group()
+@_help
+def main() -> None:
+    """Outils des superviseurs du serveur vocal e-CPS.
+
+    Vérifiez une modification des phrases (prompts/fr-FR.yaml) ou du parcours (flows/ecps.yaml),
+    écoutez-la, essayez l'appel au clavier et dessinez le parcours, avant de la publier.
+    """
+    # The server's own INFO lines would drown what a supervisor reads; problems still show.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@main.command()
+@_help
+@_files
+@click.option("--strict", is_flag=True, help="les avertissements font aussi échouer la vérification")
+@click.option("--max-seconds", default=DEFAULT_MAX_SECONDS, show_default=True, type=float,
+              help="durée orale au-delà de laquelle une phrase est signalée trop longue")
+def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float) -> None:
+    """Vérifier le parcours et les phrases : erreurs (refusées en service) et avertissements.
+
+    Code de sortie : 0 si tout va bien, 1 s'il y a des erreurs (ou des avertissements avec --strict).
+    """
+    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+    if bundle is not None:
+        problems = [*problems, *lint(bundle.flow, bundle.prompts, max_seconds)]
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    for problem in sorted(problems):
+        click.echo(str(problem))
+    if bundle is not None and not errors:
+        summary = f"{len(bundle.flow.nodes)} étapes, {len(bundle.prompts.entries)} phrases, version {bundle.version}"
+        click.echo(f"OK : {summary} ; {len(warnings)} avertissement(s).")
+    else:
+        click.echo(f"REFUSÉ : {len(errors)} erreur(s), {len(warnings)} avertissement(s). Le serveur garderait la version précédente.")
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
+@main.command()
+@_help
+@click.argument("node")
+@_files
+@click.option("--audio", type=click.Path(dir_okay=False, writable=True), help="écrire aussi la phrase en WAV (voix française d'espeak-ng)")
+def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None) -> None:
+    """Afficher ce que l'appelant entend à l'étape NODE : texte, touches, délais et TwiML."""
+    bundle = _load(flow_path, prompts_dir)
+    flow, prompts = bundle.flow, bundle.prompts
+    if node not in flow.nodes:
+        raise click.ClickException(f"l'étape « {node} » n'existe pas ; étapes : {', '.join(flow.nodes)}")
+    item = flow.nodes[node]
+    step = f", étape {item.step} du guide" if item.step else ""
+    click.echo(f"Étape « {node} » ({item.type}{step}) — {flow.source}:{item.line}")
+    actions = engine.preview(flow, node)
+    heard = [prompts.text(say.key, say.params) for say in _says(actions)]
+    click.echo("\nL'appelant entend :")
+    for text in heard:
+        click.echo(f"  « {text} »")
+    if item.short:
+        click.echo(f"\nAprès un silence ou une mauvaise touche :\n  « {prompts.text(item.short)} »")
+    if item.type == "wait":
+        click.echo(f"\nPendant qu'il agit (toutes les {flow.settings.wait_pause} s, jusqu'à {flow.settings.wait_max} s) :")
+        click.echo(f"  « {prompts.text(item.hold or 'commun.attente')} »")
+    _describe_keys(flow, item)
+    click.echo("\nTwiML :")
+    click.echo(twiml.document(actions, twiml.Speech(prompts, os.environ.get("IVR_VOICE", "Polly.Lea-Neural")),
+                              lambda name, phase: f"/voice/answer?node={name}&phase={phase}", twiml.TransferPlan("workflow", "WW…", "{…}")))
+    if audio:
+        _speak(" ".join(heard), audio)
+
+
+def _says(actions) -> list:
+    says = []
+    for action in actions:
+        says.extend(getattr(action, "says", ()))
+    return says
+
+
+def _describe_keys(flow, item) -> None:
+    settings = flow.settings
+    if item.type in ("menu", "wait"):
+        click.echo("\nTouches :")
+        for key, choice in item.choices.items():
+            answer = f" (réponse enregistrée : {choice.answer})" if choice.answer else ""
+            click.echo(f"  {engine.spoken_key(key)} → {choice.goto}{answer}")
+        click.echo(f"Délai : {settings.menu_timeout} s de silence ; {settings.max_attempts} essais avant un conseiller"
+                   + (" (le silence n'est pas compté pendant l'action)" if item.type == "wait" else ""))
+    elif item.type == "digits":
+        what = f"contrôle {item.check}" if item.check else "choix " + ", ".join(f"{k} {v}" for k, v in item.options.items())
+        click.echo(f"\nSaisie terminée par dièse ({what}) → {item.next}")
+        click.echo(f"Délai : {settings.digits_timeout} s ; relecture : {'oui' if item.confirm else 'non'} ; "
+                   f"facultative : {'oui (dièse seul ou silence)' if item.optional else 'non'}")
+    elif item.type == "record":
+        click.echo(f"\nMessage vocal de {item.max_length} s au plus, terminé par dièse → {item.next}")
+    elif item.type == "end":
+        click.echo(f"\nFin de l'appel, résultat enregistré : {item.outcome}")
+    elif item.type == "transfer":
+        click.echo(f"\nTransfert vers un conseiller, motif : {item.reason}")
+    if item.type not in ("end", "transfer", "say"):
+        click.echo("Partout : étoile pour réécouter, 0 pour un conseiller.")
+
+
+def _speak(text: str, path: str) -> None:
+    program = shutil.which("espeak-ng")
+    if program is None:
+        raise click.ClickException("espeak-ng n'est pas installé : l'audio ne peut pas être produit "
+                                   "(Debian : apt-get install espeak-ng). Le texte ci-dessus reste valable.")
+    subprocess.run([program, "-v", "fr", "-s", "160", "-w", path, text], check=True)
+    click.echo(f"\nAudio écrit dans {path} (voix de synthèse locale, différente de la voix Twilio).")
+
+
+@main.command()
+@_help
+@_files
+@click.option("--keys", help='touches à jouer, séparées par des espaces (« . » = silence), ex. "2 2 1"')
+@click.option("--url", help="simuler contre un serveur qui tourne (défaut : en local, dans ce processus)")
+@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="TWILIO_AUTH_TOKEN du serveur visé par --url")
+@click.option("--caller", "caller_number", default="+33612345678", show_default=True, help="numéro de l'appelant simulé")
+def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str) -> None:
+    """Jouer un appel dans le terminal, par les vrais webhooks signés.
+
+    Sans --keys : tapez les touches à chaque question (« . » = silence, « q » = raccrocher).
+    Avec --keys : l'appel est joué d'un coup et le compte rendu peut être collé dans un ticket.
+    À la fin, affiche la fiche que recevrait le conseiller.
+    """
+    from .simulator import Caller, FlaskTransport, HttpTransport
+
+    app = None
+    if url:
+        transport, base = HttpTransport(), url
+    else:
+        _load(flow_path, prompts_dir)  # clear errors before anything else
+        from . import create_app
+
+        token = secrets.token_hex(16)
+        app = create_app({
+            "TWILIO_AUTH_TOKEN": token,
+            "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-simulate-"),
+            "IVR_FLOW": flow_path,
+            "IVR_PROMPTS": prompts_dir,
+            "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+            "HANDOFF_WEBHOOK_URL": "",
+            "IVR_RELOAD_INTERVAL": "0",
+        })
+        transport, base = FlaskTransport(app.test_client()), "http://localhost"
+    caller = Caller(transport, base, token, caller=caller_number)
+    scripted = keys.split() if keys is not None else None
+
+    def answer(question) -> str | None:
+        _print_said(question.heard)
+        if question.record:
+            click.echo("serveur : (bip, enregistrement du message)")
+        if scripted is not None:
+            key = scripted.pop(0) if scripted else None
+            click.echo(f"    [{question.node}] appelant : {_spoken(key)}")
+            return key
+        key = click.prompt(f"    [{question.node}] touche(s) ('.' silence, 'q' raccrocher)", default=".", show_default=False).strip()
+        return None if key.lower() == "q" else (key or ".")
+
+    result = caller.call(answer)
+    _print_said(result.last_heard)
+    click.echo(f"\nFin de l'appel : {_ending(result)}")
+    if app is not None:
+        record = app.extensions["ivr"].records.get(caller.call_sid)
+        click.echo(f"Résultat enregistré : {record['outcome']}" + (f" (étape {record['outcome_step']})" if record["outcome_step"] else ""))
+        if record["context"]:
+            click.echo("\nFiche transmise au conseiller :")
+            click.echo(json.dumps(record["context"], ensure_ascii=False, indent=2))
+    elif result.task:
+        click.echo("\nTâche transmise :")
+        click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+
+
+def _print_said(said: list[str]) -> None:
+    for text in said:
+        click.echo(f"serveur : « {text} »")
+
+
+def _spoken(key: str | None) -> str:
+    return {None: "raccroche", ".": "(silence)"}.get(key, key)
+
+
+def _ending(result) -> str:
+    return {
+        "hangup": "le serveur a raccroché",
+        "enqueue": "transfert vers la file des conseillers",
+        "dial": "transfert vers un conseiller",
+        "caller_hung_up": "l'appelant a raccroché",
+    }.get(result.end, result.end)
+
+
+@main.command()
+@_help
+@_files
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="écrire le diagramme Mermaid dans ce fichier")
+@click.option("--svg", type=click.Path(dir_okay=False, writable=True), help="écrire aussi une image SVG (avec Graphviz « dot »)")
+def graph(flow_path: str, prompts_dir: str, output: str | None, svg: str | None) -> None:
+    """Dessiner le parcours : texte Mermaid (et SVG si Graphviz est installé)."""
+    from .diagram import dot, mermaid
+
+    bundle = _load(flow_path, prompts_dir)
+    text = mermaid(bundle.flow)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"Diagramme Mermaid écrit dans {output}")
+    else:
+        click.echo(text)
+    if svg:
+        program = shutil.which("dot")
+        if program is None:
+            raise click.ClickException("Graphviz (dot) n'est pas installé : pas de SVG (Debian : apt-get install graphviz). "
+                                       "Le texte Mermaid s'affiche dans la plupart des outils (GitLab, GitHub, mermaid.live).")
+        subprocess.run([program, "-Tsvg", "-o", svg], input=dot(bundle.flow).encode("utf-8"), check=True)
+        click.echo(f"Image SVG écrite dans {svg}")
+
+
+if __name__ == "__main__":
+    main()

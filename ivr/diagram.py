@@ -1,0 +1,52 @@
+"""The flow as a diagram: Mermaid text (readable in GitLab, GitHub, mermaid.live) and Graphviz DOT."""
+
+from __future__ import annotations
+
+from .engine import spoken_key
+from .flow import Flow, Node
+
+_MERMAID_SHAPES = {"end": ("([", "])"), "transfer": ("[[", "]]"), "say": ("[/", "/]"), "record": ("[(", ")]")}
+_DOT_SHAPES = {"end": "doubleoctagon", "transfer": "box3d", "say": "note", "record": "cylinder", "digits": "component"}
+
+
+def _label(node: Node, figures: dict | None = None) -> str:
+    step = f" · étape {node.step}" if node.step else ""
+    extra = f"\\n{figures[node.name]}" if figures and node.name in figures else ""
+    return f"{node.name}\\n{node.type}{step}{extra}"
+
+
+def _edges(node: Node) -> list[tuple[str, str]]:
+    edges = []
+    for key, choice in node.choices.items():
+        label = spoken_key(key) + (f" {choice.answer}" if choice.answer else "")
+        edges.append((choice.goto, label))
+    if node.next:
+        edges.append((node.next, "saisie" if node.type == "digits" else ""))
+    return edges
+
+
+def mermaid(flow: Flow, figures: dict | None = None) -> str:
+    """Mermaid flowchart of the flow; `figures` adds a line of numbers under each node."""
+    lines = ["flowchart TD"]
+    for node in flow.nodes.values():
+        opening, closing = _MERMAID_SHAPES.get(node.type, ("[", "]"))
+        text = _label(node, figures).replace("\\n", "<br/>").replace('"', "'")
+        lines.append(f'    {node.name}{opening}"{text}"{closing}')
+    for node in flow.nodes.values():
+        for target, label in _edges(node):
+            arrow = f' -->|"{label}"| ' if label else " --> "
+            lines.append(f"    {node.name}{arrow}{target}")
+    return "\n".join(lines) + "\n"
+
+
+def dot(flow: Flow, figures: dict | None = None) -> str:
+    """Graphviz DOT of the flow (for an SVG)."""
+    lines = ["digraph flow {", '  rankdir=TB; node [fontname="Helvetica", shape=box, style=rounded];']
+    for node in flow.nodes.values():
+        shape = _DOT_SHAPES.get(node.type, "box")
+        lines.append(f'  {node.name} [label="{_label(node, figures)}", shape={shape}];')
+    for node in flow.nodes.values():
+        for target, label in _edges(node):
+            lines.append(f'  {node.name} -> {target} [label="{label}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,104 @@
+"""Supervisor lint: what a loadable flow may still get wrong for a caller (warnings, not errors)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+from .prompts import Prompts
+from .yamlfile import Problem
+
+# A French TTS voice speaks about 14 characters a second (≈ 150 words a minute).
+CHARS_PER_SECOND = 14.0
+DEFAULT_MAX_SECONDS = 30.0
+_ANNOUNCED = re.compile(r"\btapez\s+(\d|étoile|dièse)\b", re.IGNORECASE)
+_KEY_WORDS = {"étoile": "*", "dièse": "#"}
+_GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
+# Sentences the server itself speaks, not referenced by the flow.
+_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.")
+
+
+def spoken_seconds(text: str) -> float:
+    """Estimated time to speak `text` at a French speaking rate."""
+    return len(text) / CHARS_PER_SECOND
+
+
+def announced_keys(text: str) -> set[str]:
+    """Keys a sentence tells the caller to press ("tapez 1", "tapez étoile")."""
+    return {_KEY_WORDS.get(match.lower(), match) for match in _ANNOUNCED.findall(text)}
+
+
+def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Problem]:
+    """Every warning for a flow that loads."""
+    findings: list[Problem] = []
+    findings += _unused_prompts(flow, prompts)
+    findings += _no_way_out(flow)
+    for node in flow.nodes.values():
+        findings += _announcements(flow, prompts, node)
+    for prompt in prompts.entries.values():
+        seconds = spoken_seconds(prompt.text)
+        if seconds > max_seconds:
+            findings.append(_warning(prompts.source, prompt.line,
+                                     f"« {prompt.key} » dure environ {seconds:.0f} secondes à l'oral (plus de {max_seconds:.0f}) : "
+                                     "un appelant décroche ; coupez en deux étapes ou raccourcissez"))
+        bad = sorted({c for c in prompt.text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") or ord(c) > 0xFFFF})
+        if bad:
+            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
+            findings.append(Problem(prompts.source, prompt.line, f"« {prompt.key} » contient des caractères que la voix ne sait pas lire ({shown})"))
+    return sorted(findings)
+
+
+def _warning(file: str, line: int, message: str) -> Problem:
+    return Problem(file, line, message, "warning")
+
+
+def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
+    used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold) if key}
+    return [
+        _warning(prompts.source, prompt.line, f"la phrase « {prompt.key} » n'est utilisée par aucune étape")
+        for prompt in prompts.entries.values()
+        if prompt.key not in used and not prompt.key.startswith(_SERVER_PREFIXES)
+    ]
+
+
+def _no_way_out(flow: Flow) -> list[Problem]:
+    # Nodes from which no end or transfer can be reached: only the 0 key would get the caller out.
+    exits = {name for name, node in flow.nodes.items() if node.type in ("end", "transfer")}
+    reaches = set(exits)
+    changed = True
+    while changed:
+        changed = False
+        for name, node in flow.nodes.items():
+            if name not in reaches and any(target in reaches for target in node.exits):
+                reaches.add(name)
+                changed = True
+    return [
+        _warning(flow.source, node.line, f"étape « {node.name} » : boucle sans issue, aucune fin ni aucun conseiller n'est atteignable")
+        for node in flow.nodes.values()
+        if node.name not in reaches
+    ]
+
+
+def _announcements(flow: Flow, prompts: Prompts, node: Node) -> list[Problem]:
+    if node.type in ("menu", "wait"):
+        accepted = set(node.choices)
+    elif node.type == "digits" and node.options:
+        accepted = set(node.options)
+    else:
+        return []
+    findings = []
+    full = prompts.entries.get(node.prompt)
+    if full is not None:
+        announced = announced_keys(full.text)
+        for key in sorted(accepted - announced):
+            findings.append(_warning(flow.source, node.line,
+                                     f"étape « {node.name} » : la touche {key} est acceptée mais la phrase « {node.prompt} » ne l'annonce pas"))
+    for key_name in (node.prompt, node.short, node.hold):
+        prompt = prompts.entries.get(key_name or "")
+        if prompt is None:
+            continue
+        for key in sorted(announced_keys(prompt.text) - accepted - _GLOBAL_KEYS):
+            findings.append(_warning(flow.source, node.line,
+                                     f"étape « {node.name} » : la phrase « {prompt.key} » annonce la touche {key}, que cette étape n'accepte pas"))
+    return findings
