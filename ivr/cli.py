@@ -65,8 +65,8 @@ def main() -> None:
 @_help
 @_files
 @click.option("--strict", is_flag=True, help="les avertissements font aussi échouer la vérification")
-@click.option("--max-seconds", default=DEFAULT_MAX_SECONDS, show_default=True, type=float,
-              help="durée orale au-delà de laquelle une phrase est signalée trop longue")
+@click.option("--max-seconds", default=DEFAULT_MAX_SECONDS, type=float,
+              help=f"durée orale (secondes) au-delà de laquelle une phrase est signalée trop longue ; défaut : {DEFAULT_MAX_SECONDS:.0f}")
 def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float) -> None:
     """Vérifier le parcours et les phrases : erreurs (refusées en service) et avertissements.
 
@@ -166,7 +166,7 @@ def _speak(text: str, path: str) -> None:
 @click.option("--keys", help='touches à jouer, séparées par des espaces (« . » = silence), ex. "2 2 1"')
 @click.option("--url", help="simuler contre un serveur qui tourne (défaut : en local, dans ce processus)")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="TWILIO_AUTH_TOKEN du serveur visé par --url")
-@click.option("--caller", "caller_number", default="+33612345678", show_default=True, help="numéro de l'appelant simulé")
+@click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
 def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str) -> None:
     """Jouer un appel dans le terminal, par les vrais webhooks signés.
 
