@@ -50,6 +50,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (delivered_at, failed_at, next_attempt_at);
     """,
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_sid TEXT NOT NULL,
+        at REAL NOT NULL,
+        node TEXT,
+        step INTEGER,
+        event TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_call ON events (call_sid, at);
+    CREATE INDEX events_at ON events (at);
+    ALTER TABLE calls ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -216,6 +216,7 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             pending=None,
             step=node.step or session.step,
         )
+        session = _log(session, at, "enter")
         if node.type == "say":
             says.append(Say(node.prompt))
             name = node.next

@@ -9,6 +9,9 @@ from .engine import Session
 
 # Twilio's final call statuses; only these close a record.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Calls played from the console's simulator: "CAtry…" cannot be a Twilio CallSid (CA + 32 hex digits).
+SIMULATED_PREFIX = "CAtry"
+_EVENT_COLUMNS = ("at", "node", "step", "event")
 
 
 class CallRecords:
@@ -17,13 +20,32 @@ class CallRecords:
     def __init__(self, db: SQLite):
         self.db = db
 
-    def progress(self, session: Session, context: dict | None = None) -> None:
-        """Record where the call is now (and the agent context when it is being transferred)."""
-        self.db.connection().execute(
+    def progress(self, session: Session, context: dict | None = None, events_from: int = 0) -> None:
+        """Record where the call is now, its new events (history from `events_from` on), and the
+        agent context when it is being transferred."""
+        conn = self.db.connection()
+        conn.execute("BEGIN")
+        try:
+            self._upsert(conn, session, context)
+            conn.executemany(
+                "INSERT INTO events (call_sid, at, node, step, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (session.call_sid, entry["at"], entry.get("node"), entry.get("step"), entry["event"],
+                     json.dumps({k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}, ensure_ascii=False) or None)
+                    for entry in session.history[events_from:]
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _upsert(self, conn, session: Session, context: dict | None) -> None:
+        conn.execute(
             """
             INSERT INTO calls (call_sid, caller, started_at, flow_version, last_node, last_step,
-                               outcome, outcome_step, transfer_reason, context)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               outcome, outcome_step, transfer_reason, context, simulated)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (call_sid) DO UPDATE SET
                 last_node = excluded.last_node, last_step = excluded.last_step,
                 outcome = excluded.outcome, outcome_step = excluded.outcome_step,
@@ -41,6 +63,7 @@ class CallRecords:
                 session.outcome_step,
                 session.transfer_reason,
                 json.dumps(context, ensure_ascii=False) if context is not None else None,
+                int(session.call_sid.startswith(SIMULATED_PREFIX)),
             ),
         )
 
@@ -63,6 +86,11 @@ class CallRecords:
             """,
             (call_sid, caller, ended_at - (duration_s or 0), ended_at, duration_s, status, fallback),
         )
+
+    def events(self, call_sid: str) -> list[dict]:
+        """The timeline of one call, oldest first."""
+        rows = self.db.connection().execute("SELECT * FROM events WHERE call_sid = ? ORDER BY at, id", (call_sid,))
+        return [{**dict(row), "detail": json.loads(row["detail"]) if row["detail"] else {}} for row in rows]
 
     def get(self, call_sid: str) -> dict | None:
         """The record of one call, context decoded."""

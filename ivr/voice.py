@@ -47,9 +47,8 @@ def incoming():
         flow = ivr.bundle().flow
         session, actions = engine.start(flow, call_sid, request.form.get("From", ""), time.time())
         log.info("[%s] call started (flow %s)", call_sid, flow.version)
-    else:
-        session, actions = engine.resume(ivr.bundle(session.flow_version).flow, session)
-    return _respond(session, actions)
+        return _respond(session, actions, 0)
+    return _respond(*engine.resume(ivr.bundle(session.flow_version).flow, session), len(session.history))
 
 
 @bp.post("/answer")
@@ -70,8 +69,9 @@ def answer():
         event = Keys(node, phase, digits, now)
     else:
         event = NoInput(node, phase, now)
+    seen = len(session.history)
     session, actions = engine.step(ivr.bundle(session.flow_version).flow, session, event)
-    return _respond(session, actions)
+    return _respond(session, actions, seen)
 
 
 @bp.post("/transfer-done")
@@ -152,11 +152,13 @@ def _apology() -> Response:
         session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.bundle().version)
     if session.ended and session.outcome != "transferred":
         return _xml(twiml.goodbye(ivr.speech()))
+    seen = len(session.history)
     session, actions = engine.fail(session, time.time())
-    return _respond(session, actions)
+    return _respond(session, actions, seen)
 
 
-def _respond(session: Session, actions) -> Response:
+def _respond(session: Session, actions, seen: int) -> Response:
+    """Save the session, record progress and new events, and render the TwiML."""
     ivr = services()
     bundle = ivr.bundle(session.flow_version)
     plan = None
@@ -167,7 +169,7 @@ def _respond(session: Session, actions) -> Response:
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
     ivr.store.save(session)
-    ivr.records.progress(session, context)
+    ivr.records.progress(session, context, seen)
     if context is not None and ivr.outbox is not None:
         ivr.outbox.add(session.call_sid, context)
         ivr.nudge_outbox()

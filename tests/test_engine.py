@@ -76,7 +76,10 @@ def test_session_round_trips_through_a_dict(ecps):
 
 def test_history_marks_each_event(ecps):
     session = at_node(ecps, "etape1_a_jour")
+    assert [h["event"] for h in session.history] == ["enter", "enter"]  # welcome, then step 1
+    session = replace(session, history=())
     for event in [Keys("etape1_a_jour", "ask", "*", 1.0), NoInput("etape1_a_jour", "ask", 2.0), Keys("etape1_a_jour", "ask", "5", 3.0),
                   Keys("etape1_a_jour", "ask", "2", 4.0), Keys("etape1_android", "ask", "0", 5.0)]:
         session, _ = engine.step(ecps, session, event)
-    assert [h["event"] for h in session.history] == ["repeat", "silence", "invalid", "answer", "agent", "transfer"]
+    assert [h["event"] for h in session.history] == ["repeat", "silence", "invalid", "answer", "enter", "agent", "transfer"]
+    assert session.history[4]["node"] == "etape1_android"
