@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Request
@@ -15,9 +17,11 @@ from .db import SQLite
 from .handoff import Destinations
 from .library import Bundle, FlowLibrary
 from .outbox import Deliverer, Outbox
+from .overrides import PromptOverrides
 from .records import CallRecords
 from .store import DEFAULT_TTL, SessionStore, SqliteSessionStore
 from .twiml import Speech
+from .users import Users
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +40,8 @@ ENVIRONMENT = {
     "IVR_WEBHOOK_SECRET": "",
     "IVR_OUTBOX_THREAD": "1",
     "IVR_API_TOKEN": "",
+    "IVR_SECRET_KEY": "",
+    "IVR_CONSOLE_IDLE_MINUTES": "30",
     "IVR_DATA_DIR": "instance",
     "IVR_FLOW": "flows/ecps.yaml",
     "IVR_PROMPTS": "prompts",
@@ -58,6 +64,7 @@ class ConfigurationError(RuntimeError):
 class Services:
     """What the webhooks need, built once per process."""
 
+    db: SQLite
     library: FlowLibrary
     voice: str
     language: str
@@ -68,6 +75,8 @@ class Services:
     public_base: str
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
+    users: Users | None = None
+    overrides: PromptOverrides | None = None
 
     def bundle(self, version: str | None = None) -> Bundle:
         """The flow and prompts of `version` (a call in progress), or the current ones."""
@@ -109,9 +118,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not token:
         log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
 
+    data_dir = _resolve(config["IVR_DATA_DIR"], must_exist=False)
+    db = SQLite(data_dir / "ivr.sqlite3")
+    overrides = PromptOverrides(db)
     library = FlowLibrary(_resolve(config["IVR_FLOW"]), _resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
-                          interval=float(config["IVR_RELOAD_INTERVAL"]))
-    db = SQLite(_resolve(config["IVR_DATA_DIR"], must_exist=False) / "ivr.sqlite3")
+                          interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
+    app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(data_dir)
+    app.permanent_session_lifetime = timedelta(hours=12)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=config["IVR_PUBLIC_URL"].startswith("https://"))
     destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
     if not destinations.configured:
         log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
@@ -125,6 +140,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             deliverer.start()
 
     app.extensions["ivr"] = Services(
+        db=db,
         library=library,
         voice=config["IVR_VOICE"],
         language=config["IVR_LANGUAGE"],
@@ -135,6 +151,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         public_base=config["IVR_PUBLIC_URL"].rstrip("/"),
         outbox=outbox,
         deliverer=deliverer,
+        users=Users(db),
+        overrides=overrides,
     )
 
     proxies = int(config["IVR_TRUSTED_PROXIES"] or 0)
@@ -142,10 +160,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies)
 
     from .api import bp as api_bp
+    from .console import bp as console_bp
     from .voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
 
     @app.get("/health")
     def health():
@@ -153,6 +173,20 @@ def create_app(test_config: dict | None = None) -> Flask:
                 "refused": [str(p) for p in library.last_problems]}
 
     return app
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The console's cookie key: generated once and kept beside the data, shared by every worker."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "x", encoding="ascii") as handle:  # "x": two workers starting together keep one key
+                handle.write(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass
+    return path.read_text(encoding="ascii").strip()
 
 
 def _resolve(value: str, must_exist: bool = True) -> Path:

@@ -64,6 +64,34 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_at ON events (at);
     ALTER TABLE calls ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE prompt_overrides (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE prompt_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        before TEXT,
+        after TEXT NOT NULL,
+        who TEXT NOT NULL,
+        at REAL NOT NULL,
+        action TEXT NOT NULL
+    );
+    CREATE TABLE revisions (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO revisions (name, value) VALUES ('prompts', 0);
+    """,
 )
 
 

@@ -124,29 +124,31 @@ class FlowError(Exception):
         self.problems = problems
 
 
-def load(path: Path | str, prompts: Prompts) -> Flow:
+def load(path: Path | str, prompts: Prompts, extra: bytes = b"") -> Flow:
     """The flow at `path`, or FlowError listing every problem."""
-    flow, problems = parse(path, prompts)
+    flow, problems = parse(path, prompts, extra)
     if flow is None:
         raise FlowError([p for p in problems if p.severity == "error"])
     return flow
 
 
-def parse(path: Path | str, prompts: Prompts) -> tuple[Flow | None, list[Problem]]:
-    """Read and check a flow; return it (None when any error) and every problem found."""
+def parse(path: Path | str, prompts: Prompts, extra: bytes = b"") -> tuple[Flow | None, list[Problem]]:
+    """Read and check a flow; return it (None when any error) and every problem found.
+
+    Its version digests the flow file, the prompt file and `extra` (the console's changes)."""
     path = Path(path)
     name = str(path)
     data, problems = yamlfile.load(path)
     if data is None:
         return None, problems or [Problem(name, 0, "le fichier est vide")]
     checker = _Checker(name, prompts, problems)
-    flow = checker.flow(data, _digest(path, Path(prompts.source)))
+    flow = checker.flow(data, _digest(path, Path(prompts.source), extra=extra))
     if any(p.severity == "error" for p in problems):
         return None, sorted(problems)
     return flow, sorted(problems)
 
 
-def _digest(*paths: Path) -> str:
+def _digest(*paths: Path, extra: bytes = b"") -> str:
     # One version for the flow and its sentences: a call keeps both for its whole length.
     digest = hashlib.sha256()
     for path in paths:
@@ -154,6 +156,7 @@ def _digest(*paths: Path) -> str:
             digest.update(path.read_bytes())
         except OSError:
             pass
+    digest.update(extra)
     return digest.hexdigest()[:12]
 
 

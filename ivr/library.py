@@ -3,6 +3,7 @@ in progress. A file that fails validation is refused and the last good version k
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -31,12 +32,15 @@ class Bundle:
         return self.flow.version
 
 
-def load_bundle(flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR") -> tuple[Bundle | None, list[Problem]]:
-    """Parse and check both files; the bundle (None on any error) and every problem found."""
-    catalogue, problems = prompts_module.parse(prompts_dir, language)
+def load_bundle(flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
+                overrides: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
+    """Parse and check both files (with the console's overrides); the bundle (None on any error)
+    and every problem found."""
+    catalogue, problems = prompts_module.parse(prompts_dir, language, overrides)
     if catalogue is None:
         return None, problems
-    flow, flow_problems = flow_module.parse(flow_path, catalogue)
+    extra = json.dumps(overrides or {}, sort_keys=True, ensure_ascii=False).encode() if overrides else b""
+    flow, flow_problems = flow_module.parse(flow_path, catalogue, extra)
     return (Bundle(flow, catalogue) if flow is not None else None), [*problems, *flow_problems]
 
 
@@ -44,19 +48,20 @@ class FlowLibrary:
     """Serves the current bundle, looks for edits at most every `interval` seconds."""
 
     def __init__(self, flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
-                 interval: float = 2.0, keep: int = 20):
+                 interval: float = 2.0, keep: int = 20, overrides=None):
         self.flow_path = Path(flow_path)
         self.prompts_path = prompts_module.path_for(prompts_dir, language)
         self.prompts_dir = Path(prompts_dir)
         self.language = language
         self.interval = interval
         self.keep = keep
+        self.overrides = overrides  # PromptOverrides, or None
         self._lock = threading.Lock()
         self._versions: OrderedDict[str, Bundle] = OrderedDict()
         self._checked_at = 0.0
         self._stamp = self._file_stamp()
         self._refused_stamp: tuple | None = None
-        bundle, problems = load_bundle(self.flow_path, self.prompts_dir, language)
+        bundle, problems = self.load()
         if bundle is None:
             errors = [p for p in problems if p.severity == "error"]
             raise FlowError(errors) if any(p.file == str(self.flow_path) for p in errors) else PromptsError(errors)
@@ -85,7 +90,7 @@ class FlowLibrary:
         """Load the files now; publish them if valid. Returns the problems (empty when published)."""
         stamp = stamp or self._file_stamp()
         with self._lock:
-            bundle, problems = load_bundle(self.flow_path, self.prompts_dir, self.language)
+            bundle, problems = self.load()
             if bundle is None:
                 self._refused_stamp = stamp
                 self.last_problems = [p for p in problems if p.severity == "error"]
@@ -100,6 +105,11 @@ class FlowLibrary:
                 log.info("flow and prompts reloaded: now serving version %s", bundle.version)
             return []
 
+    def load(self, extra: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
+        """Parse the files with the overrides (and `extra` changes on top) without publishing."""
+        overrides = {**(self.overrides.all() if self.overrides else {}), **(extra or {})}
+        return load_bundle(self.flow_path, self.prompts_dir, self.language, overrides)
+
     def _publish(self, bundle: Bundle) -> None:
         self._versions.pop(bundle.version, None)
         self._versions[bundle.version] = bundle
@@ -107,7 +117,7 @@ class FlowLibrary:
             self._versions.popitem(last=False)
 
     def _file_stamp(self) -> tuple:
-        stamps = []
+        stamps: list = [self.overrides.revision() if self.overrides else 0]
         for path in (self.flow_path, self.prompts_path):
             try:
                 stat = path.stat()

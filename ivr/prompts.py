@@ -68,8 +68,9 @@ def path_for(directory: Path | str, language: str = "fr-FR") -> Path:
     return Path(directory) / f"{language}.yaml"
 
 
-def parse(directory: Path | str, language: str = "fr-FR") -> tuple[Prompts | None, list[Problem]]:
-    """Read and check the prompt file; return the catalogue (None on errors) and every problem."""
+def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str, str] | None = None) -> tuple[Prompts | None, list[Problem]]:
+    """Read and check the prompt file, with the console's `overrides` on top; return the catalogue
+    (None on errors) and every problem."""
     path = path_for(directory, language)
     data, problems = yamlfile.load(path)
     name = str(path)
@@ -79,6 +80,18 @@ def parse(directory: Path | str, language: str = "fr-FR") -> tuple[Prompts | Non
         return None, [*problems, Problem(name, 1, "le fichier doit être une liste « clé: phrase »")]
     entries: dict[str, Prompt] = {}
     _flatten(data, "", name, entries, problems)
+    for key, text in (overrides or {}).items():
+        base = entries.get(key)
+        where = f"{name} (modifié dans la console)"
+        if base is None:
+            problems.append(Problem(where, 0, f"« {key} » n'existe plus dans le fichier : la modification est ignorée", "warning"))
+            continue
+        text = " ".join(text.split())
+        if not text:
+            problems.append(Problem(where, base.line, f"« {key} » : la phrase est vide"))
+            continue
+        problems.extend(replace_problem(p, where) for p in _check_text(name, base.line, key, text))
+        entries[key] = Prompt(key, text, base.line, base.audio)
     if not any(p.severity == "error" for p in problems):
         return Prompts(language, name, MappingProxyType(entries)), problems
     return None, problems
@@ -116,6 +129,10 @@ def _flatten(mapping: yamlfile.LineMap, prefix: str, name: str, out: dict, probl
         text = " ".join(value.split())
         problems.extend(_check_text(name, line, key, text))
         out[key] = Prompt(key, text, line, audio)
+
+
+def replace_problem(problem: Problem, file: str) -> Problem:
+    return Problem(file, problem.line, problem.message, problem.severity)
 
 
 def _check_text(name: str, line: int, key: str, text: str) -> list[Problem]:

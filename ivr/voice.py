@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
 from .engine import Keys, NoInput, Recorded, Session, Transfer
-from .records import FINAL_STATUSES
+from .records import FINAL_STATUSES, SIMULATED_PREFIX
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -170,7 +170,7 @@ def _respond(session: Session, actions, seen: int) -> Response:
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
     ivr.store.save(session)
     ivr.records.progress(session, context, seen)
-    if context is not None and ivr.outbox is not None:
+    if context is not None and ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
         ivr.outbox.add(session.call_sid, context)
         ivr.nudge_outbox()
     if plan is not None and plan.kind == "none":

@@ -207,3 +207,38 @@ def test_graph_svg(run, tmp_path):
 def test_graph_svg_without_graphviz_says_so(run, tmp_path):
     result = run("graph", "--svg", str(tmp_path / "flow.svg"), env={"PATH": str(tmp_path)})
     assert result.exit_code == 1 and "Graphviz (dot) n'est pas installé" in result.output
+
+
+def test_prompts_export_writes_console_changes_into_the_yaml(run, files, tmp_path):
+    from ivr.db import SQLite
+    from ivr.overrides import PromptOverrides
+
+    data_dir = tmp_path / "data"
+    overrides = PromptOverrides(SQLite(data_dir / "ivr.sqlite3"))
+    overrides.set("etape1.question", "Étape 1. L'application est-elle à jour ? Si non, tapez 1. Si oui, tapez 2.", "claire", None)
+    overrides.set("fin.resolu", "C'est réglé. Merci, au revoir.", "claire", None)
+    options = ["--flow", str(files / "flows" / "ecps.yaml"), "--prompts", str(files / "prompts"), "--data-dir", str(data_dir)]
+    shown = CliRunner().invoke(main, ["prompts", "export", *options])
+    assert "console : C'est réglé. Merci, au revoir." in shown.output
+    result = CliRunner().invoke(main, ["prompts", "export", *options, "--write", "--clear"])
+    assert result.exit_code == 0, result.output
+    text = (files / "prompts" / "fr-FR.yaml").read_text(encoding="utf-8")
+    assert "  question: >-\n    Étape 1. L'application est-elle à jour ? Si non, tapez 1. Si oui, tapez 2.\n  question_courte:" in text
+    assert "  resolu: >-\n    C'est réglé. Merci, au revoir.\n  service:" in text
+    assert text.startswith("# Les phrases que l'appelant entend")  # comments kept
+    assert run("validate").exit_code == 0
+    assert overrides.all() == {}
+
+
+def test_user_commands(tmp_path):
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(main, ["user", "add", "claire", "--role", "editor", *data], input="mot-de-passe-long\nmot-de-passe-long\n").exit_code == 0
+    short = runner.invoke(main, ["user", "add", "bob", "--password", "court", *data])
+    assert short.exit_code == 1 and "trop court" in short.output
+    again = runner.invoke(main, ["user", "add", "claire", "--password", "mot-de-passe-long", *data])
+    assert "existe déjà" in again.output
+    assert runner.invoke(main, ["user", "list", *data]).output == "claire\teditor\n"
+    assert runner.invoke(main, ["user", "passwd", "claire", "--password", "nouveau-mot-de-passe", *data]).exit_code == 0
+    assert runner.invoke(main, ["user", "remove", "claire", *data]).exit_code == 0
+    assert runner.invoke(main, ["user", "list", *data]).output == ""

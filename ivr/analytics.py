@@ -1,0 +1,168 @@
+"""Figures for supervisors: outcomes, containment, the funnel through the guide, and per-node
+behaviour (reach, time, silences, wrong keys, repeats, drop-off). Simulated calls are left out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import Counter, defaultdict
+from datetime import date, datetime, time, timedelta
+
+from .db import SQLite
+from .handoff import PARIS
+
+CSV_COLUMNS = ("call_sid", "started_at", "ended_at", "outcome", "outcome_step", "last_node", "transfer_reason",
+               "transfer_result", "duration_s")
+OUTCOME_LABELS = {
+    "solved": "résolu par le serveur vocal",
+    "service": "orienté vers le service (test « Bravo »)",
+    "transferred": "transféré à un conseiller",
+    "hung_up": "raccroché en cours de route",
+    None: "en cours",
+}
+
+
+def day_bounds(first: date, last: date) -> tuple[float, float]:
+    """Unix times of the start of `first` and the end of `last`, in Paris time."""
+    start = datetime.combine(first, time.min, PARIS)
+    end = datetime.combine(last + timedelta(days=1), time.min, PARIS)
+    return start.timestamp(), end.timestamp()
+
+
+def figures(db: SQLite, start: float, end: float) -> dict:
+    """Every figure for calls started in [start, end)."""
+    conn = db.connection()
+    calls = [dict(row) for row in conn.execute(
+        "SELECT * FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at", (start, end))]
+    events = conn.execute(
+        "SELECT e.call_sid, e.at, e.node, e.step, e.event FROM events e JOIN calls c ON c.call_sid = e.call_sid "
+        "WHERE c.started_at >= ? AND c.started_at < ? AND c.simulated = 0 ORDER BY e.call_sid, e.at, e.id",
+        (start, end),
+    ).fetchall()
+    total = len(calls)
+    outcomes = Counter(call["outcome"] for call in calls)
+    contained = outcomes["solved"] + outcomes["service"]
+    return {
+        "period": {"start": start, "end": end},
+        "calls": total,
+        "contained": contained,
+        "containment_rate": contained / total if total else None,
+        "outcomes": dict(outcomes.most_common()),
+        "solved_by_step": _counts(call["outcome_step"] for call in calls if call["outcome"] == "solved"),
+        "transferred_by_reason": _counts(call["transfer_reason"] for call in calls if call["outcome"] == "transferred"),
+        "hung_up_by_node": _counts(call["last_node"] for call in calls if call["outcome"] == "hung_up"),
+        "funnel": _funnel(events),
+        "nodes": _nodes(events, calls),
+        "days": _days(calls),
+        "median_duration_s": statistics.median([c["duration_s"] for c in calls if c["duration_s"] is not None] or [0]) if total else None,
+    }
+
+
+def _counts(values) -> dict:
+    return dict(Counter(value for value in values if value is not None).most_common())
+
+
+def _funnel(events) -> dict:
+    reached = defaultdict(set)
+    for row in events:
+        if row["event"] == "enter" and row["step"]:
+            reached[row["step"]].add(row["call_sid"])
+    return {step: len(reached.get(step, ())) for step in range(1, 7)}
+
+
+def _nodes(events, calls) -> dict:
+    by_call = defaultdict(list)
+    for row in events:
+        by_call[row["call_sid"]].append(row)
+    ends = {call["call_sid"]: call["ended_at"] for call in calls}
+    stats: dict[str, dict] = defaultdict(lambda: {"reach": set(), "visits": 0, "times": [], "silence": 0, "invalid": 0, "repeat": 0})
+    for call_sid, rows in by_call.items():
+        for index, row in enumerate(rows):
+            node = stats[row["node"]]
+            if row["event"] == "enter":
+                node["reach"].add(call_sid)
+                node["visits"] += 1
+                later = [r["at"] for r in rows[index + 1 :] if r["event"] == "enter"]
+                leaving = later[0] if later else (ends.get(call_sid) or rows[-1]["at"])
+                node["times"].append(max(leaving - row["at"], 0.0))
+            elif row["event"] in ("silence", "invalid", "repeat"):
+                node[row["event"]] += 1
+    dropped = Counter(call["last_node"] for call in calls if call["outcome"] == "hung_up")
+    result = {}
+    for name, node in stats.items():
+        if not node["visits"]:
+            continue
+        visits, reach = node["visits"], len(node["reach"])
+        result[name] = {
+            "reach": reach,
+            "median_time_s": round(statistics.median(node["times"]), 1),
+            "silence_rate": node["silence"] / visits,
+            "invalid_rate": node["invalid"] / visits,
+            "repeat_rate": node["repeat"] / visits,
+            "drop_off_rate": dropped[name] / reach,
+        }
+    return result
+
+
+def _days(calls) -> list[dict]:
+    days: dict[str, list[int]] = {}
+    for call in calls:
+        day = datetime.fromtimestamp(call["started_at"], PARIS).date().isoformat()
+        counts = days.setdefault(day, [0, 0])
+        counts[0] += 1
+        counts[1] += call["outcome"] in ("solved", "service")
+    return [{"day": day, "calls": n, "contained": c} for day, (n, c) in sorted(days.items())]
+
+
+def calls_csv(db: SQLite, start: float, end: float) -> str:
+    """One row per call (simulated calls left out), times in ISO 8601 UTC."""
+    from .handoff import iso
+
+    rows = db.connection().execute(
+        f"SELECT {', '.join(CSV_COLUMNS)} FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at",
+        (start, end),
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        values = dict(row)
+        values["started_at"] = iso(values["started_at"])
+        values["ended_at"] = iso(values["ended_at"])
+        writer.writerow([values[column] for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def percent(value: float | None) -> str:
+    """A rate as a French percentage ("54 %"), or "—"."""
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def report(data: dict, first: date, last: date) -> str:
+    """The figures as text for the terminal (`ivr report`)."""
+    from .handoff import REASON_LABELS
+
+    lines = [f"Appels du {first:%d/%m/%Y} au {last:%d/%m/%Y} : {data['calls']}"]
+    if not data["calls"]:
+        return "\n".join(lines + ["Aucun appel sur la période."]) + "\n"
+    outcomes = data["outcomes"]
+    lines.append(f"Taux de résolution sans conseiller : {percent(data['containment_rate'])} ({data['contained']} appels)")
+    solved = ", ".join(f"étape {step} : {n}" for step, n in sorted(data["solved_by_step"].items()))
+    lines.append(f"  résolus par le serveur vocal : {outcomes.get('solved', 0)}" + (f" ({solved})" if solved else ""))
+    lines.append(f"  orientés vers le service (« Bravo ») : {outcomes.get('service', 0)}")
+    reasons = ", ".join(f"{REASON_LABELS.get(r, r)} : {n}" for r, n in data["transferred_by_reason"].items())
+    lines.append(f"Transférés à un conseiller : {outcomes.get('transferred', 0)}" + (f" ({reasons})" if reasons else ""))
+    hung = ", ".join(f"{node} : {n}" for node, n in data["hung_up_by_node"].items())
+    lines.append(f"Raccrochés en cours de route : {outcomes.get('hung_up', 0)}" + (f" ({hung})" if hung else ""))
+    others = {k: v for k, v in outcomes.items() if k not in ("solved", "service", "transferred", "hung_up")}
+    if others:
+        lines.append("Autres : " + ", ".join(f"{k or 'en cours'} : {v}" for k, v in others.items()))
+    lines.append("")
+    lines.append("Entonnoir : " + " → ".join(f"étape {step} : {n}" for step, n in data["funnel"].items()))
+    lines.append("")
+    lines.append(f"{'étape du parcours':34} {'atteinte':>8} {'médiane':>8} {'silence':>8} {'touche':>8} {'répété':>8} {'abandon':>8}")
+    for name, node in sorted(data["nodes"].items(), key=lambda item: -item[1]["reach"]):
+        lines.append(f"{name:34} {node['reach']:>8} {node['median_time_s']:>6.0f} s {percent(node['silence_rate']):>8} "
+                     f"{percent(node['invalid_rate']):>8} {percent(node['repeat_rate']):>8} {percent(node['drop_off_rate']):>8}")
+    return "\n".join(lines) + "\n"

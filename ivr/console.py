@@ -1,0 +1,272 @@
+"""The supervisors' web console: figures, prompt editing with history, the flow, and a call simulator."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import secrets
+import shutil
+import subprocess
+import time
+from datetime import date, datetime, timedelta
+
+from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
+from twilio.request_validator import RequestValidator
+
+from . import analytics, diagram, handoff
+from .handoff import PARIS, REASON_LABELS
+from .lint import lint, spoken_seconds
+from .records import SIMULATED_PREFIX
+
+log = logging.getLogger(__name__)
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
+PERIOD_DAYS = 7
+
+
+def services():
+    return current_app.extensions["ivr"]
+
+
+# ---- authentication, roles, CSRF ----------------------------------------------------------------
+@bp.before_request
+def guard():
+    """Every page but the login needs a live session; every POST needs the CSRF token."""
+    if request.method == "POST":
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            return render_template("console/error.html", message="Jeton de sécurité invalide ou expiré : rechargez la page."), 400
+    if request.endpoint in ("console.login", "console.static"):
+        return None
+    user = session.get("user")
+    idle = int(current_app.config.get("IVR_CONSOLE_IDLE_MINUTES", 30)) * 60
+    if user is None or time.time() - session.get("seen", 0) > idle or services().users.role(user) is None:
+        session.pop("user", None)
+        return redirect(url_for("console.login", next=request.full_path))
+    session["seen"] = time.time()
+    g.user, g.role = user, services().users.role(user)
+    return None
+
+
+@bp.app_template_filter("paris")
+def paris_time(timestamp: float) -> str:
+    """A Unix time as Paris date and time."""
+    return datetime.fromtimestamp(timestamp, PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+@bp.app_context_processor
+def template_globals():
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return {"csrf_token": session["csrf"], "user": session.get("user"), "role": g.get("role")}
+
+
+def editor_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if g.get("role") != "editor":
+            return render_template("console/error.html", message="Cette action est réservée aux éditeurs."), 403
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        role = services().users.authenticate(username, request.form.get("password", ""))
+        if role is None:
+            log.warning("console: failed login for %r from %s", username[:40], request.remote_addr)
+            error = "Identifiant ou mot de passe incorrect."
+        else:
+            csrf = session.get("csrf")
+            session.clear()
+            session.permanent = True
+            session.update(user=username, seen=time.time(), csrf=csrf or secrets.token_urlsafe(32))
+            log.info("console: %s logged in (%s)", username, role)
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/console") else url_for("console.dashboard"))
+    return render_template("console/login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+# ---- figures ------------------------------------------------------------------------------------
+def _period() -> tuple[date, date]:
+    today = datetime.now(PARIS).date()
+    try:
+        last = date.fromisoformat(request.args["to"]) if request.args.get("to") else today
+        first = date.fromisoformat(request.args["from"]) if request.args.get("from") else last - timedelta(days=PERIOD_DAYS - 1)
+    except ValueError:
+        abort(Response(render_template("console/error.html", message="Date invalide : utilisez le format AAAA-MM-JJ."), 400))
+    return (first, last) if first <= last else (last, first)
+
+
+@bp.get("/")
+def dashboard():
+    first, last = _period()
+    data = analytics.figures(services().db, *analytics.day_bounds(first, last))
+    return render_template("console/dashboard.html", data=data, first=first, last=last, reasons=REASON_LABELS,
+                           percent=analytics.percent, outcome_labels=analytics.OUTCOME_LABELS)
+
+
+@bp.get("/calls.csv")
+def calls_csv():
+    first, last = _period()
+    body = analytics.calls_csv(services().db, *analytics.day_bounds(first, last))
+    filename = f"appels-{first.isoformat()}-{last.isoformat()}.csv"
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# ---- prompts ------------------------------------------------------------------------------------
+def _nodes_by_prompt(flow) -> dict[str, list[str]]:
+    uses: dict[str, list[str]] = {}
+    for node in flow.nodes.values():
+        for key in (node.prompt, node.short, node.hold):
+            if key:
+                uses.setdefault(key, []).append(node.name)
+    return uses
+
+
+@bp.get("/prompts")
+def prompts():
+    bundle = services().bundle()
+    query = request.args.get("q", "").strip().lower()
+    overridden = services().overrides.all()
+    uses = _nodes_by_prompt(bundle.flow)
+    rows = [
+        {"key": p.key, "text": p.text, "nodes": uses.get(p.key, []), "overridden": p.key in overridden,
+         "seconds": spoken_seconds(p.text)}
+        for p in bundle.prompts.entries.values()
+        if not query or query in p.key.lower() or query in p.text.lower() or any(query in n for n in uses.get(p.key, []))
+    ]
+    return render_template("console/prompts.html", rows=rows, query=request.args.get("q", ""), version=bundle.version)
+
+
+@bp.route("/prompts/<key>", methods=["GET", "POST"])
+def prompt(key: str):
+    ivr = services()
+    bundle = ivr.bundle()
+    current = bundle.prompts.entries.get(key)
+    if current is None:
+        abort(404)
+    problems, text = [], current.text
+    if request.method == "POST":
+        if g.role != "editor":
+            return render_template("console/error.html", message="Cette action est réservée aux éditeurs."), 403
+        text = " ".join(request.form.get("text", "").split())
+        if text == current.text:
+            flash("Aucun changement.", "info")
+            return redirect(url_for("console.prompt", key=key))
+        problems = _check_edit(key, text)
+        errors = any(p.severity == "error" for p in problems)
+        # Warnings (a key no longer announced, a sentence too long…) need a second, explicit click.
+        if not errors and (not problems or request.form.get("confirm") == "1"):
+            ivr.overrides.set(key, text, g.user, current.text)
+            ivr.library.reload()
+            log.info("console: %s changed prompt %s", g.user, key)
+            flash(f"Phrase « {key} » publiée : les nouveaux appels l'entendent dès maintenant.", "success")
+            for problem in problems:
+                flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
+            return redirect(url_for("console.prompt", key=key))
+    confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
+    return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,
+                           nodes=_nodes_by_prompt(bundle.flow).get(key, []), history=ivr.overrides.history(key),
+                           seconds=spoken_seconds(text))
+
+
+def _check_edit(key: str, text: str):
+    """Exactly what `ivr validate` checks, on the files with this change on top."""
+    library = services().library
+    candidate, problems = library.load({key: text})
+    if candidate is not None:
+        problems = [*problems, *lint(candidate.flow, candidate.prompts)]
+    # Only what concerns this sentence or what it breaks; the rest was already there.
+    return [p for p in problems if p.severity == "error" or f"« {key} »" in p.message]
+
+
+@bp.get("/history")
+def history():
+    return render_template("console/history.html", entries=services().overrides.history())
+
+
+@bp.post("/history/<int:entry_id>/rollback")
+@editor_required
+def rollback(entry_id: int):
+    ivr = services()
+    entry = ivr.overrides.entry(entry_id)
+    if entry is None:
+        abort(404)
+    bundle = ivr.bundle()
+    current = bundle.prompts.entries.get(entry["key"])
+    if current is None or entry["before"] is None:
+        flash("Cette phrase n'existe plus : rien à rétablir.", "warning")
+        return redirect(url_for("console.history"))
+    problems = _check_edit(entry["key"], entry["before"])
+    if any(p.severity == "error" for p in problems):
+        flash("Retour arrière refusé : " + " ; ".join(p.message for p in problems), "error")
+        return redirect(url_for("console.history"))
+    ivr.overrides.set(entry["key"], entry["before"], g.user, current.text, action=f"rollback #{entry_id}")
+    ivr.library.reload()
+    flash(f"Phrase « {entry['key']} » rétablie comme avant la modification n° {entry_id}.", "success")
+    return redirect(url_for("console.history"))
+
+
+# ---- the flow -----------------------------------------------------------------------------------
+@bp.get("/flow")
+def flow():
+    first, last = _period()
+    bundle = services().bundle()
+    data = analytics.figures(services().db, *analytics.day_bounds(first, last))
+    labels = {name: f"{n['reach']} appels · {n['median_time_s']:.0f} s · abandon {analytics.percent(n['drop_off_rate'])}"
+              for name, n in data["nodes"].items()}
+    svg = None
+    program = shutil.which("dot")
+    if program:
+        svg = subprocess.run([program, "-Tsvg"], input=diagram.dot(bundle.flow, labels).encode(), capture_output=True, check=True).stdout.decode()
+        svg = svg[svg.index("<svg"):]
+    return render_template("console/flow.html", flow=bundle.flow, nodes=data["nodes"], svg=svg, first=first, last=last,
+                           mermaid=diagram.mermaid(bundle.flow, labels), percent=analytics.percent)
+
+
+# ---- try it: a call in the browser over the real webhooks ---------------------------------------
+@bp.get("/try")
+def try_call():
+    return render_template("console/try.html", call_sid=SIMULATED_PREFIX + secrets.token_hex(15)[:29])
+
+
+@bp.post("/try/webhook")
+def try_webhook():
+    """Play Twilio for the browser: sign the request and send it through the voice webhooks."""
+    payload = request.get_json(silent=True) or {}
+    path = str(payload.get("url", ""))
+    params = {str(k): str(v) for k, v in (payload.get("params") or {}).items()}
+    if not path.startswith("/voice") or not params.get("CallSid", "").startswith(SIMULATED_PREFIX):
+        return jsonify(error="only simulated calls to /voice URLs"), 400
+    ivr = services()
+    base = ivr.public_base or request.host_url.rstrip("/")
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(base + path, params)} if token else {}
+    response = current_app.test_client().post(path, data=params, headers=headers, base_url=base)
+    return jsonify(status=response.status_code, body=response.get_data(as_text=True))
+
+
+@bp.get("/try/context/<call_sid>")
+def try_context(call_sid: str):
+    if not call_sid.startswith(SIMULATED_PREFIX):
+        abort(404)
+    ivr = services()
+    record = ivr.records.get(call_sid) or {}
+    document = record.get("context")
+    if document is None:
+        live = ivr.store.load(call_sid)
+        if live is not None:
+            document = handoff.context(live, ivr.bundle(live.flow_version).flow, time.time())
+    return jsonify(outcome=record.get("outcome"), outcome_step=record.get("outcome_step"), context=document)

@@ -1,0 +1,100 @@
+"""Sentences changed in the console: the live wording on every server, with who/when/before/after.
+
+The YAML file in the repository stays the base; an override replaces one sentence on top of it.
+`ivr prompts export --write` writes the overrides back into the YAML so that it can be committed,
+and `--clear` then drops the overrides the file now carries."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import time
+from pathlib import Path
+
+from .db import SQLite
+
+
+class PromptOverrides:
+    """Overrides and their history in the database shared by every server."""
+
+    def __init__(self, db: SQLite):
+        self.db = db
+
+    def revision(self) -> int:
+        """Grows at every change: servers compare it to know when to reload (one cheap query)."""
+        row = self.db.connection().execute("SELECT value FROM revisions WHERE name = 'prompts'").fetchone()
+        return row["value"] if row else 0
+
+    def all(self) -> dict[str, str]:
+        return {row["key"]: row["text"] for row in self.db.connection().execute("SELECT key, text FROM prompt_overrides ORDER BY key")}
+
+    def set(self, key: str, text: str, who: str, before: str | None, action: str = "edit") -> int:
+        """Change one sentence (recorded in the history); returns the history entry's id."""
+        now = time.time()
+        conn = self.db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO prompt_overrides (key, text, updated_at, updated_by) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (key, text, now, who),
+            )
+            entry = conn.execute("INSERT INTO prompt_history (key, before, after, who, at, action) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (key, before, text, who, now, action)).lastrowid
+            conn.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return entry
+
+    def history(self, key: str | None = None, limit: int = 200) -> list[dict]:
+        sql = "SELECT * FROM prompt_history" + (" WHERE key = ?" if key else "") + " ORDER BY id DESC LIMIT ?"
+        return [dict(row) for row in self.db.connection().execute(sql, (key, limit) if key else (limit,))]
+
+    def entry(self, entry_id: int) -> dict | None:
+        row = self.db.connection().execute("SELECT * FROM prompt_history WHERE id = ?", (entry_id,)).fetchone()
+        return dict(row) if row else None
+
+    def clear(self, keys: list[str]) -> None:
+        conn = self.db.connection()
+        conn.executemany("DELETE FROM prompt_overrides WHERE key = ?", [(key,) for key in keys])
+        conn.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
+
+
+def write_into_yaml(path: Path, changes: dict[str, tuple[int, str]]) -> list[str]:
+    """Replace, in the YAML file, the text of each key (key → (line of the key, new text)).
+
+    Comments and every other line are kept. Returns the keys written."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    written = []
+    # Bottom-up, so that earlier line numbers stay right.
+    for key, (line, text) in sorted(changes.items(), key=lambda item: -item[1][0]):
+        index = line - 1
+        head = lines[index]
+        indent = len(head) - len(head.lstrip())
+        end = index + 1
+        while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
+            end += 1
+        while end > index + 1 and not lines[end - 1].strip():
+            end -= 1  # keep the blank lines that separate groups
+        block = lines[index:end]
+        text_line = next((i for i, item in enumerate(block) if re.match(r"\s*text\s*:", item)), None)
+        if text_line is not None:  # the {text, audio} form: rewrite only the text
+            sub_start = index + text_line
+            sub_indent = len(lines[sub_start]) - len(lines[sub_start].lstrip())
+            sub_end = sub_start + 1
+            while sub_end < end and len(lines[sub_end]) - len(lines[sub_end].lstrip()) > sub_indent:
+                sub_end += 1
+            lines[sub_start:sub_end] = _block(" " * sub_indent + "text", text, sub_indent)
+        else:
+            name = head.strip().split(":", 1)[0]
+            lines[index:end] = _block(" " * indent + name, text, indent)
+        written.append(key)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return written
+
+
+def _block(head: str, text: str, indent: int) -> list[str]:
+    body = textwrap.wrap(text, width=100, break_long_words=False, break_on_hyphens=False)
+    return [f"{head}: >-", *(" " * (indent + 2) + part for part in body)]

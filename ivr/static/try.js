@@ -1,0 +1,145 @@
+// The console's call simulator: plays Twilio in the browser. Each webhook goes through
+// /console/try/webhook, which signs it and sends it to the real /voice endpoints.
+(function () {
+  "use strict";
+  const root = document.querySelector(".try");
+  const callSid = root.dataset.callSid;
+  const csrf = root.dataset.csrf;
+  const transcript = document.getElementById("transcript");
+  const statusLine = document.getElementById("status");
+  const typed = document.getElementById("typed");
+  const keys = Array.from(document.querySelectorAll("#keypad button"));
+  const silenceButton = document.getElementById("silence");
+  const recordButton = document.getElementById("record");
+  const hangupButton = document.getElementById("hangup");
+  const baseParams = { CallSid: callSid, AccountSid: "AC" + "0".repeat(32), From: "+33600000000", To: "+33900000000", CallStatus: "in-progress", Direction: "inbound" };
+  let pending = null; // {action, numDigits, finishOnKey, rest, record}
+  let buffer = "";
+  let ended = false;
+
+  function line(text, who) {
+    const item = document.createElement("li");
+    item.textContent = who === "caller" ? "→ " + text : text;
+    item.className = who || "server";
+    transcript.appendChild(item);
+    transcript.scrollTop = transcript.scrollHeight;
+  }
+
+  function speak(text) {
+    if (!document.getElementById("speak").checked || !("speechSynthesis" in window)) return;
+    const utterance = new SpeechSynthesisUtterance(text);
+    utterance.lang = "fr-FR";
+    window.speechSynthesis.speak(utterance);
+  }
+
+  function setInput(enabled, record) {
+    keys.forEach((button) => { button.disabled = !enabled || record; });
+    silenceButton.disabled = !enabled;
+    recordButton.hidden = !record;
+    recordButton.disabled = !enabled || !record;
+  }
+
+  async function post(url, extra) {
+    const response = await fetch(root.dataset.webhook, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ url: url, params: Object.assign({}, baseParams, extra || {}) }),
+    });
+    const answer = await response.json();
+    if (answer.status !== 200) throw new Error("HTTP " + answer.status);
+    return answer.body;
+  }
+
+  async function request(url, extra) {
+    setInput(false);
+    statusLine.textContent = "…";
+    try {
+      run(url, Array.from(new DOMParser().parseFromString(await post(url, extra), "text/xml").documentElement.children));
+    } catch (error) {
+      statusLine.textContent = "Erreur : " + error.message;
+    }
+  }
+
+  function run(url, verbs) {
+    while (verbs.length) {
+      const verb = verbs.shift();
+      if (verb.tagName === "Say") { line(verb.textContent); speak(verb.textContent); }
+      else if (verb.tagName === "Play") { line("[enregistrement] " + verb.textContent); }
+      else if (verb.tagName === "Gather") {
+        Array.from(verb.children).forEach((child) => { if (child.tagName === "Say") { line(child.textContent); speak(child.textContent); } });
+        pending = { action: verb.getAttribute("action"), numDigits: parseInt(verb.getAttribute("numDigits") || "0", 10),
+                    finishOnKey: verb.getAttribute("finishOnKey") || "", rest: verbs, record: false };
+        buffer = ""; typed.textContent = "";
+        statusLine.textContent = pending.finishOnKey === "#" ? "Tapez le numéro puis #, ou « Silence »." : "Tapez une touche, ou « Silence ».";
+        setInput(true, false);
+        return;
+      }
+      else if (verb.tagName === "Record") {
+        pending = { action: verb.getAttribute("action"), rest: verbs, record: true };
+        line("(bip)");
+        statusLine.textContent = "Message vocal : « Laisser un message » ou « Silence ».";
+        setInput(true, true);
+        return;
+      }
+      else if (verb.tagName === "Redirect") { request(verb.textContent, {}); return; }
+      else if (verb.tagName === "Hangup") { finish("Le serveur a raccroché."); return; }
+      else if (verb.tagName === "Enqueue" || verb.tagName === "Dial") { finish("Transfert vers un conseiller."); return; }
+    }
+    finish("Fin du document : Twilio raccroche.");
+  }
+
+  function submit(digits) {
+    const target = pending.action;
+    pending = null;
+    line(digits, "caller");
+    request(target, { Digits: digits });
+  }
+
+  keys.forEach((button) => button.addEventListener("click", () => {
+    if (!pending || pending.record) return;
+    const key = button.dataset.key;
+    if (pending.finishOnKey === "#" ) {
+      if (key === "#") { submit(buffer); return; }
+      buffer += key; typed.textContent = buffer;
+      return;
+    }
+    submit(key);
+  }));
+
+  silenceButton.addEventListener("click", () => {
+    if (!pending) return;
+    const rest = pending.rest;
+    pending = null;
+    line("(silence)", "caller");
+    run(null, rest);
+  });
+
+  recordButton.addEventListener("click", () => {
+    const target = pending.action;
+    pending = null;
+    line("(message vocal de 12 s)", "caller");
+    request(target, { RecordingUrl: "https://api.twilio.com/simulated/" + callSid + ".mp3", RecordingDuration: "12", Digits: "#" });
+  });
+
+  hangupButton.addEventListener("click", () => { line("(raccroche)", "caller"); finish("Vous avez raccroché."); });
+
+  async function finish(message) {
+    if (ended) return;
+    ended = true;
+    setInput(false);
+    hangupButton.disabled = true;
+    statusLine.textContent = message;
+    try { await post("/voice/status", { CallStatus: "completed", CallDuration: "60" }); } catch (error) { /* shown below */ }
+    const answer = await (await fetch(root.dataset.context)).json();
+    document.getElementById("result").hidden = false;
+    document.getElementById("outcome").textContent = message + " Résultat enregistré : " + (answer.outcome || "—") +
+      (answer.outcome_step ? " (étape " + answer.outcome_step + ")" : "") + ".";
+    document.getElementById("context").textContent = answer.context ? JSON.stringify(answer.context, null, 2) : "Aucune fiche : l'appel n'a pas été transféré.";
+  }
+
+  document.getElementById("start").addEventListener("click", (event) => {
+    event.target.disabled = true;
+    hangupButton.disabled = false;
+    request("/voice", {});
+  });
+})();

@@ -1,0 +1,187 @@
+"""The supervisors' console over HTTP: login, roles, CSRF, figures, prompt editing and the simulator."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from ivr.users import Users
+
+EDITOR = ("claire", "mot-de-passe-editeur")
+VIEWER = ("victor", "mot-de-passe-lecteur")
+NEW_TEXT = "Étape 1. Votre application e-CPS est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+PAGES = ["/console/", "/console/calls.csv", "/console/prompts", "/console/prompts/etape1.question", "/console/history",
+         "/console/flow", "/console/try", "/console/try/context/CAtry" + "0" * 29]
+
+
+@pytest.fixture
+def console(make_app, files):
+    app = make_app(TWILIO_WORKFLOW_SID="WW" + "d" * 32, IVR_FLOW=str(files / "flows" / "ecps.yaml"),
+                   IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    users = Users(app.extensions["ivr"].db)
+    users.add(*EDITOR, "editor")
+    users.add(*VIEWER, "viewer")
+    return app
+
+
+def csrf(client, path="/console/login"):
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def login(app, account):
+    client = app.test_client()
+    token = csrf(client)
+    response = client.post("/console/login", data={"username": account[0], "password": account[1], "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    client.token = token
+    return client
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_and_export_needs_a_login(console, path):
+    response = console.test_client().get(path)
+    assert response.status_code == 302 and response.location.startswith("/console/login")
+
+
+def test_wrong_password_is_refused(console):
+    client = console.test_client()
+    response = client.post("/console/login", data={"username": EDITOR[0], "password": "nope", "csrf_token": csrf(client)})
+    assert response.status_code == 401 and "Identifiant ou mot de passe incorrect." in response.get_data(as_text=True)
+    assert client.get("/console/").status_code == 302
+
+
+def test_passwords_are_hashed(console):
+    row = console.extensions["ivr"].db.connection().execute("SELECT password_hash FROM users WHERE username = ?", (EDITOR[0],)).fetchone()
+    assert EDITOR[1] not in row["password_hash"] and row["password_hash"].startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_post_without_csrf_token_is_refused(console):
+    client = login(console, EDITOR)
+    response = client.post("/console/prompts/etape1.question", data={"text": NEW_TEXT})
+    assert response.status_code == 400 and "Jeton de sécurité" in response.get_data(as_text=True)
+    login_form = console.test_client().post("/console/login", data={"username": EDITOR[0], "password": EDITOR[1]})
+    assert login_form.status_code == 400
+
+
+def test_idle_session_expires(console):
+    client = login(console, VIEWER)
+    assert client.get("/console/").status_code == 200
+    with client.session_transaction() as session:
+        session["seen"] = time.time() - 31 * 60
+    assert client.get("/console/").status_code == 302
+
+
+def test_logout(console):
+    client = login(console, VIEWER)
+    client.post("/console/logout", data={"csrf_token": client.token})
+    assert client.get("/console/").status_code == 302
+
+
+def test_dashboard_shows_the_figures(console, caller):
+    for keys in (["1", "1", "1"], ["2", "2", "1"], ["0"], ["2"]):
+        caller(target=console).call(keys)
+    page = login(console, VIEWER).get("/console/").get_data(as_text=True)
+    assert 'id="containment">50 %<' in page and 'id="calls">4<' in page
+    assert "Entonnoir des six étapes" in page and "<svg" in page
+    assert "l&#39;appelant a demandé un conseiller" in page
+
+
+def test_csv_export(console, caller):
+    call = caller(target=console)
+    call.call(["1", "1", "1"])
+    response = login(console, VIEWER).get("/console/calls.csv")
+    assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+    header, row = response.get_data(as_text=True).strip().splitlines()
+    assert header == "call_sid,started_at,ended_at,outcome,outcome_step,last_node,transfer_reason,transfer_result,duration_s"
+    assert row.startswith(call.call_sid + ",") and ",solved,1,fin_resolu," in row
+
+
+def test_prompts_list_and_search(console):
+    page = login(console, VIEWER).get("/console/prompts?q=batterie").get_data(as_text=True)
+    assert "etape2.batterie" in page and "etape1.question" not in page
+
+
+def test_viewer_cannot_edit(console):
+    client = login(console, VIEWER)
+    page = client.get("/console/prompts/etape1.question").get_data(as_text=True)
+    assert "<textarea" not in page and "Lecture seule" in page
+    response = client.post("/console/prompts/etape1.question", data={"text": NEW_TEXT, "csrf_token": client.token})
+    assert response.status_code == 403
+    assert console.extensions["ivr"].overrides.all() == {}
+
+
+def test_editor_change_goes_live_is_kept_in_history_and_can_be_rolled_back(console, caller):
+    client = login(console, EDITOR)
+    response = client.post("/console/prompts/etape1.question", data={"text": NEW_TEXT, "csrf_token": client.token})
+    assert response.status_code == 302
+    result = caller(target=console).call(["1", "1", "1"])
+    assert NEW_TEXT in result.said
+    (entry,) = console.extensions["ivr"].overrides.history()
+    assert (entry["key"], entry["who"], entry["after"], entry["action"]) == ("etape1.question", EDITOR[0], NEW_TEXT, "edit")
+    assert entry["before"].startswith("Étape 1. Vérifiez sur votre téléphone")
+    history = client.get("/console/history").get_data(as_text=True)
+    assert NEW_TEXT.replace("'", "&#39;") in history
+    client.post(f"/console/history/{entry['id']}/rollback", data={"csrf_token": client.token})
+    assert caller(target=console).call(["1", "1", "1"]).said[1] == entry["before"]
+    assert console.extensions["ivr"].overrides.history()[0]["action"] == f"rollback #{entry['id']}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("   ", "la phrase est vide"), ("Tapez {numero}.", "{numero} n&#39;est pas une valeur connue"), ("<b>Bonjour</b>", "les signes")],
+)
+def test_invalid_change_is_refused_and_not_published(console, caller, text, message):
+    client = login(console, EDITOR)
+    response = client.post("/console/prompts/etape1.question", data={"text": text, "csrf_token": client.token})
+    assert response.status_code == 200 and message in response.get_data(as_text=True)
+    assert console.extensions["ivr"].overrides.all() == {}
+
+
+def test_change_with_warnings_needs_a_second_click(console):
+    client = login(console, EDITOR)
+    text = "Étape 1. Votre application est-elle à jour ? Si oui, tapez 2."
+    page = client.post("/console/prompts/etape1.question", data={"text": text, "csrf_token": client.token}).get_data(as_text=True)
+    assert "la touche 1 est acceptée mais la phrase « etape1.question » ne l&#39;annonce pas" in page
+    assert "Publier malgré les avertissements" in page
+    assert console.extensions["ivr"].overrides.all() == {}
+    client.post("/console/prompts/etape1.question", data={"text": text, "csrf_token": client.token, "confirm": "1"})
+    assert console.extensions["ivr"].overrides.all() == {"etape1.question": text}
+
+
+def test_change_reaches_every_server_without_restart(console, make_app, files, caller):
+    other = make_app(TWILIO_WORKFLOW_SID="WW" + "d" * 32, IVR_FLOW=str(files / "flows" / "ecps.yaml"),
+                     IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    client = login(console, EDITOR)
+    client.post("/console/prompts/etape1.question", data={"text": NEW_TEXT, "csrf_token": client.token})
+    assert NEW_TEXT in caller(target=other).call(["1", "1", "1"]).said
+
+
+def test_flow_page_shows_the_diagram_and_figures(console, caller):
+    caller(target=console).call(["1", "1", "1"])
+    page = login(console, VIEWER).get("/console/flow").get_data(as_text=True)
+    assert "etape6_transfert" in page and ("<svg" in page or "flowchart TD" in page)
+    assert re.search(r"<td>etape1_a_jour</td>.*?<td class=\"num\">1</td>", page, re.S)
+
+
+def test_try_webhook_plays_a_simulated_call_outside_the_figures(console):
+    client = login(console, VIEWER)
+    sid = "CAtry" + "1" * 29
+    params = {"CallSid": sid, "From": "+33600000000"}
+    first = client.post("/console/try/webhook", json={"url": "/voice", "params": params}, headers={"X-CSRF-Token": client.token})
+    assert first.json["status"] == 200 and "Bonjour" in first.json["body"]
+    answer = client.post("/console/try/webhook", json={"url": "/voice/answer?node=etape1_a_jour&phase=ask", "params": {**params, "Digits": "0"}},
+                         headers={"X-CSRF-Token": client.token})
+    assert "<Enqueue" in answer.json["body"]
+    context = client.get(f"/console/try/context/{sid}").json
+    assert context["outcome"] == "transferred" and context["context"]["reason"] == "caller_request"
+    assert client.get("/console/").get_data(as_text=True).count('id="calls">0<') == 1
+
+
+def test_try_webhook_refuses_real_calls_and_other_urls(console):
+    client = login(console, VIEWER)
+    headers = {"X-CSRF-Token": client.token}
+    assert client.post("/console/try/webhook", json={"url": "/voice", "params": {"CallSid": "CA" + "1" * 32}}, headers=headers).status_code == 400
+    assert client.post("/console/try/webhook", json={"url": "/api/calls/x/context", "params": {"CallSid": "CAtry1"}}, headers=headers).status_code == 400
+    assert client.post("/console/try/webhook", json={"url": "/voice", "params": {"CallSid": "CAtry1"}}).status_code == 400  # no CSRF
