@@ -1,0 +1,92 @@
+"""End to end in a real headless Chromium (Debian's `chromium`) driven by Playwright: log in, read the
+dashboard, edit a prompt, and play a call in the browser simulator that speaks the new sentence.
+
+Set IVR_SCREENSHOTS=docs/screenshots to refresh the screenshots of the documentation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from ivr.users import Users
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+NEW_TEXT = "Étape 1. Votre application e-CPS est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+CALLS = [["1", "1", "1"], ["2", "1", "1", "1", "1", "1", "1", "1"], ["2", "2", "1"], ["2", "2", "2", "1", "1"], ["0"], ["2", "2"],
+         [".", ".", "."], ["2", "2", "2", "1", "2", "1", "1", "1", "2", "9", ".", "9", "2", "9", "9", ".", "9", "9", "2"]]
+
+
+@pytest.fixture
+def server(make_app, files, caller):
+    app = make_app(TWILIO_WORKFLOW_SID="WW" + "e" * 32, IVR_FLOW=str(files / "flows" / "ecps.yaml"),
+                   IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    Users(app.extensions["ivr"].db).add("claire", "mot-de-passe-editeur", "editor")
+    for index in range(24):  # figures worth a look on the dashboard
+        caller(target=app).call(CALLS[index % len(CALLS)])
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    target = Path(os.environ.get("IVR_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+        page.set_default_timeout(10_000)
+
+        page.goto(server + "/console/")
+        expect(page.get_by_role("heading", name="Connexion")).to_be_visible()
+        page.get_by_label("Identifiant").fill("claire")
+        page.get_by_label("Mot de passe").fill("mot-de-passe-editeur")
+        page.get_by_role("button", name="Se connecter").click()
+
+        expect(page.get_by_role("heading", name="Tableau de bord")).to_be_visible()
+        expect(page.locator("#calls")).to_have_text("24")
+        containment = page.locator("#containment").inner_text()
+        assert containment.endswith("%") and containment != "—"
+        expect(page.get_by_text("Entonnoir des six étapes")).to_be_visible()
+        page.screenshot(path=str(shots / "tableau-de-bord.png"), full_page=True)
+
+        page.get_by_role("link", name="Phrases").click()
+        page.get_by_label("Rechercher").fill("etape1.question")
+        page.get_by_role("button", name="Chercher").click()
+        page.get_by_role("link", name="etape1.question", exact=True).click()
+        page.get_by_label("Texte").fill(NEW_TEXT)
+        page.screenshot(path=str(shots / "modifier-une-phrase.png"), full_page=True)
+        page.get_by_role("button", name="Vérifier et publier").click()
+        expect(page.get_by_role("status").first).to_contain_text("publiée")
+
+        page.get_by_role("link", name="Essayer un appel").click()
+        page.get_by_label("lire à voix haute").uncheck()
+        page.get_by_role("button", name="Appeler").click()
+        transcript = page.locator("#transcript")
+        expect(transcript).to_contain_text(NEW_TEXT)
+        for _ in range(3):  # not up to date → done → solved
+            page.locator("#keypad button[data-key='1']").click()
+        expect(page.locator("#outcome")).to_contain_text("solved (étape 1)")
+        expect(transcript).to_contain_text("Parfait, votre problème est résolu.")
+        page.screenshot(path=str(shots / "essayer-un-appel.png"), full_page=True)
+
+        page.get_by_role("link", name="Parcours").click()
+        expect(page.get_by_role("heading", name="Parcours de l'appel")).to_be_visible()
+        page.screenshot(path=str(shots / "parcours.png"))
+        browser.close()
