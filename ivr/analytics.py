@@ -9,7 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 
-from .db import SQLite
+from .db import Database
 from .handoff import PARIS
 
 CSV_COLUMNS = ("call_sid", "started_at", "ended_at", "outcome", "outcome_step", "last_node", "transfer_reason",
@@ -30,16 +30,14 @@ def day_bounds(first: date, last: date) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-def figures(db: SQLite, start: float, end: float) -> dict:
+def figures(db: Database, start: float, end: float) -> dict:
     """Every figure for calls started in [start, end)."""
-    conn = db.connection()
-    calls = [dict(row) for row in conn.execute(
-        "SELECT * FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at", (start, end))]
-    events = conn.execute(
+    calls = db.query("SELECT * FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at", (start, end))
+    events = db.query(
         "SELECT e.call_sid, e.at, e.node, e.step, e.event FROM events e JOIN calls c ON c.call_sid = e.call_sid "
         "WHERE c.started_at >= ? AND c.started_at < ? AND c.simulated = 0 ORDER BY e.call_sid, e.at, e.id",
         (start, end),
-    ).fetchall()
+    )
     total = len(calls)
     outcomes = Counter(call["outcome"] for call in calls)
     contained = outcomes["solved"] + outcomes["service"]
@@ -115,11 +113,11 @@ def _days(calls) -> list[dict]:
     return [{"day": day, "calls": n, "contained": c} for day, (n, c) in sorted(days.items())]
 
 
-def calls_csv(db: SQLite, start: float, end: float) -> str:
+def calls_csv(db: Database, start: float, end: float) -> str:
     """One row per call (simulated calls left out), times in ISO 8601 UTC."""
     from .handoff import iso
 
-    rows = db.connection().execute(
+    rows = db.query(
         f"SELECT {', '.join(CSV_COLUMNS)} FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at",
         (start, end),
     )
@@ -127,7 +125,7 @@ def calls_csv(db: SQLite, start: float, end: float) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        values = dict(row)
+        values = row
         values["started_at"] = iso(values["started_at"])
         values["ended_at"] = iso(values["ended_at"])
         writer.writerow([values[column] for column in CSV_COLUMNS])

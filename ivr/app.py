@@ -13,13 +13,13 @@ from flask import Flask, Request
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .db import SQLite
+from .db import Database, connect
 from .handoff import Destinations
 from .library import Bundle, FlowLibrary
 from .outbox import Deliverer, Outbox
 from .overrides import PromptOverrides
 from .records import CallRecords
-from .store import DEFAULT_TTL, SessionStore, SqliteSessionStore
+from .store import DEFAULT_TTL, RedisSessionStore, SessionStore, SqlSessionStore
 from .twiml import Speech
 from .users import Users
 
@@ -52,6 +52,7 @@ ENVIRONMENT = {
     "IVR_SESSION_TTL": str(DEFAULT_TTL),
     "IVR_RELOAD_INTERVAL": "2",
     "REDIS_URL": "",
+    "IVR_REDIS_PREFIX": "ivr:",
     "DATABASE_URL": "",
 }
 
@@ -64,7 +65,7 @@ class ConfigurationError(RuntimeError):
 class Services:
     """What the webhooks need, built once per process."""
 
-    db: SQLite
+    db: Database
     library: FlowLibrary
     voice: str
     language: str
@@ -119,7 +120,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
 
     data_dir = _resolve(config["IVR_DATA_DIR"], must_exist=False)
-    db = SQLite(data_dir / "ivr.sqlite3")
+    db = connect(config["DATABASE_URL"], data_dir)
     overrides = PromptOverrides(db)
     library = FlowLibrary(_resolve(config["IVR_FLOW"]), _resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
                           interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
@@ -144,7 +145,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         library=library,
         voice=config["IVR_VOICE"],
         language=config["IVR_LANGUAGE"],
-        store=SqliteSessionStore(db, int(config["IVR_SESSION_TTL"])),
+        store=_session_store(config, db),
         records=CallRecords(db),
         destinations=destinations,
         validator=RequestValidator(token) if token else None,
@@ -173,6 +174,14 @@ def create_app(test_config: dict | None = None) -> Flask:
                 "refused": [str(p) for p in library.last_problems]}
 
     return app
+
+
+def _session_store(config, db: Database) -> SessionStore:
+    """Redis when REDIS_URL is set (many servers), else the SQL database."""
+    ttl = int(config["IVR_SESSION_TTL"])
+    if config["REDIS_URL"]:
+        return RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"])
+    return SqlSessionStore(db, ttl)
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -272,13 +272,14 @@ if __name__ == "__main__":
 # ---- data commands: users, report, prompts changed in the console --------------------------------
 def _data_dir_option(function):
     return click.option("--data-dir", default=lambda: os.environ.get("IVR_DATA_DIR", "instance"),
-                        help="dossier des données du serveur (défaut : $IVR_DATA_DIR ou instance)")(function)
+                        help="dossier des données du serveur (défaut : $IVR_DATA_DIR ou instance ; "
+                             "$DATABASE_URL l'emporte s'il désigne PostgreSQL)")(function)
 
 
 def _database(data_dir: str):
-    from .db import SQLite
+    from .db import connect
 
-    return SQLite(Path(data_dir) / "ivr.sqlite3")
+    return connect(os.environ.get("DATABASE_URL", ""), Path(data_dir))
 
 
 @main.group()

@@ -1,10 +1,24 @@
-"""The embedded SQLite database: one connection per thread, versioned migrations."""
+"""The database: embedded SQLite by default, PostgreSQL when DATABASE_URL says so.
+
+One connection per thread (opened on first use, kept), rows as dicts, `?` placeholders everywhere,
+and numbered migrations that upgrade an existing database without losing data."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+# Column types that differ between the two engines.
+_TYPES = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    "postgres": {"id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+}
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, add another.
 MIGRATIONS: tuple[str, ...] = (
@@ -12,14 +26,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE sessions (
         call_sid TEXT PRIMARY KEY,
         data TEXT NOT NULL,
-        expires_at REAL NOT NULL
+        expires_at {real} NOT NULL
     );
     CREATE INDEX sessions_expiry ON sessions (expires_at);
     CREATE TABLE calls (
         call_sid TEXT PRIMARY KEY,
         caller TEXT,
-        started_at REAL NOT NULL,
-        ended_at REAL,
+        started_at {real} NOT NULL,
+        ended_at {real},
         duration_s INTEGER,
         call_status TEXT,
         outcome TEXT,
@@ -35,26 +49,26 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {id},
         idempotency_key TEXT NOT NULL UNIQUE,
         call_sid TEXT NOT NULL,
         url TEXT NOT NULL,
         body TEXT NOT NULL,
-        created_at REAL NOT NULL,
+        created_at {real} NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        locked_until REAL NOT NULL DEFAULT 0,
-        delivered_at REAL,
-        failed_at REAL,
+        next_attempt_at {real} NOT NULL,
+        locked_until {real} NOT NULL DEFAULT 0,
+        delivered_at {real},
+        failed_at {real},
         last_error TEXT
     );
     CREATE INDEX outbox_due ON outbox (delivered_at, failed_at, next_attempt_at);
     """,
     """
     CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {id},
         call_sid TEXT NOT NULL,
-        at REAL NOT NULL,
+        at {real} NOT NULL,
         node TEXT,
         step INTEGER,
         event TEXT NOT NULL,
@@ -69,21 +83,21 @@ MIGRATIONS: tuple[str, ...] = (
         username TEXT PRIMARY KEY,
         password_hash TEXT NOT NULL,
         role TEXT NOT NULL,
-        created_at REAL NOT NULL
+        created_at {real} NOT NULL
     );
     CREATE TABLE prompt_overrides (
         key TEXT PRIMARY KEY,
         text TEXT NOT NULL,
-        updated_at REAL NOT NULL,
+        updated_at {real} NOT NULL,
         updated_by TEXT NOT NULL
     );
     CREATE TABLE prompt_history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {id},
         key TEXT NOT NULL,
         before TEXT,
         after TEXT NOT NULL,
         who TEXT NOT NULL,
-        at REAL NOT NULL,
+        at {real} NOT NULL,
         action TEXT NOT NULL
     );
     CREATE TABLE revisions (
@@ -92,20 +106,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO revisions (name, value) VALUES ('prompts', 0);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
-class SQLite:
-    """A SQLite file shared by the sessions store and the call records."""
+class Database:
+    """What every module needs of a database; SQLite and PostgreSQL implement it."""
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    dialect = ""
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        with self._open() as conn:
-            migrate(conn)
 
-    def connection(self) -> sqlite3.Connection:
+    # -- to implement --------------------------------------------------------------------------
+    def _open(self):
+        raise NotImplementedError
+
+    def _cursor(self, sql: str, params: Iterable = ()):
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        raise NotImplementedError
+        yield self
+
+    # -- shared --------------------------------------------------------------------------------
+    def connection(self):
         """This thread's connection, opened on first use and kept (no per-request connect)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -113,26 +141,155 @@ class SQLite:
             self._local.conn = conn
         return conn
 
+    def forget_connection(self) -> None:
+        """Drop this thread's connection (after a failure) so that the next use reconnects."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def execute(self, sql: str, params: Iterable = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self._cursor(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: list) -> None:
+        if rows:
+            self._many(sql, rows)
+
+    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        return [dict(row) for row in self._cursor(sql, params).fetchall()]
+
+    def one(self, sql: str, params: Iterable = ()) -> dict | None:
+        row = self._cursor(sql, params).fetchone()
+        return dict(row) if row is not None else None
+
+    def migrate(self) -> int:
+        """Bring the schema up to date (safe when several processes start together)."""
+        with self.transaction():
+            self._lock_schema()
+            version = self._schema_version()
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.format(**_TYPES[self.dialect]).split(";")):
+                    self.execute(statement)
+                self._set_schema_version(number)
+                if version:
+                    log.info("database upgraded to schema version %d", number)
+        return len(MIGRATIONS)
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {column[0]: value for column, value in zip(cursor.description, row)}
+
+
+class SQLite(Database):
+    """A SQLite file (WAL, busy timeout): the embedded default."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str):
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        conn.row_factory = _dict_row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
+    def _cursor(self, sql: str, params: Iterable = ()):
+        return self.connection().execute(sql, tuple(params))
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; safe when several workers start at once. Returns the version."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
+    def _many(self, sql: str, rows: list) -> None:
+        self.connection().executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        conn = self.connection()
+        if conn.in_transaction:  # nested: join the outer one
+            yield self
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(MIGRATIONS)
+
+    def _lock_schema(self) -> None:
+        pass  # BEGIN IMMEDIATE already holds the write lock
+
+    def _schema_version(self) -> int:
+        return self.connection().execute("PRAGMA user_version").fetchone()["user_version"]
+
+    def _set_schema_version(self, number: int) -> None:
+        self.connection().execute(f"PRAGMA user_version = {int(number)}")
+
+
+class Postgres(Database):
+    """PostgreSQL through psycopg 3, for many servers sharing records."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str):
+        super().__init__()
+        import psycopg  # only needed when DATABASE_URL points at PostgreSQL
+
+        self._psycopg = psycopg
+        self.url = url
+        self.migrate()
+
+    def _open(self):
+        from psycopg.rows import dict_row
+
+        return self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+
+    @staticmethod
+    def _translate(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def _cursor(self, sql: str, params: Iterable = ()):
+        try:
+            return self.connection().execute(self._translate(sql), tuple(params))
+        except self._psycopg.OperationalError:
+            self.forget_connection()  # the server went away: reconnect on the next use
+            raise
+
+    def _many(self, sql: str, rows: list) -> None:
+        with self.connection().cursor() as cursor:
+            cursor.executemany(self._translate(sql), rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        with self.connection().transaction():
+            yield self
+
+    def _lock_schema(self) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(4242)")
+        self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+
+    def _schema_version(self) -> int:
+        row = self.one("SELECT version FROM schema_version")
+        return row["version"] if row else 0
+
+    def _set_schema_version(self, number: int) -> None:
+        self.execute("DELETE FROM schema_version")
+        self.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+
+def connect(database_url: str, data_dir: Path) -> Database:
+    """PostgreSQL for a postgres:// URL, else the SQLite file in `data_dir`."""
+    if database_url.startswith(("postgres://", "postgresql://")):
+        return Postgres(database_url)
+    if database_url.startswith("sqlite:///"):
+        return SQLite(database_url[len("sqlite:///"):])
+    if database_url:
+        raise ValueError(f"DATABASE_URL must start with postgresql:// or sqlite:/// (got {database_url.split(':')[0]}:…)")
+    return SQLite(Path(data_dir) / "ivr.sqlite3")

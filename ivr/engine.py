@@ -119,13 +119,16 @@ class Session:
     outcome: str | None = None
     outcome_step: int | None = None
     transfer_reason: str | None = None
+    revision: int = 0  # the store's revision this session was loaded at (not part of the call logic)
 
     @property
     def ended(self) -> bool:
         return self.outcome is not None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("revision")  # kept by the store beside the data
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Session:

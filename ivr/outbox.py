@@ -15,7 +15,7 @@ import time
 
 import requests
 
-from .db import SQLite
+from .db import Database
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def signature(body: bytes, secret: str) -> str:
 class Outbox:
     """Documents waiting to be POSTed to the helpdesk; a restart loses nothing."""
 
-    def __init__(self, db: SQLite, url: str, secret: str, timeout: float = 10.0, max_attempts: int = 15,
+    def __init__(self, db: Database, url: str, secret: str, timeout: float = 10.0, max_attempts: int = 15,
                  base_delay: float = 5.0, max_delay: float = 3600.0, claim_seconds: float = 60.0):
         self.db = db
         self.url = url
@@ -45,8 +45,9 @@ class Outbox:
         now = time.time() if now is None else now
         key = f"{call_sid}:transfer"
         body = json.dumps(document, ensure_ascii=False, sort_keys=True)
-        self.db.connection().execute(
-            "INSERT OR IGNORE INTO outbox (idempotency_key, call_sid, url, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+        self.db.execute(
+            "INSERT INTO outbox (idempotency_key, call_sid, url, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
             (key, call_sid, self.url, body, now, now),
         )
         return key
@@ -54,29 +55,28 @@ class Outbox:
     def deliver_due(self, now: float | None = None, limit: int = 20) -> tuple[int, int]:
         """Try every due document once; return (delivered, failed attempts)."""
         now = time.time() if now is None else now
-        conn = self.db.connection()
-        rows = conn.execute(
+        rows = self.db.query(
             "SELECT id FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? AND locked_until <= ? "
             "ORDER BY id LIMIT ?",
             (now, now, limit),
-        ).fetchall()
+        )
         delivered = failed = 0
         for row in rows:
             # Claim it, so that another worker does not send it at the same time.
-            claimed = conn.execute(
+            claimed = self.db.execute(
                 "UPDATE outbox SET locked_until = ? WHERE id = ? AND locked_until <= ? AND delivered_at IS NULL",
                 (now + self.claim_seconds, row["id"], now),
-            ).rowcount
+            )
             if not claimed:
                 continue
-            if self._send(conn, row["id"], now):
+            if self._send(row["id"], now):
                 delivered += 1
             else:
                 failed += 1
         return delivered, failed
 
-    def _send(self, conn, row_id: int, now: float) -> bool:
-        item = conn.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)).fetchone()
+    def _send(self, row_id: int, now: float) -> bool:
+        item = self.db.one("SELECT * FROM outbox WHERE id = ?", (row_id,))
         body = item["body"].encode("utf-8")
         attempt = item["attempts"] + 1
         headers = {
@@ -91,15 +91,15 @@ class Outbox:
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         if error is None:
-            conn.execute("UPDATE outbox SET delivered_at = ?, attempts = ?, last_error = NULL WHERE id = ?", (now, attempt, row_id))
+            self.db.execute("UPDATE outbox SET delivered_at = ?, attempts = ?, last_error = NULL WHERE id = ?", (now, attempt, row_id))
             log.info("[%s] context delivered to the helpdesk (attempt %d)", item["call_sid"], attempt)
             return True
         if attempt >= self.max_attempts:
-            conn.execute("UPDATE outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE id = ?", (now, attempt, error, row_id))
+            self.db.execute("UPDATE outbox SET failed_at = ?, attempts = ?, last_error = ? WHERE id = ?", (now, attempt, error, row_id))
             log.error("[%s] helpdesk delivery abandoned after %d attempts: %s", item["call_sid"], attempt, error)
             return False
         delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
-        conn.execute(
+        self.db.execute(
             "UPDATE outbox SET attempts = ?, next_attempt_at = ?, locked_until = 0, last_error = ? WHERE id = ?",
             (attempt, now + delay, error, row_id),
         )
@@ -108,7 +108,7 @@ class Outbox:
 
     def items(self) -> list[dict]:
         """Every queued document with its delivery state (oldest first)."""
-        return [dict(row) for row in self.db.connection().execute("SELECT * FROM outbox ORDER BY id")]
+        return self.db.query("SELECT * FROM outbox ORDER BY id")
 
 
 class Deliverer(threading.Thread):

@@ -11,55 +11,48 @@ import textwrap
 import time
 from pathlib import Path
 
-from .db import SQLite
+from .db import Database
 
 
 class PromptOverrides:
     """Overrides and their history in the database shared by every server."""
 
-    def __init__(self, db: SQLite):
+    def __init__(self, db: Database):
         self.db = db
 
     def revision(self) -> int:
         """Grows at every change: servers compare it to know when to reload (one cheap query)."""
-        row = self.db.connection().execute("SELECT value FROM revisions WHERE name = 'prompts'").fetchone()
+        row = self.db.one("SELECT value FROM revisions WHERE name = 'prompts'")
         return row["value"] if row else 0
 
     def all(self) -> dict[str, str]:
-        return {row["key"]: row["text"] for row in self.db.connection().execute("SELECT key, text FROM prompt_overrides ORDER BY key")}
+        return {row["key"]: row["text"] for row in self.db.query("SELECT key, text FROM prompt_overrides ORDER BY key")}
 
     def set(self, key: str, text: str, who: str, before: str | None, action: str = "edit") -> int:
         """Change one sentence (recorded in the history); returns the history entry's id."""
         now = time.time()
-        conn = self.db.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
+        with self.db.transaction():
+            self.db.execute(
                 "INSERT INTO prompt_overrides (key, text, updated_at, updated_by) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                 (key, text, now, who),
             )
-            entry = conn.execute("INSERT INTO prompt_history (key, before, after, who, at, action) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (key, before, text, who, now, action)).lastrowid
-            conn.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return entry
+            entry = self.db.one("INSERT INTO prompt_history (key, before, after, who, at, action) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                                (key, before, text, who, now, action))
+            self.db.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
+        return entry["id"]
 
     def history(self, key: str | None = None, limit: int = 200) -> list[dict]:
         sql = "SELECT * FROM prompt_history" + (" WHERE key = ?" if key else "") + " ORDER BY id DESC LIMIT ?"
-        return [dict(row) for row in self.db.connection().execute(sql, (key, limit) if key else (limit,))]
+        return self.db.query(sql, (key, limit) if key else (limit,))
 
     def entry(self, entry_id: int) -> dict | None:
-        row = self.db.connection().execute("SELECT * FROM prompt_history WHERE id = ?", (entry_id,)).fetchone()
-        return dict(row) if row else None
+        return self.db.one("SELECT * FROM prompt_history WHERE id = ?", (entry_id,))
 
     def clear(self, keys: list[str]) -> None:
-        conn = self.db.connection()
-        conn.executemany("DELETE FROM prompt_overrides WHERE key = ?", [(key,) for key in keys])
-        conn.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
+        with self.db.transaction():
+            self.db.executemany("DELETE FROM prompt_overrides WHERE key = ?", [(key,) for key in keys])
+            self.db.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
 
 
 def write_into_yaml(path: Path, changes: dict[str, tuple[int, str]]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .db import SQLite
+from .db import Database
 from .engine import Session
 
 # Twilio's final call statuses; only these close a record.
@@ -15,33 +15,27 @@ _EVENT_COLUMNS = ("at", "node", "step", "event")
 
 
 class CallRecords:
-    """Call records in the embedded SQLite file."""
+    """Call records and their events in the SQL database."""
 
-    def __init__(self, db: SQLite):
+    def __init__(self, db: Database):
         self.db = db
 
     def progress(self, session: Session, context: dict | None = None, events_from: int = 0) -> None:
         """Record where the call is now, its new events (history from `events_from` on), and the
         agent context when it is being transferred."""
-        conn = self.db.connection()
-        conn.execute("BEGIN")
-        try:
-            self._upsert(conn, session, context)
-            conn.executemany(
+        with self.db.transaction():
+            self._upsert(session, context)
+            self.db.executemany(
                 "INSERT INTO events (call_sid, at, node, step, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (session.call_sid, entry["at"], entry.get("node"), entry.get("step"), entry["event"],
-                     json.dumps({k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}, ensure_ascii=False) or None)
+                     json.dumps({k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}, ensure_ascii=False))
                     for entry in session.history[events_from:]
                 ],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
-    def _upsert(self, conn, session: Session, context: dict | None) -> None:
-        conn.execute(
+    def _upsert(self, session: Session, context: dict | None) -> None:
+        self.db.execute(
             """
             INSERT INTO calls (call_sid, caller, started_at, flow_version, last_node, last_step,
                                outcome, outcome_step, transfer_reason, context, simulated)
@@ -69,14 +63,14 @@ class CallRecords:
 
     def transfer_result(self, call_sid: str, result: str) -> None:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
-        self.db.connection().execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
+        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
 
     def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:
         """The call is over: a call that ended with no outcome was hung up (or never answered).
 
         A call we never saw (its first webhook failed) still gets a record."""
         fallback = "hung_up" if status == "completed" else status
-        self.db.connection().execute(
+        self.db.execute(
             """
             INSERT INTO calls (call_sid, caller, started_at, ended_at, duration_s, call_status, outcome)
             VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -89,14 +83,13 @@ class CallRecords:
 
     def events(self, call_sid: str) -> list[dict]:
         """The timeline of one call, oldest first."""
-        rows = self.db.connection().execute("SELECT * FROM events WHERE call_sid = ? ORDER BY at, id", (call_sid,))
-        return [{**dict(row), "detail": json.loads(row["detail"]) if row["detail"] else {}} for row in rows]
+        rows = self.db.query("SELECT * FROM events WHERE call_sid = ? ORDER BY at, id", (call_sid,))
+        return [{**row, "detail": json.loads(row["detail"]) if row["detail"] else {}} for row in rows]
 
     def get(self, call_sid: str) -> dict | None:
         """The record of one call, context decoded."""
-        row = self.db.connection().execute("SELECT * FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
-        if row is None:
+        record = self.db.one("SELECT * FROM calls WHERE call_sid = ?", (call_sid,))
+        if record is None:
             return None
-        record = dict(row)
         record["context"] = json.loads(record["context"]) if record["context"] else None
         return record

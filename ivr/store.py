@@ -1,15 +1,25 @@
-"""Call sessions by CallSid, with expiry. SQLite embedded by default."""
+"""Call sessions by CallSid, with expiry and compare-and-set saves: SQL (SQLite by default, or
+PostgreSQL) or Redis for many servers.
+
+Two webhooks of one call can race (a Twilio retry, a slow network): each save names the revision
+it started from, and a save over a newer revision raises Conflict instead of losing a write; the
+handler then replays its event on the fresh session."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Protocol
 
-from .db import SQLite
+from .db import Database
 from .engine import Session
 
 DEFAULT_TTL = 4 * 3600  # a session outlives any real call; expired ones are purged
+
+
+class Conflict(Exception):
+    """Another request saved this call's session first."""
 
 
 class SessionStore(Protocol):
@@ -17,38 +27,103 @@ class SessionStore(Protocol):
 
     def load(self, call_sid: str) -> Session | None: ...
 
-    def save(self, session: Session) -> None: ...
+    def save(self, session: Session, force: bool = False) -> Session: ...
 
     def delete(self, call_sid: str) -> None: ...
 
 
-class SqliteSessionStore:
-    """Sessions in the embedded SQLite file."""
+class SqlSessionStore:
+    """Sessions in the SQL database."""
 
     PURGE_EVERY = 500  # saves between two purges of expired sessions
 
-    def __init__(self, db: SQLite, ttl: int = DEFAULT_TTL):
+    def __init__(self, db: Database, ttl: int = DEFAULT_TTL):
         self.db = db
         self.ttl = ttl
         self._saves = 0
 
     def load(self, call_sid: str) -> Session | None:
-        row = self.db.connection().execute(
-            "SELECT data FROM sessions WHERE call_sid = ? AND expires_at > ?", (call_sid, time.time())
-        ).fetchone()
-        return Session.from_dict(json.loads(row["data"])) if row else None
+        row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ?", (call_sid, time.time()))
+        if row is None:
+            return None
+        return replace(Session.from_dict(json.loads(row["data"])), revision=row["revision"])
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, force: bool = False) -> Session:
+        """Store `session` if nobody saved a newer one since it was loaded; the saved session."""
         now = time.time()
-        conn = self.db.connection()
-        conn.execute(
-            "INSERT INTO sessions (call_sid, data, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (call_sid) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-            (session.call_sid, json.dumps(session.to_dict(), ensure_ascii=False), now + self.ttl),
-        )
+        saved = replace(session, revision=session.revision + 1)
+        data = json.dumps(saved.to_dict(), ensure_ascii=False)
+        if force:
+            self.db.execute(
+                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (call_sid) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, "
+                "revision = sessions.revision + 1",
+                (session.call_sid, data, now + self.ttl, saved.revision),
+            )
+        elif session.revision == 0:
+            changed = self.db.execute(
+                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, 1) ON CONFLICT (call_sid) DO NOTHING",
+                (session.call_sid, data, now + self.ttl),
+            )
+            if not changed:
+                raise Conflict(session.call_sid)
+        else:
+            changed = self.db.execute(
+                "UPDATE sessions SET data = ?, expires_at = ?, revision = ? WHERE call_sid = ? AND revision = ?",
+                (data, now + self.ttl, saved.revision, session.call_sid, session.revision),
+            )
+            if not changed:
+                raise Conflict(session.call_sid)
         self._saves += 1
         if self._saves % self.PURGE_EVERY == 0:
-            conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+            self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        return saved
 
     def delete(self, call_sid: str) -> None:
-        self.db.connection().execute("DELETE FROM sessions WHERE call_sid = ?", (call_sid,))
+        self.db.execute("DELETE FROM sessions WHERE call_sid = ?", (call_sid,))
+
+
+# Compare-and-set in one round trip: write only if the stored revision is the one we loaded.
+_SAVE = """
+local current = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[4] == '1' or (current == false and ARGV[1] == '0') or current == ARGV[1] then
+  local rev = tonumber(ARGV[1]) + 1
+  if ARGV[4] == '1' and current then rev = tonumber(current) + 1 end
+  redis.call('HSET', KEYS[1], 'rev', rev, 'data', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return rev
+end
+return 0
+"""
+
+
+class RedisSessionStore:
+    """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own."""
+
+    def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:"):
+        import redis  # only needed when REDIS_URL is set
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self.ttl = ttl
+        self.prefix = prefix
+        self._save = self.redis.register_script(_SAVE)
+
+    def _key(self, call_sid: str) -> str:
+        return f"{self.prefix}session:{call_sid}"
+
+    def load(self, call_sid: str) -> Session | None:
+        data, revision = self.redis.hmget(self._key(call_sid), "data", "rev")
+        if data is None:
+            return None
+        return replace(Session.from_dict(json.loads(data)), revision=int(revision or 0))
+
+    def save(self, session: Session, force: bool = False) -> Session:
+        saved = replace(session, revision=session.revision + 1)
+        data = json.dumps(saved.to_dict(), ensure_ascii=False)
+        revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, data, self.ttl, int(force)])
+        if not revision:
+            raise Conflict(session.call_sid)
+        return replace(saved, revision=int(revision))
+
+    def delete(self, call_sid: str) -> None:
+        self.redis.delete(self._key(call_sid))

@@ -11,11 +11,13 @@ from werkzeug.exceptions import HTTPException
 from . import engine, handoff, twiml
 from .engine import Keys, NoInput, Recorded, Session, Transfer
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
+from .store import Conflict
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 # Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
 REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
+RACE_RETRIES = 3  # times a webhook replays its event when another request of the call saved first
 
 
 def services():
@@ -42,23 +44,21 @@ def incoming():
     """A call comes in: start the diagnostic (or repeat the question if Twilio asks twice)."""
     ivr = services()
     call_sid = _call_sid()
-    session = ivr.store.load(call_sid)
-    if session is None:
-        flow = ivr.bundle().flow
-        session, actions = engine.start(flow, call_sid, request.form.get("From", ""), time.time())
-        log.info("[%s] call started (flow %s)", call_sid, flow.version)
-        return _respond(session, actions, 0)
-    return _respond(*engine.resume(ivr.bundle(session.flow_version).flow, session), len(session.history))
+
+    def decide(session: Session | None):
+        if session is None:
+            flow = ivr.bundle().flow
+            log.info("[%s] call started (flow %s)", call_sid, flow.version)
+            return (*engine.start(flow, call_sid, request.form.get("From", ""), time.time()), 0)
+        return (*engine.resume(ivr.bundle(session.flow_version).flow, session), len(session.history))
+
+    return _advance(call_sid, decide)
 
 
 @bp.post("/answer")
 def answer():
     """Keys pressed at a question, or silence when Twilio falls through the <Gather>."""
     ivr = services()
-    session = ivr.store.load(_call_sid())
-    if session is None:
-        raise LookupError("no session for this call (expired or store lost)")
-    g.session = session
     node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
     digits = request.form.get("Digits", "")
     now = time.time()
@@ -69,9 +69,26 @@ def answer():
         event = Keys(node, phase, digits, now)
     else:
         event = NoInput(node, phase, now)
-    seen = len(session.history)
-    session, actions = engine.step(ivr.bundle(session.flow_version).flow, session, event)
-    return _respond(session, actions, seen)
+
+    def decide(session: Session | None):
+        if session is None:
+            raise LookupError("no session for this call (expired or store lost)")
+        g.session = session
+        return (*engine.step(ivr.bundle(session.flow_version).flow, session, event), len(session.history))
+
+    return _advance(_call_sid(), decide)
+
+
+def _advance(call_sid: str, decide) -> Response:
+    """Load the session, let the engine decide, save; replay on a fresh session if another request
+    of the same call saved first (no lost write)."""
+    for _ in range(RACE_RETRIES):
+        session, actions, seen = decide(services().store.load(call_sid))
+        try:
+            return _respond(session, actions, seen)
+        except Conflict:
+            log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
+    raise RuntimeError("the session kept changing under this request")
 
 
 @bp.post("/transfer-done")
@@ -154,11 +171,12 @@ def _apology() -> Response:
         return _xml(twiml.goodbye(ivr.speech()))
     seen = len(session.history)
     session, actions = engine.fail(session, time.time())
-    return _respond(session, actions, seen)
+    return _respond(session, actions, seen, force=True)
 
 
-def _respond(session: Session, actions, seen: int) -> Response:
-    """Save the session, record progress and new events, and render the TwiML."""
+def _respond(session: Session, actions, seen: int, force: bool = False) -> Response:
+    """Save the session (Conflict if another request saved first), record progress and new events,
+    and render the TwiML."""
     ivr = services()
     bundle = ivr.bundle(session.flow_version)
     plan = None
@@ -168,7 +186,7 @@ def _respond(session: Session, actions, seen: int) -> Response:
         context = handoff.context(session, bundle.flow, time.time(), links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
-    ivr.store.save(session)
+    session = ivr.store.save(session, force=force)
     ivr.records.progress(session, context, seen)
     if context is not None and ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
         ivr.outbox.add(session.call_sid, context)

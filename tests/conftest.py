@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,65 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _listening(address) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "redis+postgres"])
+def backend(request):
+    """The same behaviour suite on the embedded default and on Redis + PostgreSQL (real servers)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    if not (_listening(POSTGRES) and _listening(REDIS)):
+        pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
+    yield from _shared_backend()
+
+
+def _shared_backend():
+    import psycopg
+    import redis
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    prefix = f"ivrtest:{name}:"
+    try:
+        yield {
+            "DATABASE_URL": f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "IVR_REDIS_PREFIX": prefix,
+        }
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(prefix + "*"))
+        if keys:
+            client.delete(*keys)
+
+
 @pytest.fixture
-def make_app(tmp_path):
-    """Build an app with test settings; keyword arguments override them."""
+def shared_backend():
+    """Redis + PostgreSQL only (for what only matters with many servers)."""
+    if not (_listening(POSTGRES) and _listening(REDIS)):
+        pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
+    yield from _shared_backend()
+
+
+@pytest.fixture
+def make_app(tmp_path, backend):
+    """Build an app with test settings on the current backend; keyword arguments override them."""
+    apps = []
 
     def factory(**overrides):
         config = {
@@ -36,11 +94,19 @@ def make_app(tmp_path):
             "IVR_DATA_DIR": str(tmp_path / "data"),
             "IVR_FLOW": str(ROOT / "flows" / "ecps.yaml"),
             "IVR_PROMPTS": str(ROOT / "prompts"),
+            **backend,
         }
         config.update(overrides)
-        return create_app(config)
+        app = create_app(config)
+        apps.append(app)
+        return app
 
-    return factory
+    yield factory
+    for app in apps:  # close PostgreSQL connections before the schema is dropped
+        services = app.extensions["ivr"]
+        if services.deliverer is not None:
+            services.deliverer.stop()
+        services.db.forget_connection()
 
 
 @pytest.fixture

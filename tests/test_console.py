@@ -53,7 +53,7 @@ def test_wrong_password_is_refused(console):
 
 
 def test_passwords_are_hashed(console):
-    row = console.extensions["ivr"].db.connection().execute("SELECT password_hash FROM users WHERE username = ?", (EDITOR[0],)).fetchone()
+    row = console.extensions["ivr"].db.one("SELECT password_hash FROM users WHERE username = ?", (EDITOR[0],))
     assert EDITOR[1] not in row["password_hash"] and row["password_hash"].startswith(("scrypt:", "pbkdf2:"))
 
 
