@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 # Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
 REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
-RACE_RETRIES = 3  # times a webhook replays its event when another request of the call saved first
+# Times a webhook replays its event when another request of the call saved first; each conflict means
+# another request of the call succeeded, so N requests racing need at most N - 1 replays.
+RACE_RETRIES = 10
 
 
 def services():

@@ -1,0 +1,134 @@
+"""What matters with many servers: no lost write, expiry, one call across two instances, migrations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from conftest import POSTGRES_ADMIN, TOKEN, WORKFLOW
+from ivr import db as db_module
+from ivr.db import MIGRATIONS, SQLite, connect
+from ivr.simulator import Caller, FlaskTransport
+from ivr.store import Conflict
+
+
+def test_a_stale_save_is_a_conflict_not_a_lost_write(app, caller):
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    first, second = store.load(call.call_sid), store.load(call.call_sid)
+    store.save(replace(first, answers={"a": "1"}))
+    with pytest.raises(Conflict):
+        store.save(replace(second, answers={"b": "2"}))
+    assert store.load(call.call_sid).answers == {"a": "1"}
+
+
+def test_concurrent_webhooks_of_one_call_lose_nothing(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    statuses = []
+
+    def press_star():
+        client_call = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN, call_sid=call.call_sid)
+        status, _ = client_call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", client_call.params(Digits="*"))
+        statuses.append(status)
+
+    # Eight requests racing: each can lose to the seven others at most, within RACE_RETRIES.
+    threads = [threading.Thread(target=press_star) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 8
+    session = app.extensions["ivr"].store.load(call.call_sid)
+    assert session.outcome is None  # nobody was transferred for a technical error
+    assert [h["event"] for h in session.history].count("repeat") == 8
+    assert len([e for e in app.extensions["ivr"].records.events(call.call_sid) if e["event"] == "repeat"]) == 8
+
+
+def test_sessions_expire(app, caller, backend):
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    if backend.get("REDIS_URL"):
+        remaining = store.redis.ttl(store._key(call.call_sid))
+        assert store.ttl - 5 <= remaining <= store.ttl
+        store.redis.pexpire(store._key(call.call_sid), 1)
+        deadline = time.monotonic() + 5
+        while store.redis.exists(store._key(call.call_sid)) and time.monotonic() < deadline:
+            pass  # Redis itself expires the key within a millisecond
+    else:
+        app.extensions["ivr"].db.execute("UPDATE sessions SET expires_at = ? WHERE call_sid = ?", (time.time() - 1, call.call_sid))
+    assert store.load(call.call_sid) is None
+
+
+class Alternating:
+    """A transport that sends each webhook of a call to the next of several app instances."""
+
+    def __init__(self, *apps):
+        self.clients = [app.test_client() for app in apps]
+        self.used = []
+
+    def post(self, url, params, headers):
+        index = len(self.used) % len(self.clients)
+        self.used.append(index)
+        response = self.clients[index].post(url, data=params, headers=headers)
+        return response.status_code, response.get_data(as_text=True)
+
+
+def test_one_call_across_two_instances_sharing_redis_and_postgres(make_app, shared_backend):
+    first = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, **shared_backend)
+    second = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, **shared_backend)
+    transport = Alternating(first, second)
+    call = Caller(transport, "http://localhost", TOKEN)
+    result = call.call(["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", "10012345673", "1", ".", "1", "1", "1", "2", "15", "1", "1", "11",
+                        "2", "2"])
+    assert set(transport.used) == {0, 1}
+    assert result.end == "enqueue"
+    for app in (first, second):
+        record = app.extensions["ivr"].records.get(call.call_sid)
+        assert record["outcome"] == "transferred" and record["context"]["identifier"]["value"] == "10012345673"
+        assert record["call_status"] == "completed"
+
+
+def test_sqlite_upgrade_keeps_data(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0].format(id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO calls (call_sid, caller, started_at, outcome) VALUES ('CAold', '+33600000000', 1.0, 'solved')")
+    conn.commit()
+    conn.close()
+    database = SQLite(path)
+    assert database.one("SELECT * FROM calls WHERE call_sid = 'CAold'")["outcome"] == "solved"
+    assert database.one("SELECT simulated FROM calls WHERE call_sid = 'CAold'")["simulated"] == 0
+    assert database.one("PRAGMA user_version")["user_version"] == len(MIGRATIONS)
+    assert database.query("SELECT * FROM users") == []
+
+
+def test_postgres_upgrade_keeps_data(shared_backend):
+    import psycopg
+
+    url = shared_backend["DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in filter(str.strip, MIGRATIONS[0].format(id="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION").split(";")):
+            conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute("INSERT INTO calls (call_sid, caller, started_at, outcome) VALUES ('CAold', '+33600000000', 1.0, 'solved')")
+    database = connect(url, None)
+    assert database.one("SELECT outcome, simulated FROM calls WHERE call_sid = 'CAold'") == {"outcome": "solved", "simulated": 0}
+    assert database.one("SELECT version FROM schema_version")["version"] == len(MIGRATIONS)
+    database.forget_connection()
+
+
+def test_bad_database_url_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="postgresql://"):
+        connect("mysql://x", tmp_path)
+    assert isinstance(connect("", tmp_path), db_module.SQLite)
+    assert POSTGRES_ADMIN.startswith("postgresql://")
