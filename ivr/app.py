@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Request
+from flask.sessions import SecureCookieSessionInterface
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -20,7 +21,7 @@ from .outbox import Deliverer, Outbox
 from .overrides import PromptOverrides
 from .records import CallRecords
 from .store import DEFAULT_TTL, RedisSessionStore, SessionStore, SqlSessionStore
-from .twiml import Speech
+from .twiml import Cache, Speech
 from .users import Users
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Services:
     deliverer: Deliverer | None = None
     users: Users | None = None
     overrides: PromptOverrides | None = None
+    twiml_cache: Cache = field(default_factory=Cache)
 
     def bundle(self, version: str | None = None) -> Bundle:
         """The flow and prompts of `version` (a call in progress), or the current ones."""
@@ -125,6 +127,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     library = FlowLibrary(_resolve(config["IVR_FLOW"]), _resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
                           interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(data_dir)
+    app.session_interface = ConsoleSessions()
     app.permanent_session_lifetime = timedelta(hours=12)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=config["IVR_PUBLIC_URL"].startswith("https://"))
@@ -174,6 +177,19 @@ def create_app(test_config: dict | None = None) -> Flask:
                 "refused": [str(p) for p in library.last_problems]}
 
     return app
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Login cookies for the console only: Twilio's webhooks never carry one, so they skip the work."""
+
+    def open_session(self, app, request):
+        if not request.path.startswith("/console"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if type(session) is not self.null_session_class:
+            super().save_session(app, session, response)
 
 
 def _session_store(config, db: Database) -> SessionStore:

@@ -103,7 +103,7 @@ def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None) -> N
     step = f", étape {item.step} du guide" if item.step else ""
     click.echo(f"Étape « {node} » ({item.type}{step}) — {flow.source}:{item.line}")
     actions = engine.preview(flow, node)
-    heard = [prompts.text(say.key, say.params) for say in _says(actions)]
+    heard = [prompts.text(say.key, dict(say.params)) for say in _says(actions)]
     click.echo("\nL'appelant entend :")
     for text in heard:
         click.echo(f"  « {text} »")

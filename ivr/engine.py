@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
@@ -53,10 +53,14 @@ class NoInput:
 # ---- what the engine tells the shell to do ------------------------------------------------------
 @dataclass(frozen=True)
 class Say:
-    """Speak the prompt `key`, with placeholders filled from `params`."""
+    """Speak the prompt `key`, with placeholders filled from `params` (name, value) pairs."""
 
     key: str
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def filled(key: str, **params: str) -> "Say":
+        return Say(key, tuple(sorted(params.items())))
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class Session:
     outcome: str | None = None
     outcome_step: int | None = None
     transfer_reason: str | None = None
+    recorded: int = 0  # history entries already written to the call's events (by the shell)
     revision: int = 0  # the store's revision this session was loaded at (not part of the call logic)
 
     @property
@@ -126,9 +131,9 @@ class Session:
         return self.outcome is not None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("revision")  # kept by the store beside the data
-        return data
+        # Shallow on purpose: every value is already plain data (dataclasses.asdict deep-copies
+        # the whole history, and was the largest cost of a webhook).
+        return {name: getattr(self, name) for name in _SESSION_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Session:
@@ -136,6 +141,9 @@ class Session:
         values["answers"] = dict(values.get("answers") or {})
         values["history"] = tuple(values.get("history") or ())
         return cls(**values)
+
+
+_SESSION_FIELDS = tuple(f.name for f in fields(Session) if f.name != "revision")  # revision: kept by the store
 
 
 # ---- the logic ----------------------------------------------------------------------------------
@@ -237,8 +245,8 @@ def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, 
     settings = flow.settings
     if session.phase == "confirm":
         key = "saisie.relecture" if full else "saisie.relecture_courte"
-        params = {"chiffres": identifiers.spoken_groups(session.pending or "")}
-        return Ask(node.name, "confirm", (*lead, Say(key, params)), settings.menu_timeout)
+        read_back = Say.filled(key, chiffres=identifiers.spoken_groups(session.pending or ""))
+        return Ask(node.name, "confirm", (*lead, read_back), settings.menu_timeout)
     prompt = Say(node.prompt if full or not node.short else node.short)
     if node.type == "record":
         return Listen(node.name, (*lead, prompt), node.max_length)
@@ -271,7 +279,7 @@ def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, rea
 def _choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
     choice = node.choices.get(key)
     if choice is None:
-        why = Say("commun.touche_invalide", {"touche": spoken_key(key)})
+        why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
     if node.field and choice.answer is not None:
         session = replace(session, answers={**session.answers, node.field: choice.answer})
@@ -293,7 +301,7 @@ def _keyed_number(flow: Flow, node: Node, session: Session, digits: str, at: flo
 def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) -> tuple[Session, tuple[Action, ...]]:
     unknown = [key for key in digits if key not in node.options]
     if unknown:
-        why = Say("commun.touche_invalide", {"touche": spoken_key(unknown[0])})
+        why = Say.filled("commun.touche_invalide", touche=spoken_key(unknown[0]))
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=unknown[0])
     labels = [node.options[key] for key in dict.fromkeys(digits)]
     return _accept_number(flow, node, session, ", ".join(labels), at)
@@ -301,7 +309,7 @@ def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) ->
 
 def _number_problem(verdict: identifiers.Verdict, digits: str) -> Say:
     if verdict.problem == "length":
-        return Say("saisie.longueur", {"compte": str(len(digits)), "attendu": verdict.expected})
+        return Say.filled("saisie.longueur", compte=str(len(digits)), attendu=verdict.expected)
     if verdict.problem == "prefix":
         return Say("saisie.prefixe")
     if verdict.problem == "checksum":
@@ -315,7 +323,7 @@ def _confirm(flow: Flow, node: Node, session: Session, key: str, at: float) -> t
     if key == "2":
         session = _log(replace(session, phase="ask", pending=None, failures=0), at, "correct")
         return session, (_ask(flow, node, session, full=True),)
-    why = Say("commun.touche_invalide", {"touche": spoken_key(key)})
+    why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
     return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
 
 

@@ -131,13 +131,16 @@ class Caller:
             **extra,
         }
 
+    def headers(self, url: str, params: dict) -> dict:
+        """The headers Twilio would send: its signature of this URL and these parameters."""
+        if self.validator is None:
+            return {}
+        return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+
     def post(self, url: str, params: dict, result: CallResult | None = None) -> tuple[int, str]:
         """One signed webhook."""
-        headers = {}
-        if self.validator is not None:
-            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, params)
         began = time.perf_counter()
-        status, body = self.transport.post(url, params, headers)
+        status, body = self.transport.post(url, params, self.headers(url, params))
         if result is not None:
             result.timings.append(time.perf_counter() - began)
             result.statuses.append(status)
@@ -146,6 +149,20 @@ class Caller:
 
     def call(self, keys: KeySource, hang_up_status: bool = True) -> CallResult:
         """Dial in, answer each question from `keys` ("." for silence), and follow TwiML to the end."""
+        conversation = self.conversation(keys, hang_up_status)
+        request = next(conversation)
+        while True:
+            url, params = request
+            began = time.perf_counter()
+            answer = self.transport.post(url, params, self.headers(url, params))
+            try:
+                request = conversation.send((*answer, time.perf_counter() - began))
+            except StopIteration as stop:
+                return stop.value
+
+    def conversation(self, keys: KeySource, hang_up_status: bool = True):
+        """The call as a generator: yields each (url, params) to send, receives (status, body, seconds),
+        returns the CallResult. Lets a driver (the sync `call`, an async benchmark) own the I/O."""
         next_key = keys if callable(keys) else _script(keys)
         result = CallResult(self.call_sid)
         url = self.base_url + "/voice"
@@ -153,12 +170,15 @@ class Caller:
         while url is not None:
             if result.requests >= MAX_REQUESTS:
                 raise RuntimeError(f"more than {MAX_REQUESTS} webhooks: the call is looping")
-            status, body = self.post(url, params, result)
+            status, body, seconds = yield url, params
+            result.timings.append(seconds)
+            result.statuses.append(status)
+            result.documents.append(body)
             if status != 200:
                 raise RuntimeError(f"{url} answered HTTP {status}: {body[:200]}")
             url, params = self._follow(url, body, result, next_key)
         if hang_up_status:
-            self.post(self.base_url + "/voice/status", self.params(CallStatus="completed", CallDuration="120"))
+            yield self.base_url + "/voice/status", self.params(CallStatus="completed", CallDuration="120")
         return result
 
     def _follow(self, url: str, body: str, result: CallResult, next_key) -> tuple[str | None, dict]:

@@ -55,6 +55,27 @@ def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[st
     return str(response)
 
 
+class Cache:
+    """Documents of questions without variable parts, by (version, actions): most webhooks ask a
+    question whose TwiML never changes, so it is built once per flow version."""
+
+    def __init__(self, limit: int = 2000):
+        self.limit = limit
+        self._documents: dict = {}
+
+    def document(self, version: str, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
+        cacheable = all(not say.params for action in actions for say in getattr(action, "says", ()))
+        key = (version, tuple(actions))
+        body = self._documents.get(key) if cacheable else None
+        if body is None:
+            body = document(actions, speech, answer_url)
+            if cacheable:
+                if len(self._documents) >= self.limit:
+                    self._documents.clear()
+                self._documents[key] = body
+        return body
+
+
 def apology(speech: Speech, plan: TransferPlan | None, key: str = "transfert.erreur") -> str:
     """TwiML for when our own code failed: say sorry and put the caller through."""
     response = VoiceResponse()
@@ -84,7 +105,7 @@ def hold(speech: Speech, position: int | None, pause: int = 20) -> str:
     """The hold message while queued, with the caller's position when Twilio gives it."""
     response = VoiceResponse()
     if position:
-        _says(response, speech, (Say("attente.position", {"position": str(position)}),))
+        _says(response, speech, (Say.filled("attente.position", position=str(position)),))
     _says(response, speech, (Say("attente.message"),))
     response.pause(length=pause)
     return str(response)
@@ -101,7 +122,7 @@ def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -
         if prompt is not None and prompt.audio:
             parent.play(prompt.audio)
         else:
-            parent.say(speech.prompts.text(say.key, say.params), voice=speech.voice, language=speech.language)
+            parent.say(speech.prompts.text(say.key, dict(say.params)), voice=speech.voice, language=speech.language)
 
 
 def _ask(response: VoiceResponse, speech: Speech, ask: Ask, action_url: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
+from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -35,7 +37,11 @@ def verify_signature():
     if validator is None:
         return None  # development without a token: create_app already warned
     url = services().public_url(request)
-    if not validator.validate(url, request.form, request.headers.get("X-Twilio-Signature", "")):
+    signature = request.headers.get("X-Twilio-Signature", "")
+    # The URL as we see it almost always matches: one HMAC; the library's validate() then also
+    # tries the variants with and without the port that Twilio may have signed.
+    expected = validator.compute_signature(url, request.form)
+    if not (hmac.compare_digest(expected, signature) or validator.validate(url, request.form, signature)):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None
@@ -51,8 +57,8 @@ def incoming():
         if session is None:
             flow = ivr.bundle().flow
             log.info("[%s] call started (flow %s)", call_sid, flow.version)
-            return (*engine.start(flow, call_sid, request.form.get("From", ""), time.time()), 0)
-        return (*engine.resume(ivr.bundle(session.flow_version).flow, session), len(session.history))
+            return engine.start(flow, call_sid, request.form.get("From", ""), time.time())
+        return engine.resume(ivr.bundle(session.flow_version).flow, session)
 
     return _advance(call_sid, decide)
 
@@ -76,7 +82,7 @@ def answer():
         if session is None:
             raise LookupError("no session for this call (expired or store lost)")
         g.session = session
-        return (*engine.step(ivr.bundle(session.flow_version).flow, session, event), len(session.history))
+        return engine.step(ivr.bundle(session.flow_version).flow, session, event)
 
     return _advance(_call_sid(), decide)
 
@@ -85,9 +91,9 @@ def _advance(call_sid: str, decide) -> Response:
     """Load the session, let the engine decide, save; replay on a fresh session if another request
     of the same call saved first (no lost write)."""
     for _ in range(RACE_RETRIES):
-        session, actions, seen = decide(services().store.load(call_sid))
+        session, actions = decide(services().store.load(call_sid))
         try:
-            return _respond(session, actions, seen)
+            return _respond(session, actions)
         except Conflict:
             log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
     raise RuntimeError("the session kept changing under this request")
@@ -129,6 +135,9 @@ def status():
         duration = request.form.get("CallDuration")
         call_sid = _call_sid()
         seconds = int(duration) if duration and duration.isdigit() else None
+        session = ivr.store.load(call_sid)
+        if session is not None and session.recorded < len(session.history):
+            ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
         ivr.records.close(call_sid, call_status, time.time(), seconds, request.form.get("From", ""))
         ivr.store.delete(call_sid)
         log.info("[%s] call ended: %s", call_sid, call_status)
@@ -171,14 +180,16 @@ def _apology() -> Response:
         session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.bundle().version)
     if session.ended and session.outcome != "transferred":
         return _xml(twiml.goodbye(ivr.speech()))
-    seen = len(session.history)
     session, actions = engine.fail(session, time.time())
-    return _respond(session, actions, seen, force=True)
+    return _respond(session, actions, force=True)
 
 
-def _respond(session: Session, actions, seen: int, force: bool = False) -> Response:
-    """Save the session (Conflict if another request saved first), record progress and new events,
-    and render the TwiML."""
+def _respond(session: Session, actions, force: bool = False) -> Response:
+    """Save the session (Conflict if another request saved first), record the call when it starts
+    and ends, and render the TwiML.
+
+    The events of a call live in its session's history until the call ends (transfer, goodbye or
+    status callback): one write per webhook (the session) instead of three."""
     ivr = services()
     bundle = ivr.bundle(session.flow_version)
     plan = None
@@ -188,13 +199,23 @@ def _respond(session: Session, actions, seen: int, force: bool = False) -> Respo
         context = handoff.context(session, bundle.flow, time.time(), links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
+    unrecorded = session.recorded
+    flush = unrecorded == 0 or session.ended
+    if flush:
+        session = replace(session, recorded=len(session.history))
     session = ivr.store.save(session, force=force)
-    ivr.records.progress(session, context, seen)
+    if flush:
+        try:
+            ivr.records.progress(session, context, unrecorded)
+        except Exception:  # the records are for later; the caller in front of us comes first
+            log.exception("[%s] could not write the call record; the call goes on", session.call_sid)
     if context is not None and ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
         ivr.outbox.add(session.call_sid, context)
         ivr.nudge_outbox()
     if plan is not None and plan.kind == "none":
         ivr.records.transfer_result(session.call_sid, "no_destination")
+    if plan is None:
+        return _xml(ivr.twiml_cache.document(bundle.version, actions, ivr.speech(bundle), _answer_url))
     return _xml(twiml.document(actions, ivr.speech(bundle), _answer_url, plan))
 
 

@@ -68,7 +68,7 @@ def test_post_without_csrf_token_is_refused(console):
 def test_idle_session_expires(console):
     client = login(console, VIEWER)
     assert client.get("/console/").status_code == 200
-    with client.session_transaction() as session:
+    with client.session_transaction("/console/") as session:
         session["seen"] = time.time() - 31 * 60
     assert client.get("/console/").status_code == 302
 

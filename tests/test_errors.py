@@ -100,3 +100,10 @@ def test_status_for_a_call_we_never_saw_still_leaves_a_record(caller, records):
     record = records.get(call.call_sid)
     assert (record["outcome"], record["duration_s"], record["caller"]) == ("hung_up", 30, call.caller)
     assert record["ended_at"] - record["started_at"] == pytest.approx(30)
+
+
+def test_records_database_down_does_not_stop_the_call(app, caller):
+    # A real failure of the records: their table is gone; the diagnostic itself goes on.
+    app.extensions["ivr"].db.execute("DROP TABLE events")
+    result = caller().call(["1", "1", "1"])
+    assert result.end == "hangup" and result.said[-1].startswith("Parfait, votre problème est résolu.")

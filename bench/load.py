@@ -1,0 +1,302 @@
+"""Load benchmark: simulated callers play whole calls over HTTP against gunicorn with the
+Procfile's production settings, and in the same run against bench/ceiling.py (a minimal Flask app
+returning one fixed TwiML document) under the same settings.
+
+Reports, for each backend (SQLite; Redis + PostgreSQL when they run on 127.0.0.1):
+- saturation: callers with no pause — webhooks/s, the server's own CPU time per webhook (from the
+  kernel's accounting of the gunicorn processes), and the ratio ceiling/ours of that figure;
+- paced: many concurrent calls, each making a webhook every --interval seconds, arrivals spread
+  out — p50/p95/p99 latency, failed calls, and peak memory per worker.
+
+    python bench/load.py                        # defaults: 3,000 paced calls for 60 s
+    python bench/load.py --paced-calls 500 --paced-seconds 30 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ivr.simulator import Caller  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+RPPS = "10012345673"
+SCRIPTS = [
+    ["1", "1", "1"],
+    ["2", "1", "1", "1", "1", "1", "1", "1"],
+    ["2", "2", "1"],
+    ["2", "2", "2", "1", "1"],
+    ["2", "2", "2", "1", "2", "1", "1", "1", "1"],
+    ["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", RPPS, "1", ".", "1", "1", "1", "2", "15", "14", "1", "11", "2", "2"],
+    ["5", ".", "2", "*", "2", "0"],
+    [".", ".", "."],
+]
+CLOCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- the server under test -------------------------------------------------------------------
+class Server:
+    """gunicorn with the Procfile's settings (2 workers × 4 threads), on a free local port."""
+
+    def __init__(self, target: str, env: dict, workers: int, threads: int):
+        self.port = _free_port()
+        command = [sys.executable, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                   "--threads", str(threads), "--access-logfile", "-", "--log-level", "warning"]
+        # The server's log goes to a file: a pipe nobody reads would fill up and block the workers.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(self.log.read().decode()[-2000:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                if len(self.workers()) == workers:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in [self.process.pid, *self.workers()]:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK  # utime + stime
+        return total
+
+    def peak_memory_mb(self) -> list[float]:
+        peaks = []
+        for pid in self.workers():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return peaks
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- a tiny async HTTP/1.1 client with a connection pool ---------------------------------------
+class Pool:
+    def __init__(self, port: int, size: int):
+        self.port = port
+        self.idle: asyncio.Queue = asyncio.Queue()
+        self.size = size
+        self.opened = 0
+
+    async def post(self, url: str, params: dict, headers: dict, retry: bool = True) -> tuple[int, str]:
+        reader, writer = await self._connection(fresh=not retry)
+        body = urlencode(params).encode()
+        parts = urlsplit(url)
+        head = [f"POST {parts.path}{'?' + parts.query if parts.query else ''} HTTP/1.1",
+                "Host: localhost", "Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}",
+                *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        try:
+            writer.write("\r\n".join(head).encode() + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionResetError("the server closed a kept-alive connection")
+            status = int(status_line.split()[1])
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            payload = await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            writer.close()
+            self.opened -= 1
+            if retry:  # a connection the server had closed: once more on a new one
+                return await self.post(url, params, headers, retry=False)
+            raise
+        if close:
+            writer.close()
+            self.opened -= 1
+        else:
+            self.idle.put_nowait((reader, writer))
+        return status, payload.decode()
+
+    async def _connection(self, fresh: bool = False):
+        if fresh or (self.idle.empty() and self.opened < self.size):
+            self.opened += 1
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        return await self.idle.get()
+
+
+async def play(pool: Pool, number: int, pause: float, latencies: list, ceiling: bool) -> bool:
+    """One whole call; `pause` seconds between webhooks. True when every webhook answered 200."""
+    script = SCRIPTS[number % len(SCRIPTS)]
+    if ceiling:  # the fixed document always asks the same question: as many keys as our call has
+        script = ["2"] * (len(script) + 1)
+    caller = Caller(None, "http://localhost", TOKEN)
+    conversation = caller.conversation(list(script))
+    try:
+        request = next(conversation)
+        while True:
+            url, params = request
+            began = time.perf_counter()
+            status, body = await pool.post(url, params, caller.headers(url, params))
+            latencies.append(time.perf_counter() - began)
+            if status != 200:
+                return False
+            try:
+                request = conversation.send((status, body, latencies[-1]))
+            except StopIteration:
+                return True
+            if pause:
+                await asyncio.sleep(pause)
+    except Exception:
+        return False
+
+
+async def saturate(port: int, callers: int, seconds: float, ceiling: bool) -> tuple[int, int, list]:
+    pool = Pool(port, callers)
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    async def loop():
+        nonlocal failures
+        while time.monotonic() < deadline:
+            if not await play(pool, next(counter), 0, latencies, ceiling):
+                failures += 1
+
+    await asyncio.gather(*(loop() for _ in range(callers)))
+    return len(latencies), failures, latencies
+
+
+async def paced(port: int, calls: int, seconds: float, interval: float, connections: int) -> tuple[int, int, list]:
+    """`calls` concurrent calls during `seconds`: each starts at a random moment in the first
+    interval, makes a webhook every `interval` seconds, and is replaced by a new one when it ends."""
+    pool = Pool(port, connections)
+    latencies: list[float] = []
+    done = failed = 0
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+
+    async def slot():
+        nonlocal done, failed
+        await asyncio.sleep(random.uniform(0, interval))
+        while time.monotonic() < deadline:
+            ok = await play(pool, next(counter), interval, latencies, False)
+            done += 1
+            failed += not ok
+
+    await asyncio.gather(*(slot() for _ in range(calls)))
+    return done, failed, latencies
+
+
+def pct(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * (len(ordered) - 1)))] * 1000 if ordered else float("nan")
+
+
+def measure(server: Server, coroutine) -> tuple:
+    cpu = server.cpu_seconds()
+    began = time.monotonic()
+    result = asyncio.run(coroutine)
+    return (*result, time.monotonic() - began, server.cpu_seconds() - cpu)
+
+
+def backend_env(name: str, data_dir: str) -> dict:
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+           "DATABASE_URL": "", "REDIS_URL": "", "HANDOFF_WEBHOOK_URL": ""}
+    if name == "redis+postgres":
+        schema = "bench_" + os.urandom(4).hex()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
+        env.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
+                   REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,redis+postgres", help="comma-separated: sqlite, redis+postgres")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (Procfile default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (Procfile: 4)")
+    parser.add_argument("--callers", type=int, default=8, help="saturation: callers with no pause")
+    parser.add_argument("--seconds", type=float, default=10, help="saturation: duration of each run")
+    parser.add_argument("--repeat", type=int, default=3, help="saturation runs per server, interleaved; medians are reported")
+    parser.add_argument("--paced-calls", type=int, default=3000, help="paced: concurrent calls")
+    parser.add_argument("--paced-seconds", type=float, default=60, help="paced: how long new calls keep arriving")
+    parser.add_argument("--interval", type=float, default=10, help="paced: seconds between two webhooks of a call")
+    parser.add_argument("--connections", type=int, default=64, help="paced: HTTP connections shared by the calls")
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; "
+          "the load generator runs on the same cores")
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    with tempfile.TemporaryDirectory() as data_dir:
+        servers = {"ceiling": Server("bench.ceiling:create_app()", {}, args.workers, args.threads)}
+        try:
+            for name in names:
+                servers[name] = Server("ivr:create_app()", backend_env(name, tempfile.mkdtemp(dir=data_dir)), args.workers, args.threads)
+            runs: dict[str, list] = {name: [] for name in servers}
+            # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.
+            for _ in range(args.repeat):
+                for name, server in servers.items():
+                    hooks, failures, latencies, elapsed, cpu = measure(
+                        server, saturate(server.port, args.callers, args.seconds, name == "ceiling"))
+                    runs[name].append((hooks / elapsed, cpu / hooks, pct(latencies, .5), failures))
+            ceiling_cpu = statistics.median(run[1] for run in runs["ceiling"])
+            print(f"\nsaturation ({args.callers} callers with no pause, {args.repeat} x {args.seconds:.0f} s each, medians):")
+            for name, results in runs.items():
+                rate = statistics.median(r[0] for r in results)
+                cpu = statistics.median(r[1] for r in results)
+                spread = ", ".join(f"{r[1] * 1000:.2f}" for r in results)
+                failed = sum(r[3] for r in results)
+                ratio = "" if name == "ceiling" else f"; CPU ratio ceiling/ours {ceiling_cpu / cpu:.2f} (target >= 0.5, aim 0.7)"
+                label = "ceiling (fixed TwiML)" if name == "ceiling" else name
+                print(f"  {label:22} {rate:6.0f} webhooks/s, server CPU {cpu * 1000:.3f} ms/webhook (runs: {spread}), "
+                      f"p50 {statistics.median(r[2] for r in results):.1f} ms, failed calls {failed}{ratio}")
+            for name in names:
+                server = servers[name]
+                done, failed, latencies, elapsed, cpu = measure(
+                    server, paced(server.port, args.paced_calls, args.paced_seconds, args.interval, args.connections))
+                print(f"\npaced, {name}: {args.paced_calls} concurrent calls, a webhook every {args.interval:.0f} s, new calls for "
+                      f"{args.paced_seconds:.0f} s (each then runs to its end; {elapsed:.0f} s in all)")
+                print(f"  {len(latencies)} webhooks, {done} calls, failed calls {failed}; latency p50 {pct(latencies, .5):.1f} ms, "
+                      f"p95 {pct(latencies, .95):.1f} ms, p99 {pct(latencies, .99):.1f} ms (target p99 < 50 ms)")
+                print(f"  server CPU {cpu / max(len(latencies), 1) * 1000:.3f} ms/webhook; peak memory per worker: "
+                      f"{', '.join(f'{m:.0f} MB' for m in server.peak_memory_mb())}")
+        finally:
+            for server in servers.values():
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
