@@ -37,3 +37,20 @@ def call_context(call_sid: str):
         return jsonify(handoff.context(session, ivr.bundle(session.flow_version).flow, time.time(), request.url))
     detail = "this call ended without a transfer" if record is not None else f"no call {call_sid}"
     return jsonify(error="not_found", detail=detail), 404
+
+
+@bp.get("/callbacks")
+def callbacks():
+    """Callback requests and messages, oldest first (pending ones unless ?all=1)."""
+    ivr = current_app.extensions["ivr"]
+    return jsonify(ivr.callbacks.list(include_done=request.args.get("all") == "1"))
+
+
+@bp.post("/callbacks/<int:callback_id>/done")
+def callback_done(callback_id: int):
+    """An agent called back: the request leaves the pending list."""
+    ivr = current_app.extensions["ivr"]
+    who = (request.get_json(silent=True) or {}).get("agent") or "api"
+    if not ivr.callbacks.done(callback_id, str(who)[:80]):
+        return jsonify(error="not_found", detail=f"no pending callback {callback_id}"), 404
+    return jsonify(status="done")

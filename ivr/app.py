@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,8 @@ from flask.sessions import SecureCookieSessionInterface
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import hours as hours_module
+from .callbacks import Callbacks
 from .db import Database, connect
 from .handoff import Destinations
 from .library import Bundle, FlowLibrary
@@ -42,6 +45,8 @@ ENVIRONMENT = {
     "IVR_OUTBOX_THREAD": "1",
     "IVR_API_TOKEN": "",
     "IVR_SECRET_KEY": "",
+    "IVR_HOURS": "flows/horaires.yaml",
+    "IVR_ALWAYS_OPEN": "",
     "IVR_CONSOLE_IDLE_MINUTES": "30",
     "IVR_DATA_DIR": "instance",
     "IVR_FLOW": "flows/ecps.yaml",
@@ -80,6 +85,9 @@ class Services:
     users: Users | None = None
     overrides: PromptOverrides | None = None
     twiml_cache: Cache = field(default_factory=Cache)
+    hours: hours_module.Hours = hours_module.ALWAYS_OPEN
+    callbacks: Callbacks | None = None
+    clock: object = time.time  # seconds since the epoch; tests give a fixed clock
 
     def bundle(self, version: str | None = None) -> Bundle:
         """The flow and prompts of `version` (a call in progress), or the current ones."""
@@ -134,6 +142,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
     if not destinations.configured:
         log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
+    always_open = config["IVR_ALWAYS_OPEN"] not in ("", "0", "false", "no")
+    hours_path = _resolve(config["IVR_HOURS"]) if config["IVR_HOURS"] else None
+    opening, problems = hours_module.load(hours_path if hours_path and hours_path.exists() else None, always_open)
+    if opening is None:
+        raise ConfigurationError("opening hours refused:\n" + "\n".join(str(p) for p in problems))
     outbox = deliverer = None
     if config["HANDOFF_WEBHOOK_URL"]:
         if not config["IVR_WEBHOOK_SECRET"]:
@@ -157,6 +170,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         deliverer=deliverer,
         users=Users(db),
         overrides=overrides,
+        hours=opening,
+        callbacks=Callbacks(db),
+        clock=config.get("IVR_CLOCK") or time.time,
     )
 
     proxies = int(config["IVR_TRUSTED_PROXIES"] or 0)

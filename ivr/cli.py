@@ -167,7 +167,10 @@ def _speak(text: str, path: str) -> None:
 @click.option("--url", help="simuler contre un serveur qui tourne (défaut : en local, dans ce processus)")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="TWILIO_AUTH_TOKEN du serveur visé par --url")
 @click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
-def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str) -> None:
+@click.option("--service", type=click.Choice(["horaires", "ouvert", "ferme"]), default="horaires",
+              help="service client selon ses horaires (défaut), toujours ouvert, ou fermé")
+def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str,
+             service: str) -> None:
     """Jouer un appel dans le terminal, par les vrais webhooks signés.
 
     Sans --keys : tapez les touches à chaque question (« . » = silence, « q » = raccrocher).
@@ -192,6 +195,8 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
             "HANDOFF_WEBHOOK_URL": "",
             "IVR_RELOAD_INTERVAL": "0",
+            "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
+            **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
         })
         transport, base = FlaskTransport(app.test_client()), "http://localhost"
     caller = Caller(transport, base, token, caller=caller_number)
@@ -220,6 +225,15 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
     elif result.task:
         click.echo("\nTâche transmise :")
         click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+
+
+def _closed_moment() -> float:
+    """A Sunday at 03:00, Paris time: closed whatever the usual hours."""
+    from datetime import datetime
+
+    from .handoff import PARIS
+
+    return datetime(2026, 11, 29, 3, 0, tzinfo=PARIS).timestamp()
 
 
 def _print_said(said: list[str]) -> None:
@@ -405,3 +419,36 @@ def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool,
         if clear:
             overrides.clear(written)
             click.echo("Modifications retirées de la base : le fichier fait foi.")
+
+
+@main.command()
+@_help
+@click.option("--all", "include_done", is_flag=True, help="montrer aussi les demandes déjà traitées")
+@click.option("--done", "done_id", type=int, help="marquer la demande n° N comme traitée")
+@click.option("--agent", default=lambda: os.environ.get("USER", "cli"), help="qui l'a traitée (avec --done)")
+@_data_dir_option
+def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str) -> None:
+    """Demandes de rappel et messages laissés hors horaires, les plus anciens d'abord."""
+    from datetime import datetime
+
+    from .callbacks import Callbacks
+    from .handoff import PARIS
+
+    requests_list = Callbacks(_database(data_dir))
+    if done_id is not None:
+        if not requests_list.done(done_id, agent):
+            raise click.ClickException(f"aucune demande en attente n° {done_id}")
+        click.echo(f"Demande n° {done_id} traitée.")
+        return
+    items = requests_list.list(include_done)
+    if not items:
+        click.echo("Aucune demande de rappel en attente.")
+    for item in items:
+        when = datetime.fromtimestamp(item["requested_at"], PARIS).strftime("%d/%m/%Y %H:%M")
+        kind = "rappel" if item["kind"] == "callback" else "message"
+        summary = (item["context"] or {}).get("summary_fr", "")
+        state = "" if item["status"] == "pending" else f" [traitée par {item['done_by']}]"
+        click.echo(f"n° {item['id']}  {when}  {kind}  {item['number']}{state}")
+        if item["message_url"]:
+            click.echo(f"    message : {item['message_url']}")
+        click.echo(f"    {summary}")

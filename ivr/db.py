@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    CREATE TABLE callbacks (
+        id {id},
+        call_sid TEXT NOT NULL UNIQUE,
+        requested_at {real} NOT NULL,
+        number TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message_url TEXT,
+        context TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        done_at {real},
+        done_by TEXT
+    );
+    CREATE INDEX callbacks_pending ON callbacks (status, requested_at);
+    """,
 )
 
 
@@ -181,7 +196,7 @@ class Database:
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
-    return {column[0]: value for column, value in zip(cursor.description, row)}
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
 class SQLite(Database):

@@ -59,7 +59,7 @@ class Say:
     params: tuple[tuple[str, str], ...] = ()
 
     @staticmethod
-    def filled(key: str, **params: str) -> "Say":
+    def filled(key: str, **params: str) -> Say:
         return Say(key, tuple(sorted(params.items())))
 
 
@@ -201,6 +201,18 @@ def resume(flow: Flow, session: Session) -> tuple[Session, tuple[Action, ...]]:
     return session, (_ask(flow, node, session, full=True),)
 
 
+def after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tuple[Session, tuple[Action, ...]]:
+    """The caller needs an agent but the service is closed: say when it opens and offer what the
+    flow's `after_hours` part offers (callback, message), or say goodbye."""
+    reason = session.transfer_reason
+    session = _log(replace(session, outcome=None), at, "closed", reason=reason)
+    lead = (Say.filled("horaires.ferme", quand=reopening),)
+    if flow.after_hours:
+        return _enter(flow, session, flow.after_hours, at, lead)
+    session = replace(session, outcome="closed")
+    return _log(session, at, "end", outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
+
+
 def fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
     """Something went wrong on our side: apologise and put the caller through."""
     session = _log(session, at, "error")
@@ -245,9 +257,13 @@ def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, 
     settings = flow.settings
     if session.phase == "confirm":
         key = "saisie.relecture" if full else "saisie.relecture_courte"
-        read_back = Say.filled(key, chiffres=identifiers.spoken_groups(session.pending or ""))
+        pending = session.pending or ""
+        spoken = identifiers.spoken_phone(pending) if node.check == "telephone" else identifiers.spoken_groups(pending)
+        read_back = Say.filled(key, chiffres=spoken)
         return Ask(node.name, "confirm", (*lead, read_back), settings.menu_timeout)
     prompt = Say(node.prompt if full or not node.short else node.short)
+    if node.say_caller:
+        prompt = Say.filled(prompt.key, numero=identifiers.spoken_phone(session.caller))
     if node.type == "record":
         return Listen(node.name, (*lead, prompt), node.max_length)
     if node.type == "digits":

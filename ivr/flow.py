@@ -39,13 +39,15 @@ SYSTEM_PROMPTS = (
     "conseiller.chuchotement",
     "attente.message",
     "attente.position",
+    "horaires.ferme",
+    "horaires.au_revoir",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Which fields each node type takes; the first group is required.
 _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
-    "menu": ({"prompt", "choices"}, {"short", "field", "step"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller"}),
     "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step"}),
     "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
     "record": ({"prompt", "field", "next"}, {"max_length", "step"}),
@@ -82,6 +84,7 @@ class Node:
     optional: bool = False  # digits: silence or # alone skips the question
     options: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # digits: key → label
     max_length: int = 60  # record: seconds
+    say_caller: bool = False  # menu: its sentence says the caller's number ({numero})
     outcome: str | None = None
     reason: str | None = None
 
@@ -114,6 +117,7 @@ class Flow:
     settings: Settings
     version: str
     source: str
+    after_hours: str | None = None  # where a caller goes who needs an agent while the service is closed
 
 
 class FlowError(Exception):
@@ -175,8 +179,8 @@ class _Checker:
         if not isinstance(data, LineMap):
             self.error(1, "le fichier doit contenir « start », « nodes » et éventuellement « settings »")
             return None
-        for key in sorted(set(data) - {"start", "nodes", "settings"}, key=str):
-            self.error(data.line_of(key), f"rubrique inconnue « {key} » (possibles : start, nodes, settings)")
+        for key in sorted(set(data) - {"start", "nodes", "settings", "after_hours"}, key=str):
+            self.error(data.line_of(key), f"rubrique inconnue « {key} » (possibles : start, nodes, settings, after_hours)")
         settings = self.settings(data.get("settings"), data.line_of("settings"))
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, LineMap) or not raw_nodes:
@@ -191,9 +195,12 @@ class _Checker:
         start = data.get("start")
         if start not in raw_nodes:
             self.error(data.line_of("start"), f"« start » doit nommer une étape de « nodes » (trouvé : {start!r})")
+        after_hours = data.get("after_hours")
+        if after_hours is not None:
+            self.link(str(after_hours), data.line_of("after_hours"), "« after_hours »")
         if start in nodes and not self.broken_links:
             # With a broken link, most "unreachable" findings would only repeat it: fix links first.
-            self.reachability(str(start), nodes)
+            self.reachability([str(start), *([str(after_hours)] if after_hours else [])], nodes)
         self.say_loops(nodes)
         for key in SYSTEM_PROMPTS:
             if key not in self.prompts:
@@ -201,7 +208,7 @@ class _Checker:
                 self.problems.append(Problem(self.prompts.source, 0, message))
         if not nodes or start not in nodes:
             return None
-        return Flow(str(start), MappingProxyType(nodes), settings, version, self.name)
+        return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None)
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:
@@ -278,6 +285,7 @@ class _Checker:
             optional=optional,
             options=MappingProxyType(options),
             max_length=max_length,
+            say_caller=self.flag(raw, "say_caller", False, where),
             outcome=values["outcome"],
             reason=values["reason"],
         )
@@ -360,9 +368,10 @@ class _Checker:
             if current is node and node.type == "say":
                 self.error(node.line, f"étape « {node.name} » : une suite de messages revient sur elle-même sans jamais attendre de touche")
 
-    def reachability(self, start: str, nodes: dict[str, Node]) -> None:
-        seen = {start}
-        todo = [start]
+    def reachability(self, roots: list[str], nodes: dict[str, Node]) -> None:
+        start = roots[0]
+        seen = set(roots)
+        todo = list(roots)
         while todo:
             for target in nodes[todo.pop()].exits:
                 if target in nodes and target not in seen:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from stdnum import luhn
 from stdnum.fr import siret
 
-CHECKS = ("rpps", "siret", "finess", "matricule", "carte", "version")
+CHECKS = ("rpps", "siret", "finess", "matricule", "carte", "version", "telephone")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,26 @@ def _version(digits: str) -> Verdict:
     return Verdict(str(int(digits)))
 
 
+def _telephone(digits: str) -> Verdict:
+    # A French number as keyed: 10 digits starting with 0; kept in E.164 (+33…).
+    import phonenumbers
+
+    if len(digits) != 10 or not digits.startswith("0"):
+        return Verdict(None, "length", "10")
+    number = phonenumbers.parse(digits, "FR")
+    if not phonenumbers.is_valid_number(number):
+        return Verdict(None, "checksum", "10")
+    return Verdict(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def spoken_phone(number: str) -> str:
+    """A French number said in pairs, as people say them: "06 12 34 56 78"."""
+    national = "0" + number[3:] if number.startswith("+33") and len(number) == 12 else number
+    if len(national) == 10 and national.isdigit():
+        return " ".join(national[i : i + 2] for i in range(0, 10, 2))
+    return " ".join(national)
+
+
 _CHECKERS = {
     "rpps": _rpps,
     "siret": _siret,
@@ -82,6 +102,7 @@ _CHECKERS = {
     # The card number printed on a CPS/CPE card; lenient, the agent sees what was keyed.
     "carte": _between(4, 20),
     "version": _version,
+    "telephone": _telephone,
 }
 
 

@@ -16,7 +16,7 @@ _ANNOUNCED = re.compile(r"\btapez\s+(\d|étoile|dièse)\b", re.IGNORECASE)
 _KEY_WORDS = {"étoile": "*", "dièse": "#"}
 _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
-_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.")
+_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir", "sms.")
 
 
 def spoken_seconds(text: str) -> float:

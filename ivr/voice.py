@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from dataclasses import replace
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
 from .engine import Keys, NoInput, Recorded, Session, Transfer
+from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
 from .store import Conflict
 
@@ -57,7 +58,7 @@ def incoming():
         if session is None:
             flow = ivr.bundle().flow
             log.info("[%s] call started (flow %s)", call_sid, flow.version)
-            return engine.start(flow, call_sid, request.form.get("From", ""), time.time())
+            return engine.start(flow, call_sid, request.form.get("From", ""), services().clock())
         return engine.resume(ivr.bundle(session.flow_version).flow, session)
 
     return _advance(call_sid, decide)
@@ -69,7 +70,7 @@ def answer():
     ivr = services()
     node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
     digits = request.form.get("Digits", "")
-    now = time.time()
+    now = services().clock()
     if request.form.get("RecordingUrl"):
         duration = request.form.get("RecordingDuration", "0")
         event = Recorded(node, phase, request.form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
@@ -138,7 +139,7 @@ def status():
         session = ivr.store.load(call_sid)
         if session is not None and session.recorded < len(session.history):
             ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
-        ivr.records.close(call_sid, call_status, time.time(), seconds, request.form.get("From", ""))
+        ivr.records.close(call_sid, call_status, services().clock(), seconds, request.form.get("From", ""))
         ivr.store.delete(call_sid)
         log.info("[%s] call ended: %s", call_sid, call_status)
     return _xml(twiml.empty())
@@ -177,10 +178,10 @@ def _apology() -> Response:
         except Exception:
             log.exception("[%s] store unavailable during apology", call_sid)
     if session is None:
-        session = Session(call_sid, request.form.get("From", ""), time.time(), ivr.bundle().version)
+        session = Session(call_sid, request.form.get("From", ""), services().clock(), ivr.bundle().version)
     if session.ended and session.outcome != "transferred":
         return _xml(twiml.goodbye(ivr.speech()))
-    session, actions = engine.fail(session, time.time())
+    session, actions = engine.fail(session, services().clock())
     return _respond(session, actions, force=True)
 
 
@@ -194,9 +195,16 @@ def _respond(session: Session, actions, force: bool = False) -> Response:
     bundle = ivr.bundle(session.flow_version)
     plan = None
     context = None
+    now = ivr.clock()
+    if any(isinstance(action, Transfer) for action in actions) and not ivr.hours.is_open(datetime.fromtimestamp(now, PARIS)):
+        reopening = ivr.hours.spoken_opening(datetime.fromtimestamp(now, PARIS))
+        log.info("[%s] needs an agent (%s) but the service is closed until %s", session.call_sid, session.transfer_reason, reopening)
+        session, actions = engine.after_hours(bundle.flow, session, now, reopening)
+    if session.outcome in ("callback", "voicemail") and ivr.callbacks is not None:
+        _keep_callback(session, bundle, now)
     if any(isinstance(action, Transfer) for action in actions):
         links = _links(session.call_sid)
-        context = handoff.context(session, bundle.flow, time.time(), links.context)
+        context = handoff.context(session, bundle.flow, services().clock(), links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
     unrecorded = session.recorded
@@ -217,6 +225,15 @@ def _respond(session: Session, actions, force: bool = False) -> Response:
     if plan is None:
         return _xml(ivr.twiml_cache.document(bundle.version, actions, ivr.speech(bundle), _answer_url))
     return _xml(twiml.document(actions, ivr.speech(bundle), _answer_url, plan))
+
+
+def _keep_callback(session: Session, bundle, now: float) -> None:
+    """The caller asked to be called back (or left a message): put it on the agents' list."""
+    links = _links(session.call_sid)
+    document = handoff.context(session, bundle.flow, now, links.context)
+    number = session.answers.get("numero_rappel") or session.caller
+    services().callbacks.add(session.call_sid, number, session.outcome, document, session.answers.get("message_vocal"), now)
+    log.info("[%s] %s request kept for the agents", session.call_sid, session.outcome)
 
 
 def _links(call_sid: str) -> handoff.Links:

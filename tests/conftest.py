@@ -94,6 +94,7 @@ def make_app(tmp_path, backend):
             "IVR_DATA_DIR": str(tmp_path / "data"),
             "IVR_FLOW": str(ROOT / "flows" / "ecps.yaml"),
             "IVR_PROMPTS": str(ROOT / "prompts"),
+            "IVR_ALWAYS_OPEN": "1",  # tests about opening hours set a clock and IVR_ALWAYS_OPEN=""
             **backend,
         }
         config.update(overrides)

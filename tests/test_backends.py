@@ -7,8 +7,8 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from conftest import POSTGRES_ADMIN, TOKEN, WORKFLOW
+
 from ivr import db as db_module
 from ivr.db import MIGRATIONS, SQLite, connect
 from ivr.simulator import Caller, FlaskTransport

@@ -130,7 +130,7 @@ def test_editor_change_goes_live_is_kept_in_history_and_can_be_rolled_back(conso
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("   ", "la phrase est vide"), ("Tapez {numero}.", "{numero} n&#39;est pas une valeur connue"), ("<b>Bonjour</b>", "les signes")],
+    [("   ", "la phrase est vide"), ("Tapez {inconnu}.", "{inconnu} n&#39;est pas une valeur connue"), ("<b>Bonjour</b>", "les signes")],
 )
 def test_invalid_change_is_refused_and_not_published(console, caller, text, message):
     client = login(console, EDITOR)

@@ -1,0 +1,134 @@
+"""Opening hours of the customer service: weekly hours in Paris time, French public holidays
+(the `holidays` library) and exceptional closures, from a YAML file supervisors edit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import holidays as holidays_library
+
+from . import yamlfile
+from .handoff import PARIS
+from .yamlfile import LineMap, Problem
+
+DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre")
+_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Closure:
+    first: date
+    last: date
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Hours:
+    """When agents answer. `always_open` when no hours are configured."""
+
+    weekly: tuple[tuple[tuple[time, time], ...], ...] = ()  # Monday first
+    closures: tuple[Closure, ...] = ()
+    public_holidays: bool = True
+    always_open: bool = False
+    _holidays: object = field(default=None, compare=False, repr=False)
+
+    def _closed_day(self, day: date) -> bool:
+        if self.public_holidays and day in self._holidays:
+            return True
+        return any(closure.first <= day <= closure.last for closure in self.closures)
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether an agent answers at `at` (any timezone; judged in Paris time)."""
+        if self.always_open:
+            return True
+        local = at.astimezone(PARIS)
+        if self._closed_day(local.date()):
+            return False
+        return any(start <= local.time() < end for start, end in self.weekly[local.weekday()])
+
+    def next_opening(self, at: datetime) -> datetime | None:
+        """The next moment the service opens after `at` (None if never within 60 days)."""
+        local = at.astimezone(PARIS)
+        for offset in range(61):
+            day = local.date() + timedelta(days=offset)
+            if self._closed_day(day):
+                continue
+            for start, _ in self.weekly[day.weekday()]:
+                moment = datetime.combine(day, start, PARIS)
+                if moment > local:
+                    return moment
+        return None
+
+    def spoken_opening(self, at: datetime) -> str:
+        """When it opens, as said on the phone: "aujourd'hui à 13 h 30", "demain à 8 h 30", "lundi 30 novembre à 8 h 30"."""
+        opening = self.next_opening(at)
+        if opening is None:
+            return "dès que possible"
+        today = at.astimezone(PARIS).date()
+        clock = f"{opening.hour} h" + (f" {opening.minute:02d}" if opening.minute else "")
+        if opening.date() == today:
+            return f"aujourd'hui à {clock}"
+        if opening.date() == today + timedelta(days=1):
+            return f"demain à {clock}"
+        day = opening.date()
+        return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} à {clock}"
+
+
+ALWAYS_OPEN = Hours(always_open=True)
+
+
+def load(path: Path | str | None, always_open: bool = False) -> tuple[Hours | None, list[Problem]]:
+    """The hours in `path`; always open when asked to or when no file is configured."""
+    if always_open or not path:
+        return ALWAYS_OPEN, []
+    data, problems = yamlfile.load(path)
+    name = str(path)
+    if data is None:
+        return None, problems
+    if not isinstance(data, LineMap):
+        return None, [Problem(name, 1, "le fichier doit contenir « semaine », « jours_feries » et « fermetures »")]
+    for key in sorted(set(data) - {"semaine", "jours_feries", "fermetures"}, key=str):
+        problems.append(Problem(name, data.line_of(key), f"rubrique inconnue « {key} » (possibles : semaine, jours_feries, fermetures)"))
+    weekly = []
+    week = data.get("semaine")
+    if not isinstance(week, LineMap):
+        problems.append(Problem(name, data.line_of("semaine"), "« semaine » doit donner les horaires de chaque jour, de lundi à dimanche"))
+        week = LineMap()
+    for key in sorted(set(week) - set(DAYS), key=str):
+        problems.append(Problem(name, week.line_of(key), f"« {key} » n'est pas un jour (lundi … dimanche, sans majuscule)"))
+    for day in DAYS:
+        ranges = []
+        for text in week.get(day) or []:
+            match = _RANGE.match(str(text))
+            start = end = None
+            if match:
+                h1, m1, h2, m2 = map(int, match.groups())
+                if h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60:
+                    start, end = time(h1, m1), (time(h2, m2) if h2 < 24 else time.max)
+            if start is None or end <= start:
+                problems.append(Problem(name, week.line_of(day), f"{day} : « {text} » n'est pas une plage « HH:MM-HH:MM » (ex. 08:30-12:30)"))
+            else:
+                ranges.append((start, end))
+        weekly.append(tuple(sorted(ranges)))
+    public_holidays = data.get("jours_feries", True)
+    if not isinstance(public_holidays, bool):
+        problems.append(Problem(name, data.line_of("jours_feries"), "« jours_feries » vaut true (fermé les jours fériés) ou false"))
+        public_holidays = True
+    closures = []
+    for item in data.get("fermetures") or []:
+        if not isinstance(item, LineMap) or not isinstance(item.get("du"), date):
+            problems.append(Problem(name, getattr(item, "line", data.line_of("fermetures")),
+                                    "une fermeture s'écrit {du: AAAA-MM-JJ, au: AAAA-MM-JJ, motif: …}"))
+            continue
+        last = item.get("au", item["du"])
+        if not isinstance(last, date) or last < item["du"]:
+            problems.append(Problem(name, item.line, "« au » doit être une date AAAA-MM-JJ, après « du »"))
+            continue
+        closures.append(Closure(item["du"], last, str(item.get("motif", ""))))
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    return Hours(tuple(weekly), tuple(closures), public_holidays, False, holidays_library.France()), problems
