@@ -77,7 +77,8 @@ def closed_app(make_app):
 
 def test_open_hours_transfer_as_usual(make_app, caller):
     tuesday = at("2026-11-24 10:00").timestamp()
-    app = make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(ROOT / "flows" / "horaires.yaml"), IVR_CLOCK=lambda: tuesday, TWILIO_WORKFLOW_SID="WW" + "f" * 32)
+    app = make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(ROOT / "flows" / "horaires.yaml"), IVR_CLOCK=lambda: tuesday,
+                   TWILIO_WORKFLOW_SID="WW" + "f" * 32)
     assert caller(target=app).call(["0"]).end == "enqueue"
 
 
