@@ -23,6 +23,7 @@ from .library import Bundle, FlowLibrary
 from .outbox import Deliverer, Outbox
 from .overrides import PromptOverrides
 from .records import CallRecords
+from .sms import Guides
 from .store import DEFAULT_TTL, RedisSessionStore, SessionStore, SqlSessionStore
 from .twiml import Cache, Speech
 from .users import Users
@@ -47,6 +48,7 @@ ENVIRONMENT = {
     "IVR_SECRET_KEY": "",
     "IVR_HOURS": "flows/horaires.yaml",
     "IVR_ALWAYS_OPEN": "",
+    "IVR_SMS_FROM": "",
     "IVR_CONSOLE_IDLE_MINUTES": "30",
     "IVR_DATA_DIR": "instance",
     "IVR_FLOW": "flows/ecps.yaml",
@@ -87,6 +89,7 @@ class Services:
     twiml_cache: Cache = field(default_factory=Cache)
     hours: hours_module.Hours = hours_module.ALWAYS_OPEN
     callbacks: Callbacks | None = None
+    guides: Guides | None = None
     clock: object = time.time  # seconds since the epoch; tests give a fixed clock
 
     def bundle(self, version: str | None = None) -> Bundle:
@@ -172,6 +175,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         overrides=overrides,
         hours=opening,
         callbacks=Callbacks(db),
+        guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"]),
         clock=config.get("IVR_CLOCK") or time.time,
     )
 

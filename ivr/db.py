@@ -124,6 +124,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX callbacks_pending ON callbacks (status, requested_at);
     """,
+    """
+    CREATE TABLE sms (
+        call_sid TEXT NOT NULL,
+        guide TEXT NOT NULL,
+        number TEXT NOT NULL,
+        sent_at {real} NOT NULL,
+        status TEXT NOT NULL,
+        message_sid TEXT,
+        PRIMARY KEY (call_sid, guide)
+    );
+    """,
 )
 
 

@@ -42,6 +42,21 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class GuideRequested:
+    """The caller pressed a node's guide key; the shell tried to send the SMS: `status` says how it went."""
+
+    node: str
+    phase: str
+    guide: str
+    status: str  # "sent", "already", "not_mobile", "unavailable", "failed"
+    at: float
+
+
+_GUIDE_PROMPTS = {"sent": "sms.envoye", "already": "sms.deja_envoye", "not_mobile": "sms.pas_mobile",
+                  "unavailable": "sms.indisponible", "failed": "sms.echec"}
+
+
+@dataclass(frozen=True)
 class NoInput:
     """A question timed out with nothing pressed."""
 
@@ -153,7 +168,7 @@ def start(flow: Flow, call_sid: str, caller: str, at: float) -> tuple[Session, t
     return _enter(flow, session, flow.start, at)
 
 
-def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded) -> tuple[Session, tuple[Action, ...]]:
+def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideRequested) -> tuple[Session, tuple[Action, ...]]:
     """Apply one caller event to the session; return the new session and what to do next."""
     if session.ended:
         return session, (Hangup(),)
@@ -165,6 +180,9 @@ def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded) -> tupl
         return session, (_ask(flow, node, session, full=False),)
     if isinstance(event, NoInput):
         return _no_input(flow, node, session, event.at)
+    if isinstance(event, GuideRequested):
+        session = _log(session, event.at, "sms", guide=event.guide, status=event.status)
+        return session, (_ask(flow, node, session, full=False, lead=(Say(_GUIDE_PROMPTS[event.status]),)),)
     if isinstance(event, Recorded):
         session = replace(session, answers={**session.answers, node.field: event.url})
         session = _log(session, event.at, "answer", field=node.field, duration=event.duration)

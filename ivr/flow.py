@@ -41,14 +41,19 @@ SYSTEM_PROMPTS = (
     "attente.position",
     "horaires.ferme",
     "horaires.au_revoir",
+    "sms.envoye",
+    "sms.deja_envoye",
+    "sms.pas_mobile",
+    "sms.indisponible",
+    "sms.echec",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Which fields each node type takes; the first group is required.
 _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
-    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller"}),
-    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide"}),
+    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide"}),
     "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
     "record": ({"prompt", "field", "next"}, {"max_length", "step"}),
     "end": ({"prompt", "outcome"}, {"step"}),
@@ -63,6 +68,14 @@ class Choice:
     key: str
     goto: str
     answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A guide sent by SMS when the caller presses `key` (the text, with its link, is a prompt)."""
+
+    key: str
+    sms: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class Node:
     options: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # digits: key → label
     max_length: int = 60  # record: seconds
     say_caller: bool = False  # menu: its sentence says the caller's number ({numero})
+    guide: Guide | None = None  # menu, wait: a guide the caller can get by SMS with an announced key
     outcome: str | None = None
     reason: str | None = None
 
@@ -286,6 +300,7 @@ class _Checker:
             options=MappingProxyType(options),
             max_length=max_length,
             say_caller=self.flag(raw, "say_caller", False, where),
+            guide=self.guide(raw, choices, where) if "guide" in raw else None,
             outcome=values["outcome"],
             reason=values["reason"],
         )
@@ -318,6 +333,19 @@ class _Checker:
             else:
                 found[key] = label.strip()
         return found
+
+    def guide(self, raw: LineMap, choices: dict, where: str) -> Guide | None:
+        value = raw.get("guide")
+        line = raw.line_of("guide")
+        if not isinstance(value, LineMap) or set(value) != {"key", "sms"}:
+            self.error(line, f"{where} : « guide » s'écrit {{key: \"8\", sms: sms.cle_du_texte}}")
+            return None
+        key = str(value["key"])
+        if len(key) != 1 or key not in CHOICE_KEYS or key in choices:
+            self.error(line, f"{where} : la touche du guide ({key}) doit être une touche libre de 1 à 9 ou #")
+            return None
+        self.prompt_ref(value["sms"], line, where)
+        return Guide(key, str(value["sms"]))
 
     def prompt_ref(self, key: object, line: int, where: str) -> None:
         if not isinstance(key, str) or key not in self.prompts:

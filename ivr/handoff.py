@@ -132,6 +132,8 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         "answers": answers,
         "path": path,
         "public_ip": {"collected": False, "note": PUBLIC_IP_NOTE},
+        "sms": [{"guide": e.get("guide"), "status": e.get("status"), "at": iso(e.get("at"))}
+                for e in session.history if e.get("event") == "sms"],
         "flow_version": session.flow_version,
         "context_url": context_url or None,
     }
@@ -162,6 +164,9 @@ def summary(document: dict, started_at: float) -> str:
     sentences.extend(_capitalise(fact) + "." for fact in facts)
     if answers.get("message_vocal"):
         sentences.append("Un message vocal a été laissé.")
+    sent = [item["guide"].removeprefix("sms.") for item in document.get("sms") or [] if item["status"] == "sent"]
+    if sent:
+        sentences.append(f"Guide(s) envoyé(s) par SMS : {', '.join(sent)}.")
     sentences.append("IP publique à demander.")
     return " ".join(sentences)
 

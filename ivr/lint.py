@@ -16,7 +16,8 @@ _ANNOUNCED = re.compile(r"\btapez\s+(\d|étoile|dièse)\b", re.IGNORECASE)
 _KEY_WORDS = {"étoile": "*", "dièse": "#"}
 _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
-_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir", "sms.")
+_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir", "sms.envoye", "sms.deja_envoye",
+                    "sms.pas_mobile", "sms.indisponible", "sms.echec")
 
 
 def spoken_seconds(text: str) -> float:
@@ -54,7 +55,7 @@ def _warning(file: str, line: int, message: str) -> Problem:
 
 
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
-    used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold) if key}
+    used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms) if key}
     return [
         _warning(prompts.source, prompt.line, f"la phrase « {prompt.key} » n'est utilisée par aucune étape")
         for prompt in prompts.entries.values()
@@ -82,7 +83,7 @@ def _no_way_out(flow: Flow) -> list[Problem]:
 
 def _announcements(flow: Flow, prompts: Prompts, node: Node) -> list[Problem]:
     if node.type in ("menu", "wait"):
-        accepted = set(node.choices)
+        accepted = set(node.choices) | ({node.guide.key} if node.guide else set())
     elif node.type == "digits" and node.options:
         accepted = set(node.options)
     else:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
-from .engine import Keys, NoInput, Recorded, Session, Transfer
+from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
 from .store import Conflict
@@ -83,9 +83,20 @@ def answer():
         if session is None:
             raise LookupError("no session for this call (expired or store lost)")
         g.session = session
-        return engine.step(ivr.bundle(session.flow_version).flow, session, event)
+        bundle = ivr.bundle(session.flow_version)
+        return engine.step(bundle.flow, session, _guide_request(bundle, session, event) or event)
 
     return _advance(_call_sid(), decide)
+
+
+def _guide_request(bundle, session: Session, event) -> GuideRequested | None:
+    """The key of a guide at the question the caller is at: send the SMS, say how it went."""
+    node = bundle.flow.nodes.get(session.node)
+    if not (isinstance(event, Keys) and node is not None and node.guide and event.digits == node.guide.key
+            and (event.node, event.phase) == (session.node, session.phase) == (node.name, "ask")):
+        return None
+    status = services().guides.send(session.call_sid, session.caller, node.guide.sms, bundle.prompts.text(node.guide.sms))
+    return GuideRequested(node.name, "ask", node.guide.sms, status, event.at)
 
 
 def _advance(call_sid: str, decide) -> Response:

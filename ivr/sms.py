@@ -1,0 +1,60 @@
+"""Guides by SMS: only to a number that can receive one, at most once per guide per call,
+through Twilio's Messages API (the twilio REST client)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import phonenumbers
+from twilio.base.exceptions import TwilioException
+from twilio.rest import Client
+
+from .db import Database
+
+log = logging.getLogger(__name__)
+# Mobiles of France and of its overseas departments and territories.
+FRENCH_REGIONS = frozenset({"FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"})
+MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def can_receive(number: str) -> bool:
+    """Whether `number` is a French mobile (an SMS would reach it)."""
+    try:
+        parsed = phonenumbers.parse(number, "FR")
+    except phonenumbers.NumberParseException:
+        return False
+    return (phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in FRENCH_REGIONS
+            and phonenumbers.number_type(parsed) in MOBILE_TYPES)
+
+
+class Guides:
+    """Sends guides; remembers in the database what each call received (shared by every server)."""
+
+    def __init__(self, db: Database, account_sid: str, auth_token: str, sender: str):
+        self.db = db
+        self.sender = sender
+        self.client = Client(account_sid, auth_token) if account_sid and auth_token and sender else None
+
+    def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
+        """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""
+        if not can_receive(number):
+            return "not_mobile"
+        if self.client is None:
+            return "unavailable"
+        # Claim first: two servers handling the same key press cannot both send.
+        claimed = self.db.execute(
+            "INSERT INTO sms (call_sid, guide, number, sent_at, status) VALUES (?, ?, ?, ?, 'sending') ON CONFLICT (call_sid, guide) DO NOTHING",
+            (call_sid, guide, number, time.time()),
+        )
+        if not claimed:
+            return "already"
+        try:
+            message = self.client.messages.create(to=number, from_=self.sender, body=text)
+        except (TwilioException, OSError) as error:
+            self.db.execute("DELETE FROM sms WHERE call_sid = ? AND guide = ?", (call_sid, guide))  # may be tried again
+            log.warning("[%s] SMS guide %s not sent: %s", call_sid, guide, error)
+            return "failed"
+        self.db.execute("UPDATE sms SET status = 'sent', message_sid = ? WHERE call_sid = ? AND guide = ?", (message.sid, call_sid, guide))
+        log.info("[%s] SMS guide %s sent", call_sid, guide)
+        return "sent"
