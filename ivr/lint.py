@@ -16,8 +16,10 @@ _ANNOUNCED = re.compile(r"\btapez\s+(\d|étoile|dièse)\b", re.IGNORECASE)
 _KEY_WORDS = {"étoile": "*", "dièse": "#"}
 _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
-_SERVER_PREFIXES = ("commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir", "sms.envoye", "sms.deja_envoye",
-                    "sms.pas_mobile", "sms.indisponible", "sms.echec")
+_SERVER_PREFIXES = (
+    "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
+    "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec",
+)
 
 
 def spoken_seconds(text: str) -> float:
