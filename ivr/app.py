@@ -49,6 +49,7 @@ ENVIRONMENT = {
     "IVR_HOURS": "flows/horaires.yaml",
     "IVR_ALWAYS_OPEN": "",
     "IVR_SMS_FROM": "",
+    "IVR_CALLBACK_OFFER_SECONDS": "120",
     "IVR_CONSOLE_IDLE_MINUTES": "30",
     "IVR_DATA_DIR": "instance",
     "IVR_FLOW": "flows/ecps.yaml",

@@ -231,6 +231,16 @@ def after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tupl
     return _log(session, at, "end", outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
 
 
+def wants_callback(session: Session, at: float) -> Session:
+    """The caller, waiting for an agent, asked to be called back instead."""
+    return _log(replace(session, answers={**session.answers, "rappel": "pendant l'attente"}), at, "callback_offer")
+
+
+def called_back_later(session: Session, at: float) -> Session:
+    """The caller left the queue to be called back: that is how the call ends."""
+    return _log(replace(session, outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
+
+
 def fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
     """Something went wrong on our side: apologise and put the caller through."""
     session = _log(session, at, "error")

@@ -46,6 +46,9 @@ SYSTEM_PROMPTS = (
     "sms.pas_mobile",
     "sms.indisponible",
     "sms.echec",
+    "attente.estimation",
+    "attente.rappel",
+    "fin.rappel",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

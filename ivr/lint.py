@@ -20,6 +20,7 @@ _SERVER_PREFIXES = (
     "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
     "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec",
 )
+# fin.rappel is also said by the server when a caller leaves the queue to be called back.
 
 
 def spoken_seconds(text: str) -> float:

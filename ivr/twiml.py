@@ -101,13 +101,29 @@ def whisper(speech: Speech, text: str) -> str:
     return str(response)
 
 
-def hold(speech: Speech, position: int | None, pause: int = 20) -> str:
-    """The hold message while queued, with the caller's position when Twilio gives it."""
+def hold(speech: Speech, position: int | None, minutes: int | None = None, offer_url: str = "", pause: int = 20) -> str:
+    """The hold message while queued: the caller's position and the expected wait when Twilio gives
+    them, and after a while the offer to be called back instead (key 1)."""
     response = VoiceResponse()
+    says = []
     if position:
-        _says(response, speech, (Say.filled("attente.position", position=str(position)),))
-    _says(response, speech, (Say("attente.message"),))
+        says.append(Say.filled("attente.position", position=str(position)))
+    if minutes:
+        says.append(Say.filled("attente.estimation", minutes=str(minutes)))
+    says.append(Say("attente.message"))
+    _says(response, speech, says)
+    if offer_url:
+        gather = Gather(input="dtmf", action=offer_url, method="POST", num_digits=1, timeout=5, finish_on_key="")
+        _says(gather, speech, (Say("attente.rappel"),))
+        response.append(gather)
     response.pause(length=pause)
+    return str(response)
+
+
+def leave() -> str:
+    """Take the caller out of the queue (Twilio then reports QueueResult=leave to the Enqueue action)."""
+    response = VoiceResponse()
+    response.leave()
     return str(response)
 
 

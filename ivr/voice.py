@@ -115,7 +115,12 @@ def _advance(call_sid: str, decide) -> Response:
 def transfer_done():
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
     result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
-    services().records.transfer_result(_call_sid(), result)
+    ivr = services()
+    ivr.records.transfer_result(_call_sid(), result)
+    session = ivr.store.load(_call_sid())
+    if result == "leave" and session is not None and session.answers.get("rappel") == "pendant l'attente":
+        session = engine.called_back_later(session, ivr.clock())
+        return _respond(session, (engine.Hangup((engine.Say("fin.rappel"),)),), force=True)
     if result in REACHED:
         return _xml(twiml.goodbye(services().speech()))
     log.warning("[%s] transfer not answered: %s", g.call_sid, result)
@@ -133,9 +138,26 @@ def whisper():
 
 @bp.post("/wait")
 def wait():
-    """The hold message while the caller waits in the TaskRouter queue."""
+    """The hold loop while the caller waits in the queue (Twilio requests it again and again)."""
     position = request.form.get("QueuePosition", "")
-    return _xml(twiml.hold(services().speech(), int(position) if position.isdigit() else None))
+    waited = request.form.get("QueueTime", "0")
+    average = request.form.get("AvgQueueTime", "0")
+    minutes = round(int(average) / 60) if average.isdigit() and int(average) >= 60 else None
+    offer = waited.isdigit() and int(waited) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
+    return _xml(twiml.hold(services().speech(), int(position) if position.isdigit() else None, minutes,
+                           url_for("voice.wait_choice") if offer else ""))
+
+
+@bp.post("/wait/choice")
+def wait_choice():
+    """Key 1 during the wait: leave the queue, to be called back (handled in transfer-done)."""
+    if request.form.get("Digits") != "1":
+        return _xml(twiml.empty())  # back to the hold loop
+    ivr = services()
+    session = ivr.store.load(_call_sid())
+    if session is not None:
+        ivr.store.save(engine.wants_callback(session, ivr.clock()), force=True)
+    return _xml(twiml.leave())
 
 
 @bp.post("/status")

@@ -213,3 +213,43 @@ def test_api_is_closed_when_no_token_is_configured(client):
 def test_api_unknown_call_is_404(api_app):
     response = api_app.test_client().get("/api/calls/CA404/context", headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert response.status_code == 404 and response.json["error"] == "not_found"
+
+
+def test_hold_loop_gives_the_expected_wait_then_offers_a_callback(client, caller):
+    call = caller()
+    status, body = call.post("http://localhost/voice/wait", call.params(QueuePosition="2", QueueTime="150", AvgQueueTime="300"))
+    root = ET.fromstring(body)
+    assert [say.text for say in root.findall("Say")] == [
+        "Vous êtes en position 2 dans la file d'attente.",
+        "Le temps d'attente est d'environ 5 minutes.",
+        "Merci de patienter : un conseiller va vous répondre. Il aura déjà vos réponses.",
+    ]
+    gather = root.find("Gather")
+    assert gather.get("action") == "/voice/wait/choice" and gather.get("numDigits") == "1"
+    assert gather.find("Say").text == "Pour être rappelé plutôt que d'attendre, tapez 1."
+    _, early = call.post("http://localhost/voice/wait", call.params(QueuePosition="2", QueueTime="30"))
+    assert "<Gather" not in early
+
+
+def test_leaving_the_queue_to_be_called_back(app, caller):
+    call = caller()
+    result = call.call(["2", "2", "0"], hang_up_status=False)
+    assert result.end == "enqueue"
+    _, other_key = call.post("http://localhost/voice/wait/choice", call.params(Digits="5"))
+    assert "<Leave" not in other_key
+    _, body = call.post("http://localhost/voice/wait/choice", call.params(Digits="1"))
+    assert "<Leave />" in body
+    _, done = call.post("http://localhost/voice/transfer-done", call.params(QueueResult="leave"))
+    assert "C&#39;est noté. Un conseiller vous rappellera" in done or "C'est noté. Un conseiller vous rappellera" in done
+    assert "<Hangup />" in done
+    (request,) = app.extensions["ivr"].callbacks.list()
+    assert request["call_sid"] == call.call_sid and request["context"]["answers"]["rappel"] == "pendant l'attente"
+    assert app.extensions["ivr"].records.get(call.call_sid)["outcome"] == "callback"
+
+
+def test_leaving_the_queue_without_asking_is_not_a_callback(app, caller):
+    call = caller()
+    call.call(["0"], hang_up_status=False)
+    _, done = call.post("http://localhost/voice/transfer-done", call.params(QueueResult="leave"))
+    assert "Aucun conseiller n&#39;est disponible" in done or "Aucun conseiller n'est disponible" in done
+    assert app.extensions["ivr"].callbacks.list() == []
