@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -38,6 +40,17 @@ class Recorded:
     phase: str
     url: str
     duration: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """The caller answered by voice: Twilio's transcript and its confidence (0 to 1)."""
+
+    node: str
+    phase: str
+    text: str
+    confidence: float
     at: float
 
 
@@ -89,6 +102,7 @@ class Ask:
     num_digits: int | None = 1
     finish_on_key: str = ""
     pause: int = 0  # seconds of quiet, still listening, after the sentences
+    hints: tuple[str, ...] = ()  # words the caller may say instead of pressing a key (speech on)
 
 
 @dataclass(frozen=True)
@@ -168,7 +182,7 @@ def start(flow: Flow, call_sid: str, caller: str, at: float) -> tuple[Session, t
     return _enter(flow, session, flow.start, at)
 
 
-def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideRequested) -> tuple[Session, tuple[Action, ...]]:
+def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideRequested | Spoken) -> tuple[Session, tuple[Action, ...]]:
     """Apply one caller event to the session; return the new session and what to do next."""
     if session.ended:
         return session, (Hangup(),)
@@ -180,6 +194,8 @@ def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideR
         return session, (_ask(flow, node, session, full=False),)
     if isinstance(event, NoInput):
         return _no_input(flow, node, session, event.at)
+    if isinstance(event, Spoken):
+        return _heard(flow, node, session, event)
     if isinstance(event, GuideRequested):
         session = _log(session, event.at, "sms", guide=event.guide, status=event.status)
         return session, (_ask(flow, node, session, full=False, lead=(Say(_GUIDE_PROMPTS[event.status]),)),)
@@ -196,6 +212,8 @@ def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideR
         return _transfer(session, "caller_request", event.at)
     if session.phase == "confirm":
         return _confirm(flow, node, session, digits, event.at)
+    if session.phase == "speech":
+        return _confirm_speech(flow, node, session, digits, event.at)
     if node.type == "digits" and node.options:
         return _picked(flow, node, session, digits, event.at)
     if node.type == "digits":
@@ -283,6 +301,9 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
 
 def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask | Listen:
     settings = flow.settings
+    if session.phase == "speech":
+        word = (node.speech.get(session.pending or "") or ("",))[0]
+        return Ask(node.name, "speech", (*lead, Say.filled("parole.confirmation", mot=word)), settings.menu_timeout)
     if session.phase == "confirm":
         key = "saisie.relecture" if full else "saisie.relecture_courte"
         pending = session.pending or ""
@@ -296,9 +317,10 @@ def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, 
         return Listen(node.name, (*lead, prompt), node.max_length)
     if node.type == "digits":
         return Ask(node.name, "ask", (*lead, prompt), settings.digits_timeout, None, "#")
+    hints = tuple(word for words in node.speech.values() for word in words)
     if node.type == "wait":
-        return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout, pause=settings.wait_pause)
-    return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout)
+        return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout, pause=settings.wait_pause, hints=hints)
+    return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout, hints=hints)
 
 
 def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
@@ -340,6 +362,36 @@ def _keyed_number(flow: Flow, node: Node, session: Session, digits: str, at: flo
         return _accept_number(flow, node, session, verdict.value, at)
     session = replace(session, phase="confirm", pending=verdict.value)
     return session, (_ask(flow, node, session, full=True),)
+
+
+def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Session, tuple[Action, ...]]:
+    """A spoken answer: sure enough, it counts as the key; unsure, it is read back; else not understood."""
+    text = _plain(event.text)
+    keys = [key for key, words in node.speech.items() if any(re.search(rf"\b{re.escape(_plain(w))}\b", text) for w in words)]
+    if len(keys) != 1 or session.phase != "ask":
+        return _failed(flow, node, session, event.at, "invalid", "invalid_input", Say("parole.pas_compris"), heard=event.text[:60])
+    if event.confidence * 100 >= flow.settings.speech_confidence:
+        session = _log(session, event.at, "spoken", key=keys[0], confidence=round(event.confidence, 2))
+        return _choose(flow, node, session, keys[0], event.at)
+    session = _log(replace(session, phase="speech", pending=keys[0]), event.at, "spoken_unsure", key=keys[0],
+                   confidence=round(event.confidence, 2))
+    return session, (_ask(flow, node, session, full=True),)
+
+
+def _confirm_speech(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    if key == "1":
+        return _choose(flow, node, replace(session, phase="ask"), session.pending or "", at)
+    if key == "2":
+        session = replace(session, phase="ask", pending=None)
+        return session, (_ask(flow, node, session, full=True),)
+    why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
+    return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
+
+
+def _plain(text: str) -> str:
+    """Lower case without accents or punctuation, for matching what was said."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"[^a-z0-9 ]+", " ", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) -> tuple[Session, tuple[Action, ...]]:

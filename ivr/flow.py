@@ -49,14 +49,16 @@ SYSTEM_PROMPTS = (
     "attente.estimation",
     "attente.rappel",
     "fin.rappel",
+    "parole.confirmation",
+    "parole.pas_compris",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Which fields each node type takes; the first group is required.
 _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
-    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide"}),
-    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide", "speech"}),
+    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide", "speech"}),
     "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
     "record": ({"prompt", "field", "next"}, {"max_length", "step"}),
     "end": ({"prompt", "outcome"}, {"step"}),
@@ -102,6 +104,7 @@ class Node:
     max_length: int = 60  # record: seconds
     say_caller: bool = False  # menu: its sentence says the caller's number ({numero})
     guide: Guide | None = None  # menu, wait: a guide the caller can get by SMS with an announced key
+    speech: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # key → words
     outcome: str | None = None
     reason: str | None = None
 
@@ -123,6 +126,7 @@ class Settings:
     digits_timeout: int = 12  # seconds of silence while keying a number
     wait_pause: int = 20  # seconds of quiet between two reminders while the caller acts
     wait_max: int = 900  # seconds a caller may take on a "tapez 1 quand c'est fait" step
+    speech_confidence: int = 50  # percent: below it, what the caller said is read back for confirmation
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,7 @@ class _Checker:
             max_length=max_length,
             say_caller=self.flag(raw, "say_caller", False, where),
             guide=self.guide(raw, choices, where) if "guide" in raw else None,
+            speech=MappingProxyType(self.speech(raw, choices, where)) if "speech" in raw else MappingProxyType({}),
             outcome=values["outcome"],
             reason=values["reason"],
         )
@@ -335,6 +340,28 @@ class _Checker:
                 self.error(options.line_of(raw_key), f"{where}, touche {key} : il faut un libellé")
             else:
                 found[key] = label.strip()
+        return found
+
+    def speech(self, raw: LineMap, choices: dict, where: str) -> dict[str, tuple[str, ...]]:
+        # Words a caller may say instead of pressing a key: {"1": [oui, ouais], "2": [non]}.
+        value = raw.get("speech")
+        if not isinstance(value, LineMap) or not value:
+            self.error(raw.line_of("speech"), f"{where} : « speech » associe des touches à des mots, ex. {{\"1\": [oui], \"2\": [non]}}")
+            return {}
+        found = {}
+        seen: dict[str, str] = {}
+        for raw_key, words in value.items():
+            key, line = str(raw_key), value.line_of(raw_key)
+            if key not in choices:
+                self.error(line, f"{where} : « speech » parle de la touche {key}, qui n'est pas un choix de cette étape")
+                continue
+            if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+                self.error(line, f"{where}, touche {key} : il faut une liste de mots, ex. [oui, ouais]")
+                continue
+            for word in words:
+                if seen.setdefault(word.lower(), key) != key:
+                    self.error(line, f"{where} : le mot « {word} » mène à deux touches ({seen[word.lower()]} et {key})")
+            found[key] = tuple(word.strip() for word in words)
         return found
 
     def guide(self, raw: LineMap, choices: dict, where: str) -> Guide | None:

@@ -15,7 +15,7 @@ from .yamlfile import Problem
 # Twilio refuses a <Say> body longer than this many characters.
 SAY_MAX_CHARS = 4096
 # The only values the server fills into a sentence.
-PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes"})
+PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot"})
 _AUDIO_URL = re.compile(r"^https://\S+$")
 
 

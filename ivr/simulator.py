@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 from twilio.request_validator import RequestValidator
 
 SILENCE = "."  # in a key script: let the question time out
+SPEECH = "dit:"  # in a key script: "dit:oui" says "oui" (confidence 0.9), "dit:oui:0.3" less surely
 MAX_REQUESTS = 500  # a call that needs more webhooks than this is stuck in a loop
 
 
@@ -200,6 +201,9 @@ class Caller:
                 if key is None:
                     result.end = "caller_hung_up"
                     return None, {}
+                if key.startswith(SPEECH):
+                    words, _, confidence = key[len(SPEECH):].partition(":")
+                    return question.action, self.params(SpeechResult=words, Confidence=confidence or "0.9")
                 if key != SILENCE:
                     return question.action, self.params(Digits=key)
             elif verb.tag == "Record":

@@ -143,13 +143,16 @@ def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -
 
 def _ask(response: VoiceResponse, speech: Speech, ask: Ask, action_url: str) -> None:
     gather = Gather(
-        input="dtmf",
+        input="dtmf speech" if ask.hints else "dtmf",
         action=action_url,
         method="POST",
         timeout=ask.timeout,
         finish_on_key=ask.finish_on_key,
         num_digits=ask.num_digits,
         action_on_empty_result=False,
+        language=speech.language if ask.hints else None,
+        hints=", ".join(ask.hints) if ask.hints else None,
+        speech_timeout="auto" if ask.hints else None,
     )
     _says(gather, speech, ask.says)
     if ask.pause:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
-from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Transfer
+from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Spoken, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
 from .store import Conflict
@@ -71,7 +71,14 @@ def answer():
     node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
     digits = request.form.get("Digits", "")
     now = services().clock()
-    if request.form.get("RecordingUrl"):
+    if request.form.get("SpeechResult"):
+        confidence = request.form.get("Confidence", "0")
+        try:
+            sureness = float(confidence)
+        except ValueError:
+            sureness = 0.0
+        event = Spoken(node, phase, request.form["SpeechResult"], sureness, now)
+    elif request.form.get("RecordingUrl"):
         duration = request.form.get("RecordingDuration", "0")
         event = Recorded(node, phase, request.form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
     elif digits:
