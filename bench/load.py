@@ -31,20 +31,10 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.calls import SCRIPTS  # noqa: E402
 from ivr.simulator import Caller  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
-RPPS = "10012345673"
-SCRIPTS = [
-    ["1", "1", "1"],
-    ["2", "1", "1", "1", "1", "1", "1", "1"],
-    ["2", "2", "1"],
-    ["2", "2", "2", "1", "1"],
-    ["2", "2", "2", "1", "2", "1", "1", "1", "1"],
-    ["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", RPPS, "1", ".", "1", "1", "1", "2", "15", "14", "1", "11", "2", "2"],
-    ["5", ".", "2", "*", "2", "0"],
-    [".", ".", "."],
-]
 CLOCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -234,7 +224,7 @@ def measure(server: Server, coroutine) -> tuple:
 
 def backend_env(name: str, data_dir: str) -> dict:
     env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
-           "DATABASE_URL": "", "REDIS_URL": "", "HANDOFF_WEBHOOK_URL": ""}
+           "DATABASE_URL": "", "REDIS_URL": "", "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1"}
     if name == "redis+postgres":
         schema = "bench_" + os.urandom(4).hex()
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)

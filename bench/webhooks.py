@@ -23,20 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import logging  # noqa: E402
 
+from bench.calls import SCRIPTS  # noqa: E402
 from ivr.simulator import Caller, FlaskTransport, HttpTransport  # noqa: E402
-
-RPPS = "10012345673"
-# One script per path of the guide, as in the tests; calls cycle through them.
-SCRIPTS = [
-    ["1", "1", "1"],
-    ["2", "1", "1", "1", "1", "1", "1", "1"],
-    ["2", "2", "1"],
-    ["2", "2", "2", "1", "1"],
-    ["2", "2", "2", "1", "2", "1", "1", "1", "1"],
-    ["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", RPPS, "1"],
-    ["5", ".", "2", "*", "2", "0"],
-    [".", ".", "."],
-]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -61,7 +49,8 @@ def main() -> None:
         data_dir = tempfile.mkdtemp(prefix="ivr-bench-")
         os.environ.pop("REDIS_URL", None)
         os.environ.pop("DATABASE_URL", None)
-        app = create_app({"TWILIO_AUTH_TOKEN": args.token, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
+        app = create_app({"TWILIO_AUTH_TOKEN": args.token, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+                          "IVR_ALWAYS_OPEN": "1"})
         transport, base = FlaskTransport(app.test_client()), "http://localhost"
         where = f"in-process, SQLite in {data_dir}"
 

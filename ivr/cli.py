@@ -310,13 +310,18 @@ def user() -> None:
 @_data_dir_option
 def user_add(username: str, role: str, password: str, data_dir: str) -> None:
     """Créer le compte USERNAME."""
+    _change_users(data_dir, "add", username, password, role)
+    click.echo(f"Compte « {username} » créé ({role}).")
+
+
+def _change_users(data_dir: str, method: str, *args) -> None:
+    """Call Users.<method>(*args); a refusal becomes a clear message and exit code 1."""
     from .users import UserError, Users
 
     try:
-        Users(_database(data_dir)).add(username, password, role)
+        getattr(Users(_database(data_dir)), method)(*args)
     except UserError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"Compte « {username} » créé ({role}).")
 
 
 @user.command("passwd")
@@ -326,12 +331,7 @@ def user_add(username: str, role: str, password: str, data_dir: str) -> None:
 @_data_dir_option
 def user_passwd(username: str, password: str, data_dir: str) -> None:
     """Changer le mot de passe de USERNAME."""
-    from .users import UserError, Users
-
-    try:
-        Users(_database(data_dir)).set_password(username, password)
-    except UserError as error:
-        raise click.ClickException(str(error)) from error
+    _change_users(data_dir, "set_password", username, password)
     click.echo(f"Mot de passe de « {username} » changé.")
 
 
@@ -341,12 +341,7 @@ def user_passwd(username: str, password: str, data_dir: str) -> None:
 @_data_dir_option
 def user_remove(username: str, data_dir: str) -> None:
     """Supprimer le compte USERNAME."""
-    from .users import UserError, Users
-
-    try:
-        Users(_database(data_dir)).remove(username)
-    except UserError as error:
-        raise click.ClickException(str(error)) from error
+    _change_users(data_dir, "remove", username)
     click.echo(f"Compte « {username} » supprimé.")
 
 
