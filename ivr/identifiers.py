@@ -106,13 +106,6 @@ _CHECKERS = {
 }
 
 
-def mask(value: str | None, keep: int = 3) -> str:
-    """Mask all but the last `keep` characters, for log lines."""
-    if not value:
-        return ""
-    return "*" * max(len(value) - keep, 0) + value[-keep:]
-
-
 def spoken_groups(digits: str, size: int = 3) -> str:
     """Digits spaced one by one, in groups separated by commas, for a clear read-back."""
     groups = [" ".join(digits[i : i + size]) for i in range(0, len(digits), size)]

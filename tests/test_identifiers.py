@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from conftest import VALID_RPPS, VALID_SIRET
 
-from ivr.identifiers import check, mask, spoken_groups
+from ivr.identifiers import check, spoken_groups
 
 
 @pytest.mark.parametrize(
@@ -34,11 +34,6 @@ from ivr.identifiers import check, mask, spoken_groups
 def test_check(kind, digits, value, problem):
     verdict = check(kind, digits)
     assert (verdict.value, verdict.problem) == (value, problem)
-
-
-def test_mask_keeps_only_the_last_digits():
-    assert mask(VALID_RPPS) == "********673"
-    assert mask("") == ""
 
 
 def test_spoken_groups():
