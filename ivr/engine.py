@@ -276,6 +276,8 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
         node = flow.nodes.get(name)
         if node is None:
             return fail(session, at)
+        step = node.step or session.step
+        # One replace for the new position and its "enter" event (this runs at every question).
         session = replace(
             session,
             node=name,
@@ -283,9 +285,9 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             entered_at=at,
             failures=0,
             pending=None,
-            step=node.step or session.step,
+            step=step,
+            history=(*session.history, {"at": round(at, 3), "node": name, "step": step, "event": "enter"}),
         )
-        session = _log(session, at, "enter")
         if node.type == "say":
             says.append(Say(node.prompt))
             name = node.next

@@ -33,16 +33,18 @@ def services():
 @bp.before_request
 def verify_signature():
     """Refuse any request that does not carry Twilio's signature for its public URL."""
-    g.call_sid = request.form.get("CallSid", "-")
-    validator = services().validator
+    form = request.form
+    g.call_sid = form.get("CallSid", "-")
+    ivr = services()
+    validator = ivr.validator
     if validator is None:
         return None  # development without a token: create_app already warned
-    url = services().public_url(request)
+    url = ivr.public_url(request)
     signature = request.headers.get("X-Twilio-Signature", "")
     # The URL as we see it almost always matches: one HMAC; the library's validate() then also
     # tries the variants with and without the port that Twilio may have signed.
-    expected = validator.compute_signature(url, request.form)
-    if not (hmac.compare_digest(expected, signature) or validator.validate(url, request.form, signature)):
+    expected = validator.compute_signature(url, form)
+    if not (hmac.compare_digest(expected, signature) or validator.validate(url, form, signature)):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None
