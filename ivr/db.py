@@ -227,6 +227,9 @@ class SQLite(Database):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
+        # Fewer, larger WAL checkpoints: every webhook rewrites its call's session, and a
+        # checkpoint every 1,000 pages (the default) cost ~13 % of the server's CPU under load.
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
         return conn
 
     def _cursor(self, sql: str, params: Iterable = ()):
