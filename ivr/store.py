@@ -52,7 +52,7 @@ class SqlSessionStore:
         """Store `session` if nobody saved a newer one since it was loaded; the saved session."""
         now = time.time()
         saved = replace(session, revision=session.revision + 1)
-        data = json.dumps(saved.to_dict(), ensure_ascii=False)
+        data = json.dumps(saved.to_dict(), ensure_ascii=False, separators=(",", ":"))
         if force:
             self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
@@ -119,7 +119,7 @@ class RedisSessionStore:
 
     def save(self, session: Session, force: bool = False) -> Session:
         saved = replace(session, revision=session.revision + 1)
-        data = json.dumps(saved.to_dict(), ensure_ascii=False)
+        data = json.dumps(saved.to_dict(), ensure_ascii=False, separators=(",", ":"))
         revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, data, self.ttl, int(force)])
         if not revision:
             raise Conflict(session.call_sid)
