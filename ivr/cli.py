@@ -65,16 +65,22 @@ def main() -> None:
 @_help
 @_files
 @click.option("--strict", is_flag=True, help="les avertissements font aussi échouer la vérification")
+@click.option("--hours", "hours_path", default=lambda: os.environ.get("IVR_HOURS", "flows/horaires.yaml"),
+              help="fichier des horaires (défaut : $IVR_HOURS ou flows/horaires.yaml ; ignoré s'il n'existe pas)")
 @click.option("--max-seconds", default=DEFAULT_MAX_SECONDS, type=float,
               help=f"durée orale (secondes) au-delà de laquelle une phrase est signalée trop longue ; défaut : {DEFAULT_MAX_SECONDS:.0f}")
-def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float) -> None:
-    """Vérifier le parcours et les phrases : erreurs (refusées en service) et avertissements.
+def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float, hours_path: str) -> None:
+    """Vérifier le parcours, les phrases et les horaires : erreurs (refusées en service) et avertissements.
 
     Code de sortie : 0 si tout va bien, 1 s'il y a des erreurs (ou des avertissements avec --strict).
     """
+    from . import hours
+
     bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
     if bundle is not None:
         problems = [*problems, *lint(bundle.flow, bundle.prompts, max_seconds)]
+    if hours_path and Path(hours_path).exists():
+        problems = [*problems, *hours.load(hours_path)[1]]
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity != "error"]
     for problem in sorted(problems):

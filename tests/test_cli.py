@@ -250,3 +250,11 @@ def test_user_commands(tmp_path):
     assert runner.invoke(main, ["user", "passwd", "claire", "--password", "nouveau-mot-de-passe", *data]).exit_code == 0
     assert runner.invoke(main, ["user", "remove", "claire", *data]).exit_code == 0
     assert runner.invoke(main, ["user", "list", *data]).output == ""
+
+
+def test_validate_checks_the_opening_hours_too(run, files):
+    hours = files / "flows" / "horaires.yaml"
+    hours.write_text('semaine:\n  lundi: ["8h30-18h"]\n', encoding="utf-8")
+    result = run("validate", "--hours", str(hours))
+    assert result.exit_code == 1
+    assert f"{hours}:2: erreur: lundi : « 8h30-18h » n'est pas une plage" in result.output
