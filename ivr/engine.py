@@ -249,9 +249,19 @@ def after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tupl
     return _log(session, at, "end", outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
 
 
+_CALLBACK_WHILE_WAITING = ("rappel", "pendant l'attente")  # the answer recorded, as the agent reads it
+
+
 def wants_callback(session: Session, at: float) -> Session:
     """The caller, waiting for an agent, asked to be called back instead."""
-    return _log(replace(session, answers={**session.answers, "rappel": "pendant l'attente"}), at, "callback_offer")
+    field, answer = _CALLBACK_WHILE_WAITING
+    return _log(replace(session, answers={**session.answers, field: answer}), at, "callback_offer")
+
+
+def waiting_for_callback(session: Session) -> bool:
+    """Whether the caller left the queue because they asked to be called back."""
+    field, answer = _CALLBACK_WHILE_WAITING
+    return session.answers.get(field) == answer
 
 
 def called_back_later(session: Session, at: float) -> Session:

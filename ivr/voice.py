@@ -72,7 +72,7 @@ def answer():
     ivr = services()
     node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
     digits = request.form.get("Digits", "")
-    now = services().clock()
+    now = ivr.clock()
     if request.form.get("SpeechResult"):
         confidence = request.form.get("Confidence", "0")
         try:
@@ -125,9 +125,10 @@ def transfer_done():
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
     result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
     ivr = services()
-    ivr.records.transfer_result(_call_sid(), result)
-    session = ivr.store.load(_call_sid())
-    if result == "leave" and session is not None and session.answers.get("rappel") == "pendant l'attente":
+    call_sid = _call_sid()
+    ivr.records.transfer_result(call_sid, result)
+    session = ivr.store.load(call_sid)
+    if result == "leave" and session is not None and engine.waiting_for_callback(session):
         session = engine.called_back_later(session, ivr.clock())
         return _respond(session, (engine.Hangup((engine.Say("fin.rappel"),)),), force=True)
     if result in REACHED:
@@ -238,19 +239,23 @@ def _respond(session: Session, actions, force: bool = False) -> Response:
     plan = None
     context = None
     now = ivr.clock()
-    if any(isinstance(action, Transfer) for action in actions) and not ivr.hours.is_open(datetime.fromtimestamp(now, PARIS)):
-        reopening = ivr.hours.spoken_opening(datetime.fromtimestamp(now, PARIS))
-        log.info("[%s] needs an agent (%s) but the service is closed until %s", session.call_sid, session.transfer_reason, reopening)
-        session, actions = engine.after_hours(bundle.flow, session, now, reopening)
-    if session.outcome in ("callback", "voicemail") and ivr.callbacks is not None:
+    if any(isinstance(action, Transfer) for action in actions):
+        moment = datetime.fromtimestamp(now, PARIS)
+        if not ivr.hours.is_open(moment):
+            reopening = ivr.hours.spoken_opening(moment)
+            log.info("[%s] needs an agent (%s) but the service is closed until %s", session.call_sid, session.transfer_reason, reopening)
+            session, actions = engine.after_hours(bundle.flow, session, now, reopening)
+    unrecorded = session.recorded
+    # The call ends in this request (a late webhook on an ended call changes nothing to record).
+    ending = session.ended and unrecorded < len(session.history)
+    if ending and session.outcome in ("callback", "voicemail") and ivr.callbacks is not None:
         _keep_callback(session, bundle, now)
     if any(isinstance(action, Transfer) for action in actions):
         links = _links(session.call_sid)
-        context = handoff.context(session, bundle.flow, services().clock(), links.context)
+        context = handoff.context(session, bundle.flow, now, links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
-    unrecorded = session.recorded
-    flush = unrecorded == 0 or session.ended
+    flush = unrecorded == 0 or ending
     if flush:
         session = replace(session, recorded=len(session.history))
     session = ivr.store.save(session, force=force)
