@@ -32,6 +32,15 @@ class SessionStore(Protocol):
     def delete(self, call_sid: str) -> None: ...
 
 
+def _encode(session: Session) -> str:
+    # Compact JSON: the session is rewritten at every webhook.
+    return json.dumps(session.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(data: str | bytes, revision: int) -> Session:
+    return replace(Session.from_dict(json.loads(data)), revision=revision)
+
+
 class SqlSessionStore:
     """Sessions in the SQL database."""
 
@@ -46,13 +55,13 @@ class SqlSessionStore:
         row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ?", (call_sid, time.time()))
         if row is None:
             return None
-        return replace(Session.from_dict(json.loads(row["data"])), revision=row["revision"])
+        return _decode(row["data"], row["revision"])
 
     def save(self, session: Session, force: bool = False) -> Session:
         """Store `session` if nobody saved a newer one since it was loaded; the saved session."""
         now = time.time()
         saved = replace(session, revision=session.revision + 1)
-        data = json.dumps(saved.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        data = _encode(saved)
         if force:
             self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
@@ -115,11 +124,11 @@ class RedisSessionStore:
         data, revision = self.redis.hmget(self._key(call_sid), "data", "rev")
         if data is None:
             return None
-        return replace(Session.from_dict(json.loads(data)), revision=int(revision or 0))
+        return _decode(data, int(revision or 0))
 
     def save(self, session: Session, force: bool = False) -> Session:
         saved = replace(session, revision=session.revision + 1)
-        data = json.dumps(saved.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        data = _encode(saved)
         revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, data, self.ttl, int(force)])
         if not revision:
             raise Conflict(session.call_sid)
