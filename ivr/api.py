@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from . import handoff
+from .app import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -28,7 +29,7 @@ def require_token():
 @bp.get("/calls/<call_sid>/context")
 def call_context(call_sid: str):
     """The document an agent gets: stored at transfer, or built live for a call still in the IVR."""
-    ivr = current_app.extensions["ivr"]
+    ivr = services()
     record = ivr.records.get(call_sid)
     if record is not None and record["context"] is not None:
         return jsonify(record["context"])
@@ -42,14 +43,14 @@ def call_context(call_sid: str):
 @bp.get("/callbacks")
 def callbacks():
     """Callback requests and messages, oldest first (pending ones unless ?all=1)."""
-    ivr = current_app.extensions["ivr"]
+    ivr = services()
     return jsonify(ivr.callbacks.list(include_done=request.args.get("all") == "1"))
 
 
 @bp.post("/callbacks/<int:callback_id>/done")
 def callback_done(callback_id: int):
     """An agent called back: the request leaves the pending list."""
-    ivr = current_app.extensions["ivr"]
+    ivr = services()
     who = (request.get_json(silent=True) or {}).get("agent") or "api"
     if not ivr.callbacks.done(callback_id, str(who)[:80]):
         return jsonify(error="not_found", detail=f"no pending callback {callback_id}"), 404

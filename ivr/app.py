@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, Request
+from flask import Flask, Request, current_app
 from flask.sessions import SecureCookieSessionInterface
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -112,6 +112,11 @@ class Services:
             return request.url
         query = request.query_string.decode()
         return self.public_base + request.path + (f"?{query}" if query else "")
+
+
+def services() -> Services:
+    """The current app's IVR services (flow library, store, records…), built by create_app."""
+    return current_app.extensions["ivr"]
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, re
 from twilio.request_validator import RequestValidator
 
 from . import analytics, diagram, handoff
+from .app import services
 from .handoff import PARIS, REASON_LABELS
 from .lint import lint, spoken_seconds
 from .records import SIMULATED_PREFIX
@@ -22,10 +23,6 @@ from .records import SIMULATED_PREFIX
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 PERIOD_DAYS = 7
-
-
-def services():
-    return current_app.extensions["ivr"]
 
 
 # ---- authentication, roles, CSRF ----------------------------------------------------------------
@@ -41,11 +38,12 @@ def guard():
         return None
     user = session.get("user")
     idle = int(current_app.config.get("IVR_CONSOLE_IDLE_MINUTES", 30)) * 60
-    if user is None or time.time() - session.get("seen", 0) > idle or services().users.role(user) is None:
+    role = services().users.role(user) if user is not None and time.time() - session.get("seen", 0) <= idle else None
+    if role is None:  # not logged in, idle too long, or the account was removed
         session.pop("user", None)
         return redirect(url_for("console.login", next=request.full_path))
     session["seen"] = time.time()
-    g.user, g.role = user, services().users.role(user)
+    g.user, g.role = user, role
     return None
 
 

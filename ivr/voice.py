@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
+from .app import services
 from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Spoken, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
@@ -23,11 +24,6 @@ REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
 # Times a webhook replays its event when another request of the call saved first; each conflict means
 # another request of the call succeeded, so N requests racing need at most N - 1 replays.
 RACE_RETRIES = 10
-
-
-def services():
-    """This app's IVR services (flow, store, records…), built by create_app."""
-    return current_app.extensions["ivr"]
 
 
 @bp.before_request
