@@ -1,0 +1,126 @@
+"""In-process CPU per webhook of our WSGI app against bench/ceiling.py, without HTTP or gunicorn.
+
+The load benchmark (bench/load.py) measures the whole stack on a shared, noisy machine. This one
+calls each WSGI app directly with the environ gunicorn would build and counts only the CPU time of
+the thread inside the app (time.thread_time), so changes to our own code show up clearly:
+
+    python bench/wsgi_cost.py --calls 300
+    python bench/wsgi_cost.py --calls 300 --profile 25      # also the 25 costliest functions of ours
+    python bench/wsgi_cost.py --backend redis+postgres     # sessions in Redis, records in PostgreSQL
+
+The same calls (bench/calls.py) are played against both apps; the ceiling gets as many webhooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.calls import SCRIPTS  # noqa: E402
+from bench.ceiling import create_app as ceiling_app  # noqa: E402
+from ivr.simulator import Caller  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+
+
+class WsgiTransport:
+    """Calls a WSGI app as gunicorn would, and adds up the thread CPU time spent inside it."""
+
+    def __init__(self, app, profiler: cProfile.Profile | None = None):
+        self.app = app
+        self.profiler = profiler
+        self.cpu: list[float] = []
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
+        body = urlencode(params).encode()
+        parts = urlsplit(url)
+        environ = {
+            "REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
+            "RAW_URI": parts.path + ("?" + parts.query if parts.query else ""), "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_HOST": "localhost", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+            **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
+        }
+        status: list[str] = []
+        began = time.thread_time()
+        if self.profiler:
+            self.profiler.enable()
+        result = self.app(environ, lambda s, h, exc_info=None: status.append(s))
+        payload = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        if self.profiler:
+            self.profiler.disable()
+        self.cpu.append(time.thread_time() - began)
+        return int(status[0].split()[0]), payload.decode()
+
+
+def play(ours: WsgiTransport, ceiling: WsgiTransport, calls: int) -> None:
+    """The calls, one against each app in turn: the machine's drift hits both alike."""
+    for number in range(calls):
+        script = SCRIPTS[number % len(SCRIPTS)]
+        Caller(ours, "http://localhost", TOKEN).call(list(script))
+        Caller(ceiling, "http://localhost", TOKEN).call(["2"] * (len(script) + 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=300, help="whole calls played against each app (default 300)")
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "redis+postgres"])
+    parser.add_argument("--sort", default="tottime", help="profile order: tottime or cumulative")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions of our app")
+    args = parser.parse_args()
+
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("DATABASE_URL", None)
+    config = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-bench-"),
+              "TWILIO_WORKFLOW_SID": "WW" + "0" * 32, "IVR_ALWAYS_OPEN": "1"}
+    if args.backend == "redis+postgres":
+        schema = "bench_" + os.urandom(4).hex()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
+        config.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
+                      REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
+    from ivr import create_app
+
+    ours = WsgiTransport(create_app(config))
+    ceiling = WsgiTransport(ceiling_app())
+    play(ours, ceiling, 20)  # warm up both (imports, caches, first connections)
+    ours.cpu.clear()
+    ceiling.cpu.clear()
+    profiler = cProfile.Profile() if args.profile else None
+    ours.profiler = profiler
+    play(ours, ceiling, args.calls)
+
+    def line(label: str, cpu: list[float]) -> str:
+        return (f"{label:10} {len(cpu):6} webhooks, CPU mean {statistics.fmean(cpu) * 1e3:.3f} ms, "
+                f"median {statistics.median(cpu) * 1e3:.3f} ms")
+
+    print(f"in-process, {args.backend}, {args.calls} calls" + (" (profiled: ours is slower)" if profiler else ""))
+    print(line("ours", ours.cpu))
+    print(line("ceiling", ceiling.cpu))
+    print(f"app cost above the ceiling: {(statistics.fmean(ours.cpu) - statistics.fmean(ceiling.cpu)) * 1e3:.3f} ms/webhook; "
+          f"ratio ceiling/ours {statistics.fmean(ceiling.cpu) / statistics.fmean(ours.cpu):.2f} (without HTTP and gunicorn)")
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.profile)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
