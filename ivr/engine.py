@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
@@ -159,19 +159,31 @@ class Session:
     def ended(self) -> bool:
         return self.outcome is not None
 
+    def evolve(self, **changes) -> Session:
+        """A copy with `changes`: dataclasses.replace without re-running __init__, which cost a
+        tenth of a webhook (several copies per event, 17 frozen fields each)."""
+        unknown = changes.keys() - _FIELD_NAMES
+        if unknown:
+            raise TypeError(f"Session has no field {', '.join(sorted(unknown))}")
+        copy = object.__new__(Session)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
     def to_dict(self) -> dict:
         # Shallow on purpose: every value is already plain data (dataclasses.asdict deep-copies
         # the whole history, and was the largest cost of a webhook).
         return {name: getattr(self, name) for name in _SESSION_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> Session:
+    def from_dict(cls, data: Mapping, revision: int = 0) -> Session:
         values = dict(data)
         values["answers"] = dict(values.get("answers") or {})
         values["history"] = tuple(values.get("history") or ())
+        values["revision"] = revision
         return cls(**values)
 
 
+_FIELD_NAMES = frozenset(f.name for f in fields(Session))
 _SESSION_FIELDS = tuple(f.name for f in fields(Session) if f.name != "revision")  # revision: kept by the store
 
 
@@ -200,7 +212,7 @@ def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideR
         session = _log(session, event.at, "sms", guide=event.guide, status=event.status)
         return session, (_ask(flow, node, session, full=False, lead=(Say(_GUIDE_PROMPTS[event.status]),)),)
     if isinstance(event, Recorded):
-        session = replace(session, answers={**session.answers, node.field: event.url})
+        session = session.evolve(answers={**session.answers, node.field: event.url})
         session = _log(session, event.at, "answer", field=node.field, duration=event.duration)
         return _enter(flow, session, node.next, event.at)
     digits = event.digits
@@ -241,11 +253,11 @@ def after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tupl
     """The caller needs an agent but the service is closed: say when it opens and offer what the
     flow's `after_hours` part offers (callback, message), or say goodbye."""
     reason = session.transfer_reason
-    session = _log(replace(session, outcome=None), at, "closed", reason=reason)
+    session = _log(session.evolve(outcome=None), at, "closed", reason=reason)
     lead = (Say.filled("horaires.ferme", quand=reopening),)
     if flow.after_hours:
         return _enter(flow, session, flow.after_hours, at, lead)
-    session = replace(session, outcome="closed")
+    session = session.evolve(outcome="closed")
     return _log(session, at, "end", outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
 
 
@@ -255,7 +267,7 @@ _CALLBACK_WHILE_WAITING = ("rappel", "pendant l'attente")  # the answer recorded
 def wants_callback(session: Session, at: float) -> Session:
     """The caller, waiting for an agent, asked to be called back instead."""
     field, answer = _CALLBACK_WHILE_WAITING
-    return _log(replace(session, answers={**session.answers, field: answer}), at, "callback_offer")
+    return _log(session.evolve(answers={**session.answers, field: answer}), at, "callback_offer")
 
 
 def waiting_for_callback(session: Session) -> bool:
@@ -266,7 +278,7 @@ def waiting_for_callback(session: Session) -> bool:
 
 def called_back_later(session: Session, at: float) -> Session:
     """The caller left the queue to be called back: that is how the call ends."""
-    return _log(replace(session, outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
+    return _log(session.evolve(outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
 
 
 def fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
@@ -287,9 +299,8 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
         if node is None:
             return fail(session, at)
         step = node.step or session.step
-        # One replace for the new position and its "enter" event (this runs at every question).
-        session = replace(
-            session,
+        # One copy for the new position and its "enter" event (this runs at every question).
+        session = session.evolve(
             node=name,
             phase="ask",
             entered_at=at,
@@ -303,7 +314,7 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             name = node.next
             continue
         if node.type == "end":
-            session = replace(session, outcome=node.outcome, outcome_step=session.step)
+            session = session.evolve(outcome=node.outcome, outcome_step=session.step)
             return _log(session, at, "end", outcome=node.outcome), (Hangup((*says, Say(node.prompt))),)
         if node.type == "transfer":
             return _transfer(session, node.reason, at, (*says, Say(node.prompt)))
@@ -348,7 +359,7 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
 
 
 def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, reason: str, why: Say, **extra) -> tuple[Session, tuple[Action, ...]]:
-    session = _log(replace(session, failures=session.failures + 1), at, event, **extra)
+    session = _log(session.evolve(failures=session.failures + 1), at, event, **extra)
     if session.failures >= flow.settings.max_attempts:
         return _transfer(session, reason, at)
     return session, (_ask(flow, node, session, full=False, lead=(why,)),)
@@ -360,7 +371,7 @@ def _choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tu
         why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
     if node.field and choice.answer is not None:
-        session = replace(session, answers={**session.answers, node.field: choice.answer})
+        session = session.evolve(answers={**session.answers, node.field: choice.answer})
     session = _log(session, at, "answer", key=key, field=node.field, answer=choice.answer)
     return _enter(flow, session, choice.goto, at)
 
@@ -372,7 +383,7 @@ def _keyed_number(flow: Flow, node: Node, session: Session, digits: str, at: flo
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, problem=verdict.problem, length=len(digits))
     if not node.confirm:
         return _accept_number(flow, node, session, verdict.value, at)
-    session = replace(session, phase="confirm", pending=verdict.value)
+    session = session.evolve(phase="confirm", pending=verdict.value)
     return session, (_ask(flow, node, session, full=True),)
 
 
@@ -385,16 +396,16 @@ def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Ses
     if event.confidence * 100 >= flow.settings.speech_confidence:
         session = _log(session, event.at, "spoken", key=keys[0], confidence=round(event.confidence, 2))
         return _choose(flow, node, session, keys[0], event.at)
-    session = _log(replace(session, phase="speech", pending=keys[0]), event.at, "spoken_unsure", key=keys[0],
+    session = _log(session.evolve(phase="speech", pending=keys[0]), event.at, "spoken_unsure", key=keys[0],
                    confidence=round(event.confidence, 2))
     return session, (_ask(flow, node, session, full=True),)
 
 
 def _confirm_speech(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
     if key == "1":
-        return _choose(flow, node, replace(session, phase="ask"), session.pending or "", at)
+        return _choose(flow, node, session.evolve(phase="ask"), session.pending or "", at)
     if key == "2":
-        session = replace(session, phase="ask", pending=None)
+        session = session.evolve(phase="ask", pending=None)
         return session, (_ask(flow, node, session, full=True),)
     why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
     return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
@@ -429,14 +440,14 @@ def _confirm(flow: Flow, node: Node, session: Session, key: str, at: float) -> t
     if key == "1":
         return _accept_number(flow, node, session, session.pending or "", at)
     if key == "2":
-        session = _log(replace(session, phase="ask", pending=None, failures=0), at, "correct")
+        session = _log(session.evolve(phase="ask", pending=None, failures=0), at, "correct")
         return session, (_ask(flow, node, session, full=True),)
     why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
     return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
 
 
 def _accept_number(flow: Flow, node: Node, session: Session, value: str, at: float) -> tuple[Session, tuple[Action, ...]]:
-    session = replace(session, answers={**session.answers, node.field: value})
+    session = session.evolve(answers={**session.answers, node.field: value})
     session = _log(session, at, "answer", field=node.field, length=len(value))
     return _enter(flow, session, node.next, at)
 
@@ -444,11 +455,11 @@ def _accept_number(flow: Flow, node: Node, session: Session, value: str, at: flo
 def _transfer(session: Session, reason: str, at: float, says: tuple[Say, ...] | None = None) -> tuple[Session, tuple[Action, ...]]:
     if says is None:
         says = (Say(REASON_PROMPTS.get(reason, "transfert.erreur")),)
-    session = replace(session, outcome="transferred", transfer_reason=reason)
+    session = session.evolve(outcome="transferred", transfer_reason=reason)
     return _log(session, at, "transfer", reason=reason), (Transfer(reason, says),)
 
 
 def _log(session: Session, at: float, event: str, **details) -> Session:
     entry = {"at": round(at, 3), "node": session.node, "step": session.step, "event": event}
     entry.update({k: v for k, v in details.items() if v is not None})
-    return replace(session, history=(*session.history, entry))
+    return session.evolve(history=(*session.history, entry))
