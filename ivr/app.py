@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
-from flask import Flask, Request, current_app
+from flask import Flask, current_app
 from flask.sessions import SecureCookieSessionInterface
 from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -23,6 +24,7 @@ from .library import Bundle, FlowLibrary
 from .outbox import Deliverer, Outbox
 from .overrides import PromptOverrides
 from .records import CallRecords
+from .request import Request
 from .sms import Guides
 from .store import DEFAULT_TTL, RedisSessionStore, SessionStore, SqlSessionStore
 from .twiml import Cache, Speech
@@ -107,11 +109,17 @@ class Services:
             self.deliverer.nudge()
 
     def public_url(self, request: Request) -> str:
-        """The URL Twilio signed: the configured public base, or the (proxy-fixed) request URL."""
-        if not self.public_base:
-            return request.url
-        query = request.query_string.decode()
-        return self.public_base + request.path + (f"?{query}" if query else "")
+        """The URL Twilio signed: the configured public base, or the (proxy-fixed) request URL.
+
+        Built from the WSGI environ as it arrived (path re-quoted, query string untouched), like
+        the URL Twilio requested; werkzeug's request.url turns it into an IRI, at a cost."""
+        environ = request.environ
+        if self.public_base:  # the public base already names any prefix the proxy strips
+            base, path = self.public_base, environ.get("PATH_INFO", "")
+        else:
+            base, path = f"{environ['wsgi.url_scheme']}://{request.host}", environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        return base + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
 
 
 def services() -> Services:
@@ -124,6 +132,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = Flask(__name__)
+    app.request_class = Request
     app.config.update({name: os.environ.get(name, default) for name, default in ENVIRONMENT.items()})
     app.config.update(test_config or {})
     config = app.config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import TOKEN
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from ivr.app import ConfigurationError
 
@@ -75,3 +76,27 @@ def test_development_without_token_warns_loudly_and_serves(make_app, caplog):
 
 def test_health_is_not_behind_the_signature(client):
     assert client.get("/health").json["status"] == "ok"
+
+
+def test_quoted_and_repeated_parameters_are_signed_as_twilio_does(client):
+    # '+' and %-escapes in values (a transcription, a number), an empty value, a key given twice.
+    params = {**PARAMS, "SpeechResult": "oui c'est bon & fini", "Caller": "+33 6 12", "Empty": "", "Digits": ["1", "2"]}
+    good = RequestValidator(TOKEN).compute_signature("http://localhost/voice/status", MultiDict(params))
+    assert client.post("/voice/status", data=params, headers={"X-Twilio-Signature": good}).status_code == 200
+    altered = {**params, "SpeechResult": "oui c'est bon"}
+    assert client.post("/voice/status", data=altered, headers={"X-Twilio-Signature": good}).status_code == 403
+
+
+def test_the_url_twilio_signed_keeps_its_escapes(client):
+    path = "/voice/answer?node=%C3%A9tape&phase=ask"
+    good = sign("http://localhost" + path)
+    assert client.post(path, data=PARAMS, headers={"X-Twilio-Signature": good}).status_code == 200
+    decoded = sign("http://localhost/voice/answer?node=étape&phase=ask")
+    assert client.post(path, data=PARAMS, headers={"X-Twilio-Signature": decoded}).status_code == 403
+
+
+def test_a_prefix_added_by_a_trusted_proxy_is_part_of_the_signed_url(make_app):
+    client = make_app(IVR_TRUSTED_PROXIES="1").test_client()
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example.fr", "X-Forwarded-Prefix": "/ecps",
+               "X-Twilio-Signature": sign("https://ivr.example.fr/ecps/voice")}
+    assert client.post("/voice", data=PARAMS, headers=headers).status_code == 200

@@ -1,0 +1,57 @@
+"""The short reading of url-encoded forms gives what werkzeug's parser gives."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+
+from ivr.request import parse_form
+
+BODIES = [
+    "",
+    "CallSid=CA1&From=%2B33612345678&Digits=1",
+    "SpeechResult=oui+c%27est+bon&Confidence=0.91",
+    "a=1&a=2&b=&c",
+    "&&x=%26%3D%25&y=%E2%82%AC+euro&",
+    "k%20ey=v+a%2Bl",
+    urlencode({"RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE1?x=1&y=2"}),
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_parse_form_matches_parse_qsl(body):
+    assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
+
+
+def test_webhook_form_fields_arrive_decoded(client):
+    from conftest import TOKEN
+    from twilio.request_validator import RequestValidator
+
+    params = {"CallSid": "CA" + "2" * 32, "From": "+33612345678", "Digits": "2"}
+    signature = RequestValidator(TOKEN).compute_signature("http://localhost/voice", params)
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+
+
+def test_multipart_and_json_bodies_still_go_through_werkzeug(app):
+    with app.test_request_context("/x", method="POST", data={"name": "é+&"}, content_type="multipart/form-data"):
+        from flask import request
+
+        assert request.form["name"] == "é+&"
+    with app.test_request_context("/x", method="POST", data="a=1%2B1", content_type="application/x-www-form-urlencoded; charset=utf-8"):
+        from flask import request
+
+        assert request.form["a"] == "1+1"
+        assert request.get_data() == b""
+
+
+def test_a_body_over_the_size_limit_is_refused(app):
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    app.config["MAX_CONTENT_LENGTH"] = 10
+    with app.test_request_context("/x", method="POST", data="a=" + "1" * 100, content_type="application/x-www-form-urlencoded"):
+        from flask import request
+
+        with pytest.raises(RequestEntityTooLarge):
+            request.form
