@@ -54,4 +54,4 @@ def test_a_body_over_the_size_limit_is_refused(app):
         from flask import request
 
         with pytest.raises(RequestEntityTooLarge):
-            request.form
+            _ = request.form
