@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from .db import Database
 from .engine import Session
 
@@ -29,7 +31,7 @@ class CallRecords:
                 "INSERT INTO events (call_sid, at, node, step, event, detail) VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (session.call_sid, entry["at"], entry.get("node"), entry.get("step"), entry["event"],
-                     json.dumps({k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}, ensure_ascii=False))
+                     orjson.dumps({k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}).decode())
                     for entry in session.history[events_from:]
                 ],
             )

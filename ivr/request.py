@@ -36,11 +36,15 @@ class Request(flask.Request):
         if "form" in self.__dict__:
             return
         environ = self.environ
-        length, limit = self.content_length, self.max_content_length
-        if (environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != FORM or length is None
-                or (limit is not None and length > limit) or getattr(self, "_cached_data", None) is not None):
+        length = environ.get("CONTENT_LENGTH", "")
+        if (environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != FORM or not length.isdigit()
+                or environ.get("HTTP_TRANSFER_ENCODING") or getattr(self, "_cached_data", None) is not None):
             super()._load_form_data()
             return
-        body = environ["wsgi.input"].read(length)
+        limit = self.max_content_length
+        if limit is not None and int(length) > limit:
+            super()._load_form_data()  # werkzeug refuses it: 413
+            return
+        body = environ["wsgi.input"].read(int(length))
         self.__dict__.update(stream=BytesIO(), form=ImmutableMultiDict(parse_form(body.decode("utf-8", "replace"))),
                              files=ImmutableMultiDict())
