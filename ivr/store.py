@@ -7,6 +7,8 @@ handler then replays its event on the fresh session."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from typing import Protocol
 
@@ -108,7 +110,11 @@ return 0
 
 
 class RedisSessionStore:
-    """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own."""
+    """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own.
+
+    The two commands of every webhook (load, compare-and-set save) go over one connection per
+    thread, kept open: redis-py's per-command client path (pool checkout, liveness poll, hooks)
+    cost twice the round trip itself (bench/wsgi_cost.py --backend redis+postgres)."""
 
     def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:"):
         import redis  # only needed when REDIS_URL is set
@@ -116,13 +122,38 @@ class RedisSessionStore:
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
         self.ttl = ttl
         self.prefix = prefix
-        self._save = self.redis.register_script(_SAVE)
+        self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._no_script = redis.exceptions.NoScriptError
+        self._sha = hashlib.sha1(_SAVE.encode()).hexdigest()  # loaded into Redis on first NOSCRIPT
+        self._local = threading.local()
 
     def _key(self, call_sid: str) -> str:
         return f"{self.prefix}session:{call_sid}"
 
+    def _command(self, *args):
+        """One command on this thread's connection; once more on a new connection if it broke
+        (Redis restarted, an idle connection dropped). A save sent twice is harmless: the second
+        finds the revision moved and the request replays its event on the fresh session."""
+        for attempt in (1, 2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                pool = self.redis.connection_pool
+                connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except self._errors:
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+            except self._no_script:  # first save, or Redis restarted and forgot the script
+                connection.send_command("SCRIPT", "LOAD", _SAVE)
+                connection.read_response()
+                if attempt == 2:
+                    raise
+
     def load(self, call_sid: str) -> Session | None:
-        data, revision = self.redis.hmget(self._key(call_sid), "data", "rev")
+        data, revision = self._command("HMGET", self._key(call_sid), "data", "rev")
         if data is None:
             return None
         return _decode(data, int(revision or 0))
@@ -130,7 +161,7 @@ class RedisSessionStore:
     def save(self, session: Session, force: bool = False) -> Session:
         saved = session.evolve(revision=session.revision + 1)
         data = _encode(saved)
-        revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, data, self.ttl, int(force)])
+        revision = self._command("EVALSHA", self._sha, 1, self._key(session.call_sid), session.revision, data, self.ttl, int(force))
         if not revision:
             raise Conflict(session.call_sid)
         return saved.evolve(revision=int(revision))

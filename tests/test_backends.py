@@ -66,6 +66,26 @@ def test_sessions_expire(app, caller, backend):
     assert store.load(call.call_sid) is None
 
 
+def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app, caller, backend):
+    if not backend.get("REDIS_URL"):
+        pytest.skip("Redis only: the SQL store has no script and reconnects through its driver")
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    session = store.load(call.call_sid)
+    # Redis drops this thread's connection (a restart, an idle timeout): the next command reconnects.
+    connection_id = store._command("CLIENT", "ID")
+    store.redis.client_kill_filter(_id=connection_id)
+    session = store.save(session.evolve(answers={"a": "1"}))
+    assert store.load(call.call_sid).answers == {"a": "1"}
+    # Redis restarted empty of scripts: the compare-and-set script is loaded again.
+    store.redis.script_flush()
+    store.save(session.evolve(answers={"a": "2"}))
+    assert store.load(call.call_sid).answers == {"a": "2"}
+    with pytest.raises(Conflict):
+        store.save(session.evolve(answers={"a": "3"}))  # still compare-and-set after the reload
+
+
 class Alternating:
     """A transport that sends each webhook of a call to the next of several app instances."""
 
@@ -133,3 +153,27 @@ def test_bad_database_url_is_refused(tmp_path):
         connect("mysql://x", tmp_path)
     assert isinstance(connect("", tmp_path), db_module.SQLite)
     assert POSTGRES_ADMIN.startswith("postgresql://")
+
+
+def test_a_call_timeline_is_recorded_whole_and_in_order(app, caller):
+    """Events reach the records at the call's start and end, with their details, in their order."""
+    call = caller()
+    call.call(["2", "2", "2", "1", "1"])  # up to date, not Android 15, test KO, log out and in: solved
+    records = app.extensions["ivr"].records
+    events = records.events(call.call_sid)
+    assert [(e["node"], e["step"], e["event"]) for e in events] == [
+        ("accueil", None, "enter"),
+        ("etape1_a_jour", 1, "enter"), ("etape1_a_jour", 1, "answer"),
+        ("etape1_android", 1, "enter"), ("etape1_android", 1, "answer"),
+        ("etape3_test", 3, "enter"), ("etape3_test", 3, "answer"),
+        ("etape4_deconnexion", 4, "enter"), ("etape4_deconnexion", 4, "answer"),
+        ("etape4_resolu", 4, "enter"), ("etape4_resolu", 4, "answer"),
+        ("fin_resolu", 4, "enter"), ("fin_resolu", 4, "end"),
+    ]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert events[2]["detail"] == {"key": "2", "field": "application_a_jour", "answer": "oui"}
+    assert events[8]["detail"] == {"key": "1"} and events[0]["detail"] == {}
+    assert events[-1]["detail"] == {"outcome": "solved"}
+    assert all(isinstance(e["at"], float) for e in events)
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["outcome_step"], record["last_node"], record["call_status"]) == ("solved", 4, "fin_resolu", "completed")
