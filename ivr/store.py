@@ -167,4 +167,4 @@ class RedisSessionStore:
         return saved.evolve(revision=int(revision))
 
     def delete(self, call_sid: str) -> None:
-        self.redis.delete(self._key(call_sid))
+        self._command("DEL", self._key(call_sid))
