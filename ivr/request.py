@@ -1,4 +1,5 @@
-"""Flask's request object, reading url-encoded forms (every Twilio webhook) the short way.
+"""Flask's request object, reading url-encoded forms and query strings (every Twilio webhook) the
+short way.
 
 Werkzeug's general form parser (a parser object, a limited stream, parse_qsl unquoting every key
 and value) was a sixth of a webhook's CPU time (bench/wsgi_cost.py --profile). Twilio's forms are
@@ -12,6 +13,7 @@ from urllib.parse import unquote_plus
 
 import flask
 from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.utils import cached_property
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -32,6 +34,11 @@ def parse_form(body: str) -> list[tuple[str, str]]:
 
 
 class Request(flask.Request):
+    @cached_property
+    def args(self) -> ImmutableMultiDict:
+        """The query string's parameters (?node=…&phase=… on every answer), read the same short way."""
+        return ImmutableMultiDict(parse_form(self.environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")))
+
     def _load_form_data(self) -> None:
         if "form" in self.__dict__:
             return

@@ -129,7 +129,10 @@ def leave() -> str:
 
 def empty() -> str:
     """An empty <Response/>, for callbacks Twilio only notifies us through."""
-    return str(VoiceResponse())
+    return _EMPTY
+
+
+_EMPTY = str(VoiceResponse())  # the same document at every status callback: built once
 
 
 def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -> None:

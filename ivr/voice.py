@@ -73,19 +73,20 @@ def incoming():
 def answer():
     """Keys pressed at a question, or silence when Twilio falls through the <Gather>."""
     ivr = services()
-    node, phase = request.args.get("node", ""), request.args.get("phase", "ask")
-    digits = request.form.get("Digits", "")
+    form, args = request.form, request.args
+    node, phase = args.get("node", ""), args.get("phase", "ask")
+    digits = form.get("Digits", "")
     now = ivr.clock()
-    if request.form.get("SpeechResult"):
-        confidence = request.form.get("Confidence", "0")
+    if form.get("SpeechResult"):
+        confidence = form.get("Confidence", "0")
         try:
             sureness = float(confidence)
         except ValueError:
             sureness = 0.0
-        event = Spoken(node, phase, request.form["SpeechResult"], sureness, now)
-    elif request.form.get("RecordingUrl"):
-        duration = request.form.get("RecordingDuration", "0")
-        event = Recorded(node, phase, request.form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
+        event = Spoken(node, phase, form["SpeechResult"], sureness, now)
+    elif form.get("RecordingUrl"):
+        duration = form.get("RecordingDuration", "0")
+        event = Recorded(node, phase, form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
     elif digits:
         event = Keys(node, phase, digits, now)
     else:

@@ -55,3 +55,15 @@ def test_a_body_over_the_size_limit_is_refused(app):
 
         with pytest.raises(RequestEntityTooLarge):
             _ = request.form
+
+
+@pytest.mark.parametrize("query", ["node=etape1_a_jour&phase=ask", "node=%C3%A9tape+1&phase=", "a=1&a=2&b", ""])
+def test_query_string_arguments_match_werkzeug(app, query):
+    from flask import request
+    from werkzeug.datastructures import MultiDict
+    from werkzeug.wrappers import Request as PlainRequest
+
+    with app.test_request_context("/voice/answer?" + query, method="POST"):
+        expected = PlainRequest(request.environ).args
+        assert MultiDict(request.args) == MultiDict(expected)
+        assert list(request.args.items(multi=True)) == list(expected.items(multi=True))
