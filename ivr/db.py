@@ -1,13 +1,16 @@
 """The database: embedded SQLite by default, PostgreSQL when DATABASE_URL says so.
 
-One connection per thread (opened on first use, kept), rows as dicts, `?` placeholders everywhere,
+Connections opened on first use and kept (PostgreSQL: one per thread; SQLite: one per process,
+shared by its threads under a lock), rows as dicts, `?` placeholders everywhere,
 and numbered migrations that upgrade an existing database without losing data."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -218,7 +221,12 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
 
 
 class SQLite(Database):
-    """A SQLite file (WAL, busy timeout): the embedded default."""
+    """A SQLite file (WAL, busy timeout): the embedded default.
+
+    One connection per process, shared by its threads under a lock. With a connection per thread,
+    every write by one thread emptied the page cache of the others (each statement read its pages
+    again) and threads fighting for the write lock slept in SQLite's busy handler: 35 system calls
+    a webhook against 17 for the fixed-TwiML ceiling (strace -c under bench/load.py's load)."""
 
     dialect = "sqlite"
 
@@ -226,7 +234,23 @@ class SQLite(Database):
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        _SQLITE_DATABASES.add(self)
         self.migrate()
+
+    def connection(self) -> sqlite3.Connection:
+        """This process's connection, opened on first use."""
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def forget_connection(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -239,6 +263,23 @@ class SQLite(Database):
         conn.execute("PRAGMA wal_autocheckpoint=10000")
         return conn
 
+    # Every use of the shared connection, statement and reading of its rows, holds the lock.
+    def execute(self, sql: str, params: Iterable = ()) -> int:
+        with self._lock:
+            return super().execute(sql, params)
+
+    def executemany(self, sql: str, rows: list) -> None:
+        with self._lock:
+            super().executemany(sql, rows)
+
+    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        with self._lock:
+            return super().query(sql, params)
+
+    def one(self, sql: str, params: Iterable = ()) -> dict | None:
+        with self._lock:
+            return super().one(sql, params)
+
     def _cursor(self, sql: str, params: Iterable = ()):
         return self.connection().execute(sql, tuple(params))
 
@@ -247,17 +288,18 @@ class SQLite(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        conn = self.connection()
-        if conn.in_transaction:  # nested: join the outer one
-            yield self
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._lock:  # the other threads wait for the whole transaction, not just a statement
+            conn = self.connection()
+            if conn.in_transaction:  # nested: join the outer one
+                yield self
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _lock_schema(self) -> None:
         pass  # BEGIN IMMEDIATE already holds the write lock
@@ -318,6 +360,20 @@ class Postgres(Database):
     def _set_schema_version(self, number: int) -> None:
         self.execute("DELETE FROM schema_version")
         self.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+
+# A SQLite connection must not cross a fork (gunicorn --preload): each child opens its own, and
+# leaves the parent's alone (never used nor closed there).
+_SQLITE_DATABASES: weakref.WeakSet[SQLite] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for database in list(_SQLITE_DATABASES):
+        database._conn = None
+        database._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def connect(database_url: str, data_dir: Path) -> Database:

@@ -177,3 +177,35 @@ def test_a_call_timeline_is_recorded_whole_and_in_order(app, caller):
     assert all(isinstance(e["at"], float) for e in events)
     record = records.get(call.call_sid)
     assert (record["outcome"], record["outcome_step"], record["last_node"], record["call_status"]) == ("solved", 4, "fin_resolu", "completed")
+
+
+def test_sqlite_is_shared_by_threads_and_reopened_after_a_fork(tmp_path):
+    import os
+
+    database = SQLite(tmp_path / "shared.sqlite3")
+    database.execute("CREATE TABLE t (n INTEGER)")
+    errors = []
+
+    def writer(first: int):
+        try:
+            for n in range(first, first + 50):
+                with database.transaction():  # the other threads wait for the whole transaction
+                    database.execute("INSERT INTO t (n) VALUES (?)", (n,))
+                    assert database.one("SELECT n FROM t WHERE n = ?", (n,)) == {"n": n}
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(i * 100,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and database.one("SELECT COUNT(*) AS c FROM t") == {"c": 200}
+    parent_connection = database.connection()
+    child = os.fork()
+    if child == 0:  # the child must open its own connection and see the parent's rows
+        ok = database.connection() is not parent_connection and database.one("SELECT COUNT(*) AS c FROM t") == {"c": 200}
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert database.one("SELECT COUNT(*) AS c FROM t") == {"c": 200}  # the parent's connection still works
