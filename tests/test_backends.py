@@ -68,7 +68,7 @@ def test_sessions_expire(app, caller, backend):
 
 def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app, caller, backend):
     if not backend.get("REDIS_URL"):
-        pytest.skip("Redis only: the SQL store has no script and reconnects through its driver")
+        pytest.skip("Redis only: the kept connection and the compare-and-set script are the Redis store's")
     store = app.extensions["ivr"].store
     call = caller()
     call.post("http://localhost/voice", call.params())
