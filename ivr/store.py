@@ -31,7 +31,7 @@ class SessionStore(Protocol):
 
     def save(self, session: Session, force: bool = False) -> Session: ...
 
-    def delete(self, call_sid: str) -> None: ...
+    def take(self, call_sid: str) -> Session | None: ...
 
 
 def _encode(session: Session) -> str:
@@ -91,8 +91,13 @@ class SqlSessionStore:
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
         return saved
 
-    def delete(self, call_sid: str) -> None:
-        self.db.execute("DELETE FROM sessions WHERE call_sid = ?", (call_sid,))
+    def take(self, call_sid: str) -> Session | None:
+        """Remove the call's session and return it (None if it had none or it had expired), in one
+        statement: the call is over."""
+        rows = self.db.query("DELETE FROM sessions WHERE call_sid = ? RETURNING data, revision, expires_at", (call_sid,))
+        if not rows or rows[0]["expires_at"] <= time.time():
+            return None
+        return _decode(rows[0]["data"], rows[0]["revision"])
 
 
 # Compare-and-set in one round trip: write only if the stored revision is the one we loaded.
@@ -131,17 +136,21 @@ class RedisSessionStore:
         return f"{self.prefix}session:{call_sid}"
 
     def _command(self, *args):
-        """One command on this thread's connection; once more on a new connection if it broke
-        (Redis restarted, an idle connection dropped). A save sent twice is harmless: the second
-        finds the revision moved and the request replays its event on the fresh session."""
+        return self._pipeline(args)[0]
+
+    def _pipeline(self, *commands: tuple) -> list:
+        """Commands sent together on this thread's connection, their answers read together (one
+        round trip); once more on a new connection if it broke (Redis restarted, an idle connection
+        dropped). A save sent twice is harmless: the second finds the revision moved and the
+        request replays its event on the fresh session."""
         for attempt in (1, 2):
             connection = getattr(self._local, "connection", None)
             if connection is None:
                 pool = self.redis.connection_pool
                 connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
             try:
-                connection.send_command(*args)
-                return connection.read_response()
+                connection.send_packed_command(connection.pack_commands(commands))
+                return [connection.read_response() for _ in commands]
             except self._errors:
                 connection.disconnect()
                 if attempt == 2:
@@ -166,5 +175,8 @@ class RedisSessionStore:
             raise Conflict(session.call_sid)
         return saved.evolve(revision=int(revision))
 
-    def delete(self, call_sid: str) -> None:
-        self._command("DEL", self._key(call_sid))
+    def take(self, call_sid: str) -> Session | None:
+        key = self._key(call_sid)
+        *_, (values, _deleted) = self._pipeline(("MULTI",), ("HMGET", key, "data", "rev"), ("DEL", key), ("EXEC",))
+        data, revision = values
+        return None if data is None else _decode(data, int(revision or 0))

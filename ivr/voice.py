@@ -58,15 +58,20 @@ def incoming():
     """A call comes in: start the diagnostic (or repeat the question if Twilio asks twice)."""
     ivr = services()
     call_sid = _call_sid()
+    started: list[str] = []  # the flow version, when this request started the call
 
     def decide(session: Session | None):
+        started.clear()
         if session is None:
             flow = ivr.bundle().flow
-            log.info("[%s] call started (flow %s)", call_sid, flow.version)
+            started.append(flow.version)
             return engine.start(flow, call_sid, request.form.get("From", ""), services().clock())
         return engine.resume(ivr.bundle(session.flow_version).flow, session)
 
-    return _advance(call_sid, decide)
+    response = _advance(call_sid, decide, first_webhook=True)
+    if started:
+        log.info("[%s] call started (flow %s)", call_sid, started[0])
+    return response
 
 
 @bp.post("/answer")
@@ -112,15 +117,21 @@ def _guide_request(bundle, session: Session, event) -> GuideRequested | None:
     return GuideRequested(node.name, "ask", node.guide.sms, status, event.at)
 
 
-def _advance(call_sid: str, decide) -> Response:
+def _advance(call_sid: str, decide, first_webhook: bool = False) -> Response:
     """Load the session, let the engine decide, save; replay on a fresh session if another request
-    of the same call saved first (no lost write)."""
-    for _ in range(RACE_RETRIES):
-        session, actions = decide(services().store.load(call_sid))
+    of the same call saved first (no lost write).
+
+    A call's first webhook starts without reading: its new session is saved only if the call has
+    none (one round trip less per call); when Twilio asks twice, that save finds the session of
+    the first request, and this one is answered from it."""
+    for attempt in range(RACE_RETRIES):
+        unread = first_webhook and attempt == 0
+        session, actions = decide(None if unread else services().store.load(call_sid))
         try:
             return _respond(session, actions)
         except Conflict:
-            log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
+            if not unread:
+                log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
     raise RuntimeError("the session kept changing under this request")
 
 
@@ -183,11 +194,10 @@ def status():
         duration = request.form.get("CallDuration")
         call_sid = _call_sid()
         seconds = int(duration) if duration and duration.isdigit() else None
-        session = ivr.store.load(call_sid)
+        session = ivr.store.take(call_sid)  # read and removed in one round trip: the call is over
         if session is not None and session.recorded < len(session.history):
             ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
         ivr.records.close(call_sid, call_status, services().clock(), seconds, request.form.get("From", ""))
-        ivr.store.delete(call_sid)
         log.info("[%s] call ended: %s", call_sid, call_status)
     return _xml(twiml.empty())
 

@@ -64,6 +64,7 @@ def test_sessions_expire(app, caller, backend):
     else:
         app.extensions["ivr"].db.execute("UPDATE sessions SET expires_at = ? WHERE call_sid = ?", (time.time() - 1, call.call_sid))
     assert store.load(call.call_sid) is None
+    assert store.take(call.call_sid) is None  # an expired session is not handed back either
 
 
 def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app, caller, backend):
@@ -209,3 +210,27 @@ def test_sqlite_is_shared_by_threads_and_reopened_after_a_fork(tmp_path):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert database.one("SELECT COUNT(*) AS c FROM t") == {"c": 200}  # the parent's connection still works
+
+
+def test_the_session_is_taken_once_when_the_call_ends(app, caller):
+    """The status callback reads and removes the session in one go; expired or absent: None."""
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    taken = store.take(call.call_sid)
+    assert taken is not None and taken.node == "etape1_android" and taken.revision == 2
+    assert store.load(call.call_sid) is None and store.take(call.call_sid) is None
+    assert store.take("CA" + "9" * 32) is None
+
+
+def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="42"))
+    records = app.extensions["ivr"].records
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["last_node"], record["duration_s"]) == ("hung_up", "etape1_android", 42)
+    assert [e["event"] for e in records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]
+    assert app.extensions["ivr"].store.load(call.call_sid) is None
