@@ -83,3 +83,12 @@ def test_history_marks_each_event(ecps):
         session, _ = engine.step(ecps, session, event)
     assert [h["event"] for h in session.history] == ["repeat", "silence", "invalid", "answer", "enter", "agent", "transfer"]
     assert session.history[4]["node"] == "etape1_android"
+
+
+def test_session_evolve_is_dataclasses_replace_without_init():
+    session = engine.Session("CA1", "+33612345678", 1.0, "v1", node="a", answers={"x": "1"}, history=({"event": "enter"},))
+    changes = {"node": "b", "failures": 2, "history": (*session.history, {"event": "answer"})}
+    assert session.evolve(**changes) == replace(session, **changes)
+    assert session.node == "a" and session.evolve() == session and session.evolve() is not session
+    with pytest.raises(TypeError, match="no field nod"):
+        session.evolve(nod="b")
