@@ -153,11 +153,13 @@ class Database:
 
     dialect = ""
 
-    def __init__(self) -> None:
-        self._local = threading.local()
-
     # -- to implement --------------------------------------------------------------------------
-    def _open(self):
+    def connection(self):
+        """The connection to use now, opened on first use and kept (no per-request connect)."""
+        raise NotImplementedError
+
+    def forget_connection(self) -> None:
+        """Drop the connection (after a failure) so that the next use reconnects."""
         raise NotImplementedError
 
     def _cursor(self, sql: str, params: Iterable = ()):
@@ -169,24 +171,6 @@ class Database:
         yield self
 
     # -- shared --------------------------------------------------------------------------------
-    def connection(self):
-        """This thread's connection, opened on first use and kept (no per-request connect)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._open()
-            self._local.conn = conn
-        return conn
-
-    def forget_connection(self) -> None:
-        """Drop this thread's connection (after a failure) so that the next use reconnects."""
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass
-
     def execute(self, sql: str, params: Iterable = ()) -> int:
         """Run one statement; the number of rows it changed."""
         return self._cursor(sql, params).rowcount
@@ -231,7 +215,6 @@ class SQLite(Database):
     dialect = "sqlite"
 
     def __init__(self, path: Path | str):
-        super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -250,7 +233,6 @@ class SQLite(Database):
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
-
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -317,17 +299,30 @@ class Postgres(Database):
     dialect = "postgres"
 
     def __init__(self, url: str):
-        super().__init__()
         import psycopg  # only needed when DATABASE_URL points at PostgreSQL
 
         self._psycopg = psycopg
         self.url = url
+        self._local = threading.local()
         self.migrate()
 
-    def _open(self):
-        from psycopg.rows import dict_row
+    def connection(self):
+        """This thread's connection: each thread talks to the server on its own."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            from psycopg.rows import dict_row
 
-        return self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+            conn = self._local.conn = self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+        return conn
+
+    def forget_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
 
     @staticmethod
     def _translate(sql: str) -> str:
