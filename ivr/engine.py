@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
@@ -176,14 +176,19 @@ class Session:
 
     @classmethod
     def from_dict(cls, data: Mapping, revision: int = 0) -> Session:
-        values = dict(data)
-        values["answers"] = dict(values.get("answers") or {})
-        values["history"] = tuple(values.get("history") or ())
-        values["revision"] = revision
-        return cls(**values)
+        """The session `to_dict` gave, read back at every webhook: built like `evolve` builds a
+        copy, without the frozen __init__ (a setattr per field), after checking the fields."""
+        if data.keys() - _FIELD_NAMES or _REQUIRED_FIELDS - data.keys():
+            return cls(**data)  # raises the TypeError that names what is missing or unknown
+        session = object.__new__(cls)
+        session.__dict__.update(_DEFAULTS, **data)
+        session.__dict__.update(answers=dict(data.get("answers") or {}), history=tuple(data.get("history") or ()), revision=revision)
+        return session
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Session))
+_REQUIRED_FIELDS = frozenset(f.name for f in fields(Session) if f.default is MISSING and f.default_factory is MISSING)
+_DEFAULTS = {f.name: f.default for f in fields(Session) if f.default is not MISSING}
 _SESSION_FIELDS = tuple(f.name for f in fields(Session) if f.name != "revision")  # revision: kept by the store
 
 

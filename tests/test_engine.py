@@ -72,6 +72,19 @@ def test_session_round_trips_through_a_dict(ecps):
     session, _ = engine.start(ecps, "CA1", "+33612345678", 1000.0)
     session, _ = engine.step(ecps, session, Keys("etape1_a_jour", "ask", "2", 1001.0))
     assert engine.Session.from_dict(session.to_dict()) == session
+    assert engine.Session.from_dict(session.to_dict(), revision=7) == replace(session, revision=7)
+
+
+def test_session_from_a_dict_of_an_older_release_or_a_broken_one():
+    # A session saved before a field existed takes the field's default; unknown or missing fields
+    # are refused as the dataclass itself refuses them.
+    oldest = {"call_sid": "CA1", "caller": "+33612345678", "started_at": 1.0, "flow_version": "v1", "node": "a"}
+    assert engine.Session.from_dict(oldest) == engine.Session("CA1", "+33612345678", 1.0, "v1", node="a")
+    assert engine.Session.from_dict({**oldest, "answers": None}).answers == {}
+    with pytest.raises(TypeError, match="nod"):
+        engine.Session.from_dict({**oldest, "nod": "b"})
+    with pytest.raises(TypeError, match="caller"):
+        engine.Session.from_dict({k: v for k, v in oldest.items() if k != "caller"})
 
 
 def test_history_marks_each_event(ecps):
