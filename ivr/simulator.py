@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 from twilio.request_validator import RequestValidator
 
+from .request import SignedParams
+
 SILENCE = "."  # in a key script: let the question time out
 SPEECH = "dit:"  # in a key script: "dit:oui" says "oui" (confidence 0.9), "dit:oui:0.3" less surely
 MAX_REQUESTS = 500  # a call that needs more webhooks than this is stuck in a loop
@@ -136,7 +138,7 @@ class Caller:
         """The headers Twilio would send: its signature of this URL and these parameters."""
         if self.validator is None:
             return {}
-        return {"X-Twilio-Signature": self.validator.compute_signature(url, params)}
+        return {"X-Twilio-Signature": self.validator.compute_signature(url, SignedParams((k, [v]) for k, v in params.items()))}
 
     def post(self, url: str, params: dict, result: CallResult | None = None) -> tuple[int, str]:
         """One signed webhook."""

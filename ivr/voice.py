@@ -14,6 +14,7 @@ from .app import services
 from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Spoken, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
+from .request import SignedParams
 from .store import Conflict
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,11 @@ def verify_signature():
     signature = request.headers.get("X-Twilio-Signature", "")
     # The URL as we see it almost always matches: one HMAC; the library's validate() then also
     # tries the variants with and without the port that Twilio may have signed.
-    expected = validator.compute_signature(url, _SignedParams(form.lists()))
+    expected = validator.compute_signature(url, SignedParams(form.lists()))
     if not (hmac.compare_digest(expected, signature) or validator.validate(url, form, signature)):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None
-
-
-class _SignedParams(dict):
-    """The form as twilio's validator reads it fastest: it asks for getall() first, and a werkzeug
-    MultiDict answers that with an exception per parameter (a twentieth of a webhook)."""
-
-    def getall(self, name: str) -> list[str]:
-        return self[name]
 
 
 @bp.post("")

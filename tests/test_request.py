@@ -67,3 +67,24 @@ def test_query_string_arguments_match_werkzeug(app, query):
         expected = PlainRequest(request.environ).args
         assert MultiDict(request.args) == MultiDict(expected)
         assert list(request.args.items(multi=True)) == list(expected.items(multi=True))
+
+
+def test_fields_get_answers_like_werkzeug_without_raising_for_absent_ones(app):
+    from werkzeug.datastructures import ImmutableMultiDict
+    from werkzeug.exceptions import BadRequestKeyError
+
+    from ivr.request import Fields
+
+    pairs = parse_form("Digits=12&Digits=3&Confidence=0.9&Blank=")
+    fields, reference = Fields(pairs), ImmutableMultiDict(pairs)
+    for key, default, kind in [("Digits", None, None), ("Digits", "x", int), ("Confidence", 0.0, float), ("Blank", "d", None),
+                               ("Blank", 0, int), ("SpeechResult", None, None), ("SpeechResult", "", None), ("Absent", 5, int)]:
+        assert fields.get(key, default, kind) == reference.get(key, default, kind), (key, default, kind)
+    assert fields.getlist("Digits") == ["12", "3"]
+    with pytest.raises(BadRequestKeyError):  # indexing an absent field is still a 400
+        fields["SpeechResult"]
+    with app.test_request_context("/voice?node=a", method="POST", data="CallSid=CA1", content_type="application/x-www-form-urlencoded"):
+        from flask import request
+
+        assert isinstance(request.form, Fields) and isinstance(request.args, Fields)
+        assert request.form.get("Digits") is None and request.args.get("phase", "ask") == "ask"
