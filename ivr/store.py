@@ -8,6 +8,7 @@ handler then replays its event on the fresh session."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from typing import Protocol
@@ -114,21 +115,69 @@ return 0
 """
 
 
+# Forks of this process so far, as seen from the child: a connection never crosses a fork.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+class _Wire:
+    """One thread's connection to Redis. redis-py opens it (the URL, TLS, AUTH, the database,
+    timeouts); commands then go out packed by hiredis and replies come back through hiredis's reader:
+    redis-py's per-command layers cost 49,000 instructions a round trip, this 15,000 (callgrind)."""
+
+    def __init__(self, pool):
+        import hiredis
+
+        self.connection = pool.connection_class(**pool.connection_kwargs)
+        self.connection.connect()
+        self.socket = self.connection._sock  # redis-py's connected (and, for rediss://, TLS) socket
+        self.reader = hiredis.Reader()
+        self.pack = hiredis.pack_command
+        self.forks = _forks  # a child process (gunicorn --preload) opens its own
+
+    def exchange(self, commands: tuple[tuple, ...]) -> list:
+        """Send the commands together, read their replies (error replies as hiredis.ReplyError)."""
+        self.socket.sendall(b"".join([self.pack(command) for command in commands]))
+        replies = []
+        while len(replies) < len(commands):
+            reply = self.reader.gets()
+            if reply is not False:
+                replies.append(reply)
+                continue
+            data = self.socket.recv(65536)
+            if not data:
+                raise ConnectionResetError("Redis closed the connection")
+            self.reader.feed(data)
+        return replies
+
+    def close(self) -> None:
+        self.connection.disconnect()
+
+
 class RedisSessionStore:
     """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own.
 
-    The two commands of every webhook (load, compare-and-set save) go over one connection per
-    thread, kept open: redis-py's per-command client path (pool checkout, liveness poll, hooks)
-    cost twice the round trip itself (bench/wsgi_cost.py --backend redis+postgres)."""
+    The commands of every webhook (load, compare-and-set save) go over one connection per thread,
+    kept open (`_Wire`): redis-py's per-command client path (pool checkout, liveness poll, hooks,
+    packing and parsing layers) cost more than the round trip itself."""
 
     def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:"):
+        import hiredis
         import redis  # only needed when REDIS_URL is set
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.ttl = ttl
         self.prefix = prefix
-        self._errors = (redis.ConnectionError, redis.TimeoutError)
-        self._no_script = redis.exceptions.NoScriptError
+        self._errors = (OSError, hiredis.ProtocolError, redis.ConnectionError, redis.TimeoutError)
+        self._reply_error = hiredis.ReplyError
+        self._response_error = redis.ResponseError
         self._sha = hashlib.sha1(_SAVE.encode()).hexdigest()  # loaded into Redis on first NOSCRIPT
         self._local = threading.local()
 
@@ -144,22 +193,29 @@ class RedisSessionStore:
         dropped). A save sent twice is harmless: the second finds the revision moved and the
         request replays its event on the fresh session."""
         for attempt in (1, 2):
-            connection = getattr(self._local, "connection", None)
-            if connection is None:
-                pool = self.redis.connection_pool
-                connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            wire = getattr(self._local, "wire", None)
+            if wire is not None and wire.forks != _forks:
+                wire = None  # the parent's connection, inherited by fork: left to the parent
             try:
-                connection.send_packed_command(connection.pack_commands(commands))
-                return [connection.read_response() for _ in commands]
+                if wire is None:
+                    wire = self._local.wire = _Wire(self.redis.connection_pool)
+                replies = wire.exchange(commands)
             except self._errors:
-                connection.disconnect()
+                self._local.wire = None
+                if wire is not None:
+                    wire.close()
                 if attempt == 2:
                     raise
-            except self._no_script:  # first save, or Redis restarted and forgot the script
-                connection.send_command("SCRIPT", "LOAD", _SAVE)
-                connection.read_response()
-                if attempt == 2:
-                    raise
+                continue
+            errors = [reply for reply in replies if isinstance(reply, self._reply_error)]
+            if not errors:
+                return replies
+            if attempt == 1 and any(str(error).startswith("NOSCRIPT") for error in errors):
+                # First save, or Redis restarted and forgot the script: load it, send again.
+                wire.exchange((("SCRIPT", "LOAD", _SAVE),))
+                continue
+            raise self._response_error(str(errors[0]))
+        raise AssertionError("unreachable")
 
     def load(self, call_sid: str) -> Session | None:
         data, revision = self._command("HMGET", self._key(call_sid), "data", "rev")

@@ -87,6 +87,27 @@ def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app,
         store.save(session.evolve(answers={"a": "3"}))  # still compare-and-set after the reload
 
 
+def test_redis_error_replies_and_forks_leave_the_connections_sound(app, backend):
+    if not backend.get("REDIS_URL"):
+        pytest.skip("Redis only: the store's own connection per thread")
+    import os
+
+    import redis
+
+    store = app.extensions["ivr"].store
+    first = store._command("CLIENT", "ID")
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        store._pipeline(("PING",), ("HGET", "only-a-key"), ("PING",))  # every reply read, the error raised
+    assert store._command("CLIENT", "ID") == first  # the same connection, not out of step
+    child = os.fork()
+    if child == 0:  # a forked worker (gunicorn --preload) opens its own connection
+        ok = store._command("CLIENT", "ID") != first and store._command("PING") == b"PONG"
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._command("CLIENT", "ID") == first  # the parent's connection still works, in step
+
+
 class Alternating:
     """A transport that sends each webhook of a call to the next of several app instances."""
 
