@@ -36,6 +36,21 @@ from ivr.simulator import Caller  # noqa: E402
 TOKEN = "bench-token-0123456789"
 
 
+def wsgi_environ(url: str, body: bytes, headers: dict) -> dict:
+    """The environ gunicorn builds for a POST of `body` to `url`."""
+    parts = urlsplit(url)
+    return {
+        "REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
+        "RAW_URI": parts.path + ("?" + parts.query if parts.query else ""), "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
+        "HTTP_HOST": "localhost", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+        **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
+    }
+
+
 class WsgiTransport:
     """Calls a WSGI app as gunicorn would, and adds up the thread CPU time spent inside it."""
 
@@ -45,18 +60,7 @@ class WsgiTransport:
         self.cpu: list[float] = []
 
     def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
-        body = urlencode(params).encode()
-        parts = urlsplit(url)
-        environ = {
-            "REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": parts.path, "QUERY_STRING": parts.query,
-            "RAW_URI": parts.path + ("?" + parts.query if parts.query else ""), "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
-            "HTTP_HOST": "localhost", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-            **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
-        }
+        environ = wsgi_environ(url, urlencode(params).encode(), headers)
         status: list[str] = []
         began = time.thread_time()
         if self.profiler:
@@ -69,6 +73,21 @@ class WsgiTransport:
             self.profiler.disable()
         self.cpu.append(time.thread_time() - began)
         return int(status[0].split()[0]), payload.decode()
+
+
+def app_config(backend: str) -> dict:
+    """Our app's settings for the benchmark: a fresh SQLite file, or a fresh PostgreSQL schema and
+    Redis prefix on the local servers."""
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("DATABASE_URL", None)
+    config = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-bench-"),
+              "TWILIO_WORKFLOW_SID": "WW" + "0" * 32, "IVR_ALWAYS_OPEN": "1"}
+    if backend == "redis+postgres":
+        schema = "bench_" + os.urandom(4).hex()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
+        config.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
+                      REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
+    return config
 
 
 def play(ours: WsgiTransport, ceiling: WsgiTransport, calls: int) -> None:
@@ -87,18 +106,9 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions of our app")
     args = parser.parse_args()
 
-    os.environ.pop("REDIS_URL", None)
-    os.environ.pop("DATABASE_URL", None)
-    config = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-bench-"),
-              "TWILIO_WORKFLOW_SID": "WW" + "0" * 32, "IVR_ALWAYS_OPEN": "1"}
-    if args.backend == "redis+postgres":
-        schema = "bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
-        config.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
-                      REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
     from ivr import create_app
 
-    ours = WsgiTransport(create_app(config))
+    ours = WsgiTransport(create_app(app_config(args.backend)))
     ceiling = WsgiTransport(ceiling_app())
     play(ours, ceiling, 20)  # warm up both (imports, caches, first connections)
     ours.cpu.clear()
