@@ -13,7 +13,6 @@ from .engine import Session
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 # Calls played from the console's simulator: "CAtry…" cannot be a Twilio CallSid (CA + 32 hex digits).
 SIMULATED_PREFIX = "CAtry"
-_EVENT_COLUMNS = ("at", "node", "step", "event")
 _UPSERT_CALL = """
     INSERT INTO calls (call_sid, caller, started_at, flow_version, last_node, last_step,
                        outcome, outcome_step, transfer_reason, context, simulated)
@@ -24,18 +23,19 @@ _UPSERT_CALL = """
         transfer_reason = excluded.transfer_reason,
         context = COALESCE(excluded.context, calls.context)
 """
-# The new events of a call, given as one JSON array, in their order (ids follow it).
+# The new events of a call: its history entries as one JSON array, in their order (ids follow it);
+# the columns are read out of each entry and the rest of it is the event's detail.
 _INSERT_EVENTS = {
     "sqlite": """
         INSERT INTO events (call_sid, at, node, step, event, detail)
         SELECT ?, json_extract(value, '$.at'), json_extract(value, '$.node'), json_extract(value, '$.step'),
-               json_extract(value, '$.event'), json_extract(value, '$.detail')
+               json_extract(value, '$.event'), json_remove(value, '$.at', '$.node', '$.step', '$.event')
         FROM json_each(?) ORDER BY key
     """,
     "postgres": """
         INSERT INTO events (call_sid, at, node, step, event, detail)
         SELECT ?, (e.value->>'at')::double precision, e.value->>'node', (e.value->>'step')::integer,
-               e.value->>'event', (e.value->'detail')::text
+               e.value->>'event', (e.value - 'at' - 'node' - 'step' - 'event')::text
         FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS e(value, position) ORDER BY position
     """,
 }
@@ -67,11 +67,7 @@ class CallRecords:
             json.dumps(context, ensure_ascii=False) if context is not None else None,
             int(session.call_sid.startswith(SIMULATED_PREFIX)),
         )
-        events = orjson.dumps([
-            {"at": entry["at"], "node": entry.get("node"), "step": entry.get("step"), "event": entry["event"],
-             "detail": {k: v for k, v in entry.items() if k not in _EVENT_COLUMNS}}
-            for entry in session.history[events_from:]
-        ]).decode()
+        events = orjson.dumps(session.history[events_from:]).decode()
         insert_events = _INSERT_EVENTS[self.db.dialect]
         if self.db.dialect == "postgres":
             self.db.execute(f"WITH call AS ({_UPSERT_CALL}) {insert_events}", (*record, session.call_sid, events))
