@@ -25,6 +25,7 @@ from .outbox import Deliverer, Outbox
 from .overrides import PromptOverrides
 from .records import CallRecords
 from .request import Request
+from .signing import Signer
 from .sms import Guides
 from .store import DEFAULT_TTL, RedisSessionStore, SessionStore, SqlSessionStore
 from .twiml import Cache, Speech
@@ -84,6 +85,7 @@ class Services:
     records: CallRecords
     destinations: Destinations
     validator: RequestValidator | None
+    signer: Signer | None
     public_base: str
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
@@ -117,7 +119,10 @@ class Services:
         if self.public_base:  # the public base already names any prefix the proxy strips
             base, path = self.public_base, environ.get("PATH_INFO", "")
         else:
-            base, path = f"{environ['wsgi.url_scheme']}://{request.host}", environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            # The Host header as sent (proxy-fixed with IVR_TRUSTED_PROXIES); if Twilio signed the
+            # URL with or without a port that differs, the validator's fallback tries both.
+            host = environ.get("HTTP_HOST") or request.host
+            base, path = f"{environ['wsgi.url_scheme']}://{host}", environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         query = environ.get("QUERY_STRING", "")
         return base + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
 
@@ -183,6 +188,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         records=CallRecords(db),
         destinations=destinations,
         validator=RequestValidator(token) if token else None,
+        signer=Signer(token) if token else None,
         public_base=config["IVR_PUBLIC_URL"].rstrip("/"),
         outbox=outbox,
         deliverer=deliverer,

@@ -14,7 +14,6 @@ from .app import services
 from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Spoken, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
-from .request import SignedParams
 from .store import Conflict
 
 log = logging.getLogger(__name__)
@@ -36,11 +35,10 @@ def verify_signature():
     if validator is None:
         return None  # development without a token: create_app already warned
     url = ivr.public_url(request)
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = request.environ.get("HTTP_X_TWILIO_SIGNATURE", "")
     # The URL as we see it almost always matches: one HMAC; the library's validate() then also
     # tries the variants with and without the port that Twilio may have signed.
-    expected = validator.compute_signature(url, SignedParams(form.lists()))
-    if not (hmac.compare_digest(expected, signature) or validator.validate(url, form, signature)):
+    if not (hmac.compare_digest(ivr.signer.signature(url, form.lists()), signature) or validator.validate(url, form, signature)):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None

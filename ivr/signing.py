@@ -1,0 +1,36 @@
+"""Twilio's request signature, computed the way twilio's RequestValidator computes it, faster.
+
+The signature is the base64 HMAC-SHA1, keyed by the auth token, of the URL followed by every
+parameter's name and value, names in order (a repeated name: its values in order). twilio's
+RequestValidator.compute_signature builds a new HMAC for every request and reads the parameters
+through getall/getlist with exceptions in between: with the URL and header work around it, a tenth
+of a webhook's instructions (bench/instructions.py). Here the keyed HMAC is prepared once and
+copied per request. Only acceptance takes this path: a request it does not match still goes to
+twilio's validate(), which also tries the URL with and without its port."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+
+
+class Signer:
+    """Signatures of requests by the Twilio account whose auth token is `token`."""
+
+    def __init__(self, token: str):
+        self._keyed = hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
+
+    def signature(self, url: str, fields: Iterable[tuple[str, Sequence[str]]]) -> str:
+        """What Twilio puts in X-Twilio-Signature for a POST of `fields` (each name once, with its
+        values: MultiDict.lists()) to `url`."""
+        parts = [url]
+        for name, values in sorted(fields):
+            if len(values) == 1:
+                parts.append(name + values[0])
+            else:
+                parts.extend(name + value for value in sorted(set(values)))
+        mac = self._keyed.copy()
+        mac.update("".join(parts).encode("utf-8"))
+        return base64.b64encode(mac.digest()).decode("ascii")
