@@ -31,6 +31,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.backends import backend_settings  # noqa: E402
 from bench.calls import SCRIPTS  # noqa: E402
 from ivr.simulator import Caller  # noqa: E402
 
@@ -236,14 +237,8 @@ def measure(server: Server, coroutine) -> tuple:
 
 
 def backend_env(name: str, data_dir: str) -> dict:
-    env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
-           "DATABASE_URL": "", "REDIS_URL": "", "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1"}
-    if name == "redis+postgres":
-        schema = "bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
-        env.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
-                   REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
-    return env
+    return {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+            "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1", **backend_settings(name)}
 
 
 def main() -> None:

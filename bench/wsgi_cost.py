@@ -19,7 +19,6 @@ import io
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.backends import backend_settings  # noqa: E402
 from bench.calls import SCRIPTS  # noqa: E402
 from bench.ceiling import create_app as ceiling_app  # noqa: E402
 from ivr.simulator import Caller  # noqa: E402
@@ -80,14 +80,8 @@ def app_config(backend: str) -> dict:
     Redis prefix on the local servers."""
     os.environ.pop("REDIS_URL", None)
     os.environ.pop("DATABASE_URL", None)
-    config = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-bench-"),
-              "TWILIO_WORKFLOW_SID": "WW" + "0" * 32, "IVR_ALWAYS_OPEN": "1"}
-    if backend == "redis+postgres":
-        schema = "bench_" + os.urandom(4).hex()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {schema}"], check=True)
-        config.update(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}",
-                      REDIS_URL="redis://127.0.0.1:6379/0", IVR_REDIS_PREFIX=f"{schema}:")
-    return config
+    return {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-bench-"),
+            "TWILIO_WORKFLOW_SID": "WW" + "0" * 32, "IVR_ALWAYS_OPEN": "1", **backend_settings(backend)}
 
 
 def play(ours: WsgiTransport, ceiling: WsgiTransport, calls: int) -> None:
