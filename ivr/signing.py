@@ -1,7 +1,7 @@
 """Twilio's request signature, computed the way twilio's RequestValidator computes it, faster.
 
 The signature is the base64 HMAC-SHA1, keyed by the auth token, of the URL followed by every
-parameter's name and value, names in order (a repeated name: its values in order). twilio's
+parameter's name and value, names in order (a repeated name: each of its distinct values, in order). twilio's
 RequestValidator.compute_signature builds a new HMAC for every request and reads the parameters
 through getall/getlist with exceptions in between: with the URL and header work around it, a tenth
 of a webhook's instructions (bench/instructions.py). Here the keyed HMAC is prepared once and
