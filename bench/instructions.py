@@ -63,13 +63,18 @@ def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
 
 
 def replay(app, requests: list[tuple[str, bytes, dict]]) -> None:
+    """Each request to `app`, as gunicorn would pass it; any answer but 200 stops the count (it
+    would be counting an error path)."""
+    statuses: list[str] = []
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
-        result = app(environ, lambda s, h, exc_info=None: None)
+        result = app(environ, lambda s, h, exc_info=None: statuses.append(s))
         b"".join(result)
         if hasattr(result, "close"):
             result.close()
+        if not statuses[-1].startswith("200"):
+            raise RuntimeError(f"{url} answered {statuses[-1]} on replay")
 
 
 def child(target: str, backend: str, calls: int, most: int) -> None:

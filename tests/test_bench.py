@@ -1,0 +1,36 @@
+"""The benchmarks' own plumbing: what they count must be the webhooks working, not an error path."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.instructions import _calls_prefix, record, replay
+from bench.wsgi_cost import app_config
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept(monkeypatch):
+    # app_config drops REDIS_URL and DATABASE_URL from the environment: restored after each test.
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def test_recorded_webhooks_replay_to_a_fresh_app_and_to_the_ceiling():
+    from bench.ceiling import create_app as ceiling_app
+    from ivr import create_app
+
+    requests = record(3, "00")
+    assert [url for url, *_ in requests].count("http://localhost/voice") == 3
+    assert all("X-Twilio-Signature" in headers for *_, headers in requests)
+    first_two = _calls_prefix(requests, 2)
+    assert 0 < first_two < len(requests) and requests[first_two][0] == "http://localhost/voice"
+    replay(create_app(app_config("sqlite")), requests)  # every webhook answered 200 by a fresh app
+    replay(ceiling_app(), requests)
+
+
+def test_a_replay_that_is_refused_stops_the_count():
+    from ivr import create_app
+
+    url, body, headers = record(1, "00")[0]
+    with pytest.raises(RuntimeError, match="403"):
+        replay(create_app(app_config("sqlite")), [(url, body, {"X-Twilio-Signature": "forged"})])
