@@ -33,22 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calls import SCRIPTS  # noqa: E402
-from bench.wsgi_cost import TOKEN, app_config, wsgi_environ  # noqa: E402
+from bench.wsgi_cost import TOKEN, WsgiTransport, app_config, call_wsgi, wsgi_environ  # noqa: E402
 
 
-class Recorder:
+class Recorder(WsgiTransport):
     """A transport that keeps each signed request and forwards it to an app."""
 
     def __init__(self, app):
-        self.app = app
+        super().__init__(app)
         self.requests: list[tuple[str, bytes, dict]] = []
 
     def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
-        body = urlencode(params).encode()
-        self.requests.append((url, body, headers))
-        status: list[str] = []
-        payload = b"".join(self.app(wsgi_environ(url, body, headers), lambda s, h, exc_info=None: status.append(s)))
-        return int(status[0].split()[0]), payload.decode()
+        self.requests.append((url, urlencode(params).encode(), headers))
+        return super().post(url, params, headers)
 
 
 def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
@@ -65,16 +62,12 @@ def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
 def replay(app, requests: list[tuple[str, bytes, dict]]) -> None:
     """Each request to `app`, as gunicorn would pass it; any answer but 200 stops the count (it
     would be counting an error path)."""
-    statuses: list[str] = []
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
-        result = app(environ, lambda s, h, exc_info=None: statuses.append(s))
-        b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
-        if not statuses[-1].startswith("200"):
-            raise RuntimeError(f"{url} answered {statuses[-1]} on replay")
+        status, _ = call_wsgi(app, environ)
+        if status != 200:
+            raise RuntimeError(f"{url} answered {status} on replay")
 
 
 def child(target: str, backend: str, calls: int, most: int) -> None:

@@ -61,18 +61,24 @@ class WsgiTransport:
 
     def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
         environ = wsgi_environ(url, urlencode(params).encode(), headers)
-        status: list[str] = []
         began = time.thread_time()
         if self.profiler:
             self.profiler.enable()
-        result = self.app(environ, lambda s, h, exc_info=None: status.append(s))
-        payload = b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
+        status, payload = call_wsgi(self.app, environ)
         if self.profiler:
             self.profiler.disable()
         self.cpu.append(time.thread_time() - began)
-        return int(status[0].split()[0]), payload.decode()
+        return status, payload.decode()
+
+
+def call_wsgi(app, environ: dict) -> tuple[int, bytes]:
+    """The status code and body `app` answers to `environ`, read as gunicorn reads them."""
+    status: list[str] = []
+    result = app(environ, lambda s, h, exc_info=None: status.append(s))
+    payload = b"".join(result)
+    if hasattr(result, "close"):
+        result.close()
+    return int(status[0].split()[0]), payload
 
 
 def app_config(backend: str) -> dict:

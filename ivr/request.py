@@ -33,15 +33,6 @@ def parse_form(body: str) -> list[tuple[str, str]]:
     return pairs
 
 
-class SignedParams(dict):
-    """Parameters as twilio's RequestValidator reads them fastest, each name with its list of
-    values: it asks for getall() first, and a werkzeug MultiDict answers that with an exception per
-    parameter (a twentieth of a webhook), a plain dict with two."""
-
-    def getall(self, name: str) -> list[str]:
-        return self[name]
-
-
 class Fields(ImmutableMultiDict):
     """The parameters of a form or query string. `get` answers an absent field without raising
     werkzeug's BadRequestKeyError underneath (an HTTP exception built and caught for every field a
