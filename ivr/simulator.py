@@ -131,15 +131,21 @@ class Caller:
         self.call_sid = call_sid or "CA" + uuid.uuid4().hex
 
     def params(self, **extra) -> dict:
-        return {
-            "CallSid": self.call_sid,
+        """The parameters of every voice webhook, as Twilio sends them: the call, both numbers under
+        their two names (From/Caller, To/Called) and the geographic fields of each (empty for a
+        French number but the country), then what the request adds (Digits…)."""
+        params = {
             "AccountSid": "AC" + "0" * 32,
-            "From": self.caller,
-            "To": self.called,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.call_sid,
             "CallStatus": "in-progress",
             "Direction": "inbound",
-            **extra,
         }
+        for name, number in (("From", self.caller), ("Caller", self.caller), ("To", self.called), ("Called", self.called)):
+            params[name] = number
+            params.update({f"{name}City": "", f"{name}State": "", f"{name}Zip": "", f"{name}Country": _country(number)})
+        params.update(extra)
+        return params
 
     def headers(self, url: str, params: dict) -> dict:
         """The headers Twilio would send: its signature of this URL and these parameters."""
@@ -176,7 +182,7 @@ class Caller:
         next_key = keys if callable(keys) else _script(keys)
         result = CallResult(self.call_sid)
         url = self.base_url + "/voice"
-        params = self.params()
+        params = self.params(CallStatus="ringing")
         while url is not None:
             if result.requests >= MAX_REQUESTS:
                 raise RuntimeError(f"more than {MAX_REQUESTS} webhooks: the call is looping")
@@ -188,7 +194,9 @@ class Caller:
                 raise RuntimeError(f"{url} answered HTTP {status}: {body[:200]}")
             url, params = self._follow(url, body, result, next_key)
         if hang_up_status:
-            yield self.base_url + "/voice/status", self.params(CallStatus="completed", CallDuration="120")
+            ended = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+            yield self.base_url + "/voice/status", self.params(CallStatus="completed", CallDuration="120", Duration="2",
+                                                               CallbackSource="call-progress-events", SequenceNumber="0", Timestamp=ended)
         return result
 
     def _follow(self, url: str, body: str, result: CallResult, next_key) -> tuple[str | None, dict]:
@@ -212,9 +220,10 @@ class Caller:
                     return None, {}
                 if key.startswith(SPEECH):
                     words, _, confidence = key[len(SPEECH):].partition(":")
-                    return question.action, self.params(SpeechResult=words, Confidence=confidence or "0.9")
+                    return question.action, self.params(SpeechResult=words, Confidence=confidence or "0.9", msg="Gather End")
                 if key != SILENCE:
-                    return question.action, self.params(Digits=key)
+                    finished = key[-1] if question.finish_on_key and key.endswith(question.finish_on_key) else ""
+                    return question.action, self.params(Digits=key, FinishedOnKey=finished, msg="Gather End")
             elif verb.tag == "Record":
                 question = Question(urljoin(url, verb.get("action") or url), [], None, verb.get("finishOnKey", "#"), record=True)
                 key = next_key(result.hear(question))
@@ -244,6 +253,11 @@ class Caller:
                 return None, {}
         result.end = "hangup"  # Twilio hangs up when a document runs out of verbs
         return None, {}
+
+
+def _country(number: str) -> str:
+    """The country Twilio names for a number (the geographic fields); only what our tests dial."""
+    return "FR" if number.startswith("+33") else ("US" if number.startswith("+1") else "")
 
 
 def _script(keys: Iterable[str]) -> Callable[[Question], str | None]:
