@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+
+from werkzeug.datastructures import MultiDict
 
 
 class Signer:
@@ -22,15 +23,13 @@ class Signer:
     def __init__(self, token: str):
         self._keyed = hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
 
-    def signature(self, url: str, fields: Iterable[tuple[str, Sequence[str]]]) -> str:
-        """What Twilio puts in X-Twilio-Signature for a POST of `fields` (each name once, with its
-        values: MultiDict.lists()) to `url`."""
-        parts = [url]
-        for name, values in sorted(fields):
-            if len(values) == 1:
-                parts.append(name + values[0])
-            else:
-                parts.extend(name + value for value in sorted(set(values)))
+    def signature(self, url: str, form: MultiDict) -> str:
+        """What Twilio puts in X-Twilio-Signature for a POST of `form` to `url`."""
+        fields = sorted(dict.items(form))  # a MultiDict is a dict of each name's list of values
+        try:
+            data = url + "".join([name + value for name, (value,) in fields])
+        except ValueError:  # a name with several values: each distinct one, in order
+            data = url + "".join([name + value for name, values in fields for value in sorted(set(values))])
         mac = self._keyed.copy()
-        mac.update("".join(parts).encode("utf-8"))
+        mac.update(data.encode("utf-8"))
         return base64.b64encode(mac.digest()).decode("ascii")

@@ -38,7 +38,7 @@ def verify_signature():
     signature = request.environ.get("HTTP_X_TWILIO_SIGNATURE", "")
     # The URL as we see it almost always matches: one HMAC; the library's validate() then also
     # tries the variants with and without the port that Twilio may have signed.
-    if not (hmac.compare_digest(ivr.signer.signature(url, form.lists()), signature) or validator.validate(url, form, signature)):
+    if not (hmac.compare_digest(ivr.signer.signature(url, form), signature) or validator.validate(url, form, signature)):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature for %s", g.call_sid, request.path, url)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None

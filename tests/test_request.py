@@ -16,6 +16,7 @@ BODIES = [
     "&&x=%26%3D%25&y=%E2%82%AC+euro&",
     "k%20ey=v+a%2Bl",
     urlencode({"RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE1?x=1&y=2"}),
+    urlencode({"SpeechResult": "é" * 150, "From": "+33612345678"}),  # a field too long to be kept decoded, and a short one
 ]
 
 
@@ -81,6 +82,8 @@ def test_fields_get_answers_like_werkzeug_without_raising_for_absent_ones(app):
                                ("Blank", 0, int), ("SpeechResult", None, None), ("SpeechResult", "", None), ("Absent", 5, int)]:
         assert fields.get(key, default, kind) == reference.get(key, default, kind), (key, default, kind)
     assert fields.getlist("Digits") == ["12", "3"]
+    assert list(fields.items(multi=True)) == list(reference.items(multi=True))  # every value, in order
+    assert fields.to_dict() == reference.to_dict() and list(Fields()) == []
     with pytest.raises(BadRequestKeyError):  # indexing an absent field is still a 400
         fields["SpeechResult"]
     with app.test_request_context("/voice?node=a", method="POST", data="CallSid=CA1", content_type="application/x-www-form-urlencoded"):
