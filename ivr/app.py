@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VOICE = "Polly.Lea-Neural"
 
+MAX_BODY = 256 * 1024  # bytes: the largest request body read
+
 # Environment variables read by create_app, with their defaults.
 ENVIRONMENT = {
     "IVR_ENV": "production",
@@ -139,6 +141,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.request_class = Request
     app.config.update({name: os.environ.get(name, default) for name, default in ENVIRONMENT.items()})
+    # Bodies are read before the signature is checked: a bigger one is refused unread (413). Twilio's
+    # webhooks and the console's forms are a few kilobytes.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config.update(test_config or {})
     config = app.config
 

@@ -91,3 +91,14 @@ def test_fields_get_answers_like_werkzeug_without_raising_for_absent_ones(app):
 
         assert isinstance(request.form, Fields) and isinstance(request.args, Fields)
         assert request.form.get("Digits") is None and request.args.get("phase", "ask") == "ask"
+
+
+def test_a_webhook_body_too_big_is_refused_before_it_is_read(client):
+    """Anyone can post to the webhooks; the body is read before the signature is checked, so its
+    size is bounded (MAX_BODY) rather than read into memory whole."""
+    from ivr.app import MAX_BODY
+
+    huge = "CallSid=CA1&Junk=" + "x" * MAX_BODY
+    response = client.post("/voice", data=huge, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert client.post("/voice", data="CallSid=CA1&Junk=x", content_type="application/x-www-form-urlencoded").status_code == 403
