@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import engine, handoff, twiml
-from .app import services
+from .app import Services, services
 from .engine import GuideRequested, Keys, NoInput, Recorded, Session, Spoken, Transfer
 from .handoff import PARIS
 from .records import FINAL_STATUSES, SIMULATED_PREFIX
@@ -47,8 +47,8 @@ def verify_signature():
 @bp.post("")
 def incoming():
     """A call comes in: start the diagnostic (or repeat the question if Twilio asks twice)."""
-    ivr = services()
-    call_sid = _call_sid()
+    ivr, form = services(), request.form
+    call_sid = _call_sid(form)
     started: list[str] = []  # the flow version, when this request started the call
 
     def decide(session: Session | None):
@@ -56,10 +56,10 @@ def incoming():
         if session is None:
             flow = ivr.bundle().flow
             started.append(flow.version)
-            return engine.start(flow, call_sid, request.form.get("From", ""), services().clock())
+            return engine.start(flow, call_sid, form.get("From", ""), ivr.clock())
         return engine.resume(ivr.bundle(session.flow_version).flow, session)
 
-    response = _advance(call_sid, decide, first_webhook=True)
+    response = _advance(ivr, call_sid, decide, first_webhook=True)
     if started:
         log.info("[%s] call started (flow %s)", call_sid, started[0])
     return response
@@ -93,22 +93,22 @@ def answer():
             raise LookupError("no session for this call (expired or store lost)")
         g.session = session
         bundle = ivr.bundle(session.flow_version)
-        return engine.step(bundle.flow, session, _guide_request(bundle, session, event) or event)
+        return engine.step(bundle.flow, session, _guide_request(ivr, bundle, session, event) or event)
 
-    return _advance(_call_sid(), decide)
+    return _advance(ivr, _call_sid(form), decide)
 
 
-def _guide_request(bundle, session: Session, event) -> GuideRequested | None:
+def _guide_request(ivr: Services, bundle, session: Session, event) -> GuideRequested | None:
     """The key of a guide at the question the caller is at: send the SMS, say how it went."""
     node = bundle.flow.nodes.get(session.node)
     if not (isinstance(event, Keys) and node is not None and node.guide and event.digits == node.guide.key
             and (event.node, event.phase) == (session.node, session.phase) == (node.name, "ask")):
         return None
-    status = services().guides.send(session.call_sid, session.caller, node.guide.sms, bundle.prompts.text(node.guide.sms))
+    status = ivr.guides.send(session.call_sid, session.caller, node.guide.sms, bundle.prompts.text(node.guide.sms))
     return GuideRequested(node.name, "ask", node.guide.sms, status, event.at)
 
 
-def _advance(call_sid: str, decide, first_webhook: bool = False) -> Response:
+def _advance(ivr: Services, call_sid: str, decide, first_webhook: bool = False) -> Response:
     """Load the session, let the engine decide, save; replay on a fresh session if another request
     of the same call saved first (no lost write).
 
@@ -117,9 +117,9 @@ def _advance(call_sid: str, decide, first_webhook: bool = False) -> Response:
     the first request, and this one is answered from it."""
     for attempt in range(RACE_RETRIES):
         unread = first_webhook and attempt == 0
-        session, actions = decide(None if unread else services().store.load(call_sid))
+        session, actions = decide(None if unread else ivr.store.load(call_sid))
         try:
-            return _respond(session, actions)
+            return _respond(ivr, session, actions)
         except Conflict:
             if not unread:
                 log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
@@ -131,25 +131,26 @@ def transfer_done():
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
     result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
     ivr = services()
-    call_sid = _call_sid()
+    call_sid = _call_sid(request.form)
     ivr.records.transfer_result(call_sid, result)
     session = ivr.store.load(call_sid)
     if result == "leave" and session is not None and engine.waiting_for_callback(session):
         session = engine.called_back_later(session, ivr.clock())
-        return _respond(session, (engine.Hangup((engine.Say("fin.rappel"),)),), force=True)
+        return _respond(ivr, session, (engine.Hangup((engine.Say("fin.rappel"),)),), force=True)
     if result in REACHED:
-        return _xml(twiml.goodbye(services().speech()))
+        return _xml(twiml.goodbye(ivr.speech()))
     log.warning("[%s] transfer not answered: %s", g.call_sid, result)
-    return _xml(twiml.goodbye(services().speech(), twiml.UNAVAILABLE))
+    return _xml(twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE))
 
 
 @bp.post("/whisper")
 def whisper():
     """Played to the agent who answers a <Dial><Number>, before the caller is connected."""
-    record = services().records.get(request.args.get("call", ""))
+    ivr = services()
+    record = ivr.records.get(request.args.get("call", ""))
     summary = (record or {}).get("context") or {}
     text = summary.get("summary_fr") or "Résumé indisponible : demandez le détail à l'appelant."
-    return _xml(twiml.whisper(services().speech(), text))
+    return _xml(twiml.whisper(ivr.speech(), text))
 
 
 @bp.post("/wait")
@@ -170,7 +171,7 @@ def wait_choice():
     if request.form.get("Digits") != "1":
         return _xml(twiml.empty())  # back to the hold loop
     ivr = services()
-    session = ivr.store.load(_call_sid())
+    session = ivr.store.load(_call_sid(request.form))
     if session is not None:
         ivr.store.save(engine.wants_callback(session, ivr.clock()), force=True)
     return _xml(twiml.leave())
@@ -179,16 +180,16 @@ def wait_choice():
 @bp.post("/status")
 def status():
     """Status callback: a final status closes the call's record."""
-    ivr = services()
-    call_status = request.form.get("CallStatus", "")
+    ivr, form = services(), request.form
+    call_status = form.get("CallStatus", "")
     if call_status in FINAL_STATUSES:
-        duration = request.form.get("CallDuration")
-        call_sid = _call_sid()
+        duration = form.get("CallDuration")
+        call_sid = _call_sid(form)
         seconds = int(duration) if duration and duration.isdigit() else None
         session = ivr.store.take(call_sid)  # read and removed in one round trip: the call is over
         if session is not None and session.recorded < len(session.history):
             ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
-        ivr.records.close(call_sid, call_status, services().clock(), seconds, request.form.get("From", ""))
+        ivr.records.close(call_sid, call_status, ivr.clock(), seconds, form.get("From", ""))
         log.info("[%s] call ended: %s", call_sid, call_status)
     return _xml(twiml.empty())
 
@@ -197,7 +198,7 @@ def status():
 def fallback():
     """Twilio could not use our answer: apologise and put the caller through with what we know."""
     log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, request.form.get("ErrorCode"), request.form.get("ErrorUrl"))
-    return _apology()
+    return _apology(services())
 
 
 @bp.errorhandler(Exception)
@@ -206,18 +207,17 @@ def on_error(error: Exception):
     if isinstance(error, HTTPException):
         return error
     log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
+    ivr = services()
     try:
-        return _apology()
+        return _apology(ivr)
     except Exception:  # the store itself may be what failed: still never a 500
         log.exception("[%s] could not build the transfer, transferring without context", g.get("call_sid", "-"))
-        ivr = services()
         call_sid = request.form.get("CallSid", "")
         bare = {"call_sid": call_sid, "caller": request.form.get("From"), "reason": "technical_error"}
-        return _xml(twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, _links(call_sid))))
+        return _xml(twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, _links(ivr, call_sid))))
 
 
-def _apology() -> Response:
-    ivr = services()
+def _apology(ivr: Services) -> Response:
     call_sid = request.form.get("CallSid", "")
     session = g.get("session")
     if session is None:
@@ -226,20 +226,19 @@ def _apology() -> Response:
         except Exception:
             log.exception("[%s] store unavailable during apology", call_sid)
     if session is None:
-        session = Session(call_sid, request.form.get("From", ""), services().clock(), ivr.bundle().version)
+        session = Session(call_sid, request.form.get("From", ""), ivr.clock(), ivr.bundle().version)
     if session.ended and session.outcome != "transferred":
         return _xml(twiml.goodbye(ivr.speech()))
-    session, actions = engine.fail(session, services().clock())
-    return _respond(session, actions, force=True)
+    session, actions = engine.fail(session, ivr.clock())
+    return _respond(ivr, session, actions, force=True)
 
 
-def _respond(session: Session, actions, force: bool = False) -> Response:
+def _respond(ivr: Services, session: Session, actions, force: bool = False) -> Response:
     """Save the session (Conflict if another request saved first), record the call when it starts
     and ends, and render the TwiML.
 
     The events of a call live in its session's history until the call ends (transfer, goodbye or
     status callback): one write per webhook (the session) instead of three."""
-    ivr = services()
     bundle = ivr.bundle(session.flow_version)
     plan = None
     context = None
@@ -254,9 +253,9 @@ def _respond(session: Session, actions, force: bool = False) -> Response:
     # The call ends in this request (a late webhook on an ended call changes nothing to record).
     ending = session.ended and unrecorded < len(session.history)
     if ending and session.outcome in ("callback", "voicemail") and ivr.callbacks is not None:
-        _keep_callback(session, bundle, now)
+        _keep_callback(ivr, session, bundle, now)
     if any(isinstance(action, Transfer) for action in actions):
-        links = _links(session.call_sid)
+        links = _links(ivr, session.call_sid)
         context = handoff.context(session, bundle.flow, now, links.context)
         plan = handoff.plan(ivr.destinations, context, links)
         log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
@@ -279,17 +278,17 @@ def _respond(session: Session, actions, force: bool = False) -> Response:
     return _xml(twiml.document(actions, ivr.speech(bundle), _answer_url, plan))
 
 
-def _keep_callback(session: Session, bundle, now: float) -> None:
+def _keep_callback(ivr: Services, session: Session, bundle, now: float) -> None:
     """The caller asked to be called back (or left a message): put it on the agents' list."""
-    links = _links(session.call_sid)
+    links = _links(ivr, session.call_sid)
     document = handoff.context(session, bundle.flow, now, links.context)
     number = session.answers.get("numero_rappel") or session.caller
-    services().callbacks.add(session.call_sid, number, session.outcome, document, session.answers.get("message_vocal"), now)
+    ivr.callbacks.add(session.call_sid, number, session.outcome, document, session.answers.get("message_vocal"), now)
     log.info("[%s] %s request kept for the agents", session.call_sid, session.outcome)
 
 
-def _links(call_sid: str) -> handoff.Links:
-    base = services().public_base or request.host_url.rstrip("/")
+def _links(ivr: Services, call_sid: str) -> handoff.Links:
+    base = ivr.public_base or request.host_url.rstrip("/")
     return handoff.Links(
         done=url_for("voice.transfer_done"),
         context=base + url_for("api.call_context", call_sid=call_sid),
@@ -298,8 +297,8 @@ def _links(call_sid: str) -> handoff.Links:
     )
 
 
-def _call_sid() -> str:
-    call_sid = request.form.get("CallSid", "")
+def _call_sid(form) -> str:
+    call_sid = form.get("CallSid", "")
     if not call_sid:
         raise LookupError("request without CallSid")
     return call_sid
@@ -310,4 +309,4 @@ def _answer_url(node: str, phase: str) -> str:
 
 
 def _xml(body: str) -> Response:
-    return Response(body, mimetype="text/xml", content_type=twiml.CONTENT_TYPE)
+    return Response(body, content_type=twiml.CONTENT_TYPE)
