@@ -332,3 +332,31 @@ def test_unanswered_dial_says_so_and_is_recorded(make_app, caller):
     assert status == 200
     assert "Aucun conseiller n'est disponible" in body and "<Hangup />" in body
     assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == "no-answer"
+
+
+def test_simulated_webhooks_carry_what_twilio_sends(app):
+    """The benchmarks and tests play webhooks as heavy as Twilio's: every field of a voice request
+    (both numbers under their two names, their geographic fields), what a <Gather> adds, and the
+    status callback's own fields; all of them signed and accepted."""
+    from conftest import TOKEN
+
+    from ivr.simulator import Caller, FlaskTransport
+
+    sent: list[tuple[str, dict, int]] = []
+
+    class Recording(FlaskTransport):
+        def post(self, url, params, headers):
+            status, body = super().post(url, params, headers)
+            sent.append((url, params, status))
+            return status, body
+
+    Caller(Recording(app.test_client()), "http://localhost", TOKEN).call(["2", "1"])
+    first, *middle, last = sent
+    assert all(status == 200 for *_, status in sent)
+    common = {"AccountSid", "ApiVersion", "CallSid", "CallStatus", "Direction", "From", "To", "Caller", "Called",
+              "FromCity", "FromState", "FromZip", "FromCountry", "ToCountry", "CalledCountry", "CallerCountry"}
+    assert common <= first[1].keys() and first[1]["CallStatus"] == "ringing" and first[1]["FromCountry"] == "FR"
+    gathered = [params for url, params, _ in middle if "Digits" in params]
+    assert gathered and all(params["msg"] == "Gather End" and params["FinishedOnKey"] == "" for params in gathered)
+    assert last[0].endswith("/voice/status") and last[1]["CallStatus"] == "completed"
+    assert {"CallDuration", "Duration", "Timestamp", "CallbackSource", "SequenceNumber"} <= last[1].keys()
