@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 
 from . import identifiers
@@ -148,7 +148,9 @@ class Session:
     failures: int = 0  # silences and wrong keys at the current question
     pending: str | None = None  # number keyed in, waiting for the caller's confirmation
     answers: Mapping[str, str] = field(default_factory=dict)
-    history: tuple[Mapping, ...] = ()
+    # What happened, oldest first: a tuple, or the store's History (read back lazily); the engine
+    # only appends to it (history + (entry,)).
+    history: Sequence[Mapping] = ()
     outcome: str | None = None
     outcome_step: int | None = None
     transfer_reason: str | None = None
@@ -175,14 +177,17 @@ class Session:
         return {name: getattr(self, name) for name in _SESSION_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: Mapping, revision: int = 0) -> Session:
+    def from_dict(cls, data: Mapping, revision: int = 0, history: Sequence[Mapping] | None = None) -> Session:
         """The session `to_dict` gave, read back at every webhook: built like `evolve` builds a
-        copy, without the frozen __init__ (a setattr per field), after checking the fields."""
+        copy, without the frozen __init__ (a setattr per field), after checking the fields.
+        `history`, when given, stands for the entries `data` does not hold."""
         if data.keys() - _FIELD_NAMES or _REQUIRED_FIELDS - data.keys():
             return cls(**data)  # raises the TypeError that names what is missing or unknown
         session = object.__new__(cls)
         session.__dict__.update(_DEFAULTS, **data)
-        session.__dict__.update(answers=dict(data.get("answers") or {}), history=tuple(data.get("history") or ()), revision=revision)
+        if history is None:
+            history = tuple(data.get("history") or ())
+        session.__dict__.update(answers=dict(data.get("answers") or {}), history=history, revision=revision)
         return session
 
 
@@ -312,7 +317,7 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             failures=0,
             pending=None,
             step=step,
-            history=(*session.history, {"at": round(at, 3), "node": name, "step": step, "event": "enter"}),
+            history=session.history + ({"at": round(at, 3), "node": name, "step": step, "event": "enter"},),
         )
         if node.type == "say":
             says.append(Say(node.prompt))
@@ -467,4 +472,4 @@ def _transfer(session: Session, reason: str, at: float, says: tuple[Say, ...] | 
 def _log(session: Session, at: float, event: str, **details) -> Session:
     entry = {"at": round(at, 3), "node": session.node, "step": session.step, "event": event}
     entry.update({k: v for k, v in details.items() if v is not None})
-    return session.evolve(history=(*session.history, entry))
+    return session.evolve(history=session.history + (entry,))

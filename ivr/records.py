@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import orjson
-
 from .db import Database
 from .engine import Session
+from .store import history_json
 
 # Twilio's final call statuses; only these close a record.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -67,7 +66,7 @@ class CallRecords:
             json.dumps(context, ensure_ascii=False) if context is not None else None,
             int(session.call_sid.startswith(SIMULATED_PREFIX)),
         )
-        events = orjson.dumps(session.history[events_from:]).decode()
+        events = history_json(session.history, events_from)
         insert_events = _INSERT_EVENTS[self.db.dialect]
         if self.db.dialect == "postgres":
             self.db.execute(f"WITH call AS ({_UPSERT_CALL}) {insert_events}", (*record, session.call_sid, events))

@@ -11,6 +11,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 import orjson
@@ -35,14 +36,86 @@ class SessionStore(Protocol):
     def take(self, call_sid: str) -> Session | None: ...
 
 
+class History(Sequence):
+    """A call's history as read back from the store: the stored entries stay one JSON text until
+    something reads them (a transfer's context, the records at the call's end). Most webhooks only
+    count them and append one or two (`history + (entry,)`), and parsing them back at every
+    webhook, then writing them out again, was about a tenth of a webhook's instructions."""
+
+    __slots__ = ("_raw", "_count", "_added", "_stored")
+
+    def __init__(self, raw: str | bytes, count: int, added: tuple[Mapping, ...] = (), stored: tuple | None = None):
+        self._raw = raw  # the stored entries: a JSON array
+        self._count = count  # how many it holds
+        self._added = added  # entries appended since
+        self._stored = stored  # the stored entries, once parsed
+
+    def entries(self) -> tuple[Mapping, ...]:
+        if self._stored is None:
+            self._stored = tuple(orjson.loads(self._raw))
+        return self._stored + self._added
+
+    def __len__(self) -> int:
+        return self._count + len(self._added)
+
+    def __getitem__(self, index):
+        return self.entries()[index]
+
+    def __iter__(self) -> Iterator[Mapping]:
+        return iter(self.entries())
+
+    def __add__(self, other: tuple) -> History:
+        return History(self._raw, self._count, self._added + tuple(other), self._stored)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (tuple, History)):
+            return self.entries() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a tuple of dicts
+
+    def __repr__(self) -> str:
+        return f"History({self.entries()!r})"
+
+    def json(self, start: int = 0) -> str:
+        """The entries from `start` on as a JSON array, the stored ones copied as they were read."""
+        raw = self._raw if isinstance(self._raw, str) else self._raw.decode()
+        if start >= self._count:
+            return orjson.dumps(self._added[start - self._count:]).decode()
+        if start or self._count == 0:
+            return orjson.dumps(self.entries()[start:]).decode()
+        if not self._added:
+            return raw
+        return raw[:-1] + "," + orjson.dumps(self._added).decode()[1:]  # [stored…] + [added…]
+
+
+def history_json(history: Sequence[Mapping], start: int = 0) -> str:
+    """The entries of a session's history from `start` on, as a JSON array."""
+    if isinstance(history, History):
+        return history.json(start)
+    return orjson.dumps(tuple(history[start:])).decode()
+
+
 def _encode(session: Session) -> str:
-    # Compact JSON through orjson: the session is read and rewritten at every webhook, and the
-    # standard json module was a fifth of a webhook's CPU time (bench/wsgi_cost.py --profile).
-    return orjson.dumps(session.to_dict()).decode()
+    """The session's fields as one line of JSON, its history's count in place of the entries, then
+    the entries (a JSON array) on a second line, read back only when needed (`History`).
+
+    Compact JSON through orjson: the session is read and rewritten at every webhook, and the
+    standard json module was a fifth of a webhook's CPU time (bench/wsgi_cost.py --profile)."""
+    fields = session.to_dict()
+    history = fields["history"]
+    fields["history"] = len(history)
+    return orjson.dumps(fields).decode() + "\n" + history_json(history)
 
 
 def _decode(data: str | bytes, revision: int) -> Session:
-    return Session.from_dict(orjson.loads(data), revision=revision)
+    newline = "\n" if isinstance(data, str) else b"\n"
+    head, separated, entries = data.partition(newline)  # compact JSON holds no raw newline
+    fields = orjson.loads(head)
+    if not separated:  # saved before the history had a line of its own: one JSON object
+        return Session.from_dict(fields, revision=revision)
+    count = fields.pop("history")
+    return Session.from_dict(fields, revision=revision, history=History(entries, count))
 
 
 class SqlSessionStore:

@@ -269,3 +269,55 @@ def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
     assert (record["outcome"], record["last_node"], record["duration_s"]) == ("hung_up", "etape1_android", 42)
     assert [e["event"] for e in records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]
     assert app.extensions["ivr"].store.load(call.call_sid) is None
+
+
+def test_a_session_read_back_keeps_its_history_unread_until_asked(app, caller):
+    """The history is written on a line of its own and read back lazily: counting it, appending to
+    it and saving it again leave the stored entries as they were; reading them gives them all."""
+    from ivr.store import History, _decode, _encode
+
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    session = store.load(call.call_sid)
+    history = session.history
+    assert isinstance(history, History) and history._stored is None
+    stored = len(history)
+    assert stored >= 2
+    appended = session.evolve(history=history + ({"at": 1.0, "node": "x", "step": None, "event": "wait"},))
+    saved = store.save(appended)
+    assert history._stored is None and appended.history._stored is None  # counted, appended to, saved: never parsed
+    again = store.load(call.call_sid)
+    assert len(again.history) == stored + 1 and again.history[-1]["event"] == "wait"
+    assert [entry["event"] for entry in again.history][:2] == ["enter", "enter"]
+    assert again == saved  # every field, the history entry by entry
+    plain = replace(again, history=tuple(again.history))
+    assert _decode(_encode(plain), plain.revision) == plain == again
+
+
+@pytest.mark.parametrize("stored, added, start", [(0, 0, 0), (0, 2, 0), (3, 0, 0), (3, 2, 0), (3, 2, 1), (3, 2, 3), (3, 2, 4), (3, 2, 5)])
+def test_history_json_is_the_entries_from_start(stored, added, start):
+    import orjson
+
+    from ivr.store import History, history_json
+
+    entries = tuple({"at": float(n), "node": f"n{n}", "event": "enter", "detail": "é\n\"x\""} for n in range(stored + added))
+    history = History(orjson.dumps(entries[:stored]), stored) + entries[stored:]
+    assert orjson.loads(history_json(history, start)) == list(entries[start:])
+    assert orjson.loads(history_json(entries, start)) == list(entries[start:])
+    assert history == entries and len(history) == len(entries) and list(history) == list(entries)
+
+
+def test_a_session_saved_in_the_former_layout_still_loads(app, caller):
+    """Sessions of calls in progress during an upgrade were saved as one JSON object."""
+    import orjson
+
+    from ivr.store import _decode
+
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    session = store.load(call.call_sid)
+    former = orjson.dumps({**session.to_dict(), "history": list(session.history)})
+    assert _decode(former, session.revision) == session
+    assert _decode(former.decode(), session.revision) == session
