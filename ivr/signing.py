@@ -14,8 +14,6 @@ import base64
 import hashlib
 import hmac
 
-from werkzeug.datastructures import MultiDict
-
 
 class Signer:
     """Signatures of requests by the Twilio account whose auth token is `token`."""
@@ -23,9 +21,10 @@ class Signer:
     def __init__(self, token: str):
         self._keyed = hmac.new(token.encode("utf-8"), digestmod=hashlib.sha1)
 
-    def signature(self, url: str, form: MultiDict) -> str:
-        """What Twilio puts in X-Twilio-Signature for a POST of `form` to `url`."""
-        fields = sorted(dict.items(form))  # a MultiDict is a dict of each name's list of values
+    def signature(self, url: str, form: dict[str, list[str]]) -> str:
+        """What Twilio puts in X-Twilio-Signature for a POST of `form` (each name's list of values:
+        a werkzeug MultiDict is such a dict) to `url`."""
+        fields = sorted(dict.items(form))
         try:
             data = url + "".join([name + value for name, (value,) in fields])
         except ValueError:  # a name with several values: each distinct one, in order
