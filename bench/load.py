@@ -128,12 +128,8 @@ class LoadCaller(Caller):
     """A simulated caller that signs with our Signer (equal to twilio's validator: tests/
     test_signature.py) at half its cost. The tests' callers sign with twilio's own."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.signer = SIGNER
-
     def headers(self, url: str, params: dict) -> dict:
-        return {"X-Twilio-Signature": self.signer.signature(url, {name: [value] for name, value in params.items()})}
+        return {"X-Twilio-Signature": SIGNER.signature(url, {name: [value] for name, value in params.items()})}
 
 
 # ---- a tiny async HTTP/1.1 client with a connection pool ---------------------------------------

@@ -222,7 +222,7 @@ class Caller:
                     words, _, confidence = key[len(SPEECH):].partition(":")
                     return question.action, self.params(SpeechResult=words, Confidence=confidence or "0.9", msg="Gather End")
                 if key != SILENCE:
-                    finished = key[-1] if question.finish_on_key and key.endswith(question.finish_on_key) else ""
+                    finished = question.finish_on_key if question.finish_on_key and key.endswith(question.finish_on_key) else ""
                     return question.action, self.params(Digits=key, FinishedOnKey=finished, msg="Gather End")
             elif verb.tag == "Record":
                 question = Question(urljoin(url, verb.get("action") or url), [], None, verb.get("finishOnKey", "#"), record=True)
