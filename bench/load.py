@@ -10,6 +10,13 @@ Reports, for each backend (SQLite; Redis + PostgreSQL when they run on 127.0.0.1
 
     python bench/load.py                        # defaults: 3,000 paced calls for 60 s
     python bench/load.py --paced-calls 500 --paced-seconds 30 --backends sqlite
+    python bench/load.py --pin                  # the load generator on a core of its own
+
+By default the load generator shares every core with the servers, as the issue's targets assume.
+Between two requests it then runs on the core a worker uses, and evicts that worker's code and data
+from the CPU's caches; with --pin (two cores or more) it keeps to the first core and the servers to
+the others, closer to production where no load generator shares a server's cores (Redis and
+PostgreSQL run where the system puts them; their CPU is not counted in either case).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ CLOCK = os.sysconf("SC_CLK_TCK")
 class Server:
     """gunicorn with the Procfile's settings (2 workers × 4 threads), on a free local port."""
 
-    def __init__(self, target: str, env: dict, workers: int, threads: int):
+    def __init__(self, target: str, env: dict, workers: int, threads: int, cpus: set[int] | None = None):
         self.port = _free_port()
         # The access log as in production, plus each request's time in µs (%(D)s) for the
         # server-side latency; it goes to a file like the server's log: a pipe nobody reads would
@@ -56,7 +63,8 @@ class Server:
                    "--threads", str(threads), "--access-logfile", self.access.name,
                    "--access-logformat", ACCESS_FORMAT, "--log-level", "warning"]
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -276,16 +284,29 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=60, help="paced: how long new calls keep arriving")
     parser.add_argument("--interval", type=float, default=10, help="paced: seconds between two webhooks of a call")
     parser.add_argument("--connections", type=int, default=64, help="paced: HTTP connections shared by the calls")
+    parser.add_argument("--pin", action="store_true",
+                        help="the load generator on the first core, the servers on the others (by default all share every core)")
     args = parser.parse_args()
 
-    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; "
-          "the load generator runs on the same cores")
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpus = None
+    if args.pin:
+        if len(cores) < 2:
+            parser.error("--pin needs at least two cores")
+        server_cpus = set(cores[1:])
+        where = f"the load generator on core {cores[0]}, the servers on core(s) {', '.join(map(str, cores[1:]))}"
+    else:
+        where = "the load generator runs on the same cores"
+    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; {where}")
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     with tempfile.TemporaryDirectory() as data_dir:
-        servers = {"ceiling": Server("bench.ceiling:create_app()", {}, args.workers, args.threads)}
+        servers = {"ceiling": Server("bench.ceiling:create_app()", {}, args.workers, args.threads, server_cpus)}
         try:
             for name in names:
-                servers[name] = Server("ivr:create_app()", backend_env(name, tempfile.mkdtemp(dir=data_dir)), args.workers, args.threads)
+                servers[name] = Server("ivr:create_app()", backend_env(name, tempfile.mkdtemp(dir=data_dir)), args.workers,
+                                       args.threads, server_cpus)
+            if args.pin:
+                os.sched_setaffinity(0, {cores[0]})
             runs: dict[str, list] = {name: [] for name in servers}
             # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.
             for _ in range(args.repeat):

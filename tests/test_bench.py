@@ -52,3 +52,35 @@ def test_the_load_generators_body_and_signature_are_urlencodes_and_twilios():
                    {"é=&+": " \n%", "": ""}):
         assert form_body(params) == urlencode(params).encode()
         assert caller.headers(url, params)["X-Twilio-Signature"] == RequestValidator(TOKEN).compute_signature(url, params)
+
+
+def test_the_cold_mode_writes_every_cache_line_before_each_webhook_outside_the_time_counted():
+    from bench.ceiling import create_app as ceiling_app
+    from bench.wsgi_cost import CacheEvictor, WsgiTransport, largest_cache
+
+    evict = CacheEvictor(64 * 1024)
+    evict()
+    assert set(evict.buffer[::CacheEvictor.LINE]) == {2}
+    evict()
+    assert set(evict.buffer[::CacheEvictor.LINE]) == {1}  # each time a new value: every line written again
+    assert largest_cache() >= 0 and len(CacheEvictor().buffer) >= max(64 << 20, 3 * largest_cache())
+
+    calls = []
+    transport = WsgiTransport(ceiling_app(), before=lambda: calls.append(len(transport.cpu)))
+    for _ in range(3):
+        assert transport.post("http://localhost/voice", {"CallSid": "CA1"}, {})[0] == 200
+    assert calls == [0, 1, 2]  # before each webhook, and before its time is counted
+
+
+def test_a_pinned_server_and_its_workers_keep_to_their_cores():
+    import os
+
+    from bench.load import Server
+
+    core = max(os.sched_getaffinity(0))
+    server = Server("bench.ceiling:create_app()", {}, workers=1, threads=1, cpus={core})
+    try:
+        for pid in [server.process.pid, *server.workers()]:
+            assert os.sched_getaffinity(pid) == {core}
+    finally:
+        server.stop()
