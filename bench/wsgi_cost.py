@@ -18,8 +18,9 @@ the kernel ran in between. Warm, our app costs about 0.3 ms above the ceiling; u
 before each webhook (outside the time counted), the in-process gap is that of gunicorn too (about
 0.55 ms on this machine, whose 32 MiB L3 cache other tenants share): the code and data a webhook
 runs through come from memory, and what is cheap when warm (a large C library such as SQLite, many
-small Python functions, each with its own code object) costs its cache misses there. Evicting only
-the 1 MiB L2 cache gave a gap of 0.35 ms.
+small Python functions, each with its own code object) costs its cache misses there. Writing over
+16 MiB only (the 1 MiB L2 and half the L3) gave a gap of 0.35 ms. The eviction takes about 2 ms a
+webhook: a --cold run lasts a few times longer.
 """
 
 from __future__ import annotations
