@@ -53,7 +53,9 @@ class Fields(ImmutableMultiDict):
     RecordingUrl…), through three layers of calls for those it did."""
 
     def __init__(self, pairs: list[tuple[str, str]] | None = None):
-        pairs = pairs or []
+        if not isinstance(pairs, list):  # a mapping (werkzeug's own copies pass one) or nothing: as MultiDict
+            super().__init__(pairs)
+            return
         lists = {key: [value] for key, value in pairs}
         if len(lists) < len(pairs):  # a repeated name: each of its values, in order
             lists = {}

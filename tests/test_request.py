@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -84,6 +86,8 @@ def test_fields_get_answers_like_werkzeug_without_raising_for_absent_ones(app):
     assert fields.getlist("Digits") == ["12", "3"]
     assert list(fields.items(multi=True)) == list(reference.items(multi=True))  # every value, in order
     assert fields.to_dict() == reference.to_dict() and list(Fields()) == []
+    for copied in (copy.deepcopy(fields), Fields(reference.to_dict(flat=False)), pickle.loads(pickle.dumps(fields))):
+        assert type(copied) is Fields and list(copied.items(multi=True)) == list(reference.items(multi=True))
     with pytest.raises(BadRequestKeyError):  # indexing an absent field is still a 400
         fields["SpeechResult"]
     with app.test_request_context("/voice?node=a", method="POST", data="CallSid=CA1", content_type="application/x-www-form-urlencoded"):
