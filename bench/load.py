@@ -293,7 +293,8 @@ def main() -> None:
     if args.pin:
         if len(cores) < 2:
             parser.error("--pin needs at least two cores")
-        server_cpus = set(cores[1:])
+        server_cpus = set(cores[1:])  # each server's process sets them before it starts
+        os.sched_setaffinity(0, {cores[0]})
         where = f"the load generator on core {cores[0]}, the servers on core(s) {', '.join(map(str, cores[1:]))}"
     else:
         where = "the load generator runs on the same cores"
@@ -305,8 +306,6 @@ def main() -> None:
             for name in names:
                 servers[name] = Server("ivr:create_app()", backend_env(name, tempfile.mkdtemp(dir=data_dir)), args.workers,
                                        args.threads, server_cpus)
-            if args.pin:
-                os.sched_setaffinity(0, {cores[0]})
             runs: dict[str, list] = {name: [] for name in servers}
             # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.
             for _ in range(args.repeat):

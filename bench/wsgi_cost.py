@@ -70,7 +70,7 @@ class CacheEvictor:
     LINE = 64  # bytes in a cache line
 
     def __init__(self, size: int = 0):
-        size = size or max(64 << 20, 3 * largest_cache())
+        size = size or eviction_size()
         self.buffer = bytearray(size)
         self.fills = [bytes([value]) * (size // self.LINE) for value in (1, 2)]
         self.count = 0
@@ -78,6 +78,11 @@ class CacheEvictor:
     def __call__(self) -> None:
         self.count += 1
         self.buffer[::self.LINE] = self.fills[self.count & 1]  # a new value: every line is written
+
+
+def eviction_size() -> int:
+    """Bytes to write over so that nothing of a webhook stays cached: three times the largest cache."""
+    return max(64 << 20, 3 * largest_cache())
 
 
 def largest_cache() -> int:
