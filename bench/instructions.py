@@ -9,6 +9,18 @@ a server does.
 
     python bench/instructions.py                           # SQLite
     python bench/instructions.py --backend redis+postgres
+    python bench/instructions.py --cold                    # also the cache lines each webhook fetches from memory
+
+With --cold, valgrind also simulates the CPU's caches (32 KiB L1 for code and for data, a 4 MiB
+last-level cache) and the replay reads through three times that cache before each webhook, the
+reading not counted (valgrind's --toggle-collect on zlib.crc32, which our webhooks never call): each
+webhook starts with cold caches, as under gunicorn where the other processes run in between
+(bench/wsgi_cost.py --cold measures the same thing in seconds). It then prints, for each app, the
+lines of 64 bytes that each webhook misses in the last-level cache, that is fetches from memory:
+code, data read, data written; and for ours above the ceiling, the libraries they are missed in.
+On this machine a webhook's cold time is about a third of a nanosecond an instruction plus 40 to
+80 ns a line (how busy the machine's memory is sets the latter): the lines decide the ratio.
+The same count on every run, to a few lines, whatever else the machine is doing.
 
 Each count is the difference between two runs of one process under callgrind (--calls and twice as
 many), so start-up, imports and the first connections cancel out. The webhooks are recorded once
@@ -21,11 +33,15 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -59,18 +75,22 @@ def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
     return recorder.requests
 
 
-def replay(app, requests: list[tuple[str, bytes, dict]]) -> None:
+def replay(app, requests: list[tuple[str, bytes, dict]], evict: int = 0) -> None:
     """Each request to `app`, as gunicorn would pass it; any answer but 200 stops the count (it
-    would be counting an error path)."""
+    would be counting an error path). With `evict`, a buffer of that many bytes is read through
+    before each request (zlib.crc32: not counted under --cold) to push the webhook before out of the caches."""
+    buffer = bytes(evict)
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
+        if evict:
+            zlib.crc32(buffer)
         status, _ = call_wsgi(app, environ)
         if status != 200:
             raise RuntimeError(f"{url} answered {status} on replay")
 
 
-def child(target: str, backend: str, calls: int, most: int) -> None:
+def child(target: str, backend: str, calls: int, most: int, evict: int) -> None:
     """One process under valgrind: record `most` calls, warm the app up, replay `calls` of them."""
     import logging
 
@@ -86,7 +106,7 @@ def child(target: str, backend: str, calls: int, most: int) -> None:
 
         app = create_app(app_config(backend))
     replay(app, warm_up)
-    replay(app, requests[:wanted])
+    replay(app, requests[:wanted], evict)
     print(wanted)
 
 
@@ -96,44 +116,119 @@ def _calls_prefix(requests: list, calls: int) -> int:
     return starts[calls] if calls < len(starts) else len(requests)
 
 
-def count(target: str, backend: str, calls: int, most: int, work: Path) -> tuple[int, int]:
-    """Instructions of the whole process and the webhooks it replayed."""
+# Simulated caches for --cold: L1 for code and for data, and a last-level cache small enough that
+# reading three times through it before each webhook stays quick under valgrind.
+CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=4194304,16,64")
+EVICT = 3 * 4194304
+# Events that are cache lines missed in the last-level cache, that is fetched from memory.
+MISSED = {"ILmr": "code", "DLmr": "data read", "DLmw": "data written"}
+
+
+@dataclass
+class Count:
+    """What callgrind counted for one process: totals by event, and under --cold each library's own."""
+
+    webhooks: int
+    totals: dict[str, int]
+    libraries: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def per_webhook(self, shorter: Count) -> Count:
+        """This longer run's counts less `shorter`'s, per webhook added."""
+        webhooks = self.webhooks - shorter.webhooks
+
+        def less(ours: dict, theirs: dict) -> dict:
+            return {event: (value - theirs.get(event, 0)) / webhooks for event, value in ours.items()}
+
+        return Count(webhooks, less(self.totals, shorter.totals),
+                     {name: less(events, shorter.libraries.get(name, {})) for name, events in self.libraries.items()})
+
+    def lines(self, events: dict | None = None) -> float:
+        return sum((events if events is not None else self.totals).get(event, 0) for event in MISSED)
+
+
+def count(target: str, backend: str, calls: int, most: int, work: Path, cold: bool) -> Count:
+    """What callgrind counts in one process that replays `calls` calls."""
     out = work / f"{target}-{calls}.out"
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-               "--child", target, "--backend", backend, "--calls", str(calls), "--most", str(most)]
+    caches = [*CACHES, "--toggle-collect=zlib_crc32", "--collect-atstart=yes"] if cold else []
+    command = ["valgrind", "--tool=callgrind", *caches, f"--callgrind-out-file={out}", sys.executable, __file__,
+               "--child", target, "--backend", backend, "--calls", str(calls), "--most", str(most),
+               "--evict", str(EVICT if cold else 0)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
-    totals = next(line for line in out.read_text().splitlines() if line.startswith(("summary:", "totals:")))
-    return int(totals.split()[1]), int(done.stdout.split()[-1])
+    text = out.read_text()
+    names = re.search(r"^events: (.*)$", text, re.MULTILINE).group(1).split()
+    totals = re.search(r"^(?:summary|totals): (.*)$", text, re.MULTILINE).group(1).split()
+    return Count(int(done.stdout.split()[-1]), dict(zip(names, map(int, totals), strict=True)),
+                 by_library(text, names) if cold else {})
+
+
+def by_library(text: str, names: list[str]) -> dict[str, dict[str, int]]:
+    """Each library's own counts (its functions' self cost) from a callgrind output file: cost
+    lines add to the library of the current `ob=`; the line after `calls=` is a call's inclusive
+    cost, counted in the callee's own lines already."""
+    libraries: dict[str, list[int]] = defaultdict(lambda: [0] * len(names))
+    objects: dict[str, str] = {}
+    library, inclusive = "?", False
+    for line in text.splitlines():
+        if line[:1].isdigit() or line[:1] in ("+", "-", "*"):
+            if inclusive:
+                inclusive = False
+                continue
+            own = libraries[library]
+            for index, value in enumerate(line.split()[1:]):
+                own[index] += int(value)
+        elif line.startswith(("ob=", "cob=")):
+            number, _, path = line.split("=", 1)[1].partition(" ")
+            if path:
+                objects[number] = Path(path).name
+            if line.startswith("ob="):
+                library = objects.get(number, number)
+        elif line.startswith("calls="):
+            inclusive = True
+    return {name: dict(zip(names, events, strict=True)) for name, events in libraries.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "redis+postgres"])
     parser.add_argument("--calls", type=int, default=24, help="calls in the shorter run; the longer one plays twice as many")
+    parser.add_argument("--cold", action="store_true",
+                        help="simulate the caches, cold before each webhook, and count the lines fetched from memory")
     parser.add_argument("--child", choices=["ours", "ceiling"], help=argparse.SUPPRESS)
     parser.add_argument("--most", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--evict", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.backend, args.calls, args.most)
+        child(args.child, args.backend, args.calls, args.most, args.evict)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install -y valgrind): it counts the instructions")
 
     most = 2 * args.calls
     with tempfile.TemporaryDirectory() as work, ThreadPoolExecutor(2) as pool:
-        jobs = {(target, calls): pool.submit(count, target, args.backend, calls, most, Path(work))
+        jobs = {(target, calls): pool.submit(count, target, args.backend, calls, most, Path(work), args.cold)
                 for target in ("ours", "ceiling") for calls in (args.calls, most)}
-        per_webhook = {}
-        for target in ("ours", "ceiling"):
-            (short, short_hooks), (long, long_hooks) = jobs[target, args.calls].result(), jobs[target, most].result()
-            per_webhook[target] = (long - short) / (long_hooks - short_hooks)
-    ours, ceiling = per_webhook["ours"], per_webhook["ceiling"]
-    print(f"instructions per webhook, in-process, {args.backend} ({most - args.calls} calls, {long_hooks - short_hooks} webhooks counted):")
-    print(f"  ours     {ours:10,.0f}")
-    print(f"  ceiling  {ceiling:10,.0f}  (the same requests to a fixed TwiML document)")
-    print(f"  ratio ceiling/ours {ceiling / ours:.2f} (user-space only: no kernel, no waits, no cache misses)")
+        ours, ceiling = (jobs[target, most].result().per_webhook(jobs[target, args.calls].result()) for target in ("ours", "ceiling"))
+    print(f"instructions per webhook, in-process, {args.backend} ({most - args.calls} calls, {ours.webhooks} webhooks counted"
+          + (", caches cold before each webhook):" if args.cold else "):"))
+    if not args.cold:
+        print(f"  ours     {ours.totals['Ir']:10,.0f}")
+        print(f"  ceiling  {ceiling.totals['Ir']:10,.0f}  (the same requests to a fixed TwiML document)")
+        print(f"  ratio ceiling/ours {ceiling.totals['Ir'] / ours.totals['Ir']:.2f} (user-space only: no kernel, no waits, no cache misses)")
+        return
+    print(f"  {'':9} {'instructions':>12}   lines fetched from memory: "
+          + "".join(f"{kind:>14}" for kind in MISSED.values()) + f"{'all':>9}")
+    for name, counted in (("ours", ours), ("ceiling", ceiling)):
+        print(f"  {name:9} {counted.totals['Ir']:12,.0f}   {'':26}"
+              + "".join(f"{counted.totals[event]:14,.0f}" for event in MISSED) + f"{counted.lines():9,.0f}")
+    print(f"  ratio ceiling/ours: {ceiling.totals['Ir'] / ours.totals['Ir']:.2f} of the instructions, "
+          f"{ceiling.lines() / ours.lines():.2f} of the lines (user space only: the kernel's part is not simulated)")
+    above = {name: ours.lines(events) - ceiling.lines(ceiling.libraries.get(name, {})) for name, events in ours.libraries.items()}
+    print(f"  ours above the ceiling, {ours.lines() - ceiling.lines():,.0f} lines, by library (its own code and what it reads and writes):")
+    for name, lines in sorted(above.items(), key=lambda item: -item[1]):
+        if abs(lines) >= 10:
+            print(f"    {lines:7,.0f}  {name}")
 
 
 if __name__ == "__main__":

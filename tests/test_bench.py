@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.instructions import _calls_prefix, record, replay
+from bench.instructions import Count, _calls_prefix, by_library, record, replay
 from bench.wsgi_cost import app_config
 
 
@@ -25,7 +25,7 @@ def test_recorded_webhooks_replay_to_a_fresh_app_and_to_the_ceiling():
     first_two = _calls_prefix(requests, 2)
     assert 0 < first_two < len(requests) and requests[first_two][0] == "http://localhost/voice"
     replay(create_app(app_config("sqlite")), requests)  # every webhook answered 200 by a fresh app
-    replay(ceiling_app(), requests)
+    replay(ceiling_app(), requests, evict=1 << 20)  # --cold reads through a buffer before each one
 
 
 def test_a_replay_that_is_refused_stops_the_count():
@@ -34,6 +34,52 @@ def test_a_replay_that_is_refused_stops_the_count():
     url, body, headers = record(1, "00")[0]
     with pytest.raises(RuntimeError, match="403"):
         replay(create_app(app_config("sqlite")), [(url, body, {"X-Twilio-Signature": "forged"})])
+
+
+# A callgrind output file as valgrind 3.19 writes it: names compressed to "(n)" after their first
+# use, positions relative ("+1"), trailing zero events left out, and after each "calls=" line the
+# call's inclusive cost (already in the callee's own lines).
+CALLGRIND = """\
+version: 1
+creator: callgrind-3.19.0
+events: Ir ILmr DLmr DLmw
+
+ob=(1) /usr/lib/libpython3.11.so.1.0
+fl=(1) ceval.c
+fn=(1) _PyEval_EvalFrameDefault
+3 100 4 5 1
+cob=(2) /usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6
+cfi=(2) sqlite3.c
+cfn=(2) sqlite3_step
+calls=2 10
++2 50 3 7 2
++1 2
+
+ob=(2)
+fl=(2)
+fn=(2)
+10 50 3 7 2
+summary: 152 7 12 3
+totals: 152 7 12 3
+"""
+
+
+def test_the_cold_count_gives_each_library_its_own_cost_not_what_it_calls():
+    libraries = by_library(CALLGRIND, ["Ir", "ILmr", "DLmr", "DLmw"])
+    assert libraries == {
+        "libpython3.11.so.1.0": {"Ir": 102, "ILmr": 4, "DLmr": 5, "DLmw": 1},
+        "libsqlite3.so.0.8.6": {"Ir": 50, "ILmr": 3, "DLmr": 7, "DLmw": 2},
+    }
+    totals = {"Ir": 152, "ILmr": 7, "DLmr": 12, "DLmw": 3}
+    assert {event: sum(own[event] for own in libraries.values()) for event in totals} == totals
+
+
+def test_counts_per_webhook_are_the_longer_runs_less_the_shorters():
+    shorter = Count(10, {"Ir": 1000, "ILmr": 10, "DLmr": 20, "DLmw": 0}, {"libc.so.6": {"Ir": 100, "DLmr": 20}})
+    longer = Count(30, {"Ir": 5000, "ILmr": 50, "DLmr": 60, "DLmw": 20}, {"libc.so.6": {"Ir": 300, "DLmr": 40}})
+    each = longer.per_webhook(shorter)
+    assert each.webhooks == 20 and each.totals == {"Ir": 200, "ILmr": 2, "DLmr": 2, "DLmw": 1}
+    assert each.lines() == 5 and each.lines(each.libraries["libc.so.6"]) == 1
 
 
 def test_the_load_generators_body_and_signature_are_urlencodes_and_twilios():
