@@ -12,15 +12,18 @@ a server does.
     python bench/instructions.py --cold                    # also the cache lines each webhook fetches from memory
 
 With --cold, valgrind also simulates the CPU's caches (32 KiB L1 for code and for data, a 4 MiB
-last-level cache) and the replay reads through three times that cache before each webhook, the
-reading not counted (valgrind's --toggle-collect on zlib.crc32, which our webhooks never call): each
-webhook starts with cold caches, as under gunicorn where the other processes run in between
-(bench/wsgi_cost.py --cold measures the same thing in seconds). It then prints, for each app, the
-lines of 64 bytes that each webhook misses in the last-level cache, that is fetches from memory:
-code, data read, data written; and for ours above the ceiling, the libraries they are missed in.
-On this machine a webhook's cold time is about a third of a nanosecond an instruction plus 40 to
-80 ns a line (how busy the machine's memory is sets the latter): the lines decide the ratio.
-The same count on every run, to a few lines, whatever else the machine is doing.
+last-level cache) and the replay reads a byte of each line of three times that cache before each
+webhook, the reading not counted (valgrind's --toggle-collect on memoryview.tobytes, which our
+webhooks never call; reading with zlib.crc32, which lets go of the GIL, moved the counts by 5 %
+from run to run): each webhook starts with cold caches, as under gunicorn where the other
+processes run in between (bench/wsgi_cost.py --cold measures the same thing in seconds). It then
+prints, for each app, the lines of 64 bytes that each webhook misses in the last-level cache, that
+is fetches from memory: code, data read, data written; and for ours above the ceiling, the
+libraries they are missed in. On this machine a webhook's cold time is about 0.4 ns an
+instruction plus 40 to 80 ns a line, the latter as busy as the machine's memory is that day
+(docs/capacite.md): the lines decide the ratio. Two runs of the same code agree to 0.5 %; a change
+to the code also moves where the garbage collector runs, so differences under 1 to 2 % between
+two versions are noise.
 
 Each count is the difference between two runs of one process under callgrind (--calls and twice as
 many), so start-up, imports and the first connections cancel out. The webhooks are recorded once
@@ -31,6 +34,7 @@ ceiling gets the same requests. About a minute (four processes under valgrind, t
 from __future__ import annotations
 
 import argparse
+import compileall
 import io
 import os
 import re
@@ -38,7 +42,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,12 +67,19 @@ class Recorder(WsgiTransport):
         return super().post(url, params, headers)
 
 
+def counted_config(backend: str) -> dict:
+    """The benchmark's settings, with no look for edited flows or prompts while counting: it runs
+    every 2 s, that is once in a thousand webhooks under load but every few webhooks under
+    valgrind, and as often as the machine is slow (the counts moved by 10 % from run to run)."""
+    return {**app_config(backend), "IVR_RELOAD_INTERVAL": "3600"}
+
+
 def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
     """The webhooks of `calls` whole calls, played against a throwaway app (embedded SQLite)."""
     from ivr import create_app
     from ivr.simulator import Caller
 
-    recorder = Recorder(create_app(app_config("sqlite")))
+    recorder = Recorder(create_app(counted_config("sqlite")))
     for number in range(calls):
         Caller(recorder, "http://localhost", TOKEN, call_sid=f"CA{prefix}{number:030x}").call(list(SCRIPTS[number % len(SCRIPTS)]))
     return recorder.requests
@@ -77,14 +87,15 @@ def record(calls: int, prefix: str) -> list[tuple[str, bytes, dict]]:
 
 def replay(app, requests: list[tuple[str, bytes, dict]], evict: int = 0) -> None:
     """Each request to `app`, as gunicorn would pass it; any answer but 200 stops the count (it
-    would be counting an error path). With `evict`, a buffer of that many bytes is read through
-    before each request (zlib.crc32: not counted under --cold) to push the webhook before out of the caches."""
-    buffer = bytes(evict)
+    would be counting an error path). With `evict`, a byte of each cache line of a buffer that
+    many bytes long is read before each request (memoryview.tobytes: not counted under --cold), to
+    push the webhook before out of the caches."""
+    lines = memoryview(bytes(evict))[::LINE]
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
         if evict:
-            zlib.crc32(buffer)
+            lines.tobytes()
         status, _ = call_wsgi(app, environ)
         if status != 200:
             raise RuntimeError(f"{url} answered {status} on replay")
@@ -104,7 +115,7 @@ def child(target: str, backend: str, calls: int, most: int, evict: int) -> None:
     else:
         from ivr import create_app
 
-        app = create_app(app_config(backend))
+        app = create_app(counted_config(backend))
     replay(app, warm_up)
     replay(app, requests[:wanted], evict)
     print(wanted)
@@ -120,6 +131,7 @@ def _calls_prefix(requests: list, calls: int) -> int:
 # reading three times through it before each webhook stays quick under valgrind.
 CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=4194304,16,64")
 EVICT = 3 * 4194304
+LINE = 64  # bytes in a cache line
 # Events that are cache lines missed in the last-level cache, that is fetched from memory.
 MISSED = {"ILmr": "code", "DLmr": "data read", "DLmw": "data written"}
 
@@ -149,7 +161,7 @@ class Count:
 def count(target: str, backend: str, calls: int, most: int, work: Path, cold: bool) -> Count:
     """What callgrind counts in one process that replays `calls` calls."""
     out = work / f"{target}-{calls}.out"
-    caches = [*CACHES, "--toggle-collect=zlib_crc32", "--collect-atstart=yes"] if cold else []
+    caches = [*CACHES, "--toggle-collect=memoryview_tobytes", "--collect-atstart=yes"] if cold else []
     command = ["valgrind", "--tool=callgrind", *caches, f"--callgrind-out-file={out}", sys.executable, __file__,
                "--child", target, "--backend", backend, "--calls", str(calls), "--most", str(most),
                "--evict", str(EVICT if cold else 0)]
@@ -205,6 +217,10 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install -y valgrind): it counts the instructions")
 
+    # Byte-compiled before the count: a module compiled by one run and not by the other (edited
+    # since) would count millions of instructions in one of them.
+    for package in ("ivr", "bench"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     most = 2 * args.calls
     with tempfile.TemporaryDirectory() as work, ThreadPoolExecutor(2) as pool:
         jobs = {(target, calls): pool.submit(count, target, args.backend, calls, most, Path(work), args.cold)
