@@ -179,12 +179,12 @@ class Database:
         if rows:
             self._many(sql, rows)
 
+    # Both engines' connections make each row a new dict (their row factories): returned as they come.
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
-        return [dict(row) for row in self._cursor(sql, params).fetchall()]
+        return self._cursor(sql, params).fetchall()
 
     def one(self, sql: str, params: Iterable = ()) -> dict | None:
-        row = self._cursor(sql, params).fetchone()
-        return dict(row) if row is not None else None
+        return self._cursor(sql, params).fetchone()
 
     def migrate(self) -> int:
         """Bring the schema up to date (safe when several processes start together)."""
@@ -219,6 +219,7 @@ class SQLite(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._kept: sqlite3.Cursor | None = None  # the connection's cursor for every statement
         _SQLITE_DATABASES.add(self)
         self.migrate()
 
@@ -226,11 +227,12 @@ class SQLite(Database):
         """This process's connection, opened on first use."""
         if self._conn is None:
             self._conn = self._open()
+            self._kept = self._conn.cursor()
         return self._conn
 
     def forget_connection(self) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._kept = self._conn, None, None
             if conn is not None:
                 conn.close()
 
@@ -263,7 +265,15 @@ class SQLite(Database):
             return super().one(sql, params)
 
     def _cursor(self, sql: str, params: Iterable = ()):
-        return self.connection().execute(sql, tuple(params))
+        """Each statement on the connection's kept cursor, its rows read under the lock before the
+        next statement, rather than a new cursor per statement (Connection.execute): with the
+        rows no longer copied (Database.one, query), 1.5 % fewer cache lines fetched from memory
+        a webhook (bench/instructions.py --cold: 11,972 → 11,780)."""
+        if self._conn is None:
+            self.connection()
+        cursor = self._kept
+        cursor.execute(sql, tuple(params))
+        return cursor
 
     def _many(self, sql: str, rows: list) -> None:
         self.connection().executemany(sql, rows)
@@ -373,7 +383,7 @@ _SQLITE_DATABASES: weakref.WeakSet[SQLite] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for database in list(_SQLITE_DATABASES):
-        database._conn = None
+        database._conn = database._kept = None
         database._lock = threading.RLock()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from dataclasses import replace
@@ -245,6 +246,35 @@ def test_sqlite_is_shared_by_threads_and_reopened_after_a_fork(tmp_path):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert database.one("SELECT COUNT(*) AS c FROM t") == {"c": 200}  # the parent's connection still works
+
+
+def test_sqlite_statements_of_many_threads_each_get_their_own_rows(tmp_path):
+    """Every statement runs on the connection's one kept cursor: each reader must still get whole
+    rows of its own query, after a statement that failed and after the connection was dropped."""
+    database = SQLite(tmp_path / "kept.sqlite3")
+    database.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, square INTEGER)")
+    database.executemany("INSERT INTO t (n, square) VALUES (?, ?)", [(n, n * n) for n in range(300)])
+    with pytest.raises(sqlite3.IntegrityError):
+        database.execute("INSERT INTO t (n, square) VALUES (1, 1)")
+    database.forget_connection()
+    errors = []
+
+    def reader(offset: int):
+        try:
+            for _ in range(30):
+                rows = database.query("SELECT n, square FROM t WHERE n >= ? ORDER BY n", (offset,))
+                assert rows == [{"n": n, "square": n * n} for n in range(offset, 300)]
+                assert database.one("SELECT square FROM t WHERE n = ?", (offset + 1,)) == {"square": (offset + 1) ** 2}
+                assert database.execute("UPDATE t SET square = square WHERE n < ?", (offset,)) == offset
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=reader, args=(offset,)) for offset in (0, 7, 150, 298)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
 
 
 def test_the_session_is_taken_once_when_the_call_ends(app, caller):
