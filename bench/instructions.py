@@ -28,7 +28,8 @@ two versions are noise.
 Each count is the difference between two runs of one process under callgrind (--calls and twice as
 many), so start-up, imports and the first connections cancel out. The webhooks are recorded once
 from simulated callers playing bench/calls.py, then replayed as WSGI environs to a fresh app; the
-ceiling gets the same requests. About a minute (four processes under valgrind, two at a time).
+ceiling gets the same requests. About a minute (four processes under valgrind, two at a time);
+with --cold several times longer (--calls 8: five minutes).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class Recorder(WsgiTransport):
 
 def counted_config(backend: str) -> dict:
     """The benchmark's settings, with no look for edited flows or prompts while counting: it runs
-    every 2 s, that is once in a thousand webhooks under load but every few webhooks under
-    valgrind, and as often as the machine is slow (the counts moved by 10 % from run to run)."""
+    every 2 s, that is once in a thousand webhooks under load, but every few webhooks under
+    valgrind and more often the slower the machine is that day."""
     return {**app_config(backend), "IVR_RELOAD_INTERVAL": "3600"}
 
 
