@@ -4,7 +4,8 @@ figure on every run, whatever else the machine is doing.
 Timings on this shared machine move by ±5 % from one run to the next, more than most single
 changes; valgrind's callgrind counts the instructions the process executes, which only the code and
 its inputs change. What it does not see: time in the kernel (system calls, the network to Redis and
-PostgreSQL), waits, cache misses. Use it to judge a change to our code, and bench/load.py for what
+PostgreSQL), waits, and, unless --cold, cache misses. Use it to judge a change to our code, and
+bench/load.py for what
 a server does.
 
     python bench/instructions.py                           # SQLite
