@@ -5,8 +5,7 @@ Timings on this shared machine move by ±5 % from one run to the next, more than
 changes; valgrind's callgrind counts the instructions the process executes, which only the code and
 its inputs change. What it does not see: time in the kernel (system calls, the network to Redis and
 PostgreSQL), waits, and, unless --cold, cache misses. Use it to judge a change to our code, and
-bench/load.py for what
-a server does.
+bench/load.py for what a server does.
 
     python bench/instructions.py                           # SQLite
     python bench/instructions.py --backend redis+postgres
