@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calls import SCRIPTS  # noqa: E402
-from bench.wsgi_cost import TOKEN, WsgiTransport, app_config, call_wsgi, wsgi_environ  # noqa: E402
+from bench.wsgi_cost import TOKEN, CacheEvictor, WsgiTransport, app_config, call_wsgi, wsgi_environ  # noqa: E402
 
 
 class Recorder(WsgiTransport):
@@ -91,7 +91,7 @@ def replay(app, requests: list[tuple[str, bytes, dict]], evict: int = 0) -> None
     would be counting an error path). With `evict`, a byte of each cache line of a buffer that
     many bytes long is read before each request (memoryview.tobytes: not counted under --cold), to
     push the webhook before out of the caches."""
-    lines = memoryview(bytes(evict))[::LINE]
+    lines = memoryview(bytes(evict))[::CacheEvictor.LINE]
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
@@ -130,9 +130,9 @@ def _calls_prefix(requests: list, calls: int) -> int:
 
 # Simulated caches for --cold: L1 for code and for data, and a last-level cache small enough that
 # reading three times through it before each webhook stays quick under valgrind.
-CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=4194304,16,64")
-EVICT = 3 * 4194304
-LINE = 64  # bytes in a cache line
+LAST_LEVEL = 4 << 20
+CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", f"--LL={LAST_LEVEL},16,{CacheEvictor.LINE}")
+EVICT = 3 * LAST_LEVEL  # as bench/wsgi_cost.py's eviction_size(): three times the largest cache
 # Events that are cache lines missed in the last-level cache, that is fetched from memory.
 MISSED = {"ILmr": "code", "DLmr": "data read", "DLmw": "data written"}
 
