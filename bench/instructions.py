@@ -91,12 +91,12 @@ def replay(app, requests: list[tuple[str, bytes, dict]], evict: int = 0) -> None
     would be counting an error path). With `evict`, a byte of each cache line of a buffer that
     many bytes long is read before each request (memoryview.tobytes: not counted under --cold), to
     push the webhook before out of the caches."""
-    lines = memoryview(bytes(evict))[::CacheEvictor.LINE]
+    one_a_line = memoryview(bytes(evict))[::CacheEvictor.LINE]
     for url, body, headers in requests:
         environ = wsgi_environ(url, body, headers)
         environ["wsgi.errors"] = io.StringIO()
         if evict:
-            lines.tobytes()
+            one_a_line.tobytes()
         status, _ = call_wsgi(app, environ)
         if status != 200:
             raise RuntimeError(f"{url} answered {status} on replay")
@@ -155,8 +155,9 @@ class Count:
         return Count(webhooks, less(self.totals, shorter.totals),
                      {name: less(events, shorter.libraries.get(name, {})) for name, events in self.libraries.items()})
 
-    def lines(self, events: dict | None = None) -> float:
-        return sum((events if events is not None else self.totals).get(event, 0) for event in MISSED)
+def lines(events: dict) -> float:
+    """The cache lines fetched from memory among `events` (a count's totals or a library's)."""
+    return sum(events.get(event, 0) for event in MISSED)
 
 
 def count(target: str, backend: str, calls: int, most: int, work: Path, cold: bool) -> Count:
@@ -238,14 +239,15 @@ def main() -> None:
           + "".join(f"{kind:>14}" for kind in MISSED.values()) + f"{'all':>9}")
     for name, counted in (("ours", ours), ("ceiling", ceiling)):
         print(f"  {name:9} {counted.totals['Ir']:12,.0f}   {'':26}"
-              + "".join(f"{counted.totals[event]:14,.0f}" for event in MISSED) + f"{counted.lines():9,.0f}")
+              + "".join(f"{counted.totals[event]:14,.0f}" for event in MISSED) + f"{lines(counted.totals):9,.0f}")
     print(f"  ratio ceiling/ours: {ceiling.totals['Ir'] / ours.totals['Ir']:.2f} of the instructions, "
-          f"{ceiling.lines() / ours.lines():.2f} of the lines (user space only: the kernel's part is not simulated)")
-    above = {name: ours.lines(events) - ceiling.lines(ceiling.libraries.get(name, {})) for name, events in ours.libraries.items()}
-    print(f"  ours above the ceiling, {ours.lines() - ceiling.lines():,.0f} lines, by library (its own code and what it reads and writes):")
-    for name, lines in sorted(above.items(), key=lambda item: -item[1]):
-        if abs(lines) >= 10:
-            print(f"    {lines:7,.0f}  {name}")
+          f"{lines(ceiling.totals) / lines(ours.totals):.2f} of the lines (user space only: the kernel's part is not simulated)")
+    above = {name: lines(events) - lines(ceiling.libraries.get(name, {})) for name, events in ours.libraries.items()}
+    print(f"  ours above the ceiling, {lines(ours.totals) - lines(ceiling.totals):,.0f} lines, by library "
+          "(its own code and what it reads and writes):")
+    for name, missed in sorted(above.items(), key=lambda item: -item[1]):
+        if abs(missed) >= 10:
+            print(f"    {missed:7,.0f}  {name}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.instructions import Count, _calls_prefix, by_library, record, replay
+from bench.instructions import Count, _calls_prefix, by_library, lines, record, replay
 from bench.wsgi_cost import app_config
 
 
@@ -79,7 +79,7 @@ def test_counts_per_webhook_are_the_longer_runs_less_the_shorters():
     longer = Count(30, {"Ir": 5000, "ILmr": 50, "DLmr": 60, "DLmw": 20}, {"libc.so.6": {"Ir": 300, "DLmr": 40}})
     each = longer.per_webhook(shorter)
     assert each.webhooks == 20 and each.totals == {"Ir": 200, "ILmr": 2, "DLmr": 2, "DLmw": 1}
-    assert each.lines() == 5 and each.lines(each.libraries["libc.so.6"]) == 1
+    assert lines(each.totals) == 5 and lines(each.libraries["libc.so.6"]) == 1
 
 
 def test_the_load_generators_body_and_signature_are_urlencodes_and_twilios():
