@@ -4,8 +4,9 @@ figure on every run, whatever else the machine is doing.
 Timings on this shared machine move by ±5 % from one run to the next, more than most single
 changes; valgrind's callgrind counts the instructions the process executes, which only the code and
 its inputs change. What it does not see: time in the kernel (system calls, the network to Redis and
-PostgreSQL), waits, and, unless --cold, cache misses. Use it to judge a change to our code, and
-bench/load.py for what a server does.
+PostgreSQL), waits, the pages SQLite reads again when the other worker wrote (the replay is one
+process: docs/capacite.md), and, unless --cold, cache misses. Use it to judge a change to our
+code, and bench/load.py for what a server does.
 
     python bench/instructions.py                           # SQLite
     python bench/instructions.py --backend redis+postgres
