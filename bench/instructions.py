@@ -156,6 +156,7 @@ class Count:
         return Count(webhooks, less(self.totals, shorter.totals),
                      {name: less(events, shorter.libraries.get(name, {})) for name, events in self.libraries.items()})
 
+
 def lines(events: dict) -> float:
     """The cache lines fetched from memory among `events` (a count's totals or a library's)."""
     return sum(events.get(event, 0) for event in MISSED)
