@@ -269,8 +269,7 @@ class SQLite(Database):
         next statement, rather than a new cursor per statement (Connection.execute): with the
         rows no longer copied (Database.one, query), 1.5 % fewer cache lines fetched from memory
         a webhook (bench/instructions.py --cold: 11,972 → 11,780)."""
-        if self._conn is None:
-            self.connection()
+        self.connection()  # opened, with its kept cursor, on first use
         cursor = self._kept
         cursor.execute(sql, tuple(params))
         return cursor
