@@ -4,7 +4,9 @@ returning one fixed TwiML document) under the same settings.
 
 Reports, for each backend (SQLite; Redis + PostgreSQL when they run on 127.0.0.1):
 - saturation: callers with no pause — webhooks/s, the server's own CPU time per webhook (from the
-  kernel's accounting of the gunicorn processes), and the ratio ceiling/ours of that figure;
+  kernel's accounting of the gunicorn processes), and the ratio ceiling/ours of that figure (of the
+  medians over the --repeat interleaved rounds; then the ratio of each round, whose spread shows
+  how much the machine's noise moves one run's figure);
 - paced: many concurrent calls, each making a webhook every --interval seconds, arrivals spread
   out — p50/p95/p99 latency, failed calls, and peak memory per worker.
 
@@ -260,6 +262,13 @@ def pct(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * (len(ordered) - 1)))] * 1000 if ordered else float("nan")
 
 
+def round_ratios(ceiling: list[float], ours: list[float]) -> list[float]:
+    """The ratio ceiling/ours of each interleaved round. The two runs of a round are seconds apart:
+    a busy or quiet spell of the machine that spans the round moves both alike; one shorter than a
+    run moves one of them, and shows as a round far from the others."""
+    return [c / o for c, o in zip(ceiling, ours, strict=True)]
+
+
 def measure(server: Server, coroutine) -> tuple:
     cpu = server.cpu_seconds()
     began = time.monotonic()
@@ -324,6 +333,10 @@ def main() -> None:
                 label = "ceiling (fixed TwiML)" if name == "ceiling" else name
                 print(f"  {label:22} {rate:6.0f} webhooks/s, server CPU {cpu * 1000:.3f} ms/webhook (runs: {spread}), "
                       f"p50 {statistics.median(r[2] for r in results):.1f} ms, failed calls {failed}{ratio}")
+                if name != "ceiling" and len(results) > 1:
+                    rounds = round_ratios([r[1] for r in runs["ceiling"]], [r[1] for r in results])
+                    print(f"  {'':22} the ratio round by round: {', '.join(f'{x:.2f}' for x in rounds)} "
+                          f"(median {statistics.median(rounds):.2f}): how far one run's figure can be trusted")
             for name in names:
                 server = servers[name]
                 _, logged = server.request_seconds()

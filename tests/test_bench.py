@@ -100,6 +100,17 @@ def test_the_load_generators_body_and_signature_are_urlencodes_and_twilios():
         assert caller.headers(url, params)["X-Twilio-Signature"] == RequestValidator(TOKEN).compute_signature(url, params)
 
 
+def test_the_ratio_round_by_round_pairs_each_round_of_the_ceiling_with_the_same_round_of_ours():
+    """A round where the machine was slow for both apps gives the same ratio as a quiet one; the
+    ratio of the medians mixes rounds, and this is what shows by how much."""
+    from bench.load import round_ratios
+
+    ceiling = [0.87e-3, 0.79e-3, 1.02e-3, 1.10e-3, 0.72e-3]
+    ours = [1.62e-3, 1.39e-3, 2.06e-3, 1.19e-3, 1.35e-3]
+    assert [round(r, 2) for r in round_ratios(ceiling, ours)] == [0.54, 0.57, 0.50, 0.92, 0.53]
+    assert round_ratios([2.0, 1.0], [4.0, 2.0]) == [0.5, 0.5]
+
+
 def test_the_cold_mode_writes_every_cache_line_before_each_webhook_outside_the_time_counted():
     from bench.ceiling import create_app as ceiling_app
     from bench.wsgi_cost import CacheEvictor, WsgiTransport, eviction_size, largest_cache
