@@ -314,7 +314,7 @@ class TwimlResponse(Response):
     werkzeug's `Response.__call__` goes over every case HTTP allows (HEAD, 204 and 304, relative
     Location headers, streamed bodies) and wraps the body in an encoding iterator; none applies to
     the answer to Twilio's POST, and with the CPU's caches cold under load that code is a tenth of
-    what Flask costs a request (bench/wsgi_cost.py --cold)."""
+    what Flask costs a request (docs/capacite.md). Any other case goes through werkzeug."""
 
     def __call__(self, environ, start_response):
         if environ["REQUEST_METHOD"] == "HEAD" or self.status_code != 200:
