@@ -288,7 +288,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (Procfile: 4)")
     parser.add_argument("--callers", type=int, default=8, help="saturation: callers with no pause")
     parser.add_argument("--seconds", type=float, default=10, help="saturation: duration of each run")
-    parser.add_argument("--repeat", type=int, default=3, help="saturation runs per server, interleaved; medians are reported")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="saturation runs per server, interleaved; medians are reported (5: on a shared machine one "
+                             "run in five to seven falls on a slow spell; a median of five stands two of them)")
     parser.add_argument("--paced-calls", type=int, default=3000, help="paced: concurrent calls")
     parser.add_argument("--paced-seconds", type=float, default=60, help="paced: how long new calls keep arriving")
     parser.add_argument("--interval", type=float, default=10, help="paced: seconds between two webhooks of a call")
