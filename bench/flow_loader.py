@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.library import load_bundle  # noqa: E402
-from ivr.lint import lint  # noqa: E402
+from ivr.call.library import load_bundle  # noqa: E402
+from ivr.supervisor.lint import lint  # noqa: E402
 
 SHIPPED_PROMPTS = (ROOT / "prompts" / "fr-FR.yaml").read_text(encoding="utf-8")
 

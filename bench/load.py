@@ -43,8 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.backends import backend_settings  # noqa: E402
 from bench.calls import SCRIPTS  # noqa: E402
-from ivr.signing import Signer  # noqa: E402
-from ivr.simulator import Caller  # noqa: E402
+from ivr.supervisor.simulator import Caller  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'  # gunicorn's default, + µs
@@ -120,9 +119,6 @@ def _free_port() -> int:
 
 
 # ---- the load generator's own work, kept small: it shares the two cores with the servers --------
-SIGNER = Signer(TOKEN)
-
-
 @lru_cache(maxsize=8192)
 def _encoded(name: str, value: str) -> str:
     return quote_plus(name) + "=" + quote_plus(value)
@@ -132,14 +128,6 @@ def form_body(params: dict) -> bytes:
     """What urlencode(params) gives, from pairs encoded once: most fields repeat from one webhook to
     the next, and urlencode's two quote_plus a field were the generator's largest cost (cProfile)."""
     return "&".join([_encoded(name, value) for name, value in params.items()]).encode()
-
-
-class LoadCaller(Caller):
-    """A simulated caller that signs with our Signer (equal to twilio's validator: tests/
-    test_signature.py) at half its cost. The tests' callers sign with twilio's own."""
-
-    def headers(self, url: str, params: dict) -> dict:
-        return {"X-Twilio-Signature": SIGNER.signature(url, {name: [value] for name, value in params.items()})}
 
 
 # ---- a tiny async HTTP/1.1 client with a connection pool ---------------------------------------
@@ -198,7 +186,7 @@ async def play(pool: Pool, number: int, pause: float, latencies: list, ceiling: 
     script = SCRIPTS[number % len(SCRIPTS)]
     if ceiling:  # the fixed document always asks the same question: as many keys as our call has
         script = ["2"] * (len(script) + 1)
-    caller = LoadCaller(None, "http://localhost", TOKEN)
+    caller = Caller(None, "http://localhost", TOKEN)
     conversation = caller.conversation(list(script))
     try:
         request = next(conversation)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import logging  # noqa: E402
 
 from bench.calls import SCRIPTS  # noqa: E402
-from ivr.simulator import Caller, FlaskTransport, HttpTransport  # noqa: E402
+from ivr.supervisor.simulator import Caller, FlaskTransport, HttpTransport  # noqa: E402
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -3,6 +3,6 @@
 
 def create_app(test_config=None):
     """Build the Flask application (imported lazily so that importing `ivr` does nothing)."""
-    from .app import create_app as factory
+    from .web.app import create_app as factory
 
     return factory(test_config)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ivr import create_app
-from ivr.app import ENVIRONMENT
-from ivr.simulator import Caller, FlaskTransport
+from ivr.supervisor.simulator import Caller, FlaskTransport
+from ivr.web.app import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-auth-token-0123456789abcdef"

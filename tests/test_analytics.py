@@ -8,12 +8,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from ivr import analytics, engine
+from ivr.call import engine
+from ivr.call.library import load_bundle
+from ivr.call.session import Keys, NoInput
 from ivr.cli import main
-from ivr.db import SQLite
-from ivr.engine import Keys, NoInput
-from ivr.library import load_bundle
-from ivr.records import CallRecords
+from ivr.storage.db import SQLite
+from ivr.storage.records import CallRecords
+from ivr.supervisor import analytics
 
 DAY1 = analytics.day_bounds(date(2026, 11, 23), date(2026, 11, 23))[0] + 9 * 3600  # 09:00 Paris
 DAY2 = DAY1 + 86400

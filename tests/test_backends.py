@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 from conftest import POSTGRES_ADMIN, TOKEN, WORKFLOW
 
-from ivr import db as db_module
-from ivr.db import MIGRATIONS, SQLite, connect
-from ivr.simulator import Caller, FlaskTransport
-from ivr.store import Conflict
+from ivr.storage import db as db_module
+from ivr.storage.db import MIGRATIONS, SQLite, connect
+from ivr.storage.sessions import Conflict
+from ivr.supervisor.simulator import Caller, FlaskTransport
 
 
 def test_a_stale_save_is_a_conflict_not_a_lost_write(app, caller):
@@ -65,7 +65,6 @@ def test_sessions_expire(app, caller, backend):
     else:
         app.extensions["ivr"].db.execute("UPDATE sessions SET expires_at = ? WHERE call_sid = ?", (time.time() - 1, call.call_sid))
     assert store.load(call.call_sid) is None
-    assert store.take(call.call_sid) is None  # an expired session is not handed back either
 
 
 def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app, caller, backend):
@@ -76,8 +75,7 @@ def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app,
     call.post("http://localhost/voice", call.params())
     session = store.load(call.call_sid)
     # Redis drops this thread's connection (a restart, an idle timeout): the next command reconnects.
-    connection_id = store._command("CLIENT", "ID")
-    store.redis.client_kill_filter(_id=connection_id)
+    store.redis.client_kill_filter(_id=store.redis.client_id())
     session = store.save(session.evolve(answers={"a": "1"}))
     assert store.load(call.call_sid).answers == {"a": "1"}
     # Redis restarted empty of scripts: the compare-and-set script is loaded again.
@@ -86,27 +84,6 @@ def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app,
     assert store.load(call.call_sid).answers == {"a": "2"}
     with pytest.raises(Conflict):
         store.save(session.evolve(answers={"a": "3"}))  # still compare-and-set after the reload
-
-
-def test_redis_error_replies_and_forks_leave_the_connections_sound(app, backend):
-    if not backend.get("REDIS_URL"):
-        pytest.skip("Redis only: the store's own connection per thread")
-    import os
-
-    import redis
-
-    store = app.extensions["ivr"].store
-    first = store._command("CLIENT", "ID")
-    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
-        store._pipeline(("PING",), ("HGET", "only-a-key"), ("PING",))  # every reply read, the error raised
-    assert store._command("CLIENT", "ID") == first  # the same connection, not out of step
-    child = os.fork()
-    if child == 0:  # a forked worker (gunicorn --preload) opens its own connection
-        ok = store._command("CLIENT", "ID") != first and store._command("PING") == b"PONG"
-        os._exit(0 if ok else 1)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert store._command("CLIENT", "ID") == first  # the parent's connection still works, in step
 
 
 class Alternating:
@@ -277,16 +254,17 @@ def test_sqlite_statements_of_many_threads_each_get_their_own_rows(tmp_path):
     assert errors == []
 
 
-def test_the_session_is_taken_once_when_the_call_ends(app, caller):
-    """The status callback reads and removes the session in one go; expired or absent: None."""
-    store = app.extensions["ivr"].store
+def test_the_session_goes_when_the_call_ends_and_a_repeated_status_changes_nothing(app, caller):
+    """The status callback writes the call's last events and discards its session; Twilio sending it
+    again (a retry) finds nothing more to write."""
+    store, records = app.extensions["ivr"].store, app.extensions["ivr"].records
     call = caller()
     call.post("http://localhost/voice", call.params())
     call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
-    taken = store.take(call.call_sid)
-    assert taken is not None and taken.node == "etape1_android" and taken.revision == 2
-    assert store.load(call.call_sid) is None and store.take(call.call_sid) is None
-    assert store.take("CA" + "9" * 32) is None
+    for _ in range(2):
+        call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="30"))
+        assert store.load(call.call_sid) is None
+        assert [e["event"] for e in records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]
 
 
 def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
@@ -301,53 +279,19 @@ def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
     assert app.extensions["ivr"].store.load(call.call_sid) is None
 
 
-def test_a_session_read_back_keeps_its_history_unread_until_asked(app, caller):
-    """The history is written on a line of its own and read back lazily: counting it, appending to
-    it and saving it again leave the stored entries as they were; reading them gives them all."""
-    from ivr.store import History, _decode, _encode
+def test_a_session_is_one_json_document_and_the_former_layout_still_loads(app, caller):
+    """A session is stored as one JSON document; calls in progress during an upgrade were saved by
+    the release before with their history on a second line, and go on."""
+    import orjson
+
+    from ivr.storage.sessions import decode, encode
 
     store = app.extensions["ivr"].store
     call = caller()
     call.post("http://localhost/voice", call.params())
     session = store.load(call.call_sid)
-    history = session.history
-    assert isinstance(history, History) and history._stored is None
-    stored = len(history)
-    assert stored >= 2
-    appended = session.evolve(history=history + ({"at": 1.0, "node": "x", "step": None, "event": "wait"},))
-    saved = store.save(appended)
-    assert history._stored is None and appended.history._stored is None  # counted, appended to, saved: never parsed
-    again = store.load(call.call_sid)
-    assert len(again.history) == stored + 1 and again.history[-1]["event"] == "wait"
-    assert [entry["event"] for entry in again.history][:2] == ["enter", "enter"]
-    assert again == saved  # every field, the history entry by entry
-    plain = replace(again, history=tuple(again.history))
-    assert _decode(_encode(plain), plain.revision) == plain == again
-
-
-@pytest.mark.parametrize("stored, added, start", [(0, 0, 0), (0, 2, 0), (3, 0, 0), (3, 2, 0), (3, 2, 1), (3, 2, 3), (3, 2, 4), (3, 2, 5)])
-def test_history_json_is_the_entries_from_start(stored, added, start):
-    import orjson
-
-    from ivr.store import History, history_json
-
-    entries = tuple({"at": float(n), "node": f"n{n}", "event": "enter", "detail": "é\n\"x\""} for n in range(stored + added))
-    history = History(orjson.dumps(entries[:stored]), stored) + entries[stored:]
-    assert orjson.loads(history_json(history, start)) == list(entries[start:])
-    assert orjson.loads(history_json(entries, start)) == list(entries[start:])
-    assert history == entries and len(history) == len(entries) and list(history) == list(entries)
-
-
-def test_a_session_saved_in_the_former_layout_still_loads(app, caller):
-    """Sessions of calls in progress during an upgrade were saved as one JSON object."""
-    import orjson
-
-    from ivr.store import _decode
-
-    store = app.extensions["ivr"].store
-    call = caller()
-    call.post("http://localhost/voice", call.params())
-    session = store.load(call.call_sid)
-    former = orjson.dumps({**session.to_dict(), "history": list(session.history)})
-    assert _decode(former, session.revision) == session
-    assert _decode(former.decode(), session.revision) == session
+    assert orjson.loads(encode(session))["history"] == list(session.history)
+    assert decode(encode(session), session.revision) == session
+    head = orjson.dumps({**session.to_dict(), "history": len(session.history)})
+    former = head + b"\n" + orjson.dumps(list(session.history))
+    assert decode(former, session.revision) == session

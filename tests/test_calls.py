@@ -340,7 +340,7 @@ def test_simulated_webhooks_carry_what_twilio_sends(app):
     status callback's own fields; all of them signed and accepted."""
     from conftest import TOKEN
 
-    from ivr.simulator import Caller, FlaskTransport
+    from ivr.supervisor.simulator import Caller, FlaskTransport
 
     sent: list[tuple[str, dict, int]] = []
 

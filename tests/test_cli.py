@@ -218,8 +218,8 @@ def test_graph_svg_without_graphviz_says_so(run, tmp_path):
 
 
 def test_prompts_export_writes_console_changes_into_the_yaml(run, files, tmp_path):
-    from ivr.db import SQLite
-    from ivr.overrides import PromptOverrides
+    from ivr.storage.db import SQLite
+    from ivr.storage.overrides import PromptOverrides
 
     data_dir = tmp_path / "data"
     overrides = PromptOverrides(SQLite(data_dir / "ivr.sqlite3"))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ivr.users import Users
+from ivr.storage.users import Users
 
 EDITOR = ("claire", "mot-de-passe-editeur")
 VIEWER = ("victor", "mot-de-passe-lecteur")

@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 from conftest import ROOT
 
-from ivr import engine, flow, prompts
-from ivr.engine import Ask, Hangup, Keys, NoInput, Say, Transfer
+from ivr.call import engine, flow_loader, prompts
+from ivr.call.session import Ask, Hangup, Keys, NoInput, Say, Transfer
 
 
 @pytest.fixture(scope="module")
 def ecps():
-    return flow.load(ROOT / "flows" / "ecps.yaml", prompts.load(ROOT / "prompts"))
+    return flow_loader.load(ROOT / "flows" / "ecps.yaml", prompts.load(ROOT / "prompts"))
 
 
 def at_node(ecps, name, at=1000.0):
@@ -98,10 +98,3 @@ def test_history_marks_each_event(ecps):
     assert session.history[4]["node"] == "etape1_android"
 
 
-def test_session_evolve_is_dataclasses_replace_without_init():
-    session = engine.Session("CA1", "+33612345678", 1.0, "v1", node="a", answers={"x": "1"}, history=({"event": "enter"},))
-    changes = {"node": "b", "failures": 2, "history": (*session.history, {"event": "answer"})}
-    assert session.evolve(**changes) == replace(session, **changes)
-    assert session.node == "a" and session.evolve() == session and session.evolve() is not session
-    with pytest.raises(TypeError, match="no field nod"):
-        session.evolve(nod="b")

@@ -73,7 +73,7 @@ def test_stale_answer_repeats_the_current_question(caller):
 
 
 def test_second_incoming_webhook_resumes_instead_of_restarting(caller, caplog):
-    caplog.set_level("INFO", logger="ivr.voice")
+    caplog.set_level("INFO", logger="ivr.web.calls")
     call = caller()
     call.post("http://localhost/voice", call.params())
     call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))

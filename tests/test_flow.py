@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT
 
-from ivr import flow, prompts
-from ivr.flow import FlowError
-from ivr.prompts import PromptsError
+from ivr.call import flow_loader, prompts
+from ivr.call.flow import FlowError
+from ivr.call.prompts import PromptsError
 
 
 def load(files):
     catalogue = prompts.load(files / "prompts")
-    return flow.load(files / "flows" / "ecps.yaml", catalogue)
+    return flow_loader.load(files / "flows" / "ecps.yaml", catalogue)
 
 
 def edit(path, old, new):
@@ -30,7 +30,7 @@ def line_of(path, fragment):
 
 def test_shipped_flow_loads():
     catalogue = prompts.load(ROOT / "prompts")
-    loaded = flow.load(ROOT / "flows" / "ecps.yaml", catalogue)
+    loaded = flow_loader.load(ROOT / "flows" / "ecps.yaml", catalogue)
     assert loaded.start == "accueil"
     assert {node.step for node in loaded.nodes.values()} == {None, 1, 2, 3, 4, 5, 6}
 

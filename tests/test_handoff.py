@@ -12,8 +12,8 @@ import responses
 from conftest import TOKEN, VALID_RPPS
 from test_calls import QUESTIONNAIRE, TO_STEP6
 
-from ivr import handoff
-from ivr.outbox import signature
+from ivr.call import handoff
+from ivr.delivery.outbox import signature
 
 HELPDESK = "https://helpdesk.example.fr/hooks/ivr"
 SECRET = "s3cret-for-hmac"
@@ -169,7 +169,7 @@ def test_background_thread_delivers_without_an_operator(make_app, caller):
 
 
 def test_webhook_without_secret_refuses_to_start(make_app):
-    from ivr.app import ConfigurationError
+    from ivr.web.services import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="IVR_WEBHOOK_SECRET"):
         make_app(HANDOFF_WEBHOOK_URL=HELPDESK)

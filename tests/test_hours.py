@@ -8,9 +8,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
+from ivr.call.hours import PARIS, load
 from ivr.cli import main
-from ivr.handoff import PARIS
-from ivr.hours import load
 
 API = {"Authorization": "Bearer cb-token"}
 

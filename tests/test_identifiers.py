@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from conftest import VALID_RPPS, VALID_SIRET
 
-from ivr.identifiers import check, spoken_groups
+from ivr.call.identifiers import check, spoken_groups
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from ivr.library import FlowLibrary
+from ivr.call.library import FlowLibrary
 
 OLD_ANDROID = "Android 15 ou plus, avec un navigateur sur le téléphone : tapez 1. Sinon, tapez 2."
 NEW_ANDROID = "Android 15 ou plus, et un navigateur sur ce téléphone ? Oui, tapez 1. Non, tapez 2."

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from ivr.sms import can_receive
+from ivr.delivery.sms import can_receive
 
 ACCOUNT = "AC" + "1" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"

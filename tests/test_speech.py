@@ -67,11 +67,11 @@ def test_speech_answers_are_in_the_context(app, caller):
 
 
 def test_speech_words_are_checked_when_the_flow_loads(files):
-    from ivr import flow, prompts
-    from ivr.flow import FlowError
+    from ivr.call import flow_loader, prompts
+    from ivr.call.flow import FlowError
 
     path = files / "flows" / "ecps.yaml"
     text = path.read_text(encoding="utf-8").replace('speech: {"1": [bravo]', 'speech: {"7": [bravo]', 1)
     path.write_text(text, encoding="utf-8")
     with pytest.raises(FlowError, match="la touche 7, qui n'est pas un choix"):
-        flow.load(path, prompts.load(files / "prompts"))
+        flow_loader.load(path, prompts.load(files / "prompts"))

@@ -6,14 +6,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
-from .engine import Session
 from .flow import Flow
-from .twiml import TransferPlan
+from .hours import PARIS
+from .session import Session
 
 SCHEMA = 1
-PARIS = ZoneInfo("Europe/Paris")
 SIP_HEADERS_MAX = 1024  # Twilio's limit for the headers carried in a <Sip> URI
 PUBLIC_IP_NOTE = "non collectable par téléphone : à demander à l'appelant"
 REASON_LABELS = {
@@ -76,6 +74,21 @@ class Destinations:
     @property
     def configured(self) -> bool:
         return bool(self.workflow_sid or self.agent_number or self.agent_sip_uri or self.agent_client)
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """Where a transfer goes and what travels with it (decided by the handoff module)."""
+
+    kind: str  # "workflow", "number", "sip", "client", or "none" when nobody can be reached
+    address: str = ""
+    task: str = ""  # JSON context for a TaskRouter <Task>
+    done_url: str = ""  # where Twilio reports how the transfer ended
+    wait_url: str = ""  # hold message while in the queue
+    whisper_url: str = ""  # played to the agent before the caller is connected
+    parameters: tuple[tuple[str, str], ...] = ()  # <Parameter>s for a <Client>
+    dial_timeout: int = 30
+
 
 
 @dataclass(frozen=True)

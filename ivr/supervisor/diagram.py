@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .engine import spoken_key
-from .flow import Flow, Node
+from ..call.engine import spoken_key
+from ..call.flow import Flow, Node
 
 _MERMAID_SHAPES = {"end": ("([", "])"), "transfer": ("[[", "]]"), "say": ("[/", "/]"), "record": ("[(", ")]")}
 _DOT_SHAPES = {"end": "doubleoctagon", "transfer": "box3d", "say": "note", "record": "cylinder", "digits": "component"}

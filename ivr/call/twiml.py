@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
-from .engine import Action, Ask, Hangup, Listen, Say, Transfer
+from .handoff import TransferPlan
 from .prompts import Prompts
+from .session import Action, Ask, Hangup, Listen, Say, Transfer
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
 # The key the agent-unavailable sentence lives under; spoken when a transfer cannot be made.
@@ -22,20 +23,6 @@ class Speech:
     prompts: Prompts
     voice: str
     language: str = "fr-FR"
-
-
-@dataclass(frozen=True)
-class TransferPlan:
-    """Where a transfer goes and what travels with it (decided by the handoff module)."""
-
-    kind: str  # "workflow", "number", "sip", "client", or "none" when nobody can be reached
-    address: str = ""
-    task: str = ""  # JSON context for a TaskRouter <Task>
-    done_url: str = ""  # where Twilio reports how the transfer ended
-    wait_url: str = ""  # hold message while in the queue
-    whisper_url: str = ""  # played to the agent before the caller is connected
-    parameters: tuple[tuple[str, str], ...] = ()  # <Parameter>s for a <Client>
-    dial_timeout: int = 30
 
 
 def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str], plan: TransferPlan | None = None) -> str:
@@ -56,23 +43,27 @@ def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[st
 
 
 class Cache:
-    """Documents of questions without variable parts, by (version, actions): most webhooks ask a
-    question whose TwiML never changes, so it is built once per flow version."""
+    """Documents of questions without variable parts: most webhooks ask a question whose TwiML never
+    changes for one flow version, so it is built once.
+
+    A document depends on the actions, the sentences and voice (`speech`) and the URLs it points
+    to; `scope` names what else it depends on (the flow version, the URL prefix under which we are
+    served), and is part of the key."""
 
     def __init__(self, limit: int = 2000):
         self.limit = limit
         self._documents: dict = {}
 
-    def document(self, version: str, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
-        cacheable = all(not say.params for action in actions for say in getattr(action, "says", ()))
-        key = (version, tuple(actions))
-        body = self._documents.get(key) if cacheable else None
+    def document(self, scope: tuple, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
+        if any(say.params for action in actions for say in getattr(action, "says", ())):
+            return document(actions, speech, answer_url)  # a number or a time in it: built each time
+        key = (scope, speech.voice, speech.language, tuple(actions))
+        body = self._documents.get(key)
         if body is None:
             body = document(actions, speech, answer_url)
-            if cacheable:
-                if len(self._documents) >= self.limit:
-                    self._documents.clear()
-                self._documents[key] = body
+            if len(self._documents) >= self.limit:
+                self._documents.clear()
+            self._documents[key] = body
         return body
 
 
@@ -129,10 +120,7 @@ def leave() -> str:
 
 def empty() -> str:
     """An empty <Response/>, for callbacks Twilio only notifies us through."""
-    return _EMPTY
-
-
-_EMPTY = str(VoiceResponse())  # the same document at every status callback: built once
+    return str(VoiceResponse())
 
 
 def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -> None:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import flow as flow_module
+from . import flow_loader
 from . import prompts as prompts_module
 from .flow import Flow, FlowError
 from .prompts import Prompts, PromptsError
@@ -40,7 +40,7 @@ def load_bundle(flow_path: Path | str, prompts_dir: Path | str, language: str = 
     if catalogue is None:
         return None, problems
     extra = json.dumps(overrides or {}, sort_keys=True, ensure_ascii=False).encode() if overrides else b""
-    flow, flow_problems = flow_module.parse(flow_path, catalogue, extra)
+    flow, flow_problems = flow_loader.parse(flow_path, catalogue, extra)
     return (Bundle(flow, catalogue) if flow is not None else None), [*problems, *flow_problems]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
-from .prompts import Prompts
-from .yamlfile import Problem
+from ..call.flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+from ..call.prompts import Prompts
+from ..call.yamlfile import Problem
 
 # A French TTS voice speaks about 14 characters a second (≈ 150 words a minute).
 CHARS_PER_SECOND = 14.0

@@ -14,11 +14,13 @@ from datetime import date, datetime, timedelta
 from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from twilio.request_validator import RequestValidator
 
-from . import analytics, diagram, handoff
-from .app import services
-from .handoff import PARIS, REASON_LABELS
-from .lint import lint, spoken_seconds
-from .records import SIMULATED_PREFIX
+from ..call.handoff import REASON_LABELS
+from ..call.hours import PARIS
+from ..storage.records import SIMULATED_PREFIX
+from ..supervisor import analytics, diagram
+from ..supervisor.lint import lint, spoken_seconds
+from . import calls
+from .services import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
@@ -148,35 +150,47 @@ def prompts():
     return render_template("console/prompts.html", rows=rows, query=request.args.get("q", ""), version=bundle.version)
 
 
-@bp.route("/prompts/<key>", methods=["GET", "POST"])
+@bp.get("/prompts/<key>")
 def prompt(key: str):
+    bundle = services().bundle()
+    current = _prompt_or_404(bundle, key)
+    return _prompt_page(bundle, current, current.text, [])
+
+
+@bp.post("/prompts/<key>")
+@editor_required
+def prompt_edit(key: str):
+    """Publish a changed sentence: checked like `ivr validate`; warnings need a second click."""
     ivr = services()
     bundle = ivr.bundle()
+    current = _prompt_or_404(bundle, key)
+    text = " ".join(request.form.get("text", "").split())
+    if text == current.text:
+        flash("Aucun changement.", "info")
+        return redirect(url_for("console.prompt", key=key))
+    problems = _check_edit(key, text)
+    if not any(p.severity == "error" for p in problems) and (not problems or request.form.get("confirm") == "1"):
+        ivr.overrides.set(key, text, g.user, current.text)
+        ivr.library.reload()
+        log.info("console: %s changed prompt %s", g.user, key)
+        flash(f"Phrase « {key} » publiée : les nouveaux appels l'entendent dès maintenant.", "success")
+        for problem in problems:
+            flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
+        return redirect(url_for("console.prompt", key=key))
+    return _prompt_page(bundle, current, text, problems)
+
+
+def _prompt_or_404(bundle, key: str):
     current = bundle.prompts.entries.get(key)
     if current is None:
         abort(404)
-    problems, text = [], current.text
-    if request.method == "POST":
-        if g.role != "editor":
-            return render_template("console/error.html", message="Cette action est réservée aux éditeurs."), 403
-        text = " ".join(request.form.get("text", "").split())
-        if text == current.text:
-            flash("Aucun changement.", "info")
-            return redirect(url_for("console.prompt", key=key))
-        problems = _check_edit(key, text)
-        errors = any(p.severity == "error" for p in problems)
-        # Warnings (a key no longer announced, a sentence too long…) need a second, explicit click.
-        if not errors and (not problems or request.form.get("confirm") == "1"):
-            ivr.overrides.set(key, text, g.user, current.text)
-            ivr.library.reload()
-            log.info("console: %s changed prompt %s", g.user, key)
-            flash(f"Phrase « {key} » publiée : les nouveaux appels l'entendent dès maintenant.", "success")
-            for problem in problems:
-                flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
-            return redirect(url_for("console.prompt", key=key))
+    return current
+
+
+def _prompt_page(bundle, current, text: str, problems: list):
     confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
     return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,
-                           nodes=_nodes_by_prompt(bundle.flow).get(key, []), history=ivr.overrides.history(key),
+                           nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=services().overrides.history(current.key),
                            seconds=spoken_seconds(text))
 
 
@@ -266,5 +280,5 @@ def try_context(call_sid: str):
     if document is None:
         live = ivr.store.load(call_sid)
         if live is not None:
-            document = handoff.context(live, ivr.bundle(live.flow_version).flow, time.time())
+            document = calls.context_now(ivr, live)
     return jsonify(outcome=record.get("outcome"), outcome_step=record.get("outcome_step"), context=document)

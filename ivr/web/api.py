@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hmac
-import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import handoff
-from .app import services
+from . import calls
+from .services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -35,7 +34,7 @@ def call_context(call_sid: str):
         return jsonify(record["context"])
     session = ivr.store.load(call_sid)
     if session is not None:
-        return jsonify(handoff.context(session, ivr.bundle(session.flow_version).flow, time.time(), request.url))
+        return jsonify(calls.context_now(ivr, session, request.url))
     detail = "this call ended without a transfer" if record is not None else f"no call {call_sid}"
     return jsonify(error="not_found", detail=detail), 404
 

@@ -10,7 +10,7 @@ import phonenumbers
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from .db import Database
+from ..storage.db import Database
 
 log = logging.getLogger(__name__)
 # Mobiles of France and of its overseas departments and territories.

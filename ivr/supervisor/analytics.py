@@ -9,8 +9,9 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 
-from .db import Database
-from .handoff import PARIS
+from ..call.handoff import REASON_LABELS, iso
+from ..call.hours import PARIS
+from ..storage.db import Database
 
 CSV_COLUMNS = ("call_sid", "started_at", "ended_at", "outcome", "outcome_step", "last_node", "transfer_reason",
                "transfer_result", "duration_s")
@@ -115,8 +116,6 @@ def _days(calls) -> list[dict]:
 
 def calls_csv(db: Database, start: float, end: float) -> str:
     """One row per call (simulated calls left out), times in ISO 8601 UTC."""
-    from .handoff import iso
-
     rows = db.query(
         f"SELECT {', '.join(CSV_COLUMNS)} FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at",
         (start, end),
@@ -139,8 +138,6 @@ def percent(value: float | None) -> str:
 
 def report(data: dict, first: date, last: date) -> str:
     """The figures as text for the terminal (`ivr report`)."""
-    from .handoff import REASON_LABELS
-
     lines = [f"Appels du {first:%d/%m/%Y} au {last:%d/%m/%Y} : {data['calls']}"]
     if not data["calls"]:
         return "\n".join(lines + ["Aucun appel sur la période."]) + "\n"

@@ -1,14 +1,13 @@
-"""The call logic: a pure `step(flow, session, event) -> (session, actions)`, no Flask, no I/O."""
+"""The call logic: a pure `step(flow, session, event, conditions) -> (session, actions)`, no Flask, no I/O."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
 
 from . import identifiers
-from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+from .flow import AGENT_KEY, REPEAT_KEY, Flow, Guide, Node
+from .session import OPEN, Action, Ask, Conditions, Event, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Session, Spoken, Transfer
 
 # Why a caller was put through to a person; each reason has the sentence that announces it.
 REASON_PROMPTS = {
@@ -19,198 +18,59 @@ REASON_PROMPTS = {
 }
 _SPOKEN_KEYS = {"*": "étoile", "#": "dièse"}
 _MAX_CHAINED = 50  # say-nodes followed in one turn before we call the flow broken
-
-
-# ---- what the shell asks the engine -------------------------------------------------------------
-@dataclass(frozen=True)
-class Keys:
-    """The caller pressed keys at a question."""
-
-    node: str
-    phase: str
-    digits: str
-    at: float
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """The caller left a voice message."""
-
-    node: str
-    phase: str
-    url: str
-    duration: int
-    at: float
-
-
-@dataclass(frozen=True)
-class Spoken:
-    """The caller answered by voice: Twilio's transcript and its confidence (0 to 1)."""
-
-    node: str
-    phase: str
-    text: str
-    confidence: float
-    at: float
-
-
-@dataclass(frozen=True)
-class GuideRequested:
-    """The caller pressed a node's guide key; the shell tried to send the SMS: `status` says how it went."""
-
-    node: str
-    phase: str
-    guide: str
-    status: str  # "sent", "already", "not_mobile", "unavailable", "failed"
-    at: float
-
-
 _GUIDE_PROMPTS = {"sent": "sms.envoye", "already": "sms.deja_envoye", "not_mobile": "sms.pas_mobile",
                   "unavailable": "sms.indisponible", "failed": "sms.echec"}
 
 
-@dataclass(frozen=True)
-class NoInput:
-    """A question timed out with nothing pressed."""
-
-    node: str
-    phase: str
-    at: float
-
-
-# ---- what the engine tells the shell to do ------------------------------------------------------
-@dataclass(frozen=True)
-class Say:
-    """Speak the prompt `key`, with placeholders filled from `params` (name, value) pairs."""
-
-    key: str
-    params: tuple[tuple[str, str], ...] = ()
-
-    @staticmethod
-    def filled(key: str, **params: str) -> Say:
-        return Say(key, tuple(sorted(params.items())))
-
-
-@dataclass(frozen=True)
-class Ask:
-    """Speak `says` while listening for keys; answers come back tagged with node and phase."""
-
-    node: str
-    phase: str
-    says: tuple[Say, ...]
-    timeout: int
-    num_digits: int | None = 1
-    finish_on_key: str = ""
-    pause: int = 0  # seconds of quiet, still listening, after the sentences
-    hints: tuple[str, ...] = ()  # words the caller may say instead of pressing a key (speech on)
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Speak `says`, then record a voice message of at most `max_length` seconds."""
-
-    node: str
-    says: tuple[Say, ...]
-    max_length: int
-
-
-@dataclass(frozen=True)
-class Hangup:
-    """Speak `says`, then end the call."""
-
-    says: tuple[Say, ...] = ()
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """Speak `says`, then put the caller through to an agent with the context."""
-
-    reason: str
-    says: tuple[Say, ...] = ()
-
-
-Action = Ask | Listen | Hangup | Transfer
-
-
-# ---- the state of one call ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Session:
-    """Everything we know about one call, kept in the store between webhooks."""
-
-    call_sid: str
-    caller: str
-    started_at: float
-    flow_version: str
-    node: str = ""
-    phase: str = "ask"  # "ask" a question, or "confirm" a number read back
-    step: int | None = None  # step of the guide the caller is at
-    entered_at: float = 0.0
-    failures: int = 0  # silences and wrong keys at the current question
-    pending: str | None = None  # number keyed in, waiting for the caller's confirmation
-    answers: Mapping[str, str] = field(default_factory=dict)
-    # What happened, oldest first: a tuple, or the store's History (read back lazily); the engine
-    # only appends to it (history + (entry,)).
-    history: Sequence[Mapping] = ()
-    outcome: str | None = None
-    outcome_step: int | None = None
-    transfer_reason: str | None = None
-    recorded: int = 0  # history entries already written to the call's events (by the shell)
-    revision: int = 0  # the store's revision this session was loaded at (not part of the call logic)
-
-    @property
-    def ended(self) -> bool:
-        return self.outcome is not None
-
-    def evolve(self, **changes) -> Session:
-        """A copy with `changes`: dataclasses.replace without re-running __init__, which cost a
-        tenth of a webhook (several copies per event, 17 frozen fields each)."""
-        unknown = changes.keys() - _FIELD_NAMES
-        if unknown:
-            raise TypeError(f"Session has no field {', '.join(sorted(unknown))}")
-        copy = object.__new__(Session)
-        copy.__dict__.update(self.__dict__, **changes)
-        return copy
-
-    def to_dict(self) -> dict:
-        # Shallow on purpose: every value is already plain data (dataclasses.asdict deep-copies
-        # the whole history, and was the largest cost of a webhook).
-        return {name: getattr(self, name) for name in _SESSION_FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: Mapping, revision: int = 0, history: Sequence[Mapping] | None = None) -> Session:
-        """The session `to_dict` gave, read back at every webhook: built like `evolve` builds a
-        copy, without the frozen __init__ (a setattr per field), after checking the fields.
-        `history`, when given, stands for the entries `data` does not hold."""
-        if data.keys() - _FIELD_NAMES or _REQUIRED_FIELDS - data.keys():
-            return cls(**data)  # raises the TypeError that names what is missing or unknown
-        session = object.__new__(cls)
-        session.__dict__.update(_DEFAULTS, **data)
-        if history is None:
-            history = tuple(data.get("history") or ())
-        session.__dict__.update(answers=dict(data.get("answers") or {}), history=history, revision=revision)
-        return session
-
-
-_FIELD_NAMES = frozenset(f.name for f in fields(Session))
-_REQUIRED_FIELDS = frozenset(f.name for f in fields(Session) if f.default is MISSING and f.default_factory is MISSING)
-_DEFAULTS = {f.name: f.default for f in fields(Session) if f.default is not MISSING}
-_SESSION_FIELDS = tuple(f.name for f in fields(Session) if f.name != "revision")  # revision: kept by the store
-
-
 # ---- the logic ----------------------------------------------------------------------------------
-def start(flow: Flow, call_sid: str, caller: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+def start(flow: Flow, call_sid: str, caller: str, at: float, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
     """A new call: its session and what it hears first."""
     session = Session(call_sid=call_sid, caller=caller, started_at=at, flow_version=flow.version)
-    return _enter(flow, session, flow.start, at)
+    return _served(flow, *_enter(flow, session, flow.start, at), at, conditions)
 
 
-def step(flow: Flow, session: Session, event: Keys | NoInput | Recorded | GuideRequested | Spoken) -> tuple[Session, tuple[Action, ...]]:
+def step(flow: Flow, session: Session, event: Event, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
     """Apply one caller event to the session; return the new session and what to do next."""
+    return _served(flow, *_step(flow, session, event), event.at, conditions)
+
+
+def requested_guide(flow: Flow, session: Session, event: Event) -> Guide | None:
+    """The guide the caller asks for by SMS with this event (its key at the question they are at)."""
+    node = flow.nodes.get(session.node)
+    if (isinstance(event, Keys) and node is not None and node.guide is not None and event.digits == node.guide.key
+            and not session.ended and (event.node, event.phase) == (session.node, session.phase) == (node.name, "ask")):
+        return node.guide
+    return None
+
+
+def resume(flow: Flow, session: Session, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
+    """Say the current question again (Twilio asked for the call's first document twice)."""
+    node = flow.nodes.get(session.node)
+    if session.ended:
+        return session, (Hangup(),)
+    if node is None:
+        return fail(flow, session, session.entered_at, conditions)
+    return session, (_ask(flow, node, session, full=True),)
+
+
+def fail(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
+    """Something went wrong on our side: apologise and put the caller through."""
+    return _served(flow, *_fail(session, at), at, conditions)
+
+
+def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float, conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
+    """A transfer while no agent answers becomes the flow's after-hours part."""
+    if not conditions.service_open and any(isinstance(action, Transfer) for action in actions):
+        return _after_hours(flow, session, at, conditions.reopening)
+    return session, actions
+
+
+def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Action, ...]]:
     if session.ended:
         return session, (Hangup(),)
     node = flow.nodes.get(session.node)
     if node is None:
-        return fail(session, event.at)
+        return _fail(session, event.at)
     if (event.node, event.phase) != (session.node, session.phase):
         # An answer to a question we no longer ask (a retried webhook): ask the current one again.
         return session, (_ask(flow, node, session, full=False),)
@@ -249,17 +109,7 @@ def preview(flow: Flow, name: str) -> tuple[Action, ...]:
     return _enter(flow, session, name, 0.0)[1]
 
 
-def resume(flow: Flow, session: Session) -> tuple[Session, tuple[Action, ...]]:
-    """Say the current question again (Twilio asked for the call's first document twice)."""
-    node = flow.nodes.get(session.node)
-    if session.ended:
-        return session, (Hangup(),)
-    if node is None:
-        return fail(session, session.entered_at)
-    return session, (_ask(flow, node, session, full=True),)
-
-
-def after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tuple[Session, tuple[Action, ...]]:
+def _after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tuple[Session, tuple[Action, ...]]:
     """The caller needs an agent but the service is closed: say when it opens and offer what the
     flow's `after_hours` part offers (callback, message), or say goodbye."""
     reason = session.transfer_reason
@@ -286,15 +136,10 @@ def waiting_for_callback(session: Session) -> bool:
     return session.answers.get(field) == answer
 
 
-def called_back_later(session: Session, at: float) -> Session:
+def called_back_later(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
     """The caller left the queue to be called back: that is how the call ends."""
-    return _log(session.evolve(outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
-
-
-def fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
-    """Something went wrong on our side: apologise and put the caller through."""
-    session = _log(session, at, "error")
-    return _transfer(session, "technical_error", at)
+    session = _log(session.evolve(outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
+    return session, (Hangup((Say("fin.rappel"),)),)
 
 
 def spoken_key(key: str) -> str:
@@ -307,7 +152,7 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
     for _ in range(_MAX_CHAINED):
         node = flow.nodes.get(name)
         if node is None:
-            return fail(session, at)
+            return _fail(session, at)
         step = node.step or session.step
         # One copy for the new position and its "enter" event (this runs at every question).
         session = session.evolve(
@@ -329,7 +174,7 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
         if node.type == "transfer":
             return _transfer(session, node.reason, at, (*says, Say(node.prompt)))
         return session, (_ask(flow, node, session, full=True, lead=tuple(says)),)
-    return fail(session, at)
+    return _fail(session, at)
 
 
 def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask | Listen:
@@ -460,6 +305,10 @@ def _accept_number(flow: Flow, node: Node, session: Session, value: str, at: flo
     session = session.evolve(answers={**session.answers, node.field: value})
     session = _log(session, at, "answer", field=node.field, length=len(value))
     return _enter(flow, session, node.next, at)
+
+
+def _fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
+    return _transfer(_log(session, at, "error"), "technical_error", at)
 
 
 def _transfer(session: Session, reason: str, at: float, says: tuple[Say, ...] | None = None) -> tuple[Session, tuple[Action, ...]]:

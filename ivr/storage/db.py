@@ -1,13 +1,15 @@
 """The database: embedded SQLite by default, PostgreSQL when DATABASE_URL says so.
 
 Connections opened on first use and kept (PostgreSQL: one per thread; SQLite: one per process,
-shared by its threads under a lock), rows as dicts, `?` placeholders everywhere,
-and numbered migrations that upgrade an existing database without losing data."""
+shared by its threads under a lock), rows as dicts, `?` placeholders in the SQL (translated for
+psycopg by `to_psycopg`), and numbered migrations that upgrade an existing database without
+losing data."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import weakref
@@ -149,42 +151,38 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class Database:
-    """What every module needs of a database; SQLite and PostgreSQL implement it."""
+    """What every module needs of a database; SQLite and PostgreSQL implement `_run` and `transaction`."""
 
     dialect = ""
 
-    # -- to implement --------------------------------------------------------------------------
-    def connection(self):
-        """The connection to use now, opened on first use and kept (no per-request connect)."""
-        raise NotImplementedError
+    def execute(self, sql: str, params: Iterable = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self._run(sql, params, lambda cursor: cursor.rowcount)
+
+    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        """Every row of a statement, each a dict."""
+        return self._run(sql, params, lambda cursor: cursor.fetchall())
+
+    def one(self, sql: str, params: Iterable = ()) -> dict | None:
+        """The first row of a statement, or None."""
+        return self._run(sql, params, lambda cursor: cursor.fetchone())
+
+    def executemany(self, sql: str, rows: list) -> None:
+        for row in rows:
+            self.execute(sql, row)
 
     def forget_connection(self) -> None:
-        """Drop the connection (after a failure) so that the next use reconnects."""
+        """Drop the connection (after a failure, before a fork) so that the next use reconnects."""
         raise NotImplementedError
 
-    def _cursor(self, sql: str, params: Iterable = ()):
+    def _run(self, sql: str, params: Iterable, read):
+        """Run `sql` and return `read(cursor)`, the rows read before anyone else uses the connection."""
         raise NotImplementedError
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         raise NotImplementedError
         yield self
-
-    # -- shared --------------------------------------------------------------------------------
-    def execute(self, sql: str, params: Iterable = ()) -> int:
-        """Run one statement; the number of rows it changed."""
-        return self._cursor(sql, params).rowcount
-
-    def executemany(self, sql: str, rows: list) -> None:
-        if rows:
-            self._many(sql, rows)
-
-    # Both engines' connections make each row a new dict (their row factories): returned as they come.
-    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
-        return self._cursor(sql, params).fetchall()
-
-    def one(self, sql: str, params: Iterable = ()) -> dict | None:
-        return self._cursor(sql, params).fetchone()
 
     def migrate(self) -> int:
         """Bring the schema up to date (safe when several processes start together)."""
@@ -199,6 +197,15 @@ class Database:
                     log.info("database upgraded to schema version %d", number)
         return len(MIGRATIONS)
 
+    def _lock_schema(self) -> None:
+        raise NotImplementedError
+
+    def _schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _set_schema_version(self, number: int) -> None:
+        raise NotImplementedError
+
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
     return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
@@ -207,10 +214,8 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
 class SQLite(Database):
     """A SQLite file (WAL, busy timeout): the embedded default.
 
-    One connection per process, shared by its threads under a lock. With a connection per thread,
-    every write by one thread emptied the page cache of the others (each statement read its pages
-    again) and threads fighting for the write lock slept in SQLite's busy handler: 46 system calls
-    a webhook besides the GIL's, 38 with one connection, 18 for the fixed-TwiML ceiling (strace -c)."""
+    One connection per process, shared by its threads under a lock: with one per thread, threads
+    fought for SQLite's write lock and each write emptied the others' page cache."""
 
     dialect = "sqlite"
 
@@ -219,63 +224,32 @@ class SQLite(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._kept: sqlite3.Cursor | None = None  # the connection's cursor for every statement
         _SQLITE_DATABASES.add(self)
         self.migrate()
 
     def connection(self) -> sqlite3.Connection:
         """This process's connection, opened on first use."""
         if self._conn is None:
-            self._conn = self._open()
-            self._kept = self._conn.cursor()
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.row_factory = _dict_row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            # Fewer, larger WAL checkpoints: every webhook rewrites its call's session, and a
+            # checkpoint every 1,000 pages (the default) cost ~13 % of the server's CPU under load.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            self._conn = conn
         return self._conn
 
     def forget_connection(self) -> None:
         with self._lock:
-            conn, self._conn, self._kept = self._conn, None, None
+            conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
 
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        conn.row_factory = _dict_row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        # Fewer, larger WAL checkpoints: every webhook rewrites its call's session, and a
-        # checkpoint every 1,000 pages (the default) cost ~13 % of the server's CPU under load.
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-        return conn
-
-    # Every use of the shared connection, statement and reading of its rows, holds the lock.
-    def execute(self, sql: str, params: Iterable = ()) -> int:
+    def _run(self, sql: str, params: Iterable, read):
         with self._lock:
-            return super().execute(sql, params)
-
-    def executemany(self, sql: str, rows: list) -> None:
-        with self._lock:
-            super().executemany(sql, rows)
-
-    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
-        with self._lock:
-            return super().query(sql, params)
-
-    def one(self, sql: str, params: Iterable = ()) -> dict | None:
-        with self._lock:
-            return super().one(sql, params)
-
-    def _cursor(self, sql: str, params: Iterable = ()):
-        """Each statement on the connection's kept cursor, its rows read under the lock before the
-        next statement, rather than a new cursor per statement (Connection.execute): with the
-        rows no longer copied (Database.one, query), 1.5 % fewer cache lines fetched from memory
-        a webhook (bench/instructions.py --cold: 11,972 → 11,780)."""
-        self.connection()  # opened, with its kept cursor, on first use
-        cursor = self._kept
-        cursor.execute(sql, tuple(params))
-        return cursor
-
-    def _many(self, sql: str, rows: list) -> None:
-        self.connection().executemany(sql, rows)
+            return read(self.connection().execute(sql, tuple(params)))
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -296,14 +270,31 @@ class SQLite(Database):
         pass  # BEGIN IMMEDIATE already holds the write lock
 
     def _schema_version(self) -> int:
-        return self.connection().execute("PRAGMA user_version").fetchone()["user_version"]
+        return self.one("PRAGMA user_version")["user_version"]
 
     def _set_schema_version(self, number: int) -> None:
-        self.connection().execute(f"PRAGMA user_version = {int(number)}")
+        self.execute(f"PRAGMA user_version = {int(number)}")
+
+
+# What psycopg must see differently from SQLite: `?` outside quotes and comments becomes `%s`, and
+# every `%` (psycopg reads them everywhere, literals included) is doubled. A `?` inside a string, a
+# quoted name or a comment is left as written. An unquoted `?` is always a parameter: for a jsonb
+# key test write jsonb_exists(value, 'key'), not value ? 'key'.
+_SQL_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|[?%]", re.DOTALL)
+
+
+def to_psycopg(sql: str) -> str:
+    """A statement written with `?` placeholders, in psycopg's `%s` style."""
+
+    def swap(match: re.Match) -> str:
+        token = match.group(0)
+        return "%s" if token == "?" else token.replace("%", "%%")
+
+    return _SQL_TOKENS.sub(swap, sql)
 
 
 class Postgres(Database):
-    """PostgreSQL through psycopg 3, for many servers sharing records."""
+    """PostgreSQL through psycopg 3, for many servers sharing records: one connection per thread."""
 
     dialect = "postgres"
 
@@ -313,49 +304,34 @@ class Postgres(Database):
         self._psycopg = psycopg
         self.url = url
         self._local = threading.local()
-        self._translated: dict[str, str] = {}  # `?` placeholders → psycopg's, by statement
         self.migrate()
 
     def connection(self):
-        """This thread's connection: each thread talks to the server on its own."""
+        """This thread's connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             from psycopg.rows import dict_row
 
             conn = self._local.conn = self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
-            self._local.cursor = conn.cursor()
         return conn
 
     def forget_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
-        self._local.conn = self._local.cursor = None
+        self._local.conn = None
         if conn is not None:
             try:
                 conn.close()
-            except Exception:
+            except self._psycopg.Error:
                 pass
 
-    def _translate(self, sql: str) -> str:
-        translated = self._translated.get(sql)
-        if translated is None:
-            translated = self._translated[sql] = sql.replace("%", "%%").replace("?", "%s")
-        return translated
-
-    def _cursor(self, sql: str, params: Iterable = ()):
-        """Each statement on this thread's kept cursor (its rows are read before the next one):
-        a new cursor per statement was a third of psycopg's 93,000 instructions a statement."""
+    def _run(self, sql: str, params: Iterable, read):
         try:
-            self.connection()
-            cursor = self._local.cursor
-            cursor.execute(self._translate(sql), tuple(params))
-            return cursor
+            with self.connection().cursor() as cursor:
+                cursor.execute(to_psycopg(sql), tuple(params))
+                return read(cursor)
         except self._psycopg.OperationalError:
             self.forget_connection()  # the server went away: reconnect on the next use
             raise
-
-    def _many(self, sql: str, rows: list) -> None:
-        with self.connection().cursor() as cursor:
-            cursor.executemany(self._translate(sql), rows)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -382,7 +358,7 @@ _SQLITE_DATABASES: weakref.WeakSet[SQLite] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for database in list(_SQLITE_DATABASES):
-        database._conn = database._kept = None
+        database._conn = None
         database._lock = threading.RLock()
 
 

@@ -1,7 +1,7 @@
 """Durable delivery of call contexts to a helpdesk webhook: an outbox table, retries with backoff.
 
 Run inside the web process (a background thread per worker) or as its own process:
-    python -m ivr.outbox
+    python -m ivr.delivery.outbox
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import requests
 
-from .db import Database
+from ..storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Deliverer(threading.Thread):
 
 def main() -> None:
     """Deliver the outbox forever, in its own process (the Procfile's worker)."""
-    from . import create_app
+    from .. import create_app
 
     app = create_app({"IVR_OUTBOX_THREAD": "0"})
     outbox = app.extensions["ivr"].outbox

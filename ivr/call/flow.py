@@ -1,0 +1,129 @@
+"""The call flow as data: frozen dataclasses of nodes and settings (the loader that checks a YAML file
+is `flow_loader`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from types import MappingProxyType
+
+NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer")
+# Keys that work at every question and therefore cannot be a menu choice.
+REPEAT_KEY = "*"
+AGENT_KEY = "0"
+CHOICE_KEYS = "123456789#"
+# Sentences the engine itself needs, whatever the flow says.
+SYSTEM_PROMPTS = (
+    "commun.silence",
+    "commun.touche_invalide",
+    "commun.attente",
+    "saisie.relecture",
+    "saisie.relecture_courte",
+    "saisie.longueur",
+    "saisie.prefixe",
+    "saisie.cle",
+    "saisie.chiffres",
+    "transfert.demande",
+    "transfert.silence",
+    "transfert.touches",
+    "transfert.erreur",
+    "conseiller.indisponible",
+    "conseiller.chuchotement",
+    "attente.message",
+    "attente.position",
+    "horaires.ferme",
+    "horaires.au_revoir",
+    "sms.envoye",
+    "sms.deja_envoye",
+    "sms.pas_mobile",
+    "sms.indisponible",
+    "sms.echec",
+    "attente.estimation",
+    "attente.rappel",
+    "fin.rappel",
+    "parole.confirmation",
+    "parole.pas_compris",
+)
+
+@dataclass(frozen=True)
+class Choice:
+    """One key of a menu: where it leads and the answer it records."""
+
+    key: str
+    goto: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A guide sent by SMS when the caller presses `key` (the text, with its link, is a prompt)."""
+
+    key: str
+    sms: str
+
+
+@dataclass(frozen=True)
+class Node:
+    """One point of the call."""
+
+    name: str
+    type: str
+    line: int
+    prompt: str
+    short: str | None = None
+    hold: str | None = None
+    step: int | None = None
+    field: str | None = None
+    choices: Mapping[str, Choice] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    next: str | None = None
+    check: str | None = None
+    confirm: bool = True
+    optional: bool = False  # digits: silence or # alone skips the question
+    options: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # digits: key → label
+    max_length: int = 60  # record: seconds
+    say_caller: bool = False  # menu: its sentence says the caller's number ({numero})
+    guide: Guide | None = None  # menu, wait: a guide the caller can get by SMS with an announced key
+    speech: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # key → words
+    outcome: str | None = None
+    reason: str | None = None
+
+    @property
+    def exits(self) -> tuple[str, ...]:
+        """Names of the nodes this one can lead to."""
+        targets = [c.goto for c in self.choices.values()]
+        if self.next:
+            targets.append(self.next)
+        return tuple(targets)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Timings and limits shared by every node."""
+
+    max_attempts: int = 3  # failed answers to one question before an agent takes over
+    menu_timeout: int = 6  # seconds of silence after a menu before it counts as no answer
+    digits_timeout: int = 12  # seconds of silence while keying a number
+    wait_pause: int = 20  # seconds of quiet between two reminders while the caller acts
+    wait_max: int = 900  # seconds a caller may take on a "tapez 1 quand c'est fait" step
+    speech_confidence: int = 50  # percent: below it, what the caller said is read back for confirmation
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A checked flow, ready for calls."""
+
+    start: str
+    nodes: Mapping[str, Node]
+    settings: Settings
+    version: str
+    source: str
+    after_hours: str | None = None  # where a caller goes who needs an agent while the service is closed
+
+
+class FlowError(Exception):
+    """The flow cannot be used; `problems` lists every reason with file and line."""
+
+    def __init__(self, problems: list):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems

@@ -1,0 +1,177 @@
+"""What the engine works on: the state of one call, the caller's events, the conditions the web
+layer knows (opening hours), and the actions the engine asks for. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+
+
+# ---- what the shell tells the engine ------------------------------------------------------------
+@dataclass(frozen=True)
+class Keys:
+    """The caller pressed keys at a question."""
+
+    node: str
+    phase: str
+    digits: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The caller left a voice message."""
+
+    node: str
+    phase: str
+    url: str
+    duration: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """The caller answered by voice: Twilio's transcript and its confidence (0 to 1)."""
+
+    node: str
+    phase: str
+    text: str
+    confidence: float
+    at: float
+
+
+@dataclass(frozen=True)
+class GuideRequested:
+    """The caller pressed a node's guide key; the shell tried to send the SMS: `status` says how it went."""
+
+    node: str
+    phase: str
+    guide: str
+    status: str  # "sent", "already", "not_mobile", "unavailable", "failed"
+    at: float
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """A question timed out with nothing pressed."""
+
+    node: str
+    phase: str
+    at: float
+
+
+Event = Keys | Recorded | Spoken | GuideRequested | NoInput
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What the web layer knows that the flow does not: whether agents answer now, and if not, when
+    they do again (as said on the phone)."""
+
+    service_open: bool = True
+    reopening: str = ""
+
+
+OPEN = Conditions()
+
+
+# ---- what the engine tells the shell to do ------------------------------------------------------
+@dataclass(frozen=True)
+class Say:
+    """Speak the prompt `key`, with placeholders filled from `params` (name, value) pairs."""
+
+    key: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def filled(key: str, **params: str) -> Say:
+        return Say(key, tuple(sorted(params.items())))
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Speak `says` while listening for keys; answers come back tagged with node and phase."""
+
+    node: str
+    phase: str
+    says: tuple[Say, ...]
+    timeout: int
+    num_digits: int | None = 1
+    finish_on_key: str = ""
+    pause: int = 0  # seconds of quiet, still listening, after the sentences
+    hints: tuple[str, ...] = ()  # words the caller may say instead of pressing a key (speech on)
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Speak `says`, then record a voice message of at most `max_length` seconds."""
+
+    node: str
+    says: tuple[Say, ...]
+    max_length: int
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Speak `says`, then end the call."""
+
+    says: tuple[Say, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Speak `says`, then put the caller through to an agent with the context."""
+
+    reason: str
+    says: tuple[Say, ...] = ()
+
+
+Action = Ask | Listen | Hangup | Transfer
+
+
+# ---- the state of one call ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    """Everything we know about one call, kept in the store between webhooks."""
+
+    call_sid: str
+    caller: str
+    started_at: float
+    flow_version: str
+    node: str = ""
+    phase: str = "ask"  # "ask" a question, "confirm" a number read back, "speech" a word read back
+    step: int | None = None  # step of the guide the caller is at
+    entered_at: float = 0.0
+    failures: int = 0  # silences and wrong keys at the current question
+    pending: str | None = None  # number keyed in (or key heard), waiting for the caller's confirmation
+    answers: Mapping[str, str] = field(default_factory=dict)
+    history: tuple[Mapping, ...] = ()  # what happened, oldest first; the engine only appends
+    outcome: str | None = None
+    outcome_step: int | None = None
+    transfer_reason: str | None = None
+    recorded: int = 0  # history entries already written to the call's events (by the shell)
+    revision: int = 0  # the store's revision this session was loaded at (not part of the call logic)
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+    def evolve(self, **changes) -> Session:
+        """A copy with `changes` (dataclasses.replace)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The session as plain JSON-ready data (the store keeps the revision itself)."""
+        data = asdict(self)
+        del data["revision"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping, revision: int = 0) -> Session:
+        """The session `to_dict` gave (fields added since it was saved take their defaults; an
+        unknown or missing field raises the dataclass's TypeError)."""
+        values = dict(data)
+        values["answers"] = dict(values.get("answers") or {})
+        values["history"] = tuple(values.get("history") or ())
+        return cls(**values, revision=revision)
+

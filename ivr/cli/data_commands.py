@@ -1,0 +1,164 @@
+"""Commands on the server's data: console accounts, figures, sentences changed in the console,
+callback requests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from .base import _data_dir_option, _database, _files, _help, _load, main
+
+
+@main.group()
+@_help
+def user() -> None:
+    """Comptes de la console web (rôles : viewer en lecture, editor peut modifier les phrases)."""
+
+
+@user.command("add")
+@_help
+@click.argument("username")
+@click.option("--role", type=click.Choice(["viewer", "editor"]), default="viewer", help="rôle (défaut : viewer)")
+@click.password_option("--password", prompt="Mot de passe", confirmation_prompt="Confirmez", help="mot de passe (demandé s'il manque)")
+@_data_dir_option
+def user_add(username: str, role: str, password: str, data_dir: str) -> None:
+    """Créer le compte USERNAME."""
+    _change_users(data_dir, "add", username, password, role)
+    click.echo(f"Compte « {username} » créé ({role}).")
+
+
+def _change_users(data_dir: str, method: str, *args) -> None:
+    """Call Users.<method>(*args); a refusal becomes a clear message and exit code 1."""
+    from ..storage.users import UserError, Users
+
+    try:
+        getattr(Users(_database(data_dir)), method)(*args)
+    except UserError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@user.command("passwd")
+@_help
+@click.argument("username")
+@click.password_option("--password", prompt="Nouveau mot de passe", confirmation_prompt="Confirmez", help="nouveau mot de passe")
+@_data_dir_option
+def user_passwd(username: str, password: str, data_dir: str) -> None:
+    """Changer le mot de passe de USERNAME."""
+    _change_users(data_dir, "set_password", username, password)
+    click.echo(f"Mot de passe de « {username} » changé.")
+
+
+@user.command("remove")
+@_help
+@click.argument("username")
+@_data_dir_option
+def user_remove(username: str, data_dir: str) -> None:
+    """Supprimer le compte USERNAME."""
+    _change_users(data_dir, "remove", username)
+    click.echo(f"Compte « {username} » supprimé.")
+
+
+@user.command("list")
+@_help
+@_data_dir_option
+def user_list(data_dir: str) -> None:
+    """Lister les comptes."""
+    from ..storage.users import Users
+
+    for account in Users(_database(data_dir)).all():
+        click.echo(f"{account['username']}\t{account['role']}")
+
+
+@main.command()
+@_help
+@click.option("--from", "first", help="premier jour, AAAA-MM-JJ (défaut : il y a 6 jours)")
+@click.option("--to", "last", help="dernier jour inclus, AAAA-MM-JJ (défaut : aujourd'hui)")
+@click.option("--json", "as_json", is_flag=True, help="sortie JSON (pour un tableur ou un script)")
+@_data_dir_option
+def report(first: str | None, last: str | None, as_json: bool, data_dir: str) -> None:
+    """Chiffres des appels d'une période : résolution sans conseiller, issues, entonnoir, étape par étape."""
+    from datetime import date, datetime, timedelta
+
+    from ..call.hours import PARIS
+    from ..supervisor import analytics
+
+    try:
+        end_day = date.fromisoformat(last) if last else datetime.now(PARIS).date()
+        start_day = date.fromisoformat(first) if first else end_day - timedelta(days=6)
+    except ValueError as error:
+        raise click.ClickException("date invalide : utilisez le format AAAA-MM-JJ") from error
+    data = analytics.figures(_database(data_dir), *analytics.day_bounds(start_day, end_day))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(analytics.report(data, start_day, end_day), nl=False)
+
+
+@main.group()
+@_help
+def prompts() -> None:
+    """Phrases modifiées dans la console."""
+
+
+@prompts.command("export")
+@_help
+@_files
+@_data_dir_option
+@click.option("--write", is_flag=True, help="reporter les modifications dans le fichier YAML (commentaires conservés)")
+@click.option("--clear", is_flag=True, help="avec --write : retirer ensuite ces modifications de la base (le fichier les porte)")
+def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool, clear: bool) -> None:
+    """Afficher (ou écrire dans le fichier) les phrases modifiées dans la console."""
+    from ..call import prompts as prompts_module
+    from ..storage.overrides import PromptOverrides, write_into_yaml
+
+    overrides = PromptOverrides(_database(data_dir))
+    changes = overrides.all()
+    if not changes:
+        click.echo("Aucune phrase modifiée dans la console.")
+        return
+    base = prompts_module.load(prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+    for key, text in changes.items():
+        click.echo(f"{key}:\n  fichier : {base.entries[key].text if key in base.entries else '(absente)'}\n  console : {text}")
+    if write:
+        path = prompts_module.path_for(prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+        written = write_into_yaml(path, {k: (base.entries[k].line, t) for k, t in changes.items() if k in base.entries})
+        _load(flow_path, prompts_dir)  # the rewritten file must still load
+        click.echo(f"{len(written)} phrase(s) écrite(s) dans {path} : vérifiez avec « git diff », puis enregistrez (commit).")
+        if clear:
+            overrides.clear(written)
+            click.echo("Modifications retirées de la base : le fichier fait foi.")
+
+
+@main.command()
+@_help
+@click.option("--all", "include_done", is_flag=True, help="montrer aussi les demandes déjà traitées")
+@click.option("--done", "done_id", type=int, help="marquer la demande n° N comme traitée")
+@click.option("--agent", default=lambda: os.environ.get("USER", "cli"), help="qui l'a traitée (avec --done)")
+@_data_dir_option
+def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str) -> None:
+    """Demandes de rappel et messages laissés hors horaires, les plus anciens d'abord."""
+    from datetime import datetime
+
+    from ..call.hours import PARIS
+    from ..storage.callbacks import Callbacks
+
+    requests_list = Callbacks(_database(data_dir))
+    if done_id is not None:
+        if not requests_list.done(done_id, agent):
+            raise click.ClickException(f"aucune demande en attente n° {done_id}")
+        click.echo(f"Demande n° {done_id} traitée.")
+        return
+    items = requests_list.list(include_done)
+    if not items:
+        click.echo("Aucune demande de rappel en attente.")
+    for item in items:
+        when = datetime.fromtimestamp(item["requested_at"], PARIS).strftime("%d/%m/%Y %H:%M")
+        kind = "rappel" if item["kind"] == "callback" else "message"
+        summary = (item["context"] or {}).get("summary_fr", "")
+        state = "" if item["status"] == "pending" else f" [traitée par {item['done_by']}]"
+        click.echo(f"n° {item['id']}  {when}  {kind}  {item['number']}{state}")
+        if item["message_url"]:
+            click.echo(f"    message : {item['message_url']}")
+        click.echo(f"    {summary}")

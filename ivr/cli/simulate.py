@@ -1,0 +1,105 @@
+"""`ivr simulate`: a call in the terminal over the real, signed webhooks."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+
+import click
+
+from .base import _files, _help, _load, main
+
+
+@main.command()
+@_help
+@_files
+@click.option("--keys", help='touches à jouer, séparées par des espaces (« . » = silence), ex. "2 2 1"')
+@click.option("--url", help="simuler contre un serveur qui tourne (défaut : en local, dans ce processus)")
+@click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="TWILIO_AUTH_TOKEN du serveur visé par --url")
+@click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
+@click.option("--service", type=click.Choice(["horaires", "ouvert", "ferme"]), default="horaires",
+              help="service client selon ses horaires (défaut), toujours ouvert, ou fermé")
+def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str,
+             service: str) -> None:
+    """Jouer un appel dans le terminal, par les vrais webhooks signés.
+
+    Sans --keys : tapez les touches à chaque question (« . » = silence, « q » = raccrocher).
+    Avec --keys : l'appel est joué d'un coup et le compte rendu peut être collé dans un ticket.
+    À la fin, affiche la fiche que recevrait le conseiller.
+    """
+    from ..supervisor.simulator import Caller, FlaskTransport, HttpTransport
+
+    app = None
+    if url:
+        transport, base = HttpTransport(), url
+    else:
+        _load(flow_path, prompts_dir)  # clear errors before anything else
+        from .. import create_app
+
+        token = secrets.token_hex(16)
+        app = create_app({
+            "TWILIO_AUTH_TOKEN": token,
+            "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-simulate-"),
+            "IVR_FLOW": flow_path,
+            "IVR_PROMPTS": prompts_dir,
+            "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+            "HANDOFF_WEBHOOK_URL": "",
+            "IVR_RELOAD_INTERVAL": "0",
+            "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
+            **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
+        })
+        transport, base = FlaskTransport(app.test_client()), "http://localhost"
+    caller = Caller(transport, base, token, caller=caller_number)
+    scripted = keys.split() if keys is not None else None
+
+    def answer(question) -> str | None:
+        _print_said(question.heard)
+        if question.record:
+            click.echo("serveur : (bip, enregistrement du message)")
+        if scripted is not None:
+            key = scripted.pop(0) if scripted else None
+            click.echo(f"    [{question.node}] appelant : {_spoken(key)}")
+            return key
+        key = click.prompt(f"    [{question.node}] touche(s) ('.' silence, 'q' raccrocher)", default=".", show_default=False).strip()
+        return None if key.lower() == "q" else (key or ".")
+
+    result = caller.call(answer)
+    _print_said(result.last_heard)
+    click.echo(f"\nFin de l'appel : {_ending(result)}")
+    if app is not None:
+        record = app.extensions["ivr"].records.get(caller.call_sid)
+        click.echo(f"Résultat enregistré : {record['outcome']}" + (f" (étape {record['outcome_step']})" if record["outcome_step"] else ""))
+        if record["context"]:
+            click.echo("\nFiche transmise au conseiller :")
+            click.echo(json.dumps(record["context"], ensure_ascii=False, indent=2))
+    elif result.task:
+        click.echo("\nTâche transmise :")
+        click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+
+
+def _closed_moment() -> float:
+    """A Sunday at 03:00, Paris time: closed whatever the usual hours."""
+    from datetime import datetime
+
+    from ..call.hours import PARIS
+
+    return datetime(2026, 11, 29, 3, 0, tzinfo=PARIS).timestamp()
+
+
+def _print_said(said: list[str]) -> None:
+    for text in said:
+        click.echo(f"serveur : « {text} »")
+
+
+def _spoken(key: str | None) -> str:
+    return {None: "raccroche", ".": "(silence)"}.get(key, key)
+
+
+def _ending(result) -> str:
+    return {
+        "hangup": "le serveur a raccroché",
+        "enqueue": "transfert vers la file des conseillers",
+        "dial": "transfert vers un conseiller",
+        "caller_hung_up": "l'appelant a raccroché",
+    }.get(result.end, result.end)

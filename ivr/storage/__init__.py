@@ -1,0 +1,2 @@
+"""Where things are kept: the database and its migrations, call sessions, records, console accounts and
+changes, callback requests."""

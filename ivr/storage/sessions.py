@@ -1,0 +1,151 @@
+"""Call sessions by CallSid, with expiry and compare-and-set saves: SQL (SQLite by default, or
+PostgreSQL) or Redis for many servers.
+
+Two webhooks of one call can race (a Twilio retry, a slow network): each save names the revision
+it started from, and a save over a newer revision raises Conflict instead of losing a write; the
+handler then replays its event on the fresh session. A session is one JSON document."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import orjson
+
+from ..call.session import Session
+from .db import Database
+
+DEFAULT_TTL = 4 * 3600  # a session outlives any real call; expired ones are purged
+
+
+class Conflict(Exception):
+    """Another request saved this call's session first."""
+
+
+class SessionStore(Protocol):
+    """Where the state of calls in progress lives between two webhooks."""
+
+    def load(self, call_sid: str) -> Session | None: ...
+
+    def save(self, session: Session, force: bool = False) -> Session: ...
+
+    def discard(self, call_sid: str) -> None: ...
+
+
+def encode(session: Session) -> str:
+    """The session as one JSON document."""
+    return orjson.dumps(session.to_dict()).decode()
+
+
+def decode(data: str | bytes, revision: int) -> Session:
+    """The session `encode` wrote, at the store's `revision`."""
+    head, _, entries = (data.decode() if isinstance(data, bytes) else data).partition("\n")
+    fields = orjson.loads(head)
+    if entries:  # written by the release before this one (history on a second line): calls in progress go on
+        fields["history"] = orjson.loads(entries)
+    return Session.from_dict(fields, revision=revision)
+
+
+class SqlSessionStore:
+    """Sessions in the SQL database."""
+
+    PURGE_EVERY = 500  # saves between two purges of expired sessions
+
+    def __init__(self, db: Database, ttl: int = DEFAULT_TTL):
+        self.db = db
+        self.ttl = ttl
+        self._saves = 0
+
+    def load(self, call_sid: str) -> Session | None:
+        row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ?", (call_sid, time.time()))
+        return None if row is None else decode(row["data"], row["revision"])
+
+    def save(self, session: Session, force: bool = False) -> Session:
+        """Store `session` if nobody saved a newer one since it was loaded (any case with `force`);
+        the saved session."""
+        now = time.time()
+        saved = session.evolve(revision=session.revision + 1)
+        data = encode(saved)
+        if force:
+            self.db.execute(
+                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (call_sid) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, "
+                "revision = sessions.revision + 1",
+                (session.call_sid, data, now + self.ttl, saved.revision),
+            )
+        elif session.revision == 0:
+            changed = self.db.execute(
+                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, 1) ON CONFLICT (call_sid) DO NOTHING",
+                (session.call_sid, data, now + self.ttl),
+            )
+            if not changed:
+                raise Conflict(session.call_sid)
+        else:
+            changed = self.db.execute(
+                "UPDATE sessions SET data = ?, expires_at = ?, revision = ? WHERE call_sid = ? AND revision = ?",
+                (data, now + self.ttl, saved.revision, session.call_sid, session.revision),
+            )
+            if not changed:
+                raise Conflict(session.call_sid)
+        self._saves += 1
+        if self._saves % self.PURGE_EVERY == 0:
+            self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        return saved
+
+    def discard(self, call_sid: str) -> None:
+        """The call is over: its session goes."""
+        self.db.execute("DELETE FROM sessions WHERE call_sid = ?", (call_sid,))
+
+
+# Compare-and-set in one round trip: write only if the stored revision is the one we loaded. The
+# same save sent again (redis-py retries a command whose reply was lost) finds its own write and
+# succeeds, rather than replaying the caller's key press on top of it.
+_SAVE = """
+local current = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[4] == '1' or (current == false and ARGV[1] == '0') or current == ARGV[1] then
+  local rev = tonumber(ARGV[1]) + 1
+  if ARGV[4] == '1' and current then rev = tonumber(current) + 1 end
+  redis.call('HSET', KEYS[1], 'rev', rev, 'data', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return rev
+end
+if current and tonumber(current) == tonumber(ARGV[1]) + 1 and redis.call('HGET', KEYS[1], 'data') == ARGV[2] then
+  return tonumber(current)
+end
+return 0
+"""
+
+
+class RedisSessionStore:
+    """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own.
+
+    Short socket timeouts and one retry (a dropped idle connection, a restarted Redis): a Redis
+    that does not answer fails the request within seconds, and the caller is put through."""
+
+    def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:", timeout: float = 2.0):
+        import redis  # only needed when REDIS_URL is set
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                          retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1))
+        self.ttl = ttl
+        self.prefix = prefix
+        self._save = self.redis.register_script(_SAVE)
+
+    def _key(self, call_sid: str) -> str:
+        return f"{self.prefix}session:{call_sid}"
+
+    def load(self, call_sid: str) -> Session | None:
+        data, revision = self.redis.hmget(self._key(call_sid), "data", "rev")
+        return None if data is None else decode(data, int(revision or 0))
+
+    def save(self, session: Session, force: bool = False) -> Session:
+        saved = session.evolve(revision=session.revision + 1)
+        revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)])
+        if not revision:
+            raise Conflict(session.call_sid)
+        return saved.evolve(revision=int(revision))
+
+    def discard(self, call_sid: str) -> None:
+        self.redis.delete(self._key(call_sid))

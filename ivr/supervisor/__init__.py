@@ -1,0 +1,1 @@
+"""The supervisors' tools: lint, diagrams, figures, and a simulated caller."""

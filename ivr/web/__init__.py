@@ -1,0 +1,2 @@
+"""The Flask application: the app factory, its services, Twilio's webhooks, the agents' API and the
+supervisors' console."""

@@ -1,0 +1,126 @@
+"""`create_app()`: configuration from the environment, then the services, then the blueprints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ..storage.sessions import DEFAULT_TTL
+from . import services as services_module
+from .api import bp as api_bp
+from .console import bp as console_bp
+from .services import ConfigurationError, resolve
+from .voice import bp as voice_bp
+
+log = logging.getLogger(__name__)
+DEFAULT_VOICE = "Polly.Lea-Neural"
+MAX_BODY = 256 * 1024  # bytes: the largest request body read
+
+# Environment variables read by create_app, with their defaults.
+ENVIRONMENT = {
+    "IVR_ENV": "production",
+    "TWILIO_AUTH_TOKEN": "",
+    "TWILIO_ACCOUNT_SID": "",
+    "TWILIO_WORKFLOW_SID": "",
+    "AGENT_NUMBER": "",
+    "AGENT_SIP_URI": "",
+    "AGENT_CLIENT": "",
+    "HANDOFF_WEBHOOK_URL": "",
+    "IVR_WEBHOOK_SECRET": "",
+    "IVR_OUTBOX_THREAD": "1",
+    "IVR_API_TOKEN": "",
+    "IVR_SECRET_KEY": "",
+    "IVR_HOURS": "flows/horaires.yaml",
+    "IVR_ALWAYS_OPEN": "",
+    "IVR_SMS_FROM": "",
+    "IVR_CALLBACK_OFFER_SECONDS": "120",
+    "IVR_CONSOLE_IDLE_MINUTES": "30",
+    "IVR_DATA_DIR": "instance",
+    "IVR_FLOW": "flows/ecps.yaml",
+    "IVR_PROMPTS": "prompts",
+    "IVR_LANGUAGE": "fr-FR",
+    "IVR_VOICE": DEFAULT_VOICE,
+    "IVR_PUBLIC_URL": "",
+    "IVR_TRUSTED_PROXIES": "0",
+    "IVR_SESSION_TTL": str(DEFAULT_TTL),
+    "IVR_RELOAD_INTERVAL": "2",
+    "REDIS_URL": "",
+    "IVR_REDIS_PREFIX": "ivr:",
+    "DATABASE_URL": "",
+}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the application from the environment, overridden by `test_config` in tests."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = Flask(__name__)
+    app.config.update({name: os.environ.get(name, default) for name, default in ENVIRONMENT.items()})
+    # Bodies are read before the signature is checked: a bigger one is refused unread (413). Twilio's
+    # webhooks and the console's forms are a few kilobytes.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config.update(test_config or {})
+    config = app.config
+
+    if not config["TWILIO_AUTH_TOKEN"]:
+        if config["IVR_ENV"] != "development":
+            raise ConfigurationError(
+                "TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked. "
+                "Set it, or set IVR_ENV=development to run locally without signature checks."
+            )
+        log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
+
+    ivr = app.extensions["ivr"] = services_module.build(config)
+    app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
+    app.session_interface = ConsoleSessions()
+    app.permanent_session_lifetime = timedelta(hours=12)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=config["IVR_PUBLIC_URL"].startswith("https://"))
+    proxies = int(config["IVR_TRUSTED_PROXIES"] or 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies)
+
+    app.register_blueprint(voice_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
+
+    @app.get("/health")
+    def health():
+        library = ivr.library
+        return {"status": "ok", "flow_version": library.current().version, "refused": [str(p) for p in library.last_problems]}
+
+    return app
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Login cookies for the console only: Twilio's webhooks never carry one, so they skip the work."""
+
+    def open_session(self, app, request):
+        if not request.path.startswith("/console"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if type(session) is not self.null_session_class:
+            super().save_session(app, session, response)
+
+
+def _secret_key(data_dir: Path) -> str:
+    """The console's cookie key: generated once and kept beside the data, shared by every worker."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "x", encoding="ascii") as handle:  # "x": two workers starting together keep one key
+                handle.write(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass
+    return path.read_text(encoding="ascii").strip()

@@ -1,0 +1,184 @@
+"""One call's orchestration: load the session, let the engine decide, save, write the records,
+the callback list and the helpdesk outbox, and render the TwiML. No Flask: the web layer gives the
+URLs (`Urls`) and the event; this module gives back a TwiML document."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from ..call import engine, handoff, twiml
+from ..call.session import Action, Event, GuideRequested, Session, Transfer
+from ..storage.records import SIMULATED_PREFIX
+from ..storage.sessions import Conflict
+from .services import Services
+
+log = logging.getLogger(__name__)
+# Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
+REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
+# Times a webhook replays its event when another request of the call saved first; each conflict means
+# another request of the call succeeded, so N requests racing need at most N - 1 replays.
+RACE_RETRIES = 10
+# Ways a call can end that the agents follow up (the callback list).
+FOLLOWED_UP = ("callback", "voicemail")
+
+Decision = tuple[Session, tuple[Action, ...]]
+
+
+class Urls(Protocol):
+    """Where this request's TwiML points, as the web layer builds them."""
+
+    scope: str  # what the URLs depend on besides node and phase (the prefix we are served under)
+
+    def answer(self, node: str, phase: str) -> str: ...
+
+    def links(self, call_sid: str) -> handoff.Links: ...
+
+
+def incoming(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
+    """A call comes in: start the diagnostic (or say the question again if Twilio asks twice).
+
+    A call's first webhook starts without reading: its new session is saved only if the call has
+    none (one round trip less per call); when Twilio asks twice, that save finds the session of the
+    first request, and this one is answered from it."""
+    now = ivr.clock()
+
+    def decide(session: Session | None) -> Decision:
+        if session is None:
+            return engine.start(ivr.bundle().flow, call_sid, caller, now, ivr.conditions(now))
+        return engine.resume(ivr.bundle(session.flow_version).flow, session, ivr.conditions(now))
+
+    return _advance(ivr, call_sid, decide, urls, first_webhook=True)
+
+
+def answer(ivr: Services, call_sid: str, event: Event, urls: Urls) -> str:
+    """Keys, words, a message or silence at a question."""
+
+    def decide(session: Session | None) -> Decision:
+        if session is None:
+            raise LookupError("no session for this call (expired or store lost)")
+        bundle = ivr.bundle(session.flow_version)
+        guide = engine.requested_guide(bundle.flow, session, event)
+        happened = event
+        if guide is not None:
+            status = ivr.guides.send(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms))
+            happened = GuideRequested(event.node, event.phase, guide.sms, status, event.at)
+        return engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
+
+    return _advance(ivr, call_sid, decide, urls)
+
+
+def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls) -> str:
+    """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
+    ivr.records.transfer_result(call_sid, result)
+    session = ivr.store.load(call_sid)
+    if result == "leave" and session is not None and engine.waiting_for_callback(session):
+        return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
+    if result in REACHED:
+        return twiml.goodbye(ivr.speech())
+    log.warning("[%s] transfer not answered: %s", call_sid, result)
+    return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
+
+
+def wants_callback(ivr: Services, call_sid: str) -> str:
+    """The caller, waiting in the queue, pressed the key to be called back: leave the queue."""
+    session = ivr.store.load(call_sid)
+    if session is not None:
+        ivr.store.save(engine.wants_callback(session, ivr.clock()), force=True)
+    return twiml.leave()
+
+
+def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
+    """Twilio's final status: the call's last events and its record are written, its session goes."""
+    session = ivr.store.load(call_sid)
+    if session is not None and session.recorded < len(session.history):
+        ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
+    ivr.records.close(call_sid, status, ivr.clock(), seconds, caller)
+    ivr.store.discard(call_sid)
+    log.info("[%s] call ended: %s", call_sid, status)
+
+
+def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
+    """Something failed (our code, Twilio's use of our answer): say sorry and put the caller through
+    with what we know; with the store or the records down too, with what the request says."""
+    now = ivr.clock()
+    try:
+        session = ivr.store.load(call_sid) if call_sid else None
+        if session is None:
+            session = Session(call_sid, caller, now, ivr.library.current_bundle.version)
+        if session.ended and session.outcome != "transferred":
+            return twiml.goodbye(ivr.speech())
+        flow = ivr.bundle(session.flow_version).flow
+        return _respond(ivr, *engine.fail(flow, session, now, ivr.conditions(now)), urls, force=True)
+    except Exception:
+        log.exception("[%s] could not build the transfer, transferring without context", call_sid)
+        bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error"}
+        return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
+
+
+def context_now(ivr: Services, session: Session, context_url: str = "") -> dict:
+    """The agent's document for a call still in the IVR (the API, the console's simulator)."""
+    return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), context_url)
+
+
+def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls,
+             first_webhook: bool = False) -> str:
+    """Load the session, let the engine decide, save; replay on a fresh session if another request
+    of the same call saved first (no lost write)."""
+    for attempt in range(RACE_RETRIES):
+        unread = first_webhook and attempt == 0
+        session, actions = decide(None if unread else ivr.store.load(call_sid))
+        try:
+            return _respond(ivr, session, actions, urls)
+        except Conflict:
+            if not unread:
+                log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
+    raise RuntimeError("the session kept changing under this request")
+
+
+def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls: Urls, force: bool = False) -> str:
+    """Save the session (Conflict if another request saved first), record the call when it starts
+    and ends, keep what the agents follow up, and render the TwiML.
+
+    The events of a call live in its session's history until the call ends (transfer, goodbye or
+    status callback): one write per webhook (the session) instead of three."""
+    bundle = ivr.bundle(session.flow_version)
+    now = ivr.clock()
+    transfer = any(isinstance(action, Transfer) for action in actions)
+    unrecorded = session.recorded
+    ending = session.ended and unrecorded < len(session.history)  # a late webhook on an ended call records nothing
+    follow_up = ending and session.outcome in FOLLOWED_UP
+    links = urls.links(session.call_sid) if transfer or follow_up else None
+    document = handoff.context(session, bundle.flow, now, links.context) if links else None
+    flush = unrecorded == 0 or ending
+    if flush:
+        session = session.evolve(recorded=len(session.history))
+    session = ivr.store.save(session, force=force)
+    if unrecorded == 0:
+        log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
+    if flush:
+        try:
+            ivr.records.progress(session, document if transfer else None, unrecorded)
+        except Exception:  # the records are for later; the caller in front of us comes first
+            log.exception("[%s] could not write the call record; the call goes on", session.call_sid)
+    if follow_up:
+        _keep_for_follow_up(ivr, session, document, now)
+    if not transfer:
+        return ivr.twiml_cache.document((bundle.version, urls.scope), actions, ivr.speech(bundle), urls.answer)
+    plan = handoff.plan(ivr.destinations, document, links)
+    log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
+    if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
+        ivr.outbox.add(session.call_sid, document)
+        ivr.nudge_outbox()
+    if plan.kind == "none":
+        ivr.records.transfer_result(session.call_sid, "no_destination")
+    return twiml.document(actions, ivr.speech(bundle), urls.answer, plan)
+
+
+def _keep_for_follow_up(ivr: Services, session: Session, document: dict, now: float) -> None:
+    """The caller asked to be called back (or left a message): put it on the agents' list."""
+    number = session.answers.get("numero_rappel") or session.caller
+    ivr.callbacks.add(session.call_sid, number, session.outcome, document, session.answers.get("message_vocal"), now)
+    log.info("[%s] %s request kept for the agents", session.call_sid, session.outcome)
+

@@ -1,0 +1,140 @@
+"""What the webhooks, the API and the console need, built once per process from the configuration."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from flask import current_app
+from twilio.request_validator import RequestValidator
+
+from ..call import hours as hours_module
+from ..call.handoff import Destinations
+from ..call.hours import PARIS
+from ..call.library import Bundle, FlowLibrary
+from ..call.session import OPEN, Conditions
+from ..call.twiml import Cache, Speech
+from ..delivery.outbox import Deliverer, Outbox
+from ..delivery.sms import Guides
+from ..storage.callbacks import Callbacks
+from ..storage.db import Database, connect
+from ..storage.overrides import PromptOverrides
+from ..storage.records import CallRecords
+from ..storage.sessions import RedisSessionStore, SessionStore, SqlSessionStore
+from ..storage.users import Users
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class ConfigurationError(RuntimeError):
+    """The server cannot start with this configuration; the message says what to change."""
+
+
+@dataclass
+class Services:
+    """The IVR's parts for one process."""
+
+    db: Database
+    library: FlowLibrary
+    voice: str
+    language: str
+    store: SessionStore
+    records: CallRecords
+    destinations: Destinations
+    validator: RequestValidator | None
+    public_base: str
+    users: Users
+    overrides: PromptOverrides
+    callbacks: Callbacks
+    guides: Guides
+    outbox: Outbox | None = None
+    deliverer: Deliverer | None = None
+    twiml_cache: Cache = field(default_factory=Cache)
+    hours: hours_module.Hours = hours_module.ALWAYS_OPEN
+    clock: Callable[[], float] = time.time  # seconds since the epoch; tests give a fixed clock
+
+    def bundle(self, version: str | None = None) -> Bundle:
+        """The flow and prompts of `version` (a call in progress), or the current ones."""
+        return self.library.get(version) if version else self.library.current()
+
+    def speech(self, bundle: Bundle | None = None) -> Speech:
+        """How to speak the sentences of `bundle` (default: the version in service)."""
+        return Speech((bundle or self.library.current_bundle).prompts, self.voice, self.language)
+
+    def conditions(self, now: float) -> Conditions:
+        """Whether agents answer at `now`, and when they do again if not (for the engine)."""
+        moment = datetime.fromtimestamp(now, PARIS)
+        if self.hours.is_open(moment):
+            return OPEN
+        return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment))
+
+    def nudge_outbox(self) -> None:
+        """Deliver a new document now rather than at the next poll."""
+        if self.deliverer is not None:
+            self.deliverer.nudge()
+
+
+def services() -> Services:
+    """The current app's IVR services, built by create_app."""
+    return current_app.extensions["ivr"]
+
+
+def build(config: Mapping) -> Services:
+    """Every part, from the app's configuration (environment variables, overridden in tests)."""
+    token = config["TWILIO_AUTH_TOKEN"]
+    data_dir = resolve(config["IVR_DATA_DIR"], must_exist=False)
+    db = connect(config["DATABASE_URL"], data_dir)
+    overrides = PromptOverrides(db)
+    library = FlowLibrary(resolve(config["IVR_FLOW"]), resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
+                          interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
+    destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
+    if not destinations.configured:
+        log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
+    always_open = config["IVR_ALWAYS_OPEN"] not in ("", "0", "false", "no")
+    hours_path = resolve(config["IVR_HOURS"]) if config["IVR_HOURS"] else None
+    opening, problems = hours_module.load(hours_path if hours_path and hours_path.exists() else None, always_open)
+    if opening is None:
+        raise ConfigurationError("opening hours refused:\n" + "\n".join(str(p) for p in problems))
+    outbox = deliverer = None
+    if config["HANDOFF_WEBHOOK_URL"]:
+        if not config["IVR_WEBHOOK_SECRET"]:
+            raise ConfigurationError("HANDOFF_WEBHOOK_URL is set but IVR_WEBHOOK_SECRET is not: the helpdesk could not verify our calls.")
+        outbox = Outbox(db, config["HANDOFF_WEBHOOK_URL"], config["IVR_WEBHOOK_SECRET"])
+        if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
+            deliverer = Deliverer(outbox)
+            deliverer.start()
+    ttl = int(config["IVR_SESSION_TTL"])
+    store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"]) if config["REDIS_URL"] else SqlSessionStore(db, ttl)
+    return Services(
+        db=db,
+        library=library,
+        voice=config["IVR_VOICE"],
+        language=config["IVR_LANGUAGE"],
+        store=store,
+        records=CallRecords(db),
+        destinations=destinations,
+        validator=RequestValidator(token) if token else None,
+        public_base=config["IVR_PUBLIC_URL"].rstrip("/"),
+        users=Users(db),
+        overrides=overrides,
+        callbacks=Callbacks(db),
+        guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"]),
+        outbox=outbox,
+        deliverer=deliverer,
+        hours=opening,
+        clock=config.get("IVR_CLOCK") or time.time,
+    )
+
+
+def resolve(value: str, must_exist: bool = True) -> Path:
+    """A configured path: as given if absolute or present here, else beside the project's files."""
+    path = Path(value)
+    if path.is_absolute() or path.exists() or not must_exist:
+        return path
+    candidate = PROJECT_ROOT / path
+    return candidate if candidate.exists() else path

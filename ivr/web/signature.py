@@ -1,0 +1,38 @@
+"""Twilio's signature on every webhook: the public URL Twilio signed, and the check itself (twilio's
+RequestValidator)."""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import quote
+
+from flask import Request
+from twilio.request_validator import RequestValidator
+
+
+def public_url(request: Request, public_base: str = "") -> str:
+    """The URL Twilio signed: the configured public base, or the (proxy-fixed) request URL.
+
+    Built from the WSGI environ as it arrived (path re-quoted, query string untouched), like the URL
+    Twilio requested: werkzeug's request.url is an IRI, with its escapes decoded."""
+    environ = request.environ
+    if public_base:  # the public base already names any prefix the proxy strips
+        base, path = public_base, environ.get("PATH_INFO", "")
+    else:
+        # The Host header as sent (proxy-fixed with IVR_TRUSTED_PROXIES); if Twilio signed the URL
+        # with or without a port that differs, the validator's fallback tries both.
+        host = environ.get("HTTP_HOST") or request.host
+        base, path = f"{environ['wsgi.url_scheme']}://{host}", environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING", "")
+    return base + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
+
+
+def is_signed(validator: RequestValidator, request: Request, public_base: str = "") -> bool:
+    """Whether the request carries Twilio's signature of its public URL and form.
+
+    The URL as we see it almost always matches: one signature computed; the validator's validate()
+    then also tries the URL with and without the port that Twilio may have signed."""
+    url = public_url(request, public_base)
+    form = request.form
+    signature = request.headers.get("X-Twilio-Signature", "")
+    return hmac.compare_digest(validator.compute_signature(url, form), signature) or validator.validate(url, form, signature)
