@@ -1,0 +1,71 @@
+"""Faults of the outside world, made on this machine: a TCP proxy that loses a reply."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class LossyProxy:
+    """A TCP proxy to `target` that, once armed with a word, lets the next request containing that
+    word reach the server and then cuts the client's connection before its reply comes back (the
+    server did the work; the client saw its connection break)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed: bytes | None = None
+        self.cuts = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, word: bytes) -> None:
+        self.armed = word
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            state = {"cut": False}
+            threading.Thread(target=self._upstream, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client, state), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, state: dict) -> None:
+        while data := _recv(client):
+            with self._lock:
+                if self.armed is not None and self.armed in data:
+                    self.armed = None
+                    state["cut"] = True
+            server.sendall(data)
+        _close(client, server)
+
+    def _downstream(self, server: socket.socket, client: socket.socket, state: dict) -> None:
+        while data := _recv(server):
+            if state["cut"]:
+                self.cuts += 1
+                break  # the reply is lost with the connection
+            client.sendall(data)
+        _close(client, server)
+
+
+def _recv(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def _close(*socks: socket.socket) -> None:
+    for sock in socks:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
