@@ -1,0 +1,188 @@
+"""The engine, node type by node type and event by event, on a small flow that has each of them."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, VALID_RPPS
+
+from ivr.call import engine, flow_loader, prompts
+from ivr.call.session import Ask, Conditions, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Spoken, Transfer
+
+FLOW = """
+start: bonjour
+after_hours: ferme
+settings: {max_attempts: 2, wait_max: 100, wait_pause: 10}
+nodes:
+  bonjour: {type: say, prompt: accueil.bienvenue, next: question}
+  question:
+    type: menu
+    step: 1
+    prompt: etape1.question
+    short: etape1.question_courte
+    field: a_jour
+    speech: {"1": [non], "2": [oui]}
+    choices:
+      "1": {answer: non, goto: agir}
+      "2": {answer: oui, goto: numero}
+  agir:
+    type: wait
+    step: 2
+    prompt: etape2.batterie
+    short: commun.quand_fait
+    guide: {key: "8", sms: sms.batterie}
+    choices: {"1": fini}
+  numero: {type: digits, step: 6, prompt: etape6.rpps, short: etape6.rpps_court, field: identifiant, check: rpps, next: navigateurs}
+  navigateurs:
+    {type: digits, step: 6, prompt: etape6.navigateurs, field: navigateurs, options: {"1": Chrome, "2": Firefox}, optional: true, next: message}
+  message: {type: record, step: 6, prompt: etape6.message, field: message_vocal, next: conseiller}
+  conseiller: {type: transfer, step: 6, prompt: etape6.transfert, reason: diagnostic_complete}
+  fini: {type: end, prompt: fin.resolu, outcome: solved}
+  ferme:
+    type: menu
+    prompt: horaires.choix
+    choices: {"3": au_revoir}
+  au_revoir: {type: end, prompt: fin.ferme, outcome: closed}
+"""
+AT = 1000.0
+CLOSED = Conditions(service_open=False, reopening="demain à 8 h 30")
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    path = tmp_path_factory.mktemp("flow") / "flow.yaml"
+    path.write_text(FLOW, encoding="utf-8")
+    return flow_loader.load(path, prompts.load(ROOT / "prompts"))
+
+
+def at(flow, node, **changes):
+    session, _ = engine.start(flow, "CA1", "+33612345678", AT)
+    return session.evolve(node=node, entered_at=AT, step=flow.nodes[node].step, **changes)
+
+
+def events(session):
+    return [entry["event"] for entry in session.history]
+
+
+def test_say_chains_into_the_first_question_and_the_history_marks_each_node(flow):
+    session, actions = engine.start(flow, "CA1", "+33612345678", AT)
+    assert actions == (Ask("question", "ask", (Say("accueil.bienvenue"), Say("etape1.question")), 6, hints=("non", "oui")),)
+    assert (session.node, session.step, events(session)) == ("question", 1, ["enter", "enter"])
+
+
+def test_menu_key_records_the_answer_and_goes_on(flow):
+    session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "2", AT + 1))
+    assert session.answers == {"a_jour": "oui"} and session.node == "numero"
+    assert actions == (Ask("numero", "ask", (Say("etape6.rpps"),), 12, None, "#"),)
+
+
+def test_menu_wrong_key_is_named_and_the_short_question_asked_until_the_agent(flow):
+    session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "7", AT + 1))
+    assert session.failures == 1
+    assert actions[0].says == (Say.filled("commun.touche_invalide", touche="7"), Say("etape1.question_courte"))
+    session, actions = engine.step(flow, session, Keys("question", "ask", "#", AT + 2))
+    assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),) and session.transfer_reason == "invalid_input"
+
+
+def test_menu_silence_repeats_then_transfers(flow):
+    session, actions = engine.step(flow, at(flow, "question"), NoInput("question", "ask", AT + 6))
+    assert actions[0].says == (Say("commun.silence"), Say("etape1.question_courte"))
+    session, actions = engine.step(flow, session, NoInput("question", "ask", AT + 12))
+    assert actions == (Transfer("no_input", (Say("transfert.silence"),)),)
+
+
+def test_star_repeats_in_full_and_zero_reaches_an_agent(flow):
+    session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "*", AT + 1))
+    assert actions[0].says == (Say("etape1.question"),) and session.failures == 0
+    session, actions = engine.step(flow, session, Keys("question", "ask", "0", AT + 2))
+    assert actions == (Transfer("caller_request", (Say("transfert.demande"),)),) and events(session)[-2:] == ["agent", "transfer"]
+
+
+def test_words_sure_count_as_the_key_unsure_are_read_back_unknown_are_a_wrong_answer(flow):
+    session, _ = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "Oui !", 0.9, AT + 1))
+    assert session.answers == {"a_jour": "oui"}
+    session, actions = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "non", 0.2, AT + 1))
+    assert (session.phase, session.pending) == ("speech", "1")
+    assert actions == (Ask("question", "speech", (Say.filled("parole.confirmation", mot="non"),), 6),)
+    confirmed, _ = engine.step(flow, session, Keys("question", "speech", "1", AT + 2))
+    assert confirmed.answers == {"a_jour": "non"} and confirmed.node == "agir"
+    again, actions = engine.step(flow, session, Keys("question", "speech", "2", AT + 2))
+    assert (again.phase, again.pending) == ("ask", None) and actions[0].says == (Say("etape1.question"),)
+    session, actions = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "peut-être", 0.9, AT + 1))
+    assert session.failures == 1 and actions[0].says[0] == Say("parole.pas_compris")
+
+
+def test_wait_silence_is_a_reminder_until_wait_max(flow):
+    session, actions = engine.step(flow, at(flow, "agir"), NoInput("agir", "ask", AT + 50))
+    assert session.failures == 0 and actions == (Ask("agir", "ask", (Say("commun.attente"),), 6, pause=10),)
+    session, actions = engine.step(flow, session, NoInput("agir", "ask", AT + 101))
+    assert session.failures == 1 and actions[0].says[0] == Say("commun.silence")
+
+
+def test_a_guide_key_is_recognised_by_the_engine_and_its_outcome_said(flow):
+    session = at(flow, "agir")
+    assert engine.requested_guide(flow, session, Keys("agir", "ask", "8", AT + 1)).sms == "sms.batterie"
+    assert engine.requested_guide(flow, session, Keys("agir", "ask", "1", AT + 1)) is None
+    assert engine.requested_guide(flow, session, Keys("question", "ask", "8", AT + 1)) is None  # a late answer
+    assert engine.requested_guide(flow, at(flow, "question"), Keys("question", "ask", "8", AT + 1)) is None
+    session, actions = engine.step(flow, session, GuideRequested("agir", "ask", "sms.batterie", "sent", AT + 1))
+    assert actions[0].says == (Say("sms.envoye"), Say("commun.quand_fait")) and events(session)[-1] == "sms"
+
+
+def test_digits_checked_read_back_confirmed_or_corrected(flow):
+    session, actions = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", VALID_RPPS, AT + 1))
+    assert (session.phase, session.pending) == ("confirm", VALID_RPPS) and actions[0].phase == "confirm"
+    corrected, actions = engine.step(flow, session, Keys("numero", "confirm", "2", AT + 2))
+    assert (corrected.phase, corrected.pending) == ("ask", None) and events(corrected)[-1] == "correct"
+    accepted, actions = engine.step(flow, session, Keys("numero", "confirm", "1", AT + 2))
+    assert accepted.answers == {"identifiant": VALID_RPPS} and accepted.node == "navigateurs"
+    refused, actions = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", "123", AT + 1))
+    assert refused.failures == 1 and actions[0].says[0].key == "saisie.longueur"
+
+
+def test_digit_options_pick_several_keys_and_an_optional_question_is_skipped_by_silence(flow):
+    session, _ = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "212", AT + 1))
+    assert session.answers == {"navigateurs": "Firefox, Chrome"} and session.node == "message"
+    session, actions = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "3", AT + 1))
+    assert session.failures == 1
+    session, actions = engine.step(flow, at(flow, "navigateurs"), NoInput("navigateurs", "ask", AT + 1))
+    assert session.node == "message" and events(session)[-2] == "skip"
+    assert actions == (Listen("message", (Say("etape6.message"),), 60),)
+
+
+def test_record_keeps_the_message_or_goes_on_without_one_then_transfers(flow):
+    session, actions = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 12, AT + 1))
+    assert session.answers == {"message_vocal": "https://api.twilio.com/R1"}
+    assert actions == (Transfer("diagnostic_complete", (Say("etape6.transfert"),)),) and session.outcome == "transferred"
+    session, actions = engine.step(flow, at(flow, "message"), NoInput("message", "ask", AT + 1))
+    assert "message_vocal" not in session.answers and isinstance(actions[0], Transfer)
+
+
+def test_end_hangs_up_with_its_outcome_and_an_ended_call_only_hangs_up(flow):
+    session, actions = engine.step(flow, at(flow, "agir"), Keys("agir", "ask", "1", AT + 1))
+    assert actions == (Hangup((Say("fin.resolu"),)),) and (session.outcome, session.outcome_step) == ("solved", 2)
+    assert engine.step(flow, session, Keys("fini", "ask", "1", AT + 2)) == (session, (Hangup(),))
+
+
+def test_a_transfer_while_closed_becomes_the_after_hours_part(flow):
+    session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "0", AT + 1), CLOSED)
+    assert session.outcome is None and session.node == "ferme" and events(session)[-2:] == ["closed", "enter"]
+    assert actions[0].says == (Say.filled("horaires.ferme", quand="demain à 8 h 30"), Say("horaires.choix"))
+    session, actions = engine.step(flow, session, Keys("ferme", "ask", "3", AT + 2), CLOSED)
+    assert session.outcome == "closed" and isinstance(actions[0], Hangup)
+
+
+def test_an_answer_to_another_question_asks_the_current_one_again_and_a_lost_node_is_a_technical_transfer(flow):
+    session = at(flow, "agir")
+    short = Ask("agir", "ask", (Say("commun.quand_fait"),), 6, pause=10)
+    assert engine.step(flow, session, Keys("question", "ask", "1", AT + 1)) == (session, (short,))
+    lost, actions = engine.step(flow, session.evolve(node="disparu"), Keys("disparu", "ask", "1", AT + 1))
+    assert actions == (Transfer("technical_error", (Say("transfert.erreur"),)),) and events(lost)[-2:] == ["error", "transfer"]
+
+
+def test_resume_says_the_question_again_and_fail_transfers(flow):
+    session = at(flow, "question")
+    assert engine.resume(flow, session) == (session, (Ask("question", "ask", (Say("etape1.question"),), 6, hints=("non", "oui")),))
+    failed, actions = engine.fail(flow, session, AT + 1)
+    assert failed.transfer_reason == "technical_error" and isinstance(actions[0], Transfer)
+    closed, actions = engine.fail(flow, session, AT + 1, CLOSED)
+    assert closed.node == "ferme"
