@@ -56,11 +56,11 @@ def test_sessions_expire(app, caller, backend):
     call = caller()
     call.post("http://localhost/voice", call.params())
     if backend.get("REDIS_URL"):
-        remaining = store.redis.ttl(store._key(call.call_sid))
+        remaining = store.redis.ttl(store.key(call.call_sid))
         assert store.ttl - 5 <= remaining <= store.ttl
-        store.redis.pexpire(store._key(call.call_sid), 1)
+        store.redis.pexpire(store.key(call.call_sid), 1)
         deadline = time.monotonic() + 5
-        while store.redis.exists(store._key(call.call_sid)) and time.monotonic() < deadline:
+        while store.redis.exists(store.key(call.call_sid)) and time.monotonic() < deadline:
             pass  # Redis itself expires the key within a millisecond
     else:
         app.extensions["ivr"].db.execute("UPDATE sessions SET expires_at = ? WHERE call_sid = ?", (time.time() - 1, call.call_sid))

@@ -82,8 +82,8 @@ def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Ac
         session = _log(session, event.at, "sms", guide=event.guide, status=event.status)
         return session, (_ask(flow, node, session, full=False, lead=(Say(_GUIDE_PROMPTS[event.status]),)),)
     if isinstance(event, Recorded):
-        session = session.evolve(answers={**session.answers, node.field: event.url})
-        session = _log(session, event.at, "answer", field=node.field, duration=event.duration)
+        session = _log(session, event.at, "answer", {"answers": {**session.answers, node.field: event.url}}, field=node.field,
+                       duration=event.duration)
         return _enter(flow, session, node.next, event.at)
     digits = event.digits
     if REPEAT_KEY in digits:
@@ -113,12 +113,11 @@ def _after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tup
     """The caller needs an agent but the service is closed: say when it opens and offer what the
     flow's `after_hours` part offers (callback, message), or say goodbye."""
     reason = session.transfer_reason
-    session = _log(session.evolve(outcome=None), at, "closed", reason=reason)
+    session = _log(session, at, "closed", {"outcome": None}, reason=reason)
     lead = (Say.filled("horaires.ferme", quand=reopening),)
     if flow.after_hours:
         return _enter(flow, session, flow.after_hours, at, lead)
-    session = session.evolve(outcome="closed")
-    return _log(session, at, "end", outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
+    return _log(session, at, "end", {"outcome": "closed"}, outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
 
 
 _CALLBACK_WHILE_WAITING = ("rappel", "pendant l'attente")  # the answer recorded, as the agent reads it
@@ -127,7 +126,7 @@ _CALLBACK_WHILE_WAITING = ("rappel", "pendant l'attente")  # the answer recorded
 def wants_callback(session: Session, at: float) -> Session:
     """The caller, waiting for an agent, asked to be called back instead."""
     field, answer = _CALLBACK_WHILE_WAITING
-    return _log(session.evolve(answers={**session.answers, field: answer}), at, "callback_offer")
+    return _log(session, at, "callback_offer", {"answers": {**session.answers, field: answer}})
 
 
 def waiting_for_callback(session: Session) -> bool:
@@ -138,7 +137,7 @@ def waiting_for_callback(session: Session) -> bool:
 
 def called_back_later(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
     """The caller left the queue to be called back: that is how the call ends."""
-    session = _log(session.evolve(outcome="callback", outcome_step=session.step), at, "end", outcome="callback")
+    session = _log(session, at, "end", {"outcome": "callback", "outcome_step": session.step}, outcome="callback")
     return session, (Hangup((Say("fin.rappel"),)),)
 
 
@@ -169,8 +168,8 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             name = node.next
             continue
         if node.type == "end":
-            session = session.evolve(outcome=node.outcome, outcome_step=session.step)
-            return _log(session, at, "end", outcome=node.outcome), (Hangup((*says, Say(node.prompt))),)
+            session = _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
+            return session, (Hangup((*says, Say(node.prompt))),)
         if node.type == "transfer":
             return _transfer(session, node.reason, at, (*says, Say(node.prompt)))
         return session, (_ask(flow, node, session, full=True, lead=tuple(says)),)
@@ -214,7 +213,7 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
 
 
 def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, reason: str, why: Say, **extra) -> tuple[Session, tuple[Action, ...]]:
-    session = _log(session.evolve(failures=session.failures + 1), at, event, **extra)
+    session = _log(session, at, event, {"failures": session.failures + 1}, **extra)
     if session.failures >= flow.settings.max_attempts:
         return _transfer(session, reason, at)
     return session, (_ask(flow, node, session, full=False, lead=(why,)),)
@@ -225,9 +224,8 @@ def _choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tu
     if choice is None:
         why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
-    if node.field and choice.answer is not None:
-        session = session.evolve(answers={**session.answers, node.field: choice.answer})
-    session = _log(session, at, "answer", key=key, field=node.field, answer=choice.answer)
+    changes = {"answers": {**session.answers, node.field: choice.answer}} if node.field and choice.answer is not None else None
+    session = _log(session, at, "answer", changes, key=key, field=node.field, answer=choice.answer)
     return _enter(flow, session, choice.goto, at)
 
 
@@ -251,7 +249,7 @@ def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Ses
     if event.confidence * 100 >= flow.settings.speech_confidence:
         session = _log(session, event.at, "spoken", key=keys[0], confidence=round(event.confidence, 2))
         return _choose(flow, node, session, keys[0], event.at)
-    session = _log(session.evolve(phase="speech", pending=keys[0]), event.at, "spoken_unsure", key=keys[0],
+    session = _log(session, event.at, "spoken_unsure", {"phase": "speech", "pending": keys[0]}, key=keys[0],
                    confidence=round(event.confidence, 2))
     return session, (_ask(flow, node, session, full=True),)
 
@@ -295,15 +293,14 @@ def _confirm(flow: Flow, node: Node, session: Session, key: str, at: float) -> t
     if key == "1":
         return _accept_number(flow, node, session, session.pending or "", at)
     if key == "2":
-        session = _log(session.evolve(phase="ask", pending=None, failures=0), at, "correct")
+        session = _log(session, at, "correct", {"phase": "ask", "pending": None, "failures": 0})
         return session, (_ask(flow, node, session, full=True),)
     why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
     return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=key)
 
 
 def _accept_number(flow: Flow, node: Node, session: Session, value: str, at: float) -> tuple[Session, tuple[Action, ...]]:
-    session = session.evolve(answers={**session.answers, node.field: value})
-    session = _log(session, at, "answer", field=node.field, length=len(value))
+    session = _log(session, at, "answer", {"answers": {**session.answers, node.field: value}}, field=node.field, length=len(value))
     return _enter(flow, session, node.next, at)
 
 
@@ -314,11 +311,11 @@ def _fail(session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
 def _transfer(session: Session, reason: str, at: float, says: tuple[Say, ...] | None = None) -> tuple[Session, tuple[Action, ...]]:
     if says is None:
         says = (Say(REASON_PROMPTS.get(reason, "transfert.erreur")),)
-    session = session.evolve(outcome="transferred", transfer_reason=reason)
-    return _log(session, at, "transfer", reason=reason), (Transfer(reason, says),)
+    return _log(session, at, "transfer", {"outcome": "transferred", "transfer_reason": reason}, reason=reason), (Transfer(reason, says),)
 
 
-def _log(session: Session, at: float, event: str, **details) -> Session:
+def _log(session: Session, at: float, event: str, changes: dict | None = None, **details) -> Session:
+    """The session with `changes` and one more history entry (at the node it was at): one copy."""
     entry = {"at": round(at, 3), "node": session.node, "step": session.step, "event": event}
     entry.update({k: v for k, v in details.items() if v is not None})
-    return session.evolve(history=session.history + (entry,))
+    return session.evolve(**(changes or {}), history=session.history + (entry,))

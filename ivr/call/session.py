@@ -4,7 +4,7 @@ layer knows (opening hours), and the actions the engine asks for. Plain frozen d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 
 # ---- what the shell tells the engine ------------------------------------------------------------
@@ -161,10 +161,10 @@ class Session:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """The session as plain JSON-ready data (the store keeps the revision itself)."""
-        data = asdict(self)
-        del data["revision"]
-        return data
+        """The session's fields (the store keeps the revision itself). Shallow: every value is
+        already plain data, and dataclasses.asdict's deep copy of the whole history at every
+        webhook cost more than the rest of the webhook's own work."""
+        return {name: getattr(self, name) for name in _STORED_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping, revision: int = 0) -> Session:
@@ -175,3 +175,6 @@ class Session:
         values["history"] = tuple(values.get("history") or ())
         return cls(**values, revision=revision)
 
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(Session) if f.name != "revision")

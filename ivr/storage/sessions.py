@@ -7,7 +7,9 @@ handler then replays its event on the fresh session. A session is one JSON docum
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from typing import Protocol
 
 import orjson
@@ -29,7 +31,7 @@ class SessionStore(Protocol):
 
     def save(self, session: Session, force: bool = False) -> Session: ...
 
-    def discard(self, call_sid: str) -> None: ...
+    def take(self, call_sid: str) -> Session | None: ...
 
 
 def encode(session: Session) -> str:
@@ -92,9 +94,11 @@ class SqlSessionStore:
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
         return saved
 
-    def discard(self, call_sid: str) -> None:
-        """The call is over: its session goes."""
-        self.db.execute("DELETE FROM sessions WHERE call_sid = ?", (call_sid,))
+    def take(self, call_sid: str) -> Session | None:
+        """The call is over: its session goes, and is returned (None if it had none, or it had
+        expired), in one statement."""
+        row = self.db.one("DELETE FROM sessions WHERE call_sid = ? RETURNING data, revision, expires_at", (call_sid,))
+        return None if row is None or row["expires_at"] <= time.time() else decode(row["data"], row["revision"])
 
 
 # Compare-and-set in one round trip: write only if the stored revision is the one we loaded. The
@@ -102,6 +106,9 @@ class SqlSessionStore:
 # succeeds, rather than replaying the caller's key press on top of it.
 _SAVE = """
 local current = redis.call('HGET', KEYS[1], 'rev')
+if redis.call('HEXISTS', KEYS[1], 'over') == 1 then
+  return 0
+end
 if ARGV[4] == '1' or (current == false and ARGV[1] == '0') or current == ARGV[1] then
   local rev = tonumber(ARGV[1]) + 1
   if ARGV[4] == '1' and current then rev = tonumber(current) + 1 end
@@ -114,38 +121,70 @@ if current and tonumber(current) == tonumber(ARGV[1]) + 1 and redis.call('HGET',
 end
 return 0
 """
-
+# The call is over: its session is returned and marked over by this request's token (no load finds
+# it, no save changes it). It stays a short while: the same command sent again after a lost reply
+# (the same token) returns it again; any other request gets nothing.
+_TAKE = """
+local over = redis.call('HGET', KEYS[1], 'over')
+if over and over ~= ARGV[2] then
+  return {false, false}
+end
+local found = redis.call('HMGET', KEYS[1], 'data', 'rev')
+if found[1] and not over then
+  redis.call('HSET', KEYS[1], 'over', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return found
+"""
 
 class RedisSessionStore:
     """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own.
 
-    Short socket timeouts and one retry (a dropped idle connection, a restarted Redis): a Redis
-    that does not answer fails the request within seconds, and the caller is put through."""
+    Each thread has its own client holding one connection (redis-py's `single_connection_client`):
+    a webhook's two commands then skip the pool's checkout, which polls the socket at every
+    command. Short socket timeouts and one retry (a dropped idle connection, a restarted Redis):
+    a Redis that does not answer fails the request within seconds, and the caller is put through."""
+
+    TAKE_GRACE = 60  # seconds a taken session stays, marked over
 
     def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:", timeout: float = 2.0):
         import redis  # only needed when REDIS_URL is set
         from redis.backoff import ExponentialBackoff
         from redis.retry import Retry
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                          retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1))
+        self._connect = lambda: redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, single_connection_client=True,
+                                                     retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1))
         self.ttl = ttl
         self.prefix = prefix
-        self._save = self.redis.register_script(_SAVE)
+        self._local = threading.local()
 
-    def _key(self, call_sid: str) -> str:
+    @property
+    def redis(self):
+        """This thread's client, made (and connected) at its first command: a server whose Redis is
+        down still starts, and each request fails to a human until Redis is back."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._connect()
+            self._local.save, self._local.take = client.register_script(_SAVE), client.register_script(_TAKE)
+        return client
+
+    def key(self, call_sid: str) -> str:
+        """The Redis key of a call's session."""
         return f"{self.prefix}session:{call_sid}"
 
     def load(self, call_sid: str) -> Session | None:
-        data, revision = self.redis.hmget(self._key(call_sid), "data", "rev")
-        return None if data is None else decode(data, int(revision or 0))
+        data, revision, over = self.redis.hmget(self.key(call_sid), "data", "rev", "over")
+        return None if data is None or over else decode(data, int(revision or 0))
 
     def save(self, session: Session, force: bool = False) -> Session:
         saved = session.evolve(revision=session.revision + 1)
-        revision = self._save(keys=[self._key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)])
+        client = self.redis
+        revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)], client=client)
         if not revision:
             raise Conflict(session.call_sid)
         return saved.evolve(revision=int(revision))
 
-    def discard(self, call_sid: str) -> None:
-        self.redis.delete(self._key(call_sid))
+    def take(self, call_sid: str) -> Session | None:
+        client = self.redis
+        data, revision = self._local.take(keys=[self.key(call_sid)], args=[self.TAKE_GRACE, uuid.uuid4().hex], client=client)
+        return None if data is None else decode(data, int(revision or 0))

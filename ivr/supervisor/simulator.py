@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 from twilio.request_validator import RequestValidator
 
+from ..web.signature import SignedParams
+
 SILENCE = "."  # in a key script: let the question time out
 SPEECH = "dit:"  # in a key script: "dit:oui" says "oui" (confidence 0.9), "dit:oui:0.3" less surely
 MAX_REQUESTS = 500  # a call that needs more webhooks than this is stuck in a loop
@@ -107,15 +109,6 @@ class CallResult:
 
 
 KeySource = Iterable[str] | Callable[[Question], str | None]
-
-
-class SignedParams(dict):
-    """Parameters as twilio's RequestValidator reads them fastest, each name with its list of
-    values: it asks for getall() first, and a plain dict answers that with two exceptions per
-    parameter (a load generator signing every webhook paid for them)."""
-
-    def getall(self, name: str) -> list[str]:
-        return self[name]
 
 
 class Caller:

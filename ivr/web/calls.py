@@ -91,11 +91,10 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
     """Twilio's final status: the call's last events and its record are written, its session goes."""
-    session = ivr.store.load(call_sid)
+    session = ivr.store.take(call_sid)
     if session is not None and session.recorded < len(session.history):
         ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
     ivr.records.close(call_sid, status, ivr.clock(), seconds, caller)
-    ivr.store.discard(call_sid)
     log.info("[%s] call ended: %s", call_sid, status)
 
 

@@ -27,12 +27,21 @@ def public_url(request: Request, public_base: str = "") -> str:
     return base + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=~") + (f"?{query}" if query else "")
 
 
+class SignedParams(dict):
+    """A form as twilio's RequestValidator reads it first: each name with its list of values, through
+    `getall`. A werkzeug MultiDict has no `getall`, and the validator then catches an AttributeError
+    for each of the 30 fields of a webhook before it asks for `getlist`."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
 def is_signed(validator: RequestValidator, request: Request, public_base: str = "") -> bool:
     """Whether the request carries Twilio's signature of its public URL and form.
 
     The URL as we see it almost always matches: one signature computed; the validator's validate()
     then also tries the URL with and without the port that Twilio may have signed."""
     url = public_url(request, public_base)
-    form = request.form
+    form = SignedParams(request.form.lists())
     signature = request.headers.get("X-Twilio-Signature", "")
     return hmac.compare_digest(validator.compute_signature(url, form), signature) or validator.validate(url, form, signature)
