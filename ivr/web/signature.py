@@ -43,5 +43,5 @@ def is_signed(validator: RequestValidator, request: Request, public_base: str = 
     then also tries the URL with and without the port that Twilio may have signed."""
     url = public_url(request, public_base)
     form = SignedParams(request.form.lists())
-    signature = request.headers.get("X-Twilio-Signature", "")
+    signature = request.environ.get("HTTP_X_TWILIO_SIGNATURE", "")
     return hmac.compare_digest(validator.compute_signature(url, form), signature) or validator.validate(url, form, signature)

@@ -41,11 +41,12 @@ class FlaskUrls:
 @bp.before_request
 def verify_signature():
     """Refuse any request that does not carry Twilio's signature for its public URL."""
-    g.call_sid = request.form.get("CallSid", "-")
+    current = request._get_current_object()  # werkzeug's LocalProxy, resolved once for the checks below
+    g.call_sid = current.form.get("CallSid", "-")
     ivr = services()
     if ivr.validator is None:
         return None  # development without a token: create_app already warned
-    if not is_signed(ivr.validator, request, ivr.public_base):
+    if not is_signed(ivr.validator, current, ivr.public_base):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature", g.call_sid, request.path)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     return None
@@ -54,18 +55,19 @@ def verify_signature():
 @bp.post("")
 def incoming():
     """A call comes in: start the diagnostic."""
-    return _xml(calls.incoming(services(), _call_sid(), request.form.get("From", ""), FlaskUrls()))
+    form = request.form
+    return _xml(calls.incoming(services(), _call_sid(form), form.get("From", ""), FlaskUrls()))
 
 
 @bp.post("/answer")
 def answer():
     """Keys pressed at a question, words said, a message left, or silence (Twilio fell through)."""
-    return _xml(calls.answer(services(), _call_sid(), _event(), FlaskUrls()))
+    ivr, form = services(), request.form
+    return _xml(calls.answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), FlaskUrls()))
 
 
-def _event() -> Event:
-    form, args = request.form, request.args
-    node, phase, now = args.get("node", ""), args.get("phase", "ask"), services().clock()
+def _event(form, args, now: float) -> Event:
+    node, phase = args.get("node", ""), args.get("phase", "ask")
     if form.get("SpeechResult"):
         try:
             confidence = float(form.get("Confidence", "0"))
@@ -83,8 +85,9 @@ def _event() -> Event:
 @bp.post("/transfer-done")
 def transfer_done():
     """How a <Dial> or <Enqueue> ended."""
-    result = request.form.get("DialCallStatus") or request.form.get("QueueResult") or "unknown"
-    return _xml(calls.transfer_done(services(), _call_sid(), result, FlaskUrls()))
+    form = request.form
+    result = form.get("DialCallStatus") or form.get("QueueResult") or "unknown"
+    return _xml(calls.transfer_done(services(), _call_sid(form), result, FlaskUrls()))
 
 
 @bp.post("/whisper")
@@ -113,7 +116,7 @@ def wait_choice():
     """Key 1 during the wait: leave the queue, to be called back (transfer-done ends the call)."""
     if request.form.get("Digits") != "1":
         return _xml(twiml.empty())  # back to the hold loop
-    return _xml(calls.wants_callback(services(), _call_sid()))
+    return _xml(calls.wants_callback(services(), _call_sid(request.form)))
 
 
 @bp.post("/status")
@@ -122,7 +125,7 @@ def status():
     form = request.form
     if form.get("CallStatus", "") in FINAL_STATUSES:
         duration = form.get("CallDuration", "")
-        calls.ended(services(), _call_sid(), form["CallStatus"], int(duration) if duration.isdigit() else None, form.get("From", ""))
+        calls.ended(services(), _call_sid(form), form["CallStatus"], int(duration) if duration.isdigit() else None, form.get("From", ""))
     return _xml(twiml.empty())
 
 
@@ -142,8 +145,8 @@ def on_error(error: Exception):
     return _xml(calls.apologise(services(), request.form.get("CallSid", ""), request.form.get("From", ""), FlaskUrls()))
 
 
-def _call_sid() -> str:
-    call_sid = request.form.get("CallSid", "")
+def _call_sid(form) -> str:
+    call_sid = form.get("CallSid", "")
     if not call_sid:
         raise LookupError("request without CallSid")
     return call_sid
