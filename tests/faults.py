@@ -69,3 +69,30 @@ def _close(*socks: socket.socket) -> None:
         except OSError:
             pass
         sock.close()
+
+
+class HangingProxy:
+    """An HTTP proxy that accepts connections (a CONNECT for HTTPS) and never answers: an outside
+    API that hangs. Clients reach it through HTTPS_PROXY."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(client)  # read nothing back, answer nothing
+
+    def close(self) -> None:
+        self.listener.close()
+        _close(*self.held)

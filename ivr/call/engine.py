@@ -81,6 +81,9 @@ def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Ac
     if isinstance(event, GuideRequested):
         session = _log(session, event.at, "sms", guide=event.guide, status=event.status)
         return session, (_ask(flow, node, session, full=False, lead=(Say(_GUIDE_PROMPTS[event.status]),)),)
+    if isinstance(event, Recorded) and node.type != "record":
+        # A message posted to a question that records none (a forged or stray request): ask again.
+        return session, (_ask(flow, node, session, full=False),)
     if isinstance(event, Recorded):
         session = _log(session, event.at, "answer", {"answers": {**session.answers, node.field: event.url}}, field=node.field,
                        duration=event.duration)

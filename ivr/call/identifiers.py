@@ -23,9 +23,14 @@ class Verdict:
         return self.problem is None
 
 
+def is_ascii_digits(text: str) -> bool:
+    """Only 0 to 9 (str.isdigit also takes "²" and Arabic-Indic digits, which no keypad sends)."""
+    return text.isascii() and text.isdigit()
+
+
 def check(kind: str, digits: str) -> Verdict:
     """Check `digits` as an identifier of `kind` (one of CHECKS)."""
-    if not digits.isdigit():
+    if not is_ascii_digits(digits):
         return Verdict(None, "not_digits")
     return _CHECKERS[kind](digits)
 
@@ -89,7 +94,7 @@ def _telephone(digits: str) -> Verdict:
 def spoken_phone(number: str) -> str:
     """A French number said in pairs, as people say them: "06 12 34 56 78"."""
     national = "0" + number[3:] if number.startswith("+33") and len(number) == 12 else number
-    if len(national) == 10 and national.isdigit():
+    if len(national) == 10 and is_ascii_digits(national):
         return " ".join(national[i : i + 2] for i in range(0, 10, 2))
     return " ".join(national)
 

@@ -56,6 +56,7 @@ class FlowLibrary:
         self.interval = interval
         self.keep = keep
         self.overrides = overrides  # PromptOverrides, or None
+        self.overrides_missing = False  # the database was unreachable at the last load: console changes not applied
         self._lock = threading.Lock()
         self._versions: OrderedDict[str, Bundle] = OrderedDict()
         self._checked_at = 0.0
@@ -100,6 +101,12 @@ class FlowLibrary:
             self._stamp = stamp
             self._refused_stamp = None
             self.last_problems = []
+            if self.overrides_missing:
+                # Without the console's changes this would not be the wording supervisors published:
+                # keep serving the current one until the database answers again.
+                log.warning("console changes unreadable (database unreachable): still serving version %s", self.current_bundle.version)
+                self._stamp = None
+                return []
             if bundle.version != self.current_bundle.version:
                 self._publish(bundle)
                 log.info("flow and prompts reloaded: now serving version %s", bundle.version)
@@ -107,8 +114,15 @@ class FlowLibrary:
 
     def load(self, extra: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
         """Parse the files with the overrides (and `extra` changes on top) without publishing."""
-        overrides = {**(self.overrides.all() if self.overrides else {}), **(extra or {})}
-        return load_bundle(self.flow_path, self.prompts_dir, self.language, overrides)
+        saved: dict[str, str] = {}
+        self.overrides_missing = False
+        if self.overrides is not None:
+            try:
+                saved = self.overrides.all()
+            except Exception:
+                log.exception("the console's sentence changes cannot be read (database unreachable)")
+                self.overrides_missing = True
+        return load_bundle(self.flow_path, self.prompts_dir, self.language, {**saved, **(extra or {})})
 
     def _publish(self, bundle: Bundle) -> None:
         self._versions.pop(bundle.version, None)
@@ -117,7 +131,10 @@ class FlowLibrary:
             self._versions.popitem(last=False)
 
     def _file_stamp(self) -> tuple:
-        stamps: list = [self.overrides.revision() if self.overrides else 0]
+        try:
+            stamps: list = [self.overrides.revision() if self.overrides else 0]
+        except Exception:  # the database is unreachable: looked at again at the next interval
+            stamps = [None]
         for path in (self.flow_path, self.prompts_path):
             try:
                 stat = path.stat()

@@ -150,6 +150,8 @@ class Session:
     outcome_step: int | None = None
     transfer_reason: str | None = None
     recorded: int = 0  # history entries already written to the call's events (by the shell)
+    reply_token: str = ""  # Twilio's I-Twilio-Idempotency-Token of the last request answered (by the shell)
+    reply: str = ""  # what that request was answered: the same again if Twilio retries it
     revision: int = 0  # the store's revision this session was loaded at (not part of the call logic)
 
     @property

@@ -8,6 +8,7 @@ import time
 
 import phonenumbers
 from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ..storage.db import Database
@@ -31,10 +32,12 @@ def can_receive(number: str) -> bool:
 class Guides:
     """Sends guides; remembers in the database what each call received (shared by every server)."""
 
-    def __init__(self, db: Database, account_sid: str, auth_token: str, sender: str):
+    def __init__(self, db: Database, account_sid: str, auth_token: str, sender: str, timeout: float = 5.0):
         self.db = db
         self.sender = sender
-        self.client = Client(account_sid, auth_token) if account_sid and auth_token and sender else None
+        # A short timeout: the caller is on the line, and Twilio gives up on our answer after 15 s.
+        http = TwilioHttpClient(timeout=timeout, max_retries=0)
+        self.client = Client(account_sid, auth_token, http_client=http) if account_sid and auth_token and sender else None
 
     def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
         """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""

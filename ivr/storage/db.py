@@ -298,13 +298,26 @@ class Postgres(Database):
 
     dialect = "postgres"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, timeout: float = 3.0):
         import psycopg  # only needed when DATABASE_URL points at PostgreSQL
 
         self._psycopg = psycopg
         self.url = url
+        self.timeout = timeout  # seconds to connect, and for any statement: a stuck server fails the request, not the worker
         self._local = threading.local()
-        self.migrate()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False  # migrated at first use, not at start-up: a worker starts with the database down
+
+    def _ensure_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            self._local.migrating = True
+            try:
+                self.migrate()
+                self._schema_ready = True
+            finally:
+                self._local.migrating = False
 
     def connection(self):
         """This thread's connection, opened on first use."""
@@ -312,7 +325,9 @@ class Postgres(Database):
         if conn is None:
             from psycopg.rows import dict_row
 
-            conn = self._local.conn = self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+            conn = self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=max(1, round(self.timeout)))
+            conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
+            self._local.conn = conn
         return conn
 
     def forget_connection(self) -> None:
@@ -325,6 +340,8 @@ class Postgres(Database):
                 pass
 
     def _run(self, sql: str, params: Iterable, read):
+        if not self._schema_ready and not getattr(self._local, "migrating", False):
+            self._ensure_schema()
         try:
             with self.connection().cursor() as cursor:
                 cursor.execute(to_psycopg(sql), tuple(params))
@@ -365,10 +382,10 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def connect(database_url: str, data_dir: Path) -> Database:
+def connect(database_url: str, data_dir: Path, timeout: float = 3.0) -> Database:
     """PostgreSQL for a postgres:// URL, else the SQLite file in `data_dir`."""
     if database_url.startswith(("postgres://", "postgresql://")):
-        return Postgres(database_url)
+        return Postgres(database_url, timeout)
     if database_url.startswith("sqlite:///"):
         return SQLite(database_url[len("sqlite:///"):])
     if database_url:

@@ -22,6 +22,7 @@ _UPSERT_CALL = """
         outcome = excluded.outcome, outcome_step = excluded.outcome_step,
         transfer_reason = excluded.transfer_reason,
         context = COALESCE(excluded.context, calls.context)
+    WHERE calls.call_status IS NULL
 """
 # The new events of a call: its history entries as one JSON array, in their order (ids follow it);
 # the columns are read out of each entry and the rest of it is the event's detail.
@@ -94,6 +95,10 @@ class CallRecords:
             """,
             (call_sid, caller, ended_at - (duration_s or 0), ended_at, duration_s, status, fallback),
         )
+
+    def closed(self, call_sid: str) -> bool:
+        """Whether Twilio has already said the call is over (its status callback came)."""
+        return self.db.one("SELECT 1 AS closed FROM calls WHERE call_sid = ? AND call_status IS NOT NULL", (call_sid,)) is not None
 
     def events(self, call_sid: str) -> list[dict]:
         """The timeline of one call, oldest first."""

@@ -33,6 +33,8 @@ class SessionStore(Protocol):
 
     def take(self, call_sid: str) -> Session | None: ...
 
+    def ping(self) -> None: ...
+
 
 def encode(session: Session) -> str:
     """The session as one JSON document."""
@@ -93,6 +95,10 @@ class SqlSessionStore:
         if self._saves % self.PURGE_EVERY == 0:
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
         return saved
+
+    def ping(self) -> None:
+        """Raise if the sessions cannot be reached."""
+        self.db.one("SELECT 1 AS ok FROM sessions LIMIT 1")
 
     def take(self, call_sid: str) -> Session | None:
         """The call is over: its session goes, and is returned (None if it had none, or it had
@@ -183,6 +189,9 @@ class RedisSessionStore:
         if not revision:
             raise Conflict(session.call_sid)
         return saved.evolve(revision=int(revision))
+
+    def ping(self) -> None:
+        self.redis.ping()
 
     def take(self, call_sid: str) -> Session | None:
         client = self.redis

@@ -54,6 +54,9 @@ ENVIRONMENT = {
     "REDIS_URL": "",
     "IVR_REDIS_PREFIX": "ivr:",
     "DATABASE_URL": "",
+    "IVR_DB_TIMEOUT": "3",
+    "IVR_REDIS_TIMEOUT": "2",
+    "IVR_HTTP_TIMEOUT": "5",
 }
 
 
@@ -93,8 +96,22 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.get("/health")
     def health():
+        """For load balancers and operators: 503 naming what fails; "degraded" when calls are served
+        but something needs a look (an edit refused, console changes unreadable)."""
+        failing = {}
+        for part, check in (("sessions", ivr.store.ping), ("database", lambda: ivr.db.one("SELECT 1 AS ok"))):
+            try:
+                check()
+            except Exception as error:  # what it is matters to the operator, not the traceback
+                failing[part] = f"{type(error).__name__}: {error}"[:300]
         library = ivr.library
-        return {"status": "ok", "flow_version": library.current().version, "refused": [str(p) for p in library.last_problems]}
+        library.current()  # looks for edits, like a new call would
+        report = {"flow_version": library.current_bundle.version, "refused": [str(p) for p in library.last_problems]}
+        if library.overrides_missing:
+            report["console_changes"] = "unreadable: the database does not answer; the last wording read is served"
+        if failing:
+            return {"status": "down", "failing": failing, **report}, 503
+        return {"status": "degraded" if report["refused"] or library.overrides_missing else "ok", **report}
 
     return app
 

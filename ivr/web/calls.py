@@ -36,7 +36,7 @@ class Urls(Protocol):
     def links(self, call_sid: str) -> handoff.Links: ...
 
 
-def incoming(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
+def incoming(ivr: Services, call_sid: str, caller: str, urls: Urls, token: str = "") -> str:
     """A call comes in: start the diagnostic (or say the question again if Twilio asks twice).
 
     A call's first webhook starts without reading: its new session is saved only if the call has
@@ -49,10 +49,10 @@ def incoming(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
             return engine.start(ivr.bundle().flow, call_sid, caller, now, ivr.conditions(now))
         return engine.resume(ivr.bundle(session.flow_version).flow, session, ivr.conditions(now))
 
-    return _advance(ivr, call_sid, decide, urls, first_webhook=True)
+    return _advance(ivr, call_sid, decide, urls, token, first_webhook=True)
 
 
-def answer(ivr: Services, call_sid: str, event: Event, urls: Urls) -> str:
+def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = "") -> str:
     """Keys, words, a message or silence at a question."""
 
     def decide(session: Session | None) -> Decision:
@@ -66,17 +66,18 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls) -> str:
             happened = GuideRequested(event.node, event.phase, guide.sms, status, event.at)
         return engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
 
-    return _advance(ivr, call_sid, decide, urls)
+    return _advance(ivr, call_sid, decide, urls, token)
 
 
 def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls) -> str:
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
-    ivr.records.transfer_result(call_sid, result)
-    session = ivr.store.load(call_sid)
-    if result == "leave" and session is not None and engine.waiting_for_callback(session):
-        return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
+    _for_later(call_sid, "the transfer result", ivr.records.transfer_result, call_sid, result)
     if result in REACHED:
         return twiml.goodbye(ivr.speech())
+    if result == "leave":
+        session = ivr.store.load(call_sid)
+        if session is not None and engine.waiting_for_callback(session):
+            return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
     log.warning("[%s] transfer not answered: %s", call_sid, result)
     return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
 
@@ -102,6 +103,9 @@ def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
     """Something failed (our code, Twilio's use of our answer): say sorry and put the caller through
     with what we know; with the store or the records down too, with what the request says."""
     now = ivr.clock()
+    if _closed(ivr, call_sid):
+        log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
+        return twiml.empty()
     try:
         session = ivr.store.load(call_sid) if call_sid else None
         if session is None:
@@ -112,8 +116,23 @@ def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
         return _respond(ivr, *engine.fail(flow, session, now, ivr.conditions(now)), urls, force=True)
     except Exception:
         log.exception("[%s] could not build the transfer, transferring without context", call_sid)
-        bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error"}
-        return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
+        return bare_transfer(ivr, call_sid, caller, urls)
+
+
+def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
+    """Sorry, and the agent destination, from the configuration and the request alone: no store, no
+    database. The task still carries the context URL, where the agent's tool finds what the caller said."""
+    bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error", "reason_label": handoff.REASON_LABELS["technical_error"],
+            "context_url": urls.links(call_sid).context}
+    return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
+
+
+def _closed(ivr: Services, call_sid: str) -> bool:
+    try:
+        return ivr.records.closed(call_sid)
+    except Exception:  # the records are unreachable: the call is taken as still going on
+        log.warning("[%s] cannot tell whether the call has ended (records unreachable)", call_sid)
+        return False
 
 
 def context_now(ivr: Services, session: Session, context_url: str = "") -> dict:
@@ -121,22 +140,27 @@ def context_now(ivr: Services, session: Session, context_url: str = "") -> dict:
     return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), context_url)
 
 
-def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls,
+def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls, token: str,
              first_webhook: bool = False) -> str:
     """Load the session, let the engine decide, save; replay on a fresh session if another request
-    of the same call saved first (no lost write)."""
+    of the same call saved first (no lost write). A request Twilio retries (the same idempotency
+    token as the last one answered) gets the same answer, and nothing is counted twice."""
     for attempt in range(RACE_RETRIES):
         unread = first_webhook and attempt == 0
-        session, actions = decide(None if unread else ivr.store.load(call_sid))
+        loaded = None if unread else ivr.store.load(call_sid)
+        if token and loaded is not None and loaded.reply_token == token:
+            log.info("[%s] Twilio sent this request again: the same answer", call_sid)
+            return loaded.reply
+        session, actions = decide(loaded)
         try:
-            return _respond(ivr, session, actions, urls)
+            return _respond(ivr, session, actions, urls, token=token)
         except Conflict:
             if not unread:
                 log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
     raise RuntimeError("the session kept changing under this request")
 
 
-def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls: Urls, force: bool = False) -> str:
+def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls: Urls, force: bool = False, token: str = "") -> str:
     """Save the session (Conflict if another request saved first), record the call when it starts
     and ends, keep what the agents follow up, and render the TwiML.
 
@@ -150,34 +174,39 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     follow_up = ending and session.outcome in FOLLOWED_UP
     links = urls.links(session.call_sid) if transfer or follow_up else None
     document = handoff.context(session, bundle.flow, now, links.context) if links else None
-    flush = unrecorded == 0 or ending
-    if flush:
-        session = session.evolve(recorded=len(session.history))
+    plan = handoff.plan(ivr.destinations, document, links) if transfer else None
+    if plan is None:
+        body = ivr.twiml_cache.document((bundle.version, urls.scope), actions, ivr.speech(bundle), urls.answer)
+    else:
+        body = twiml.document(actions, ivr.speech(bundle), urls.answer, plan)
+    changes = {"reply_token": token, "reply": body} if token else {}
+    if unrecorded == 0 or ending:
+        changes["recorded"] = len(session.history)
+    if changes:
+        session = session.evolve(**changes)
     session = ivr.store.save(session, force=force)
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
-    if flush:
-        try:
-            ivr.records.progress(session, document if transfer else None, unrecorded)
-        except Exception:  # the records are for later; the caller in front of us comes first
-            log.exception("[%s] could not write the call record; the call goes on", session.call_sid)
+    call_sid = session.call_sid
+    if "recorded" in changes:
+        _for_later(call_sid, "the call record", ivr.records.progress, session, document if transfer else None, unrecorded)
     if follow_up:
-        _keep_for_follow_up(ivr, session, document, now)
-    if not transfer:
-        return ivr.twiml_cache.document((bundle.version, urls.scope), actions, ivr.speech(bundle), urls.answer)
-    plan = handoff.plan(ivr.destinations, document, links)
-    log.info("[%s] transfer (%s) via %s", session.call_sid, session.transfer_reason, plan.kind)
-    if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
-        ivr.outbox.add(session.call_sid, document)
-        ivr.nudge_outbox()
-    if plan.kind == "none":
-        ivr.records.transfer_result(session.call_sid, "no_destination")
-    return twiml.document(actions, ivr.speech(bundle), urls.answer, plan)
+        number = session.answers.get("numero_rappel") or session.caller
+        _for_later(call_sid, "the callback request", ivr.callbacks.add, call_sid, number, session.outcome, document,
+                   session.answers.get("message_vocal"), now)
+    if plan is not None:
+        log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
+        if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
+            _for_later(call_sid, "the helpdesk document", ivr.outbox.add, call_sid, document)
+            ivr.nudge_outbox()
+        if plan.kind == "none":
+            _for_later(call_sid, "the transfer result", ivr.records.transfer_result, call_sid, "no_destination")
+    return body
 
 
-def _keep_for_follow_up(ivr: Services, session: Session, document: dict, now: float) -> None:
-    """The caller asked to be called back (or left a message): put it on the agents' list."""
-    number = session.answers.get("numero_rappel") or session.caller
-    ivr.callbacks.add(session.call_sid, number, session.outcome, document, session.answers.get("message_vocal"), now)
-    log.info("[%s] %s request kept for the agents", session.call_sid, session.outcome)
-
+def _for_later(call_sid: str, what: str, write, *args) -> None:
+    """A write for later (records, the agents' lists): the caller in front of us comes first."""
+    try:
+        write(*args)
+    except Exception:
+        log.exception("[%s] could not write %s; the call goes on", call_sid, what)

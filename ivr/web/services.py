@@ -88,7 +88,7 @@ def build(config: Mapping) -> Services:
     """Every part, from the app's configuration (environment variables, overridden in tests)."""
     token = config["TWILIO_AUTH_TOKEN"]
     data_dir = resolve(config["IVR_DATA_DIR"], must_exist=False)
-    db = connect(config["DATABASE_URL"], data_dir)
+    db = connect(config["DATABASE_URL"], data_dir, float(config["IVR_DB_TIMEOUT"]))
     overrides = PromptOverrides(db)
     library = FlowLibrary(resolve(config["IVR_FLOW"]), resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
                           interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
@@ -104,12 +104,15 @@ def build(config: Mapping) -> Services:
     if config["HANDOFF_WEBHOOK_URL"]:
         if not config["IVR_WEBHOOK_SECRET"]:
             raise ConfigurationError("HANDOFF_WEBHOOK_URL is set but IVR_WEBHOOK_SECRET is not: the helpdesk could not verify our calls.")
-        outbox = Outbox(db, config["HANDOFF_WEBHOOK_URL"], config["IVR_WEBHOOK_SECRET"])
+        outbox = Outbox(db, config["HANDOFF_WEBHOOK_URL"], config["IVR_WEBHOOK_SECRET"], timeout=float(config["IVR_HTTP_TIMEOUT"]))
         if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
             deliverer = Deliverer(outbox)
             deliverer.start()
     ttl = int(config["IVR_SESSION_TTL"])
-    store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"]) if config["REDIS_URL"] else SqlSessionStore(db, ttl)
+    if config["REDIS_URL"]:
+        store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"], float(config["IVR_REDIS_TIMEOUT"]))
+    else:
+        store = SqlSessionStore(db, ttl)
     return Services(
         db=db,
         library=library,
@@ -123,7 +126,7 @@ def build(config: Mapping) -> Services:
         users=Users(db),
         overrides=overrides,
         callbacks=Callbacks(db),
-        guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"]),
+        guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"], float(config["IVR_HTTP_TIMEOUT"])),
         outbox=outbox,
         deliverer=deliverer,
         hours=opening,

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..call import handoff, twiml
+from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from . import calls
@@ -17,6 +18,9 @@ from .signature import is_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
+KEYPAD = frozenset("0123456789*#")
+MAX_DIGITS = 32  # longer than any number a question asks for (a SIRET and its matricule)
+NO_SUMMARY = "Résumé indisponible : demandez le détail à l'appelant."
 
 
 class FlaskUrls:
@@ -43,12 +47,12 @@ def verify_signature():
     """Refuse any request that does not carry Twilio's signature for its public URL."""
     current = request._get_current_object()  # werkzeug's LocalProxy, resolved once for the checks below
     g.call_sid = current.form.get("CallSid", "-")
-    ivr = services()
-    if ivr.validator is None:
-        return None  # development without a token: create_app already warned
-    if not is_signed(ivr.validator, current, ivr.public_base):
+    ivr = services()  # without a validator (development without a token) create_app already warned
+    if ivr.validator is not None and not is_signed(ivr.validator, current, ivr.public_base):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature", g.call_sid, request.path)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+    if not current.form.get("CallSid"):
+        return Response("CallSid missing: not a Twilio voice webhook\n", status=400, mimetype="text/plain")
     return None
 
 
@@ -56,14 +60,14 @@ def verify_signature():
 def incoming():
     """A call comes in: start the diagnostic."""
     form = request.form
-    return _xml(calls.incoming(services(), _call_sid(form), form.get("From", ""), FlaskUrls()))
+    return _xml(calls.incoming(services(), _call_sid(form), form.get("From", ""), FlaskUrls(), _token()))
 
 
 @bp.post("/answer")
 def answer():
     """Keys pressed at a question, words said, a message left, or silence (Twilio fell through)."""
     ivr, form = services(), request.form
-    return _xml(calls.answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), FlaskUrls()))
+    return _xml(calls.answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), FlaskUrls(), _token()))
 
 
 def _event(form, args, now: float) -> Event:
@@ -75,11 +79,10 @@ def _event(form, args, now: float) -> Event:
             confidence = 0.0
         return Spoken(node, phase, form["SpeechResult"], confidence, now)
     if form.get("RecordingUrl"):
-        duration = form.get("RecordingDuration", "0")
-        return Recorded(node, phase, form["RecordingUrl"], int(duration) if duration.isdigit() else 0, now)
-    if form.get("Digits"):
-        return Keys(node, phase, form["Digits"], now)
-    return NoInput(node, phase, now)
+        return Recorded(node, phase, form["RecordingUrl"], count(form.get("RecordingDuration")) or 0, now)
+    # Only what a keypad sends is ever used (and spoken back), and no more than any question asks.
+    digits = "".join(key for key in form.get("Digits", "") if key in KEYPAD)[:MAX_DIGITS]
+    return Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
 
 
 @bp.post("/transfer-done")
@@ -95,19 +98,17 @@ def whisper():
     """Played to the agent who answers a <Dial><Number>, before the caller is connected."""
     ivr = services()
     record = ivr.records.get(request.args.get("call", ""))
-    text = ((record or {}).get("context") or {}).get("summary_fr") or "Résumé indisponible : demandez le détail à l'appelant."
+    text = ((record or {}).get("context") or {}).get("summary_fr") or NO_SUMMARY
     return _xml(twiml.whisper(ivr.speech(), text))
 
 
 @bp.post("/wait")
 def wait():
     """The hold loop while the caller waits in the queue (Twilio requests it again and again)."""
-    position = request.form.get("QueuePosition", "")
-    waited = request.form.get("QueueTime", "0")
-    average = request.form.get("AvgQueueTime", "0")
-    minutes = round(int(average) / 60) if average.isdigit() and int(average) >= 60 else None
-    offer = waited.isdigit() and int(waited) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
-    return _xml(twiml.hold(services().speech(), int(position) if position.isdigit() else None, minutes,
+    form = request.form
+    average = count(form.get("AvgQueueTime")) or 0
+    offer = (count(form.get("QueueTime")) or 0) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
+    return _xml(twiml.hold(services().speech(), count(form.get("QueuePosition")), round(average / 60) if average >= 60 else None,
                            url_for("voice.wait_choice") if offer else ""))
 
 
@@ -124,25 +125,44 @@ def status():
     """Status callback: a final status closes the call's record."""
     form = request.form
     if form.get("CallStatus", "") in FINAL_STATUSES:
-        duration = form.get("CallDuration", "")
-        calls.ended(services(), _call_sid(form), form["CallStatus"], int(duration) if duration.isdigit() else None, form.get("From", ""))
+        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), form.get("From", ""))
     return _xml(twiml.empty())
 
 
 @bp.post("/fallback")
 def fallback():
-    """Twilio could not use our answer: apologise and put the caller through with what we know."""
-    log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, request.form.get("ErrorCode"), request.form.get("ErrorUrl"))
-    return _xml(calls.apologise(services(), request.form.get("CallSid", ""), request.form.get("From", ""), FlaskUrls()))
+    """Twilio could not use our answer (we failed or were too slow): sorry, and the agent
+    destination, built without reading anything that may be what failed."""
+    form = request.form
+    log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, form.get("ErrorCode"), form.get("ErrorUrl"))
+    return _xml(calls.bare_transfer(services(), form["CallSid"], form.get("From", ""), FlaskUrls()))
 
 
 @bp.errorhandler(Exception)
 def on_error(error: Exception):
-    """Whatever breaks, Twilio gets valid TwiML that apologises and transfers, never a 500."""
+    """Whatever breaks, Twilio gets valid TwiML, never a 500: in a call, sorry and an agent; where
+    Twilio only waits for TwiML of another kind (the hold loop, the agent's whisper, a status), that."""
     if isinstance(error, HTTPException):
         return error
     log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
-    return _xml(calls.apologise(services(), request.form.get("CallSid", ""), request.form.get("From", ""), FlaskUrls()))
+    ivr = services()
+    if request.endpoint in ("voice.wait", "voice.wait_choice"):
+        return _xml(twiml.hold(ivr.speech(), None))  # a wait URL must not enqueue nor dial: the caller stays in line
+    if request.endpoint == "voice.whisper":
+        return _xml(twiml.whisper(ivr.speech(), NO_SUMMARY))
+    if request.endpoint == "voice.status":
+        return _xml(twiml.empty())
+    return _xml(calls.apologise(ivr, request.form.get("CallSid", ""), request.form.get("From", ""), FlaskUrls()))
+
+
+def _token() -> str:
+    """Twilio's idempotency token: the same on every retry of one request."""
+    return request.headers.get("I-Twilio-Idempotency-Token", "")[:200]
+
+
+def count(value: str | None) -> int | None:
+    """One of Twilio's numeric fields (seconds, a queue position), or None when it is not a number."""
+    return int(value) if value and is_ascii_digits(value) and len(value) < 10 else None
 
 
 def _call_sid(form) -> str:

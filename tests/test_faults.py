@@ -1,0 +1,139 @@
+"""Fail to a human, always: this test's own Redis and PostgreSQL killed by PID under live calls, a
+worker started while the database is down, an outside API that hangs. Every webhook answers
+well-formed TwiML, the caller who asks reaches the agent destination, /health says what fails."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+import responses
+from conftest import ROOT, TOKEN, WORKFLOW
+from faults import HangingProxy
+from servers import PostgresServer, RedisServer
+
+from ivr import create_app
+from ivr.supervisor.simulator import Caller, FlaskTransport
+
+pytestmark = pytest.mark.skipif(not (RedisServer.available and PostgresServer.available),
+                                reason="needs redis-server, and PostgreSQL's binaries run as root (to start them as postgres)")
+MENU = "http://localhost/voice/answer?node=etape1_a_jour&phase=ask"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def fault_app(tmp_path, postgres, redis_server):
+    if postgres.process is None:
+        postgres.start()
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({"TESTING": True, "TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": str(tmp_path / "data"),
+                          "IVR_FLOW": str(ROOT / "flows" / "ecps.yaml"), "IVR_PROMPTS": str(ROOT / "prompts"), "IVR_ALWAYS_OPEN": "1",
+                          "TWILIO_WORKFLOW_SID": WORKFLOW, "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url,
+                          "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1", **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["ivr"].db.forget_connection()
+
+
+def caller_on(app) -> Caller:
+    return Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN)
+
+
+def transfers(body: str) -> bool:
+    root = ET.fromstring(body)
+    return root.find("Enqueue") is not None and root.find("Enqueue").get("workflowSid") == WORKFLOW
+
+
+def test_redis_killed_mid_call_every_caller_reaches_an_agent_and_health_says_so(fault_app, redis_server):
+    app = fault_app()
+    call = caller_on(app)
+    call.post("http://localhost/voice", call.params())
+    redis_server.kill()
+    for digits in ("2", "0", "7"):
+        status, body = call.post(MENU, call.params(Digits=digits))
+        assert status == 200 and transfers(body)
+    status, body = caller_on(app).post("http://localhost/voice", caller_on(app).params())
+    assert status == 200 and transfers(body)  # a new call too
+    health = app.test_client().get("/health")
+    assert health.status_code == 503 and set(health.get_json()["failing"]) == {"sessions"}
+    redis_server.start()  # back: new calls run the diagnostic again
+    status, body = caller_on(app).post("http://localhost/voice", caller_on(app).params())
+    assert status == 200 and "node=etape1_a_jour" in body
+    assert app.test_client().get("/health").status_code == 200
+
+
+@responses.activate
+def test_postgres_killed_mid_call_the_call_goes_on_and_zero_reaches_an_agent(fault_app, postgres):
+    responses.post("https://helpdesk.example.fr/hook", status=200)
+    app = fault_app(HANDOFF_WEBHOOK_URL="https://helpdesk.example.fr/hook", IVR_WEBHOOK_SECRET="s", IVR_OUTBOX_THREAD="0")
+    call = caller_on(app)
+    call.post("http://localhost/voice", call.params())
+    postgres.kill()
+    status, body = call.post(MENU, call.params(Digits="2"))
+    assert status == 200 and "node=etape1_android" in body  # sessions live in Redis: the diagnostic goes on
+    status, body = call.post("http://localhost/voice/answer?node=etape1_android&phase=ask", call.params(Digits="0"))
+    assert status == 200 and transfers(body)
+    for _ in range(3):
+        status, body = call.post("http://localhost/voice/fallback", call.params(ErrorCode="11200"))
+        assert status == 200 and transfers(body)
+    health = app.test_client().get("/health")
+    assert health.status_code == 503 and "database" in health.get_json()["failing"]
+    postgres.start()
+
+
+def test_a_worker_started_while_the_database_is_down_serves_and_recovers(fault_app, postgres):
+    postgres.kill()
+    app = fault_app()  # a gunicorn worker booting now: no connection, no migration needed to start
+    call = caller_on(app)
+    status, body = call.post("http://localhost/voice", call.params())
+    assert status == 200 and "node=etape1_a_jour" in body  # sessions in Redis; the record waits
+    assert app.test_client().get("/health").status_code == 503
+    postgres.start()
+    status, body = call.post(MENU, call.params(Digits="0"))
+    assert status == 200 and transfers(body)
+    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_reason"] == "caller_request"
+    assert app.test_client().get("/health").status_code == 200
+
+
+def test_with_the_store_down_a_finished_transfer_says_goodbye_and_the_wait_never_enqueues(fault_app, redis_server):
+    app = fault_app()
+    call = caller_on(app)
+    redis_server.kill()
+    status, body = call.post("http://localhost/voice/transfer-done", call.params(QueueResult="bridged"))
+    assert status == 200 and "<Enqueue" not in body and "<Hangup" in body
+    for url, extra in (("http://localhost/voice/wait", {"QueuePosition": "2"}), ("http://localhost/voice/wait/choice", {"Digits": "1"})):
+        status, body = call.post(url, call.params(**extra))
+        assert status == 200 and "<Enqueue" not in body and "<Dial" not in body
+
+
+def test_a_hanging_sms_api_does_not_hold_the_call(fault_app, monkeypatch):
+    proxy = HangingProxy()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    try:
+        app = fault_app(TWILIO_ACCOUNT_SID="AC" + "1" * 32, IVR_SMS_FROM="+33700000000", IVR_HTTP_TIMEOUT="1")
+        call = caller_on(app)
+        result = call.call(["2", "2", "8", "0"])
+        assert "L'envoi du SMS n'a pas fonctionné, veuillez nous en excuser." in result.said
+        assert result.end == "enqueue"
+    finally:
+        proxy.close()

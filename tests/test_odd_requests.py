@@ -1,0 +1,84 @@
+"""Requests Twilio (or anyone) may send that no normal call does: retries, late webhooks, missing or
+odd fields. Each gets a clear answer, counts once, and changes nothing it should not."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import TOKEN
+from twilio.request_validator import RequestValidator
+
+from ivr.call.identifiers import check
+
+MENU = "http://localhost/voice/answer?node=etape1_a_jour&phase=ask"
+
+
+def test_a_request_without_callsid_is_refused_and_leaves_nothing(app, client):
+    params = {"From": "+33612345678", "Digits": "1"}
+    signature = RequestValidator(TOKEN).compute_signature("http://localhost/voice", params)
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 400
+    assert app.extensions["ivr"].records.get("") is None and app.extensions["ivr"].store.load("") is None
+
+
+@pytest.mark.parametrize("digits", ["\x00", "1\x00", "\ufffd", "5" * 20000, "٣"])
+def test_only_keypad_keys_are_ever_spoken_back_and_never_many(caller, digits):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    status, body = call.post(MENU, call.params(Digits=digits))
+    assert status == 200
+    root = ET.fromstring(body)  # well-formed
+    spoken = " ".join(say.text or "" for say in root.iter("Say"))
+    assert "\x00" not in body and "\ufffd" not in spoken and "٣" not in spoken
+    assert max(len(say.text or "") for say in root.iter("Say")) < 400
+
+
+def test_a_recording_posted_to_a_menu_asks_the_question_again(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    status, body = call.post(MENU, call.params(RecordingUrl="https://api.twilio.com/R1", RecordingDuration="3"))
+    assert status == 200 and "node=etape1_a_jour" in body
+    status, body = call.post(MENU, call.params(Digits="0"))  # and the context an agent gets is still built
+    assert status == 200 and "<Enqueue" in body
+    assert app.extensions["ivr"].records.get(call.call_sid)["context"]["answers"] == {}
+
+
+@pytest.mark.parametrize("field, value", [("QueuePosition", "²"), ("QueuePosition", "٣"), ("QueueTime", "1e9"), ("AvgQueueTime", "-60")])
+def test_twilios_numeric_fields_take_ascii_digits_only(caller, field, value):
+    call = caller()
+    status, body = call.post("http://localhost/voice/wait", call.params(**{field: value}))
+    assert status == 200 and "<Pause" in body and "<Enqueue" not in body
+
+
+@pytest.mark.parametrize("kind, digits", [("finess", "١٢٣٤٥٦٧٨٩"), ("matricule", "١٢٣"), ("carte", "۱۲۳۴۵"), ("rpps", "¹0012345673")])
+def test_identifiers_take_ascii_digits_only(kind, digits):
+    assert check(kind, digits).problem == "not_digits"
+
+
+def test_a_retried_webhook_gets_the_same_answer_and_counts_once(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    url, params = MENU, call.params(Digits="5")
+    headers = {**call.headers(url, params), "I-Twilio-Idempotency-Token": "tok-1"}
+    client = app.test_client()
+    first = client.post(url, data=params, headers=headers).get_data(as_text=True)
+    again = client.post(url, data=params, headers=headers).get_data(as_text=True)
+    assert first == again and "La touche 5 ne correspond à aucun choix." in first
+    session = app.extensions["ivr"].store.load(call.call_sid)
+    assert session.failures == 1 and [e["event"] for e in session.history].count("invalid") == 1
+    other = {**call.headers(url, params), "I-Twilio-Idempotency-Token": "tok-2"}  # a new press of 5: counted
+    client.post(url, data=params, headers=other)
+    assert app.extensions["ivr"].store.load(call.call_sid).failures == 2
+
+
+def test_a_webhook_after_the_call_ended_changes_nothing(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post(MENU, call.params(Digits="2"))
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="30"))
+    status, body = call.post("http://localhost/voice/answer?node=etape1_android&phase=ask", call.params(Digits="0"))
+    assert status == 200 and "<Enqueue" not in body and "<Dial" not in body
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_reason"], record["context"]) == ("hung_up", None, None)
+    assert app.extensions["ivr"].store.load(call.call_sid) is None
