@@ -65,18 +65,49 @@ def test_post_without_csrf_token_is_refused(console):
     assert login_form.status_code == 400
 
 
-def test_idle_session_expires(console):
+@pytest.mark.parametrize("column, hours_ago", [("seen_at", 0.52), ("created_at", 12.1)], ids=["idle 31 min", "older than 12 h"])
+def test_a_login_ends_after_30_idle_minutes_and_after_12_hours_however_active(console, column, hours_ago):
     client = login(console, VIEWER)
     assert client.get("/console/").status_code == 200
-    with client.session_transaction("/console/") as session:
-        session["seen"] = time.time() - 31 * 60
+    console.extensions["ivr"].db.execute(f"UPDATE console_logins SET {column} = ?", (time.time() - hours_ago * 3600,))
     assert client.get("/console/").status_code == 302
 
 
-def test_logout(console):
+def test_logout_ends_the_login_on_the_server_a_copied_cookie_opens_nothing(console):
     client = login(console, VIEWER)
+    copied = client.get_cookie("session").value
     client.post("/console/logout", data={"csrf_token": client.token})
     assert client.get("/console/").status_code == 302
+    thief = console.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/console/").status_code == 302
+
+
+def test_ten_wrong_passwords_lock_the_account_even_for_the_right_one(console):
+    client = console.test_client()
+    token = csrf(client)
+    for _ in range(10):
+        assert client.post("/console/login", data={"username": EDITOR[0], "password": "faux", "csrf_token": token}).status_code == 401
+    refused = client.post("/console/login", data={"username": EDITOR[0], "password": EDITOR[1], "csrf_token": token})
+    assert refused.status_code == 429 and "essais : réessayez dans 15 minute(s)." in refused.get_data(as_text=True)
+    other = console.test_client()  # the same address: locked too, for any account
+    assert other.post("/console/login", data={"username": VIEWER[0], "password": VIEWER[1], "csrf_token": csrf(other)}).status_code == 429
+
+
+@pytest.mark.parametrize("path", ["/console/login", "/console/", "/api/calls/CA1/context"])
+def test_console_and_api_pages_cannot_be_framed_nor_sniffed(console, path):
+    headers = console.test_client().get(path).headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"] and "script-src 'self'" in headers["Content-Security-Policy"]
+    assert (headers["X-Frame-Options"], headers["X-Content-Type-Options"], headers["Referrer-Policy"]) == ("DENY", "nosniff", "same-origin")
+
+
+def test_the_cookie_is_secure_behind_a_trusted_proxy_that_says_https(make_app):
+    app = make_app(IVR_TRUSTED_PROXIES="1")
+    Users(app.extensions["ivr"].db).add(*VIEWER, "viewer")
+    client = app.test_client()
+    page = client.get("/console/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in page.headers["Set-Cookie"]
+    assert "Secure" not in app.test_client().get("/console/login").headers["Set-Cookie"]
 
 
 def test_dashboard_shows_the_figures(console, caller):

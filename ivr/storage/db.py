@@ -147,6 +147,22 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX sessions_expiry;
     DROP INDEX events_at;
     """,
+    # The console's logins, kept on the server: logging out (or 12 hours) ends one for good, and
+    # failed passwords are counted by account and by address.
+    """
+    CREATE TABLE console_logins (
+        token TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        seen_at {real} NOT NULL
+    );
+    CREATE TABLE login_failures (
+        id {id},
+        what TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    CREATE INDEX login_failures_what ON login_failures (what, at);
+    """,
 )
 
 

@@ -7,6 +7,7 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 
 from . import calls
+from .console import SECURITY_HEADERS
 from .services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -23,6 +24,12 @@ def require_token():
         response.headers["WWW-Authenticate"] = 'Bearer realm="ivr"'
         return response
     return None
+
+
+@bp.after_request
+def security_headers(response):
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 @bp.get("/calls/<call_sid>/context")

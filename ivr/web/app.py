@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -127,6 +127,10 @@ class ConsoleSessions(SecureCookieSessionInterface):
     def save_session(self, app, session, response):
         if type(session) is not self.null_session_class:
             super().save_session(app, session, response)
+
+    def get_cookie_secure(self, app) -> bool:
+        """Secure when configured so, or when the request came over HTTPS (a trusted proxy says so)."""
+        return super().get_cookie_secure(app) or request.is_secure
 
 
 def _secret_key(data_dir: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import math
 import secrets
 import shutil
 import subprocess
@@ -23,6 +24,13 @@ from . import calls
 from .services import services
 
 log = logging.getLogger(__name__)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 PERIOD_DAYS = 7
 
@@ -38,14 +46,13 @@ def guard():
             return render_template("console/error.html", message="Jeton de sécurité invalide ou expiré : rechargez la page."), 400
     if request.endpoint in ("console.login", "console.static"):
         return None
-    user = session.get("user")
     idle = int(current_app.config.get("IVR_CONSOLE_IDLE_MINUTES", 30)) * 60
-    role = services().users.role(user) if user is not None and time.time() - session.get("seen", 0) <= idle else None
-    if role is None:  # not logged in, idle too long, or the account was removed
-        session.pop("user", None)
+    token = session.get("login")
+    found = services().users.login_of(token, time.time(), idle) if token else None
+    if found is None:  # not logged in, logged out, idle too long, over 12 hours, or the account was removed
+        session.pop("login", None)
         return redirect(url_for("console.login", next=request.full_path))
-    session["seen"] = time.time()
-    g.user, g.role = user, role
+    g.user, g.role = found
     return None
 
 
@@ -59,7 +66,14 @@ def paris_time(timestamp: float) -> str:
 def template_globals():
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
-    return {"csrf_token": session["csrf"], "user": session.get("user"), "role": g.get("role")}
+    return {"csrf_token": session["csrf"], "user": g.get("user"), "role": g.get("role")}
+
+
+@bp.after_request
+def security_headers(response):
+    """No framing (the one-click rollback cannot be clickjacked), no inline script, no sniffing."""
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def editor_required(view):
@@ -74,26 +88,36 @@ def editor_required(view):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
-    if request.method == "POST":
-        username = request.form.get("username", "").strip()
-        role = services().users.authenticate(username, request.form.get("password", ""))
-        if role is None:
-            log.warning("console: failed login for %r from %s", username[:40], request.remote_addr)
-            error = "Identifiant ou mot de passe incorrect."
-        else:
-            csrf = session.get("csrf")
-            session.clear()
-            session.permanent = True
-            session.update(user=username, seen=time.time(), csrf=csrf or secrets.token_urlsafe(32))
-            log.info("console: %s logged in (%s)", username, role)
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/console") else url_for("console.dashboard"))
-    return render_template("console/login.html", error=error), 401 if error else 200
+    if request.method == "GET":
+        return render_template("console/login.html", error=None)
+    users, now = services().users, time.time()
+    username, address = request.form.get("username", "").strip()[:80], request.remote_addr or "-"
+    wait = users.login_wait(username, address, now)
+    if wait:
+        log.warning("console: login for %r from %s refused: too many wrong passwords", username, address)
+        error = f"Trop d'essais : réessayez dans {math.ceil(wait / 60)} minute(s)."
+        return render_template("console/login.html", error=error), 429
+    role = users.authenticate(username, request.form.get("password", ""))
+    if role is None:
+        users.login_failed(username, address, now)
+        log.warning("console: failed login for %r from %s", username, address)
+        return render_template("console/login.html", error="Identifiant ou mot de passe incorrect."), 401
+    token = secrets.token_urlsafe(32)
+    users.open_login(username, token, now)
+    csrf = session.get("csrf")
+    session.clear()
+    session.permanent = True
+    session.update(login=token, csrf=csrf or secrets.token_urlsafe(32))
+    log.info("console: %s logged in (%s)", username, role)
+    target = request.args.get("next", "")
+    return redirect(target if target.startswith("/console") else url_for("console.dashboard"))
 
 
 @bp.post("/logout")
 def logout():
+    """The login ends on the server too: a copy of the cookie no longer opens anything."""
+    if session.get("login"):
+        services().users.close_login(session["login"])
     session.clear()
     return redirect(url_for("console.login"))
 
