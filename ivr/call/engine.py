@@ -248,7 +248,8 @@ def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Ses
     text = _plain(event.text)
     keys = [key for key, words in node.speech.items() if any(re.search(rf"\b{re.escape(_plain(w))}\b", text) for w in words)]
     if len(keys) != 1 or session.phase != "ask":
-        return _failed(flow, node, session, event.at, "invalid", "invalid_input", Say("parole.pas_compris"), heard=event.text[:60])
+        return _failed(flow, node, session, event.at, "invalid", "invalid_input", Say("parole.pas_compris"),
+                       heard=identifiers.masked(event.text[:60]))
     if event.confidence * 100 >= flow.settings.speech_confidence:
         session = _log(session, event.at, "spoken", key=keys[0], confidence=round(event.confidence, 2))
         return _choose(flow, node, session, keys[0], event.at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from stdnum import luhn
@@ -109,6 +110,11 @@ _CHECKERS = {
     "version": _version,
     "telephone": _telephone,
 }
+
+
+def masked(text: str) -> str:
+    """`text` with every number of 3 digits or more hidden but its last 2 (for logs and kept events)."""
+    return re.sub(r"\d{3,}", lambda match: "•" * (len(match.group()) - 2) + match.group()[-2:], text)
 
 
 def spoken_groups(digits: str, size: int = 3) -> str:

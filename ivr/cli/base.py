@@ -41,7 +41,47 @@ def _help(function):
     return click.help_option("-h", "--help", help="Afficher cette aide et quitter.")(function)
 
 
-@click.group()
+class FrenchGroup(click.Group):
+    """The `ivr` group: a mistake on the command line is said in one French sentence (click's own
+    messages are English), and our refusals (click.ClickException, in French) are printed as they are."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            click.echo(f"Erreur : {_usage_in_french(error)}", err=True)
+            raise SystemExit(2) from None
+        except click.ClickException as error:
+            click.echo(f"Erreur : {error.format_message()}", err=True)
+            raise SystemExit(error.exit_code) from None
+        except click.Abort:
+            click.echo("Interrompu.", err=True)
+            raise SystemExit(1) from None
+
+
+def _usage_in_french(error: click.UsageError) -> str:
+    command = error.ctx.command_path if error.ctx else "ivr"
+    see = f"voir « {command} --help »"
+    if isinstance(error, click.NoSuchOption):
+        return f"l'option « {error.option_name} » n'existe pas ; {see}."
+    if isinstance(error, click.MissingParameter):
+        return f"il manque {_named(error.param)} ; {see}."
+    if isinstance(error, click.BadParameter):
+        return f"valeur refusée pour {_named(error.param)} ; {see}."
+    if "No such command" in error.message:
+        return f"cette commande n'existe pas ; {see}."
+    return f"la commande est mal formée ; {see}."
+
+
+def _named(param: click.Parameter | None) -> str:
+    if param is None:
+        return "un paramètre"
+    if isinstance(param, click.Option):
+        return f"l'option « {param.opts[0]} »"
+    return f"l'argument « {param.human_readable_name} »"
+
+
+@click.group(cls=FrenchGroup)
 @_help
 def main() -> None:
     """Outils des superviseurs du serveur vocal e-CPS.

@@ -162,3 +162,20 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
         if item["message_url"]:
             click.echo(f"    message : {item['message_url']}")
         click.echo(f"    {summary}")
+
+
+@main.command()
+@_help
+@click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="supprimer ce qui a plus de ce nombre de jours")
+@_data_dir_option
+def purge(days: float, data_dir: str) -> None:
+    """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel
+    et les SMS de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps)."""
+    import time
+
+    from ..storage.retention import DAY
+    from ..storage.retention import purge as purge_older
+
+    removed = purge_older(_database(data_dir), time.time() - days * DAY)
+    click.echo("Supprimé : " + ", ".join(f"{table} {count}" for table, count in removed.items()) + ".")

@@ -238,6 +238,8 @@ class SQLite(Database):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():  # what callers said: readable by the server's user only (SQLite gives its -wal and -shm the same)
+            self.path.touch(mode=0o600)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         _SQLITE_DATABASES.add(self)

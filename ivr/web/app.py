@@ -57,6 +57,7 @@ ENVIRONMENT = {
     "IVR_DB_TIMEOUT": "3",
     "IVR_REDIS_TIMEOUT": "2",
     "IVR_HTTP_TIMEOUT": "5",
+    "IVR_RETENTION_DAYS": "",
 }
 
 

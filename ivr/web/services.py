@@ -24,6 +24,7 @@ from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect
 from ..storage.overrides import PromptOverrides
 from ..storage.records import CallRecords
+from ..storage.retention import Housekeeper
 from ..storage.sessions import RedisSessionStore, SessionStore, SqlSessionStore
 from ..storage.users import Users
 
@@ -108,6 +109,8 @@ def build(config: Mapping) -> Services:
         if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
             deliverer = Deliverer(outbox)
             deliverer.start()
+    if config["IVR_RETENTION_DAYS"]:
+        Housekeeper(db, float(config["IVR_RETENTION_DAYS"])).start()
     ttl = int(config["IVR_SESSION_TTL"])
     if config["REDIS_URL"]:
         store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"], float(config["IVR_REDIS_TIMEOUT"]))

@@ -1,0 +1,72 @@
+"""What callers said is kept where it must be, readable by the server alone, and not past the
+retention period; numbers they said aloud are masked in what is kept for figures."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from ivr.call.identifiers import masked
+from ivr.cli import main
+from ivr.storage.callbacks import Callbacks
+from ivr.storage.db import SQLite
+from ivr.storage.records import CallRecords
+from ivr.storage.retention import purge
+
+DAY = 86400
+
+
+def test_the_embedded_database_is_readable_by_the_server_user_only(tmp_path):
+    SQLite(tmp_path / "ivr.sqlite3").execute("INSERT INTO revisions (name, value) VALUES ('x', 1)")
+    for name in ("ivr.sqlite3", "ivr.sqlite3-wal"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize("said, kept", [("mon RPPS c'est 10012345673", "mon RPPS c'est •••••••••73"), ("oui", "oui"),
+                                        ("le 12 puis 4567", "le 12 puis ••67")])
+def test_numbers_said_aloud_are_masked(said, kept):
+    assert masked(said) == kept
+
+
+def test_words_not_understood_are_kept_masked_in_the_events(app, caller):
+    call = caller()
+    call.call(["dit:mon numéro est 10012345673", "0"])
+    events = app.extensions["ivr"].records.events(call.call_sid)
+    heard = [event["detail"]["heard"] for event in events if "heard" in event["detail"]]
+    assert heard == ["mon numéro est •••••••••73"]
+
+
+def test_purge_removes_what_is_past_the_period_and_keeps_the_rest(app, caller):
+    db = app.extensions["ivr"].db
+    old, recent = caller(), caller()
+    for call in (old, recent):
+        call.call(["0"])
+    db.execute("UPDATE calls SET started_at = started_at - ? WHERE call_sid = ?", (40 * DAY, old.call_sid))
+    db.execute("UPDATE events SET at = at - ? WHERE call_sid = ?", (40 * DAY, old.call_sid))
+    Callbacks(db).add(old.call_sid, "+33612345678", "callback", {}, None, time.time() - 40 * DAY)
+    removed = purge(db, time.time() - 30 * DAY)
+    assert (removed["calls"], removed["callbacks"]) == (1, 1) and removed["events"] >= 3
+    records = CallRecords(db)
+    assert records.get(old.call_sid) is None and records.events(old.call_sid) == []
+    assert records.get(recent.call_sid) is not None and records.events(recent.call_sid)
+
+
+def test_ivr_purge_says_what_it_removed_and_refuses_a_bad_period_in_french(tmp_path):
+    runner = CliRunner()
+    done = runner.invoke(main, ["purge", "--older-than", "30", "--data-dir", str(tmp_path)])
+    assert done.exit_code == 0 and done.output.startswith("Supprimé : events 0, calls 0")
+    for args, message in ((["purge"], "il manque l'option « --older-than »"),
+                          (["purge", "--older-than", "-3"], "valeur refusée pour l'option « --older-than »"),
+                          (["nimporte"], "cette commande n'existe pas"),
+                          (["report", "--nope"], "l'option « --nope » n'existe pas")):
+        result = subprocess.run([sys.executable, "-m", "ivr.cli", *args, "--data-dir", str(tmp_path)] if args[0] == "purge" else
+                                [sys.executable, "-m", "ivr.cli", *args], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1  # one sentence
