@@ -137,3 +137,31 @@ def test_a_hanging_sms_api_does_not_hold_the_call(fault_app, monkeypatch):
         assert result.end == "enqueue"
     finally:
         proxy.close()
+
+
+@responses.activate
+def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(fault_app, postgres):
+    """Records, events and the helpdesk document of a call transferred while PostgreSQL was down are
+    spooled on the server's disk, written once it is back, and the helpdesk gets the document once."""
+    from ivr.web import calls
+
+    responses.post("https://helpdesk.example.fr/hook", status=200)
+    app = fault_app(HANDOFF_WEBHOOK_URL="https://helpdesk.example.fr/hook", IVR_WEBHOOK_SECRET="s", IVR_OUTBOX_THREAD="0",
+                    IVR_SPOOL_INTERVAL="3600")
+    ivr = app.extensions["ivr"]
+    postgres.kill()
+    during = [caller_on(app) for _ in range(3)]
+    for call in during:
+        result = call.call(["2", "0"])
+        assert result.end == "enqueue"
+    assert len(ivr.spool) >= 6  # each call: its record at the start, at the transfer, the helpdesk document, the close
+    postgres.start()
+    written, waiting = ivr.spool.replay(calls.writers(ivr))
+    assert waiting == 0 and written >= 6
+    assert ivr.spool.replay(calls.writers(ivr)) == (0, 0)  # once
+    for call in during:
+        record = ivr.records.get(call.call_sid)
+        assert (record["outcome"], record["transfer_reason"], record["call_status"]) == ("transferred", "caller_request", "completed")
+        assert [e["event"] for e in ivr.records.events(call.call_sid)].count("transfer") == 1
+    assert ivr.outbox.deliver_due() == (3, 0)
+    assert sorted(r.request.headers["Idempotency-Key"] for r in responses.calls) == sorted(f"{c.call_sid}:transfer" for c in during)

@@ -13,6 +13,8 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..storage.sessions import DEFAULT_TTL
+from ..storage.spool import Replayer
+from . import calls
 from . import services as services_module
 from .api import bp as api_bp
 from .console import bp as console_bp
@@ -58,6 +60,7 @@ ENVIRONMENT = {
     "IVR_REDIS_TIMEOUT": "2",
     "IVR_HTTP_TIMEOUT": "5",
     "IVR_RETENTION_DAYS": "",
+    "IVR_SPOOL_INTERVAL": "10",
 }
 
 
@@ -82,6 +85,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
 
     ivr = app.extensions["ivr"] = services_module.build(config)
+    Replayer(ivr.spool, calls.writers(ivr), float(config["IVR_SPOOL_INTERVAL"])).start()
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
     app.session_interface = ConsoleSessions()
     app.permanent_session_lifetime = timedelta(hours=12)
@@ -110,9 +114,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         report = {"flow_version": library.current_bundle.version, "refused": [str(p) for p in library.last_problems]}
         if library.overrides_missing:
             report["console_changes"] = "unreadable: the database does not answer; the last wording read is served"
+        spooled = len(ivr.spool)
+        if spooled:
+            report["spooled"] = f"{spooled} write(s) waiting for the database (replayed every {config['IVR_SPOOL_INTERVAL']} s)"
         if failing:
             return {"status": "down", "failing": failing, **report}, 503
-        return {"status": "degraded" if report["refused"] or library.overrides_missing else "ok", **report}
+        return {"status": "degraded" if report["refused"] or library.overrides_missing or spooled else "ok", **report}
 
     return app
 

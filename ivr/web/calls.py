@@ -5,7 +5,7 @@ URLs (`Urls`) and the event; this module gives back a TwiML document."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..call import engine, handoff, twiml
@@ -71,7 +71,7 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
 
 def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls) -> str:
     """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
-    _for_later(call_sid, "the transfer result", ivr.records.transfer_result, call_sid, result)
+    _write(ivr, "transfer_result", call_sid=call_sid, result=result)
     if result in REACHED:
         return twiml.goodbye(ivr.speech())
     if result == "leave":
@@ -93,9 +93,9 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
     """Twilio's final status: the call's last events and its record are written, its session goes."""
     session = ivr.store.take(call_sid)
-    if session is not None and session.recorded < len(session.history):
-        ivr.records.progress(session, None, session.recorded)  # hung up mid-call: its events until now
-    ivr.records.close(call_sid, status, ivr.clock(), seconds, caller)
+    if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
+        _write(ivr, "progress", session=session.to_dict(), context=None, events_from=session.recorded)
+    _write(ivr, "close", call_sid=call_sid, status=status, ended_at=ivr.clock(), duration=seconds, caller=caller)
     log.info("[%s] call ended: %s", call_sid, status)
 
 
@@ -189,24 +189,37 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
     if "recorded" in changes:
-        _for_later(call_sid, "the call record", ivr.records.progress, session, document if transfer else None, unrecorded)
+        _write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
     if follow_up:
-        number = session.answers.get("numero_rappel") or session.caller
-        _for_later(call_sid, "the callback request", ivr.callbacks.add, call_sid, number, session.outcome, document,
-                   session.answers.get("message_vocal"), now)
+        _write(ivr, "callback", call_sid=call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
+               document=document, message_url=session.answers.get("message_vocal"), at=now)
     if plan is not None:
         log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
-            _for_later(call_sid, "the helpdesk document", ivr.outbox.add, call_sid, document)
+            _write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
             ivr.nudge_outbox()
         if plan.kind == "none":
-            _for_later(call_sid, "the transfer result", ivr.records.transfer_result, call_sid, "no_destination")
+            _write(ivr, "transfer_result", call_sid=call_sid, result="no_destination")
     return body
 
 
-def _for_later(call_sid: str, what: str, write, *args) -> None:
-    """A write for later (records, the agents' lists): the caller in front of us comes first."""
+def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
+    """The writes a call makes for later (records, the agents' lists), by kind, from plain data: the
+    same run now or replayed from the spool after an outage."""
+    return {
+        "progress": lambda a: ivr.records.progress(Session.from_dict(a["session"]), a["context"], a["events_from"]),
+        "close": lambda a: ivr.records.close(a["call_sid"], a["status"], a["ended_at"], a["duration"], a["caller"]),
+        "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"]),
+        "callback": lambda a: ivr.callbacks.add(a["call_sid"], a["number"], a["kind"], a["document"], a["message_url"], a["at"]),
+        "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"]),
+    }
+
+
+def _write(ivr: Services, what: str, **args) -> None:
+    """A write for later: the caller in front of us comes first. If the database fails, the write is
+    spooled on this server's disk and made once the database answers."""
     try:
-        write(*args)
+        writers(ivr)[what](args)
     except Exception:
-        log.exception("[%s] could not write %s; the call goes on", call_sid, what)
+        log.exception("[%s] could not write %s now: spooled for later", args.get("call_sid") or args["session"]["call_sid"], what)
+        ivr.spool.add(what, args)

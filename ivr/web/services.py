@@ -26,6 +26,7 @@ from ..storage.overrides import PromptOverrides
 from ..storage.records import CallRecords
 from ..storage.retention import Housekeeper
 from ..storage.sessions import RedisSessionStore, SessionStore, SqlSessionStore
+from ..storage.spool import Spool
 from ..storage.users import Users
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Services:
     overrides: PromptOverrides
     callbacks: Callbacks
     guides: Guides
+    spool: Spool
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
     twiml_cache: Cache = field(default_factory=Cache)
@@ -130,6 +132,7 @@ def build(config: Mapping) -> Services:
         overrides=overrides,
         callbacks=Callbacks(db),
         guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"], float(config["IVR_HTTP_TIMEOUT"])),
+        spool=Spool(data_dir / "spool.jsonl"),
         outbox=outbox,
         deliverer=deliverer,
         hours=opening,
