@@ -155,9 +155,15 @@ def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(
         result = call.call(["2", "0"])
         assert result.end == "enqueue"
     assert len(ivr.spool) >= 6  # each call: its record at the start, at the transfer, the helpdesk document, the close
+    spooled = len(ivr.spool)
     postgres.start()
-    written, waiting = ivr.spool.replay(calls.writers(ivr))
-    assert waiting == 0 and written >= 6
+    total = 0
+    for _ in range(2):  # the first write may meet the connection the restart broke: the rest waits for the next round
+        written, waiting = ivr.spool.replay(calls.writers(ivr))
+        total += written
+        if not waiting:
+            break
+    assert (total, waiting) == (spooled, 0)
     assert ivr.spool.replay(calls.writers(ivr)) == (0, 0)  # once
     for call in during:
         record = ivr.records.get(call.call_sid)

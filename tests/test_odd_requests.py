@@ -82,3 +82,24 @@ def test_a_webhook_after_the_call_ended_changes_nothing(app, caller):
     record = app.extensions["ivr"].records.get(call.call_sid)
     assert (record["outcome"], record["transfer_reason"], record["context"]) == ("hung_up", None, None)
     assert app.extensions["ivr"].store.load(call.call_sid) is None
+
+
+def test_a_first_webhook_sent_again_after_the_call_ended_starts_nothing(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="5"))
+    records = app.extensions["ivr"].records
+    timeline = [e["event"] for e in records.events(call.call_sid)]
+    status, body = call.post("http://localhost/voice", call.params())
+    assert status == 200 and "<Gather" not in body
+    assert app.extensions["ivr"].store.load(call.call_sid) is None
+    assert [e["event"] for e in records.events(call.call_sid)] == timeline
+
+
+def test_the_status_callback_sent_again_records_nothing_twice(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post(MENU, call.params(Digits="2"))
+    for _ in range(2):
+        call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="5"))
+    assert [e["event"] for e in app.extensions["ivr"].records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]

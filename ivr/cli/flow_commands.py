@@ -133,7 +133,10 @@ def graph(flow_path: str, prompts_dir: str, output: str | None, svg: str | None)
     bundle = _load(flow_path, prompts_dir)
     text = mermaid(bundle.flow)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise click.ClickException(f"impossible d'écrire {output} ({error.strerror}) : vérifiez le dossier") from error
         click.echo(f"Diagramme Mermaid écrit dans {output}")
     else:
         click.echo(text)

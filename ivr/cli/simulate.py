@@ -45,6 +45,9 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             "IVR_PROMPTS": prompts_dir,
             "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
             "HANDOFF_WEBHOOK_URL": "",
+            "DATABASE_URL": "",  # a simulation never writes into the server's database, whatever the shell says
+            "REDIS_URL": "",
+            "TWILIO_ACCOUNT_SID": "",  # nor sends an SMS
             "IVR_RELOAD_INTERVAL": "0",
             "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
             **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
@@ -64,7 +67,13 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         key = click.prompt(f"    [{question.node}] touche(s) ('.' silence, 'q' raccrocher)", default=".", show_default=False).strip()
         return None if key.lower() == "q" else (key or ".")
 
-    result = caller.call(answer)
+    try:
+        result = caller.call(answer)
+    except OSError as error:  # the server of --url cannot be reached
+        raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
+    except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
+        hint = " : le jeton (--token) n'est pas celui du serveur" if "403" in str(error) else ""
+        raise click.ClickException(f"le serveur a refusé l'appel simulé{hint} ({str(error)[:120]})") from error
     _print_said(result.last_heard)
     click.echo(f"\nFin de l'appel : {_ending(result)}")
     if app is not None:

@@ -46,10 +46,14 @@ class Guides:
         if self.client is None:
             return "unavailable"
         # Claim first: two servers handling the same key press cannot both send.
-        claimed = self.db.execute(
-            "INSERT INTO sms (call_sid, guide, number, sent_at, status) VALUES (?, ?, ?, ?, 'sending') ON CONFLICT (call_sid, guide) DO NOTHING",
-            (call_sid, guide, number, time.time()),
-        )
+        try:
+            claimed = self.db.execute(
+                "INSERT INTO sms (call_sid, guide, number, sent_at, status) VALUES (?, ?, ?, ?, 'sending') ON CONFLICT (call_sid, guide) DO NOTHING",
+                (call_sid, guide, number, time.time()),
+            )
+        except Exception as error:  # the database is down: without a claim, no send (it could go twice); the call goes on
+            log.warning("[%s] SMS guide %s not sent, the database does not answer: %s", call_sid, guide, error)
+            return "failed"
         if not claimed:
             return "already"
         try:
@@ -58,6 +62,9 @@ class Guides:
             self.db.execute("DELETE FROM sms WHERE call_sid = ? AND guide = ?", (call_sid, guide))  # may be tried again
             log.warning("[%s] SMS guide %s not sent: %s", call_sid, guide, error)
             return "failed"
-        self.db.execute("UPDATE sms SET status = 'sent', message_sid = ? WHERE call_sid = ? AND guide = ?", (message.sid, call_sid, guide))
+        try:
+            self.db.execute("UPDATE sms SET status = 'sent', message_sid = ? WHERE call_sid = ? AND guide = ?", (message.sid, call_sid, guide))
+        except Exception:  # sent all the same: the claim keeps it from going twice
+            log.warning("[%s] SMS guide %s sent, its status not written", call_sid, guide)
         log.info("[%s] SMS guide %s sent", call_sid, guide)
         return "sent"

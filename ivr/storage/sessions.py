@@ -61,7 +61,7 @@ class SqlSessionStore:
         self._saves = 0
 
     def load(self, call_sid: str) -> Session | None:
-        row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ?", (call_sid, time.time()))
+        row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ? AND revision >= 0", (call_sid, time.time()))
         return None if row is None else decode(row["data"], row["revision"])
 
     def save(self, session: Session, force: bool = False) -> Session:
@@ -100,11 +100,16 @@ class SqlSessionStore:
         """Raise if the sessions cannot be reached."""
         self.db.one("SELECT 1 AS ok FROM sessions LIMIT 1")
 
+    TAKE_GRACE = 3600  # seconds the mark of an ended call stays: a late webhook finds the call over
+
     def take(self, call_sid: str) -> Session | None:
-        """The call is over: its session goes, and is returned (None if it had none, or it had
-        expired), in one statement."""
-        row = self.db.one("DELETE FROM sessions WHERE call_sid = ? RETURNING data, revision, expires_at", (call_sid,))
-        return None if row is None or row["expires_at"] <= time.time() else decode(row["data"], row["revision"])
+        """The call is over: its session is returned (None if it had none, or it had expired) and
+        replaced by a mark (revision -1) that no load returns and no save overwrites."""
+        now = time.time()
+        with self.db.transaction():
+            row = self.db.one("DELETE FROM sessions WHERE call_sid = ? RETURNING data, revision, expires_at", (call_sid,))
+            self.db.execute("INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, '', ?, -1)", (call_sid, now + self.TAKE_GRACE))
+        return None if row is None or row["expires_at"] <= now or row["revision"] < 0 else decode(row["data"], row["revision"])
 
 
 # Compare-and-set in one round trip: write only if the stored revision is the one we loaded. The
@@ -151,7 +156,7 @@ class RedisSessionStore:
     command. Short socket timeouts and one retry (a dropped idle connection, a restarted Redis):
     a Redis that does not answer fails the request within seconds, and the caller is put through."""
 
-    TAKE_GRACE = 60  # seconds a taken session stays, marked over
+    TAKE_GRACE = 3600  # seconds a taken session stays, marked over: a late webhook finds the call over
 
     def __init__(self, url: str, ttl: int = DEFAULT_TTL, prefix: str = "ivr:", timeout: float = 2.0):
         import redis  # only needed when REDIS_URL is set

@@ -155,6 +155,9 @@ def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], De
         try:
             return _respond(ivr, session, actions, urls, token=token)
         except Conflict:
+            if loaded is None and not unread and _closed(ivr, call_sid):
+                log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
+                return twiml.empty()
             if not unread:
                 log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
     raise RuntimeError("the session kept changing under this request")
