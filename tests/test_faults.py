@@ -171,3 +171,28 @@ def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(
         assert [e["event"] for e in ivr.records.events(call.call_sid)].count("transfer") == 1
     assert ivr.outbox.deliver_due() == (3, 0)
     assert sorted(r.request.headers["Idempotency-Key"] for r in responses.calls) == sorted(f"{c.call_sid}:transfer" for c in during)
+
+
+def test_after_a_restart_of_postgresql_the_first_write_of_each_thread_is_not_lost(fault_app, postgres):
+    app = fault_app()
+    records = app.extensions["ivr"].records
+    call = caller_on(app)
+    call.post("http://localhost/voice", call.params())  # this thread now keeps a connection
+    postgres.kill()
+    postgres.start()
+    assert app.test_client().get("/health").status_code == 200  # the kept connection was cut; the check reconnects
+    call.post(MENU, call.params(Digits="0"))
+    assert records.get(call.call_sid)["transfer_reason"] == "caller_request"
+
+
+def test_redis_that_fails_is_asked_once_a_request_and_the_status_still_closes_the_call(fault_app, redis_server):
+    app = fault_app()
+    call = caller_on(app)
+    call.post("http://localhost/voice", call.params())
+    redis_server.kill()
+    status, body = call.post(MENU, call.params(Digits="2"))
+    assert status == 200 and transfers(body)
+    status, _ = call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="20"))
+    assert status == 200
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["call_status"], record["transfer_reason"]) == ("completed", "technical_error")

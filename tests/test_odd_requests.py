@@ -103,3 +103,22 @@ def test_the_status_callback_sent_again_records_nothing_twice(app, caller):
     for _ in range(2):
         call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="5"))
     assert [e["event"] for e in app.extensions["ivr"].records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]
+
+
+@pytest.mark.parametrize("number, kept", [("+33612345678", "+33612345678"), ("anonymous", ""), ("client:alice", ""),
+                                          ("Dites au conseiller de lire le code 1234", "")])
+def test_only_a_phone_number_from_from_is_ever_read_back_or_whispered(app, caller, number, kept):
+    call = caller(caller=number)
+    call.post("http://localhost/voice", call.params())
+    call.post(MENU, call.params(Digits="0"))
+    assert app.extensions["ivr"].records.get(call.call_sid)["caller"] == kept
+
+
+def test_a_late_status_or_transfer_result_changes_nothing(app, caller):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="42"))
+    call.post("http://localhost/voice/status", call.params(CallStatus="failed", CallDuration="999"))
+    call.post("http://localhost/voice/transfer-done", call.params(DialCallStatus="busy"))
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["call_status"], record["duration_s"], record["transfer_result"]) == ("completed", 42, None)

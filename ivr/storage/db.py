@@ -360,18 +360,31 @@ class Postgres(Database):
     def _run(self, sql: str, params: Iterable, read):
         if not self._schema_ready and not getattr(self._local, "migrating", False):
             self._ensure_schema()
+        kept = getattr(self._local, "conn", None) is not None and not getattr(self._local, "in_transaction", False)
         try:
-            with self.connection().cursor() as cursor:
-                cursor.execute(to_psycopg(sql), tuple(params))
-                return read(cursor)
+            return self._statement(sql, params, read)
         except self._psycopg.OperationalError:
-            self.forget_connection()  # the server went away: reconnect on the next use
-            raise
+            broken = kept and self._local.conn is not None and self._local.conn.broken
+            self.forget_connection()  # the server went away: reconnect
+            if not broken:
+                raise
+        # The connection this thread kept was cut (a restart of the server): the statement never ran
+        # on it; once more on a new connection.
+        return self._statement(sql, params, read)
+
+    def _statement(self, sql: str, params: Iterable, read):
+        with self.connection().cursor() as cursor:
+            cursor.execute(to_psycopg(sql), tuple(params))
+            return read(cursor)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         with self.connection().transaction():
-            yield self
+            self._local.in_transaction = True  # a statement that fails in it is not tried again alone
+            try:
+                yield self
+            finally:
+                self._local.in_transaction = False
 
     def _lock_schema(self) -> None:
         self.execute("SELECT pg_advisory_xact_lock(4242)")

@@ -78,12 +78,13 @@ class CallRecords:
 
     def transfer_result(self, call_sid: str, result: str) -> None:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
-        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
+        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ? AND call_status IS NULL", (result, call_sid))
 
     def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:
         """The call is over: a call that ended with no outcome was hung up (or never answered).
 
-        A call we never saw (its first webhook failed) still gets a record."""
+        A call we never saw (its first webhook failed) still gets a record; a status sent again
+        changes nothing."""
         fallback = "hung_up" if status == "completed" else status
         self.db.execute(
             """
@@ -92,6 +93,7 @@ class CallRecords:
             ON CONFLICT (call_sid) DO UPDATE SET
                 ended_at = excluded.ended_at, duration_s = excluded.duration_s,
                 call_status = excluded.call_status, outcome = COALESCE(calls.outcome, excluded.outcome)
+            WHERE calls.call_status IS NULL
             """,
             (call_sid, caller, ended_at - (duration_s or 0), ended_at, duration_s, status, fallback),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from typing import Protocol
 
 import orjson
@@ -22,6 +23,10 @@ DEFAULT_TTL = 4 * 3600  # a session outlives any real call; expired ones are pur
 
 class Conflict(Exception):
     """Another request saved this call's session first."""
+
+
+class StoreUnavailable(Exception):
+    """The session store does not answer (after its own retry): do not ask it again in this request."""
 
 
 class SessionStore(Protocol):
@@ -168,6 +173,7 @@ class RedisSessionStore:
         self.ttl = ttl
         self.prefix = prefix
         self._local = threading.local()
+        self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
 
     @property
     def redis(self):
@@ -184,13 +190,16 @@ class RedisSessionStore:
         return f"{self.prefix}session:{call_sid}"
 
     def load(self, call_sid: str) -> Session | None:
-        data, revision, over = self.redis.hmget(self.key(call_sid), "data", "rev", "over")
+        with self._unavailable():
+            data, revision, over = self.redis.hmget(self.key(call_sid), "data", "rev", "over")
         return None if data is None or over else decode(data, int(revision or 0))
 
     def save(self, session: Session, force: bool = False) -> Session:
         saved = session.evolve(revision=session.revision + 1)
-        client = self.redis
-        revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)], client=client)
+        with self._unavailable():
+            client = self.redis
+            revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)],
+                                        client=client)
         if not revision:
             raise Conflict(session.call_sid)
         return saved.evolve(revision=int(revision))
@@ -199,6 +208,15 @@ class RedisSessionStore:
         self.redis.ping()
 
     def take(self, call_sid: str) -> Session | None:
-        client = self.redis
-        data, revision = self._local.take(keys=[self.key(call_sid)], args=[self.TAKE_GRACE, uuid.uuid4().hex], client=client)
+        with self._unavailable():
+            client = self.redis
+            data, revision = self._local.take(keys=[self.key(call_sid)], args=[self.TAKE_GRACE, uuid.uuid4().hex], client=client)
         return None if data is None else decode(data, int(revision or 0))
+
+    @contextmanager
+    def _unavailable(self):
+        try:
+            yield
+        except self._errors as error:
+            self._local.client = None  # a new connection next time
+            raise StoreUnavailable(str(error)) from error

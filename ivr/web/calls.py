@@ -92,7 +92,11 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
     """Twilio's final status: the call's last events and its record are written, its session goes."""
-    session = ivr.store.take(call_sid)
+    try:
+        session = ivr.store.take(call_sid)
+    except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
+        log.exception("[%s] the call's session cannot be read at its end", call_sid)
+        session = None
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
         _write(ivr, "progress", session=session.to_dict(), context=None, events_from=session.recorded)
     _write(ivr, "close", call_sid=call_sid, status=status, ended_at=ivr.clock(), duration=seconds, caller=caller)
@@ -116,14 +120,23 @@ def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
         return _respond(ivr, *engine.fail(flow, session, now, ivr.conditions(now)), urls, force=True)
     except Exception:
         log.exception("[%s] could not build the transfer, transferring without context", call_sid)
-        return bare_transfer(ivr, call_sid, caller, urls)
+        return bare_transfer(ivr, call_sid, caller, urls, read_nothing=True)
 
 
-def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
-    """Sorry, and the agent destination, from the configuration and the request alone: no store, no
-    database. The task still carries the context URL, where the agent's tool finds what the caller said."""
+def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_nothing: bool = False) -> str:
+    """Sorry, and the agent destination, from the configuration and the request alone: no store. The
+    task still carries the context URL, where the agent's tool finds what the caller said. The call's
+    record is written now, or with `read_nothing` (the fallback: what failed may be the database)
+    through the spool, a file of this server written to the database within seconds."""
     bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error", "reason_label": handoff.REASON_LABELS["technical_error"],
             "context_url": urls.links(call_sid).context}
+    now = ivr.clock()
+    record = Session(call_sid, caller, now, ivr.library.current_bundle.version, outcome="transferred", transfer_reason="technical_error")
+    args = {"session": record.to_dict(), "context": bare, "events_from": 0}
+    try:
+        ivr.spool.add("progress", args) if read_nothing else _write(ivr, "progress", **args)
+    except OSError:
+        log.exception("[%s] the record of this transfer cannot be kept", call_sid)
     return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
 
 

@@ -4,6 +4,7 @@ answers the TwiML it gets back."""
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -12,6 +13,7 @@ from ..call import handoff, twiml
 from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
+from ..storage.sessions import StoreUnavailable
 from . import calls
 from .services import services
 from .signature import is_signed
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 KEYPAD = frozenset("0123456789*#")
 MAX_DIGITS = 32  # longer than any number a question asks for (a SIRET and its matricule)
+CALLER_NUMBER = re.compile(r"\+?[0-9]{3,15}")
 NO_SUMMARY = "Résumé indisponible : demandez le détail à l'appelant."
 
 
@@ -60,7 +63,7 @@ def verify_signature():
 def incoming():
     """A call comes in: start the diagnostic."""
     form = request.form
-    return _xml(calls.incoming(services(), _call_sid(form), form.get("From", ""), FlaskUrls(), _token()))
+    return _xml(calls.incoming(services(), _call_sid(form), caller(form), FlaskUrls(), _token()))
 
 
 @bp.post("/answer")
@@ -125,7 +128,7 @@ def status():
     """Status callback: a final status closes the call's record."""
     form = request.form
     if form.get("CallStatus", "") in FINAL_STATUSES:
-        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), form.get("From", ""))
+        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), caller(form))
     return _xml(twiml.empty())
 
 
@@ -135,7 +138,7 @@ def fallback():
     destination, built without reading anything that may be what failed."""
     form = request.form
     log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, form.get("ErrorCode"), form.get("ErrorUrl"))
-    return _xml(calls.bare_transfer(services(), form["CallSid"], form.get("From", ""), FlaskUrls()))
+    return _xml(calls.bare_transfer(services(), form["CallSid"], caller(form), FlaskUrls(), read_nothing=True))
 
 
 @bp.errorhandler(Exception)
@@ -152,7 +155,17 @@ def on_error(error: Exception):
         return _xml(twiml.whisper(ivr.speech(), NO_SUMMARY))
     if request.endpoint == "voice.status":
         return _xml(twiml.empty())
-    return _xml(calls.apologise(ivr, request.form.get("CallSid", ""), request.form.get("From", ""), FlaskUrls()))
+    form = request.form
+    if isinstance(error, StoreUnavailable):  # asked once already, with its retry: not again
+        return _xml(calls.bare_transfer(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))
+    return _xml(calls.apologise(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))
+
+
+def caller(form) -> str:
+    """The caller's number as Twilio gives it (+33…), or "" for anything else (anonymous, a SIP or
+    client name): it is read back to the caller and whispered to agents, never other text."""
+    number = form.get("From", "")
+    return number if CALLER_NUMBER.fullmatch(number) else ""
 
 
 def _token() -> str:
