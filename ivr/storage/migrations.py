@@ -1,0 +1,148 @@
+"""The schema: numbered migrations that upgrade an existing database without losing data, written
+once for SQLite and PostgreSQL (the column types that differ are filled in)."""
+
+# Column types that differ between the two engines.
+TYPES = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    "postgres": {"id": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+}
+
+# Each entry upgrades the schema by one version; never edit one that has shipped, add another.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        call_sid TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        expires_at {real} NOT NULL
+    );
+    CREATE INDEX sessions_expiry ON sessions (expires_at);
+    CREATE TABLE calls (
+        call_sid TEXT PRIMARY KEY,
+        caller TEXT,
+        started_at {real} NOT NULL,
+        ended_at {real},
+        duration_s INTEGER,
+        call_status TEXT,
+        outcome TEXT,
+        outcome_step INTEGER,
+        last_node TEXT,
+        last_step INTEGER,
+        transfer_reason TEXT,
+        transfer_result TEXT,
+        flow_version TEXT,
+        context TEXT
+    );
+    CREATE INDEX calls_started ON calls (started_at);
+    """,
+    """
+    CREATE TABLE outbox (
+        id {id},
+        idempotency_key TEXT NOT NULL UNIQUE,
+        call_sid TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at {real} NOT NULL,
+        locked_until {real} NOT NULL DEFAULT 0,
+        delivered_at {real},
+        failed_at {real},
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (delivered_at, failed_at, next_attempt_at);
+    """,
+    """
+    CREATE TABLE events (
+        id {id},
+        call_sid TEXT NOT NULL,
+        at {real} NOT NULL,
+        node TEXT,
+        step INTEGER,
+        event TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_call ON events (call_sid, at);
+    CREATE INDEX events_at ON events (at);
+    ALTER TABLE calls ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+    """,
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at {real} NOT NULL
+    );
+    CREATE TABLE prompt_overrides (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        updated_at {real} NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE prompt_history (
+        id {id},
+        key TEXT NOT NULL,
+        before TEXT,
+        after TEXT NOT NULL,
+        who TEXT NOT NULL,
+        at {real} NOT NULL,
+        action TEXT NOT NULL
+    );
+    CREATE TABLE revisions (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO revisions (name, value) VALUES ('prompts', 0);
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+    """,
+    """
+    CREATE TABLE callbacks (
+        id {id},
+        call_sid TEXT NOT NULL UNIQUE,
+        requested_at {real} NOT NULL,
+        number TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message_url TEXT,
+        context TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        done_at {real},
+        done_by TEXT
+    );
+    CREATE INDEX callbacks_pending ON callbacks (status, requested_at);
+    """,
+    """
+    CREATE TABLE sms (
+        call_sid TEXT NOT NULL,
+        guide TEXT NOT NULL,
+        number TEXT NOT NULL,
+        sent_at {real} NOT NULL,
+        status TEXT NOT NULL,
+        message_sid TEXT,
+        PRIMARY KEY (call_sid, guide)
+    );
+    """,
+    # Every webhook rewrites its call's session: an index on its expiry doubled the cost of that
+    # write, for a purge that runs once every 500 saves (a scan of the calls in progress does).
+    # No query reads events by time alone: that index only slowed every event written.
+    """
+    DROP INDEX sessions_expiry;
+    DROP INDEX events_at;
+    """,
+    # The console's logins, kept on the server: logging out (or 12 hours) ends one for good, and
+    # failed passwords are counted by account and by address.
+    """
+    CREATE TABLE console_logins (
+        token TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        seen_at {real} NOT NULL
+    );
+    CREATE TABLE login_failures (
+        id {id},
+        what TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    CREATE INDEX login_failures_what ON login_failures (what, at);
+    """,
+)
