@@ -93,3 +93,32 @@ def test_files_are_checked_at_most_once_per_interval(files):
     edit(files / "prompts" / "fr-FR.yaml", OLD_ANDROID, NEW_ANDROID)
     assert library.current(now=1030.0).version == before  # not looked at yet
     assert library.current(now=1061.0).version != before  # looked at, changed
+
+
+def test_a_call_goes_on_with_its_version_after_a_restart_or_on_another_server(make_app, files, caller):
+    """Versions are kept in the shared database by the digest of the very texts loaded: a server
+    that never served a version (restarted, or another one) loads it back for the call."""
+    settings = {"IVR_FLOW": str(files / "flows" / "ecps.yaml"), "IVR_PROMPTS": str(files / "prompts"), "IVR_RELOAD_INTERVAL": "0"}
+    before = make_app(**settings)
+    call = caller(target=before)
+    post(call, "/voice")
+    started = before.extensions["ivr"].library.current_bundle.version
+    edit(files / "prompts" / "fr-FR.yaml", OLD_ANDROID, NEW_ANDROID)
+    after = make_app(**settings)  # a restart (or another server) that only ever read the edited files
+    assert after.extensions["ivr"].library.current().version != started
+    call.transport = type(call.transport)(after.test_client())
+    post(call, "/voice/answer?node=etape1_a_jour&phase=ask", Digits="2")
+    body = post(call, "/voice/answer?node=etape1_android&phase=ask", Digits="7")  # a wrong key: the short sentence
+    assert OLD_ANDROID in body and NEW_ANDROID not in body
+    fresh = caller(target=after)  # while a new call hears the edit
+    post(fresh, "/voice")
+    post(fresh, "/voice/answer?node=etape1_a_jour&phase=ask", Digits="2")
+    assert NEW_ANDROID in post(fresh, "/voice/answer?node=etape1_android&phase=ask", Digits="7")
+
+
+def test_a_versions_label_is_the_digest_of_the_texts_it_was_loaded_from(files):
+    import hashlib
+
+    library = FlowLibrary(files / "flows" / "ecps.yaml", files / "prompts")
+    texts = [(files / "flows" / "ecps.yaml").read_bytes(), (files / "prompts" / "fr-FR.yaml").read_bytes()]
+    assert library.current().version == hashlib.sha256(b"".join(texts)).hexdigest()[:12]

@@ -38,17 +38,19 @@ def load(path: Path | str, prompts: Prompts, extra: bytes = b"") -> Flow:
     return flow
 
 
-def parse(path: Path | str, prompts: Prompts, extra: bytes = b"") -> tuple[Flow | None, list[Problem]]:
-    """Read and check a flow; return it (None when any error) and every problem found.
+def parse(path: Path | str, prompts: Prompts, extra: bytes = b"", text: str | None = None,
+          version: str | None = None) -> tuple[Flow | None, list[Problem]]:
+    """Read (or take as `text`) and check a flow; return it (None when any error) and every problem.
 
-    Its version digests the flow file, the prompt file and `extra` (the console's changes)."""
+    Its version is `version`, or a digest of the flow file, the prompt file and `extra` (the
+    console's changes)."""
     path = Path(path)
     name = str(path)
-    data, problems = yamlfile.load(path)
+    data, problems = yamlfile.load(path, text=text)
     if data is None:
         return None, problems or [Problem(name, 0, "le fichier est vide")]
     checker = Checker(name, prompts, problems)
-    flow = checker.flow(data, _digest(path, Path(prompts.source), extra=extra))
+    flow = checker.flow(data, version or _digest(path, Path(prompts.source), extra=extra))
     if any(p.severity == "error" for p in problems):
         return None, sorted(problems)
     return flow, sorted(problems)

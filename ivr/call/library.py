@@ -3,6 +3,7 @@ in progress. A file that fails validation is refused and the last good version k
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -11,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import flow_loader
+from . import flow_loader, yamlfile
 from . import prompts as prompts_module
 from .flow import Flow, FlowError
 from .prompts import Prompts, PromptsError
@@ -26,29 +27,59 @@ class Bundle:
 
     flow: Flow
     prompts: Prompts
+    sources: Sources | None = None  # the texts it was made of (kept so that every server can load it again)
 
     @property
     def version(self) -> str:
         return self.flow.version
 
 
+@dataclass(frozen=True)
+class Sources:
+    """The exact texts a version is made of: the flow file, the prompt file, the console's changes."""
+
+    flow: str
+    prompts: str
+    overrides: str  # JSON, keys sorted ("" when there are none)
+
+    @property
+    def version(self) -> str:
+        """The version's label: a digest of these very texts."""
+        digest = hashlib.sha256()
+        for text in (self.flow, self.prompts, self.overrides):
+            digest.update(text.encode("utf-8"))
+        return digest.hexdigest()[:12]
+
+
 def load_bundle(flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
                 overrides: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
-    """Parse and check both files (with the console's overrides); the bundle (None on any error)
-    and every problem found."""
-    catalogue, problems = prompts_module.parse(prompts_dir, language, overrides)
+    """Read both files once, parse and check them (with the console's overrides); the bundle (None
+    on any error) and every problem found."""
+    flow_text, problems = yamlfile.read(flow_path)
+    prompts_text, more = yamlfile.read(prompts_module.path_for(prompts_dir, language))
+    if flow_text is None or prompts_text is None:
+        return None, [*problems, *more]
+    changes = json.dumps(overrides, sort_keys=True, ensure_ascii=False) if overrides else ""
+    return bundle_of(Sources(flow_text, prompts_text, changes), flow_path, prompts_dir, language)
+
+
+def bundle_of(sources: Sources, flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR") -> tuple[Bundle | None, list[Problem]]:
+    """The bundle those texts make (problems named after the files they came from)."""
+    overrides = json.loads(sources.overrides) if sources.overrides else None
+    catalogue, problems = prompts_module.parse(prompts_dir, language, overrides, text=sources.prompts)
     if catalogue is None:
         return None, problems
-    extra = json.dumps(overrides or {}, sort_keys=True, ensure_ascii=False).encode() if overrides else b""
-    flow, flow_problems = flow_loader.parse(flow_path, catalogue, extra)
-    return (Bundle(flow, catalogue) if flow is not None else None), [*problems, *flow_problems]
+    flow, flow_problems = flow_loader.parse(flow_path, catalogue, text=sources.flow, version=sources.version)
+    if flow is None:
+        return None, [*problems, *flow_problems]
+    return Bundle(flow, catalogue, sources), [*problems, *flow_problems]
 
 
 class FlowLibrary:
     """Serves the current bundle, looks for edits at most every `interval` seconds."""
 
     def __init__(self, flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
-                 interval: float = 2.0, keep: int = 20, overrides=None):
+                 interval: float = 2.0, keep: int = 20, overrides=None, archive=None):
         self.flow_path = Path(flow_path)
         self.prompts_path = prompts_module.path_for(prompts_dir, language)
         self.prompts_dir = Path(prompts_dir)
@@ -56,6 +87,8 @@ class FlowLibrary:
         self.interval = interval
         self.keep = keep
         self.overrides = overrides  # PromptOverrides, or None
+        self.archive = archive  # VersionArchive, or None: where every server finds a version again
+        self._archived: OrderedDict[str, Bundle] = OrderedDict()  # versions loaded back from the archive
         self.overrides_missing = False  # the database was unreachable at the last load: console changes not applied
         self._lock = threading.Lock()
         self._versions: OrderedDict[str, Bundle] = OrderedDict()
@@ -84,8 +117,30 @@ class FlowLibrary:
         return self.current_bundle
 
     def get(self, version: str) -> Bundle:
-        """The version a call started on, or the current one if it is no longer kept."""
-        return self._versions.get(version) or self.current()
+        """The version a call started on (from memory, or loaded back from the archive: a restart,
+        another server), or the current one if it cannot be had."""
+        bundle = self._versions.get(version) or self._archived.get(version)
+        if bundle is None and self.archive is not None:
+            bundle = self._load_archived(version)
+        return bundle or self.current()
+
+    def _load_archived(self, version: str) -> Bundle | None:
+        try:
+            sources = self.archive.get(version)
+        except Exception:
+            log.exception("version %s cannot be read from the archive: the call goes on with the current one", version)
+            return None
+        if sources is None:
+            return None
+        bundle, problems = bundle_of(sources, self.flow_path, self.prompts_dir, self.language)
+        if bundle is None or bundle.version != version:
+            log.error("archived version %s does not load again: %s", version, "; ".join(map(str, problems)))
+            return None
+        with self._lock:
+            self._archived[version] = bundle
+            while len(self._archived) > self.keep:
+                self._archived.popitem(last=False)
+        return bundle
 
     def reload(self, stamp: tuple | None = None) -> list[Problem]:
         """Load the files now; publish them if valid. Returns the problems (empty when published)."""
@@ -125,6 +180,11 @@ class FlowLibrary:
         return load_bundle(self.flow_path, self.prompts_dir, self.language, {**saved, **(extra or {})})
 
     def _publish(self, bundle: Bundle) -> None:
+        if self.archive is not None and bundle.sources is not None:
+            try:
+                self.archive.keep(bundle.version, bundle.sources)
+            except Exception:  # kept in this process all the same; archived at the next publish
+                log.exception("version %s could not be archived (database unreachable)", bundle.version)
         self._versions.pop(bundle.version, None)
         self._versions[bundle.version] = bundle
         while len(self._versions) > self.keep:

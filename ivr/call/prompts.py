@@ -68,11 +68,12 @@ def path_for(directory: Path | str, language: str = "fr-FR") -> Path:
     return Path(directory) / f"{language}.yaml"
 
 
-def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str, str] | None = None) -> tuple[Prompts | None, list[Problem]]:
-    """Read and check the prompt file, with the console's `overrides` on top; return the catalogue
-    (None on errors) and every problem."""
+def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str, str] | None = None,
+          text: str | None = None) -> tuple[Prompts | None, list[Problem]]:
+    """Read (or take as `text`) and check the prompt file, with the console's `overrides` on top;
+    return the catalogue (None on errors) and every problem."""
     path = path_for(directory, language)
-    data, problems = yamlfile.load(path)
+    data, problems = yamlfile.load(path, text=text)
     name = str(path)
     if data is None:
         return None, problems or [Problem(name, 0, "le fichier est vide")]

@@ -64,16 +64,24 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineMap:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load(path: Path | str, label: str | None = None) -> tuple[object, list[Problem]]:
-    """Parse a YAML file; return its data (None if unreadable) and the problems found."""
-    path = Path(path)
-    name = label or str(path)
+def read(path: Path | str) -> tuple[str | None, list[Problem]]:
+    """A supervisor's file as text (None if it cannot be read, with the problem)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8"), []
     except FileNotFoundError:
-        return None, [Problem(name, 0, "fichier introuvable")]
+        return None, [Problem(str(path), 0, "fichier introuvable")]
     except UnicodeDecodeError as exc:
-        return None, [Problem(name, 0, f"le fichier n'est pas en UTF-8 ({exc.reason})")]
+        return None, [Problem(str(path), 0, f"le fichier n'est pas en UTF-8 ({exc.reason})")]
+
+
+def load(path: Path | str, label: str | None = None, text: str | None = None) -> tuple[object, list[Problem]]:
+    """Parse a YAML file (or `text`, read from it before); return its data (None if unreadable) and
+    the problems found."""
+    name = label or str(path)
+    if text is None:
+        text, problems = read(path)
+        if text is None:
+            return None, problems
     loader = _LineLoader(text)
     try:
         data = loader.get_single_data()

@@ -145,4 +145,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX login_failures_what ON login_failures (what, at);
     """,
+    # Every version of the flow and prompts ever served, by its label: a call goes on with the
+    # version it started on after a restart, or on another server.
+    """
+    CREATE TABLE flow_versions (
+        version TEXT PRIMARY KEY,
+        flow TEXT NOT NULL,
+        prompts TEXT NOT NULL,
+        overrides TEXT NOT NULL,
+        created_at {real} NOT NULL
+    );
+    """,
 )

@@ -28,6 +28,7 @@ from ..storage.retention import Housekeeper
 from ..storage.sessions import RedisSessionStore, SessionStore, SqlSessionStore
 from ..storage.spool import Spool
 from ..storage.users import Users
+from ..storage.versions import VersionArchive
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -94,7 +95,7 @@ def build(config: Mapping) -> Services:
     db = connect(config["DATABASE_URL"], data_dir, float(config["IVR_DB_TIMEOUT"]))
     overrides = PromptOverrides(db)
     library = FlowLibrary(resolve(config["IVR_FLOW"]), resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
-                          interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides)
+                          interval=float(config["IVR_RELOAD_INTERVAL"]), overrides=overrides, archive=VersionArchive(db))
     destinations = Destinations(config["TWILIO_WORKFLOW_SID"], config["AGENT_NUMBER"], config["AGENT_SIP_URI"], config["AGENT_CLIENT"])
     if not destinations.configured:
         log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
