@@ -196,3 +196,67 @@ def test_redis_that_fails_is_asked_once_a_request_and_the_status_still_closes_th
     assert status == 200
     record = app.extensions["ivr"].records.get(call.call_sid)
     assert (record["call_status"], record["transfer_reason"]) == ("completed", "technical_error")
+
+
+def test_a_gunicorn_worker_killed_while_the_database_is_down_is_replaced_and_serves(tmp_path, postgres, redis_server):
+    """The operator's case: under gunicorn, PostgreSQL down, a worker dies; its replacement boots
+    without the database, and the server keeps answering calls."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from servers import free_port
+
+    from ivr.supervisor.simulator import HttpTransport
+
+    if postgres.process is None:
+        postgres.start()
+    port = free_port()
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1", "IVR_DATA_DIR": str(tmp_path),
+           "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "ivr:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                               "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def workers() -> list[int]:
+        with open(f"/proc/{server.pid}/task/{server.pid}/children") as handle:
+            return [int(pid) for pid in handle.read().split()]
+
+    def health() -> int:
+        try:
+            return urllib.request.urlopen(base + "/health", timeout=10).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def wait_for(condition, seconds=30):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert wait_for(lambda: len(workers()) == 2 and health() == 200)
+        postgres.kill()
+        before = set(workers())
+        os.kill(min(before), signal.SIGKILL)
+        assert wait_for(lambda: len(set(workers()) - before) == 1 and len(workers()) == 2)  # a replacement, booted
+        assert server.poll() is None  # gunicorn itself goes on
+        for _ in range(6):  # whichever worker answers
+            call = Caller(HttpTransport(), base, TOKEN)
+            status, body = call.post(base + "/voice", call.params())
+            assert status == 200 and "node=etape1_a_jour" in body
+        assert health() == 503
+        postgres.start()
+        assert wait_for(lambda: health() == 200)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
