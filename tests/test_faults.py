@@ -260,3 +260,31 @@ def test_a_gunicorn_worker_killed_while_the_database_is_down_is_replaced_and_ser
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_frozen_postgresql_does_not_hold_the_call(fault_app, postgres, redis_server):
+    """A server that accepts but never answers (stopped, its host gone): the statement's connection
+    is cut after IVR_DB_TIMEOUT, the write goes to the spool, and the caller is put through."""
+    import os
+    import signal
+    import threading
+
+    from ivr.web import calls
+
+    app = fault_app(IVR_DB_TIMEOUT="1", IVR_SPOOL_INTERVAL="3600")
+    call = caller_on(app)
+    call.post("http://localhost/voice", call.params())
+    answered = []
+    os.kill(postgres.process.pid, signal.SIGSTOP)
+    try:
+        worker = threading.Thread(target=lambda: answered.append(call.post(MENU, call.params(Digits="0"))), daemon=True)
+        worker.start()
+        worker.join(timeout=30)  # a liveness bound: without the cut the request never returns
+        assert answered and answered[0][0] == 200 and transfers(answered[0][1])
+    finally:
+        os.kill(postgres.process.pid, signal.SIGCONT)
+    ivr = app.extensions["ivr"]
+    for _ in range(2):
+        if ivr.spool.replay(calls.writers(ivr))[1] == 0:
+            break
+    assert ivr.records.get(call.call_sid)["transfer_reason"] == "caller_request"

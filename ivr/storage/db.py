@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -179,6 +181,7 @@ class Postgres(Database):
         self.url = url
         self.timeout = timeout  # seconds to connect, and for any statement: a stuck server fails the request, not the worker
         self._local = threading.local()
+        self._watchdog = _Watchdog(timeout + 1)  # past statement_timeout: the server does not answer at all
         self._schema_lock = threading.Lock()
         self._schema_ready = False  # migrated at first use, not at start-up: a worker starts with the database down
 
@@ -220,7 +223,7 @@ class Postgres(Database):
         try:
             return self._statement(sql, params, read)
         except self._psycopg.OperationalError:
-            broken = kept and self._local.conn is not None and self._local.conn.broken
+            broken = kept and self._local.conn is not None and self._local.conn.broken and not self._watchdog.cut(self._local.conn)
             self.forget_connection()  # the server went away: reconnect
             if not broken:
                 raise
@@ -229,7 +232,8 @@ class Postgres(Database):
         return self._statement(sql, params, read)
 
     def _statement(self, sql: str, params: Iterable, read):
-        with self.connection().cursor() as cursor:
+        conn = self.connection()
+        with self._watchdog.watching(conn), conn.cursor() as cursor:
             cursor.execute(to_psycopg(sql), tuple(params))
             return read(cursor)
 
@@ -253,6 +257,56 @@ class Postgres(Database):
     def _set_schema_version(self, number: int) -> None:
         self.execute("DELETE FROM schema_version")
         self.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+
+
+class _Watchdog:
+    """Cuts the connection of a statement that has waited past `seconds` for a server that does not
+    answer at all (stopped, or its host gone): statement_timeout is the server's own and cannot act
+    then, and psycopg's blocking calls have no timeout of their own. One thread per process, started
+    at the first statement; watching a statement is two dictionary operations."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._watched: dict[int, tuple[object, float]] = {}
+        self._cut: set[int] = set()
+        self._started = threading.Lock()
+        self._pid = 0  # the process whose thread watches (a forked worker starts its own)
+
+    @contextmanager
+    def watching(self, conn):
+        if self._pid != os.getpid():
+            with self._started:
+                if self._pid != os.getpid():
+                    threading.Thread(target=self._run, name="ivr-db-watchdog", daemon=True).start()
+                    self._pid = os.getpid()
+        key = id(conn)
+        self._watched[key] = (conn, time.monotonic() + self.seconds)
+        try:
+            yield
+        finally:
+            self._watched.pop(key, None)
+
+    def cut(self, conn) -> bool:
+        """Whether the watchdog cut this connection (then the statement is not tried again)."""
+        if id(conn) in self._cut:
+            self._cut.discard(id(conn))
+            return True
+        return False
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(min(0.25, self.seconds / 4))
+            now = time.monotonic()
+            for key, (conn, deadline) in list(self._watched.items()):
+                if now < deadline or self._watched.pop(key, None) is None:
+                    continue
+                log.error("PostgreSQL has not answered a statement in %.0f s: its connection is cut", self.seconds)
+                self._cut.add(key)
+                try:
+                    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; psycopg raises OperationalError
+                except OSError:
+                    pass
 
 
 # A SQLite connection must not cross a fork (gunicorn --preload): each child opens its own, and
