@@ -143,3 +143,16 @@ def files(tmp_path):
     shutil.copytree(ROOT / "flows", target / "flows")
     shutil.copytree(ROOT / "prompts", target / "prompts")
     return target
+
+
+def heard(text: str) -> str:
+    """`text` as the voice is told to say it (the prompt file's « prononciation »: e-CPS, KO…)."""
+    from ivr.call.prompts import load, pronounce
+
+    global _SOUNDS
+    if _SOUNDS is None:
+        _SOUNDS = load(ROOT / "prompts").sounds
+    return pronounce(text, _SOUNDS)
+
+
+_SOUNDS = None

@@ -49,7 +49,7 @@ def db(tmp_path, flow):
     records = CallRecords(database)
     # Day 1: solved at step 1 (10 s on the question), Bravo, transfer by 0 at step 3 after a silence.
     play(records, flow, "CA1", DAY1, [("1", 10), ("1", 60), ("1", 5)])
-    play(records, flow, "CA2", DAY1 + 100, [("2", 4), ("2", 6), ("1", 30)])
+    play(records, flow, "CA2", DAY1 + 100, [("2", 4), ("2", 6), ("1", 30), ("1", 3)])
     play(records, flow, "CA3", DAY1 + 200, [("2", 8), ("2", 6), (None, 26), ("0", 10)])
     # Day 2: a wrong key then hang-up at step 3; a call that hangs up at the first question.
     play(records, flow, "CA4", DAY2, [("2", 12), ("7", 5), ("2", 5)])

@@ -105,8 +105,8 @@ def test_one_call_across_two_instances_sharing_redis_and_postgres(make_app, shar
     second = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, **shared_backend)
     transport = Alternating(first, second)
     call = Caller(transport, "http://localhost", TOKEN)
-    result = call.call(["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", "10012345673", "1", ".", "1", "1", "1", "2", "15", "1", "1", "11",
-                        "2", "2"])
+    result = call.call(["2", "2", "2", "1", "2", "1", "1", "1", "2", "1", "10012345673", "1", ".", "1", "1", "1", "2", "15", "1", "#", "1",
+                        "11", "2", "2"])
     assert set(transport.used) == {0, 1}
     assert result.end == "enqueue"
     for app in (first, second):

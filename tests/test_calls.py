@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import VALID_RPPS, VALID_SIRET, WORKFLOW
+from conftest import VALID_RPPS, WORKFLOW
 
 # Keys after the welcome, per path of the guide; "." is silence.
 STEP2_ACTIONS = ["1"] * 5  # four settings, then "I retried the login"
@@ -17,9 +17,9 @@ TO_STEP6 = [*TO_STEP4, "1", "2", *STEP5_ACTIONS, "2"]
     [
         (["1", "1", "1"], "solved", 1, "Parfait, votre problème est résolu."),
         (["2", "1", *STEP2_ACTIONS, "1"], "solved", 2, "Parfait, votre problème est résolu."),
-        (["2", "1", *STEP2_ACTIONS, "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
-        (["1", "1", "2", "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
-        (["2", "2", "1"], "service", 3, "Votre e-CPS fonctionne."),
+        (["2", "1", *STEP2_ACTIONS, "2", "1", "1"], "service", 3, "Merci de votre appel, au revoir."),
+        (["1", "1", "2", "2", "1", "."], "service", 3, "Merci de votre appel, au revoir."),
+        (["2", "2", "1", "1"], "service", 3, "Merci de votre appel, au revoir."),
         ([*TO_STEP4, "1", "1"], "solved", 4, "Parfait, votre problème est résolu."),
         ([*TO_STEP4, "1", "2", *STEP5_ACTIONS, "1"], "solved", 5, "Parfait, votre problème est résolu."),
     ],
@@ -45,7 +45,7 @@ def test_step2_reads_the_four_battery_settings_in_order(caller):
 
 # The step-6 questionnaire after the identifier: no card (# alone), reproducible, happening now,
 # phone, Android 15, Chrome + Safari, Windows 11, no LPS, no voice message.
-QUESTIONNAIRE = [".", "1", "1", "1", "2", "15", "14", "1", "11", "2", "2"]
+QUESTIONNAIRE = [".", "1", "1", "1", "2", "15", "1", "4", "#", "1", "11", "2", "2"]
 
 
 def context_of(app, call_sid):
@@ -132,7 +132,7 @@ def test_questionnaire_can_be_skipped_with_announced_keys(app, caller):
 
 def test_card_number_and_voice_message_are_kept(app, caller):
     # card (read back, confirmed), reproducible, now, tablet, iOS, version skipped, Edge, Linux, LPS, message
-    answers = ["2100012345", "1", "1", "1", "2", "1", ".", "3", "3", "1", "1", "rec"]
+    answers = ["2100012345", "1", "1", "1", "2", "1", ".", "3", "#", "3", "1", "1", "rec"]
     call = caller()
     result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *answers])
     assert result.end == "enqueue"
@@ -155,183 +155,52 @@ def test_silence_at_the_voice_message_skips_it(app, caller):
 
 
 def test_unknown_browser_key_is_named(caller):
-    result = caller().call([*TO_STEP6, "9", ".", "9", "2", "9", "9", "17", "1", "9", "9", "2"])
+    result = caller().call([*TO_STEP6, "9", ".", "9", "2", "9", "9", "1", "7", "#", "9", "9", "2"])
     assert "La touche 7 ne correspond à aucun choix." in result.said
     assert result.end == "enqueue"
+    assert "Navigateurs : Chrome." in result.task["summary_fr"]
 
 
-def test_zero_during_questionnaire_transfers_with_what_is_collected(app, caller):
-    call = caller()
-    result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", ".", "1", "0"])
-    assert result.task["reason"] == "caller_request"
-    questionnaire = context_of(app, call.call_sid)["questionnaire"]
-    assert questionnaire["reproducible"] == "oui" and questionnaire["happening_now"] is None
-
-
-@pytest.mark.parametrize(
-    ("type_key", "number", "kind"),
-    [("2", VALID_SIRET, "SIRET"), ("3", "750000001", "FINESS")],
-)
-def test_step6_siret_or_finess_then_matricule(app, caller, type_key, number, kind):
-    call = caller()
-    result = call.call([*TO_STEP6, type_key, number, "1", "4242", "1", *QUESTIONNAIRE])
-    assert result.end == "enqueue"
-    assert context_of(app, call.call_sid)["identifier"] == {"type": kind, "value": number, "matricule": "4242"}
-
-
-def test_national_rpps_form_is_accepted_and_normalised(caller):
-    result = caller().call([*TO_STEP6, "1", "8" + VALID_RPPS, "1", *QUESTIONNAIRE])
-    assert result.task["identifier"] == VALID_RPPS
-
-
-@pytest.mark.parametrize(
-    ("typed", "explanation"),
-    [
-        ("12345", "Ce numéro a 5 chiffres ; il en faut 11."),
-        ("20012345673", "Un numéro RPPS commence par le chiffre 1."),
-        ("10012345674", "Ce numéro n'est pas valide : un chiffre est sans doute erroné."),
-    ],
-)
-def test_bad_rpps_is_explained_and_asked_again(caller, typed, explanation):
-    result = caller().call([*TO_STEP6, "1", typed, VALID_RPPS, "1", *QUESTIONNAIRE])
-    index = result.said.index(explanation)
-    assert result.said[index + 1] == "Tapez les 11 chiffres de votre numéro RPPS, puis dièse."
-    assert result.task["identifier"] == VALID_RPPS
-
-
-def test_bad_siret_checksum_is_refused(caller):
-    result = caller().call([*TO_STEP6, "2", "73282932000075", VALID_SIRET, "1", "1", "1", *QUESTIONNAIRE])
-    assert "Ce numéro n'est pas valide : un chiffre est sans doute erroné." in result.said
-    assert result.task["identifier"] == VALID_SIRET
-
-
-def test_caller_can_correct_a_number_after_read_back(caller):
-    other = "10000000009"
-    result = caller().call([*TO_STEP6, "1", other, "2", VALID_RPPS, "1", *QUESTIONNAIRE])
-    assert result.task["identifier"] == VALID_RPPS
-    assert result.said.count("Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse.") == 2
-
-
-def test_three_bad_numbers_reach_an_agent(caller):
-    result = caller().call([*TO_STEP6, "1", "1", "2", "3"])
-    assert result.end == "enqueue"
-    assert result.task["reason"] == "invalid_input"
-
-
-def test_silence_is_asked_again_shorter_then_agent_after_three(caller, records):
-    call = caller()
-    result = call.call([".", ".", "."])
-    assert result.end == "enqueue"
-    assert result.task["reason"] == "no_input"
-    short = "Si l'application e-CPS n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
-    assert result.said.count("Je n'ai pas eu de réponse.") == 2
-    assert result.said.count(short) == 2
-    assert result.said[-1] == "Je n'ai pas eu de réponse. Je vous mets en relation avec un conseiller. Merci de patienter."
-    assert records.get(call.call_sid)["transfer_reason"] == "no_input"
-
-
-def test_wrong_key_is_named_and_question_asked_again(caller):
-    result = caller().call(["5", "2", "2", "1"])
-    assert "La touche 5 ne correspond à aucun choix." in result.said
-    assert result.end == "hangup"  # went on normally after the correction
-
-
-def test_three_wrong_keys_reach_an_agent(caller):
-    result = caller().call(["5", "#", "7"])
-    assert "La touche dièse ne correspond à aucun choix." in result.said
-    assert result.end == "enqueue"
-    assert result.task["reason"] == "invalid_input"
-
-
-def test_failures_are_counted_per_question(caller):
-    # Two failures at step 1, then two at the next question: nobody is transferred.
-    result = caller().call(["5", ".", "2", ".", "5", "2", "1"])
-    assert result.end == "hangup"
-
-
-def test_star_repeats_the_whole_question_without_counting_as_a_failure(caller):
-    result = caller().call(["*", "*", "*", "*", "2", "2", "1"])
-    full = "Étape 1. Vérifiez sur votre téléphone si l'application e-CPS est à jour. Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
-    assert result.said.count(full) == 5
-    assert result.end == "hangup"
-
-
-def test_first_menu_announces_star_and_zero(caller):
-    result = caller().call([])
-    first_question = " ".join(result.questions[0].said)
-    assert "tapez étoile pour réécouter" in first_question
-    assert "0 pour parler à un conseiller" in first_question
-
-
-def test_zero_reaches_an_agent_at_once_with_context(caller):
-    result = caller().call(["2", "2", "0"])
-    assert result.end == "enqueue"
-    assert result.task["reason"] == "caller_request"
-    assert result.task["last_step"] == 3
-    assert "Application à jour : oui. Android 15 ou plus avec navigateur : non." in result.task["summary_fr"]
-
-
-def test_zero_while_keying_a_number_reaches_an_agent(caller):
-    result = caller().call([*TO_STEP6, "1", "0"])
-    assert result.task["reason"] == "caller_request"
-
-
-def test_wait_steps_are_patient_with_silence(caller):
-    # Ten silences while the caller deletes the e-CPS: reminders, no transfer.
-    result = caller().call([*TO_STEP4, "1", "2", *(["."] * 10), "1", "1", "1", "1"])
-    assert result.end == "hangup"
-    reminder = "Prenez votre temps, je reste en ligne. Tapez 1 quand c'est fait, ou 0 pour parler à un conseiller."
-    assert result.said.count(reminder) == 10
-    assert "Je n'ai pas eu de réponse." not in result.said
-
-
-def test_step3_wait_reminds_of_both_results(caller):
-    result = caller().call(["2", "2", ".", "2", "1", "1"])
-    assert "Prenez votre temps, je reste en ligne. Quand vous avez le résultat du test : « Bravo », tapez 1. « KO », tapez 2." in result.said
-
-
-def test_caller_hanging_up_mid_call_is_recorded_with_the_node(caller, records):
-    call = caller()
-    call.call(["2", "2"])  # stops answering at step 3: hangs up
-    record = records.get(call.call_sid)
-    assert (record["outcome"], record["last_node"], record["last_step"]) == ("hung_up", "etape3_test", 3)
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "verb", "expected"),
-    [
-        ("AGENT_NUMBER", "+33140000000", "number", "+33140000000"),
-        ("AGENT_SIP_URI", "sip:agents@pbx.example.fr", "sip", "sip:agents@pbx.example.fr?X-Context-Id=CA"),
-    ],
-)
-def test_transfer_by_dial_without_a_workflow(make_app, caller, setting, value, verb, expected):
-    app = make_app(**{setting: value})
-    call = caller(target=app)
-    result = call.call(["0"])
-    assert result.end == "dial"
-    assert result.dial[verb].startswith(expected)
-    assert result.dial["action"] == "/voice/transfer-done"
-    record = app.extensions["ivr"].records.get(call.call_sid)
-    assert record["context"]["reason"] == "caller_request"
-
-
-def test_transfer_with_no_destination_apologises_and_hangs_up(make_app, caller):
+def test_transfer_with_no_destination_offers_a_callback(make_app, caller, records):
     app = make_app()
     call = caller(target=app)
-    result = call.call(["0"])
+    result = call.call(["0", "1", "1"])  # an agent; none is configured: a callback, to this number
+    assert "Aucun conseiller n'a pu prendre votre appel." in result.said
+    assert result.said[-1] == "C'est noté. Un conseiller vous rappellera dès que possible, avec vos réponses. Merci, au revoir."
     assert result.end == "hangup"
-    assert result.said[-1].startswith("Aucun conseiller n'est disponible pour le moment.")
-    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == "no_destination"
+    assert app.extensions["ivr"].records.get(call.call_sid)["outcome"] == "callback"
+    assert [c["call_sid"] for c in app.extensions["ivr"].callbacks.list()] == [call.call_sid]
 
 
-def test_unanswered_dial_says_so_and_is_recorded(make_app, caller):
+@pytest.mark.parametrize("field", ["DialCallStatus", "QueueResult"])
+@pytest.mark.parametrize("result", ["no-answer", "busy", "failed", "error"])
+def test_unanswered_transfer_offers_a_callback_or_a_message(make_app, caller, field, result):
     app = make_app(AGENT_NUMBER="+33140000000")
     call = caller(target=app)
-    call.call(["0"], hang_up_status=False)
-    status, body = call.post("http://localhost/voice/transfer-done", call.params(DialCallStatus="no-answer"))
+    call.call([*TO_STEP4, "0"], hang_up_status=False)
+    status, body = call.post("http://localhost/voice/transfer-done", call.params(**{field: result}))
     assert status == 200
-    assert "Aucun conseiller n'est disponible" in body and "<Hangup />" in body
-    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == "no-answer"
+    assert "Aucun conseiller n'a pu prendre votre appel." in body and "Pour laisser un message, tapez 2." in body
+    assert "dès l'ouverture" not in body
+    assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == result
+    # The caller leaves a message: it is listed for the agents, with what was said before.
+    status, body = call.post("http://localhost/voice/answer?node=horaires_ferme&phase=ask", call.params(Digits="2"))
+    assert "<Record" in body and "aucune information sur vos patients" in body
+    status, body = call.post("http://localhost/voice/answer?node=rappel_message&phase=ask",
+                             call.params(RecordingUrl="https://api.twilio.com/R1", RecordingDuration="9"))
+    assert "Un conseiller l'écoutera, et vous rappellera dès que possible." in body and "<Hangup" in body
+    (listed,) = app.extensions["ivr"].callbacks.list()
+    assert listed["kind"] == "voicemail" and listed["message_url"] == "https://api.twilio.com/R1"
+
+
+def test_at_the_after_hours_menu_three_silences_say_goodbye_not_the_menu_again(make_app, caller, records):
+    app = make_app()  # no destination: the after-hours menu
+    call = caller(target=app)
+    result = call.call(["0", ".", ".", "."])
+    assert result.end == "hangup"
+    assert result.said[-2:] == ["Je n'ai pas eu de réponse.",
+                                "Aucun conseiller n'est disponible pour le moment. Merci de rappeler un peu plus tard. Au revoir."]
+    assert records.get(call.call_sid)["outcome"] == "unanswered"
 
 
 def test_simulated_webhooks_carry_what_twilio_sends(app):

@@ -172,7 +172,7 @@ def test_simulate_scripted_call_to_solution(run):
 
 
 def test_simulate_scripted_transfer_prints_the_context(run):
-    keys = f"2 2 2 1 2 1 1 1 2 1 {VALID_RPPS} 1 . 1 1 1 2 15 1 1 11 2 2"
+    keys = f"2 2 2 1 2 1 1 1 2 1 {VALID_RPPS} 1 . 1 1 1 2 15 1 # 1 11 2 2"
     result = run("simulate", "--keys", keys, "--service", "ouvert")
     assert result.exit_code == 0, result.output
     assert "Fin de l'appel : transfert vers la file des conseillers" in result.output
@@ -183,7 +183,7 @@ def test_simulate_scripted_transfer_prints_the_context(run):
 def test_simulate_with_the_service_closed_offers_a_callback(run):
     result = run("simulate", "--keys", "0 1 1", "--service", "ferme")
     assert result.exit_code == 0, result.output
-    assert "Le service client est fermé pour le moment. Il ouvre demain à 8 h 30." in result.output  # a Sunday night
+    assert "Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30." in result.output  # a Sunday night
     assert "Nous vous rappellerons au 06 12 34 56 78." in result.output
     assert "Résultat enregistré : callback" in result.output
 

@@ -20,7 +20,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-NEW_TEXT = "Étape 1. Votre application e-CPS est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+NEW_TEXT = "Étape 1. Votre application est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
 CALLS = [["1", "1", "1"], ["2", "1", "1", "1", "1", "1", "1", "1"], ["2", "2", "1"], ["2", "2", "2", "1", "1"], ["0"], ["2", "2"],
          [".", ".", "."], ["2", "2", "2", "1", "2", "1", "1", "1", "2", "9", ".", "9", "2", "9", "9", ".", "9", "9", "2"]]
 

@@ -44,7 +44,7 @@ nodes:
   au_revoir: {type: end, prompt: fin.ferme, outcome: closed}
 """
 AT = 1000.0
-CLOSED = Conditions(service_open=False, reopening="demain à 8 h 30")
+CLOSED = Conditions(service_open=False, reopening="demain à 8 heures 30")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_end_hangs_up_with_its_outcome_and_an_ended_call_only_hangs_up(flow):
 def test_a_transfer_while_closed_becomes_the_after_hours_part(flow):
     session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "0", AT + 1), CLOSED)
     assert session.outcome is None and session.node == "ferme" and events(session)[-2:] == ["closed", "enter"]
-    assert actions[0].says == (Say.filled("horaires.ferme", quand="demain à 8 h 30"), Say("horaires.choix"))
+    assert actions[0].says == (Say.filled("horaires.ferme", quand="demain à 8 heures 30"), Say("horaires.choix"))
     session, actions = engine.step(flow, session, Keys("ferme", "ask", "3", AT + 2), CLOSED)
     assert session.outcome == "closed" and isinstance(actions[0], Hangup)
 

@@ -100,7 +100,7 @@ def test_duplicate_node_is_refused(files):
         ("  silence: >-\n    Je n'ai pas eu de réponse.\n", "", "la phrase « commun.silence » manque"),
         ("La touche {touche} ne", "La touche {touch} ne", "{touch} n'est pas une valeur connue"),
         ("  prefixe: >-\n    Un numéro RPPS commence par le chiffre 1.\n", "  prefixe: \n", "« saisie.prefixe » : la phrase est vide"),
-        ("Ce numéro a {compte}", "Ce numéro a <compte>", "les signes < et >"),
+        ("Ce numéro a {compte:chiffre}", "Ce numéro a <compte>", "les signes < et >"),
     ],
 )
 def test_broken_prompts_are_refused(files, old, new, message):

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 import responses
-from conftest import TOKEN, VALID_RPPS
+from conftest import TOKEN, VALID_RPPS, heard
 from test_calls import QUESTIONNAIRE, TO_STEP6
 
 from ivr.call import handoff
@@ -32,7 +32,10 @@ def test_whisper_reads_the_summary_to_the_agent(make_app, caller):
     assert status == 200
     says = [say.text for say in ET.fromstring(body).iter("Say")]
     summary = app.extensions["ivr"].records.get(call.call_sid)["context"]["summary_fr"]
-    assert says == ["Appel du serveur vocal e-CPS. Voici le résumé.", summary]
+    assert says[0] == heard("Appel du serveur vocal e-CPS. Voici le résumé.")
+    # The numbers are read one digit at a time, for the agent to copy them down.
+    assert " ".join(VALID_RPPS) in says[1] and VALID_RPPS not in says[1]
+    assert says[1].startswith(heard(summary[:20]))
     assert f"RPPS : {VALID_RPPS}." in summary
 
 
@@ -160,7 +163,7 @@ def test_background_thread_delivers_without_an_operator(make_app, caller):
         return 200, {}, ""
 
     responses.add_callback(responses.POST, HELPDESK, callback=accept)
-    app = make_app(HANDOFF_WEBHOOK_URL=HELPDESK, IVR_WEBHOOK_SECRET=SECRET)
+    app = make_app(HANDOFF_WEBHOOK_URL=HELPDESK, IVR_WEBHOOK_SECRET=SECRET, AGENT_NUMBER="+33140000000")
     try:
         caller(target=app).call(["0"])
         assert delivered.wait(timeout=10), "the web process's deliverer never sent the document"
@@ -251,5 +254,5 @@ def test_leaving_the_queue_without_asking_is_not_a_callback(app, caller):
     call = caller()
     call.call(["0"], hang_up_status=False)
     _, done = call.post("http://localhost/voice/transfer-done", call.params(QueueResult="leave"))
-    assert "Aucun conseiller n&#39;est disponible" in done or "Aucun conseiller n'est disponible" in done
+    assert "Aucun conseiller n'a pu prendre votre appel." in done.replace("&#39;", "'")  # then the callback or message offer
     assert app.extensions["ivr"].callbacks.list() == []

@@ -29,12 +29,12 @@ def hours():
     ("moment", "is_open", "spoken"),
     [
         ("2026-11-26 10:00", True, None),  # a Thursday morning
-        ("2026-11-26 08:29", False, "aujourd'hui à 8 h 30"),  # before opening
-        ("2026-11-26 21:00", False, "demain à 8 h 30"),  # a weeknight
-        ("2026-11-27 18:00", False, "lundi 30 novembre à 8 h 30"),  # Friday, closing time
-        ("2026-11-29 11:00", False, "demain à 8 h 30"),  # a Sunday
-        ("2026-11-11 10:00", False, "demain à 8 h 30"),  # Armistice Day, a Wednesday
-        ("2026-12-24 10:00", False, "lundi 28 décembre à 8 h 30"),  # exceptional closure, Christmas, weekend
+        ("2026-11-26 08:29", False, "aujourd'hui à 8 heures 30"),  # before opening
+        ("2026-11-26 21:00", False, "demain à 8 heures 30"),  # a weeknight
+        ("2026-11-27 18:00", False, "lundi 30 novembre à 8 heures 30"),  # Friday, closing time
+        ("2026-11-29 11:00", False, "demain à 8 heures 30"),  # a Sunday
+        ("2026-11-11 10:00", False, "demain à 8 heures 30"),  # Armistice Day, a Wednesday
+        ("2026-12-24 10:00", False, "lundi 28 décembre à 8 heures 30"),  # exceptional closure, Christmas, weekend
     ],
 )
 def test_opening_hours(hours, moment, is_open, spoken):
@@ -84,7 +84,7 @@ def test_open_hours_transfer_as_usual(make_app, caller):
 def test_closed_caller_hears_when_it_opens_and_asks_to_be_called_back(closed_app, caller):
     call = caller(target=closed_app, caller="+33611223344")
     result = call.call(["2", "2", "2", "0", "1", "1"])
-    assert "Le service client est fermé pour le moment. Il ouvre demain à 8 h 30." in result.said
+    assert "Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30." in result.said
     assert "Nous vous rappellerons au 06 11 22 33 44. Si c'est le bon numéro, tapez 1. Pour en donner un autre, tapez 2." in result.said
     assert result.end == "hangup" and result.said[-1].startswith("C'est noté. Un conseiller vous rappellera")
     assert not any("relation avec un conseiller" in text for text in result.said)

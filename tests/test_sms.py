@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
+from conftest import heard
 
 from ivr.delivery.sms import can_receive
 
@@ -43,7 +44,8 @@ def test_guide_sent_once_and_recorded(sms_app, caller):
     (sent,) = responses.calls
     form = parse_qs(sent.request.body)
     assert form["To"] == ["+33612345678"] and form["From"] == ["+33700000000"]
-    assert form["Body"][0].startswith("e-CPS : guide pour tester votre e-CPS : https://")
+    assert form["Body"][0].startswith("e-CPS, tester votre e-CPS : depuis l'application e-CPS, lancez le test")
+    assert "https://" in form["Body"][0]
     context = sms_app.extensions["ivr"].records.get(call.call_sid)["context"]
     assert [(item["guide"], item["status"]) for item in context["sms"]] == [("sms.tester_ecps", "sent"), ("sms.tester_ecps", "already")]
     assert "Guide(s) envoyé(s) par SMS : tester_ecps." in context["summary_fr"]
@@ -62,7 +64,7 @@ def test_landline_is_told_no_sms(sms_app, caller):
     result = caller(target=sms_app, caller="+33140000000").call(["2", "2", "8", "1"])
     assert "Je ne peux pas envoyer de SMS à ce numéro : il faut appeler depuis un mobile français." in result.said
     assert len(responses.calls) == 0
-    assert result.said[-1].startswith("Votre e-CPS fonctionne.")  # the call went on
+    assert result.said[-1].startswith(heard("Votre e-CPS fonctionne."))  # the call went on
 
 
 @responses.activate
@@ -72,7 +74,7 @@ def test_sending_failure_is_told_and_the_call_goes_on_then_retry_works(sms_app, 
     result = caller(target=sms_app).call(["2", "2", "8", "8", "1"])
     assert "L'envoi du SMS n'a pas fonctionné, veuillez nous en excuser." in result.said
     assert result.said.count(SENT) == 1  # the second press tried again
-    assert result.said[-1].startswith("Votre e-CPS fonctionne.")
+    assert result.said[-1].startswith(heard("Votre e-CPS fonctionne."))
 
 
 @responses.activate
@@ -94,6 +96,6 @@ def test_guide_key_at_a_node_without_guide_is_a_wrong_key(sms_app, caller):
 @responses.activate
 def test_with_the_database_down_a_guide_key_says_the_sms_failed_and_the_call_goes_on(sms_app, caller):
     sms_app.extensions["ivr"].db.execute("DROP TABLE sms")  # a real failure of the database under the claim
-    result = caller(target=sms_app).call(["2", "2", "8", "1"])
+    result = caller(target=sms_app).call(["2", "2", "8", "1", "1"])
     assert "L'envoi du SMS n'a pas fonctionné, veuillez nous en excuser." in result.said
     assert result.end == "hangup" and len(responses.calls) == 0  # no send without a claim; the diagnostic went on to its end

@@ -22,9 +22,10 @@ def test_first_document(caller):
     assert body == (
         f"{HEAD}<Response>"
         f'<Gather action="{action}" actionOnEmptyResult="false" finishOnKey="" input="dtmf" method="POST" numDigits="1" timeout="6">'
-        f"<Say {VOICE}>Bonjour, vous êtes sur l'assistance e-CPS, pour la connexion à Pro Santé Connect. "
-        "Je vais vous guider en quelques étapes. À tout moment, tapez étoile pour réécouter, ou 0 pour parler à un conseiller.</Say>"
-        f"<Say {VOICE}>Étape 1. Vérifiez sur votre téléphone si l'application e-CPS est à jour. "
+        f"<Say {VOICE}>Bonjour, vous êtes sur l'assistance é-C-P-S, pour la connexion à Pro Santé Connect. "
+        "Je vais vous guider en quelques étapes. Mettez votre téléphone sur haut-parleur : vous pourrez agir dessus tout en m'écoutant. "
+        "À tout moment, tapez étoile pour réécouter, ou 0 pour parler à un conseiller.</Say>"
+        f"<Say {VOICE}>Étape 1. Vérifiez sur votre téléphone si l'application é-C-P-S est à jour. "
         "Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2.</Say>"
         "</Gather>"
         f'<Redirect method="POST">{action}</Redirect>'
@@ -40,7 +41,7 @@ def test_wait_node_listens_through_a_pause(caller):
     assert body == (
         f"{HEAD}<Response>"
         f'<Gather action="{action}" actionOnEmptyResult="false" finishOnKey="" input="dtmf" method="POST" numDigits="1" timeout="6">'
-        f"<Say {VOICE}>Mettez à jour l'application e-CPS, puis vérifiez si le problème persiste en vous connectant à nouveau. "
+        f"<Say {VOICE}>Mettez à jour l'application é-C-P-S, puis vérifiez si le problème persiste en vous connectant à nouveau. "
         "Prenez votre temps, je reste en ligne. Tapez 1 quand c'est fait.</Say>"
         '<Pause length="20" />'
         "</Gather>"
@@ -61,7 +62,7 @@ def test_number_entry_ends_with_hash(caller):
     assert body == (
         f"{HEAD}<Response>"
         f'<Gather action="{action}" actionOnEmptyResult="false" finishOnKey="#" input="dtmf" method="POST" timeout="12">'
-        f"<Say {VOICE}>Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse.</Say>"
+        f"<Say {VOICE}>Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse. Si vous ne l'avez pas, tapez simplement dièse.</Say>"
         "</Gather>"
         f'<Redirect method="POST">{action}</Redirect>'
         "</Response>"
@@ -99,8 +100,8 @@ def test_prompt_with_audio_is_played(make_app, caller, files):
         "accueil:\n  bienvenue:\n    audio: https://cdn.example.fr/accueil.mp3\n    text: >-\n",
     )
     text = text.replace("\n    Bonjour, vous êtes", "\n      Bonjour, vous êtes").replace(
-        "\n    Je vais vous guider en quelques étapes.\n    À tout", "\n      Je vais vous guider en quelques étapes.\n      À tout"
-    )
+        "\n    Je vais vous guider en quelques étapes.\n    Mettez", "\n      Je vais vous guider en quelques étapes.\n      Mettez"
+    ).replace("\n    À tout moment, tapez étoile", "\n      À tout moment, tapez étoile")
     catalogue.write_text(text, encoding="utf-8")
     app = make_app(IVR_PROMPTS=str(files / "prompts"))
     body = post(caller(target=app), "/voice")

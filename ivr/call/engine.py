@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Guide, Node
@@ -59,10 +60,64 @@ def fail(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN)
 
 
 def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float, conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
-    """A transfer while no agent answers becomes the flow's after-hours part."""
-    if not conditions.service_open and any(isinstance(action, Transfer) for action in actions):
-        return _after_hours(flow, session, at, conditions.reopening)
-    return session, actions
+    """A transfer while no agent can answer becomes the flow's after-hours part (callback, message);
+    failing there ends the call (it would start the same menu again, forever). While the service is
+    closed, the flow's `closed_prompts` are said instead of their usual sentences."""
+    transfer = next((action for action in actions if isinstance(action, Transfer)), None)
+    if transfer is not None:
+        if transfer.reason in ("no_input", "invalid_input") and _fell_back(session):
+            session, actions = _give_up(session, transfer.reason, at, conditions)
+        elif not conditions.service_open or not conditions.agents:
+            return unanswered(flow, session, at, conditions)
+    return session, _as_heard_now(flow, actions, conditions)
+
+
+def unanswered(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
+    """No agent can take the call (the service is closed, none is configured, or the one put
+    through did not answer): say why and offer what the flow's after-hours part offers (callback,
+    message) rather than just goodbye."""
+    if conditions.service_open:
+        return _fall_back(flow, session, at, (Say("conseiller.aucun"),), "unanswered")
+    session, actions = _fall_back(flow, session, at, (Say.filled("horaires.ferme", quand=conditions.reopening),), "closed")
+    return session, _as_heard_now(flow, actions, conditions)
+
+
+def _as_heard_now(flow: Flow, actions: tuple[Action, ...], conditions: Conditions) -> tuple[Action, ...]:
+    if conditions.service_open or not flow.closed_prompts:
+        return actions
+    return tuple(_closed_sentences(flow, action, conditions.reopening) for action in actions)
+
+
+def hung_up(flow: Flow, session: Session, at: float) -> Session:
+    """The caller hung up mid-call: at a question whose `outcome` says what hanging up there means
+    (« Bravo, you may hang up »), the call ends with it; elsewhere it stays without one."""
+    node = flow.nodes.get(session.node)
+    if session.ended or node is None or node.type == "end" or not node.outcome:
+        return session
+    return _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
+
+
+def _fell_back(session: Session) -> bool:
+    """Whether the call is already in the part for when no agent can answer."""
+    return any(entry.get("event") in ("closed", "unanswered") for entry in session.history)
+
+
+def _give_up(session: Session, reason: str, at: float, conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
+    why = Say("commun.silence") if reason == "no_input" else Say("parole.pas_compris")
+    if conditions.service_open:
+        says, outcome = (why, Say("conseiller.indisponible")), "unanswered"
+    else:
+        says, outcome = (why, Say.filled("horaires.ferme", quand=conditions.reopening), Say("horaires.au_revoir")), "closed"
+    return _log(session, at, "end", {"outcome": outcome}, outcome=outcome), (Hangup(says),)
+
+
+def _closed_sentences(flow: Flow, action: Action, reopening: str) -> Action:
+    says = getattr(action, "says", ())
+    if not any(say.key in flow.closed_prompts for say in says):
+        return action
+    changed = tuple(Say.filled(flow.closed_prompts[say.key], **dict(say.params), quand=reopening) if say.key in flow.closed_prompts else say
+                    for say in says)
+    return replace(action, says=changed)
 
 
 def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Action, ...]]:
@@ -84,6 +139,8 @@ def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Ac
     if isinstance(event, Recorded) and node.type != "record":
         # A message posted to a question that records none (a forged or stray request): ask again.
         return session, (_ask(flow, node, session, full=False),)
+    if isinstance(event, Recorded) and event.duration == 0:
+        return _no_message(flow, node, session, event.at)
     if isinstance(event, Recorded):
         session = _log(session, event.at, "answer", {"answers": {**session.answers, node.field: event.url}}, field=node.field,
                        duration=event.duration)
@@ -112,15 +169,16 @@ def preview(flow: Flow, name: str) -> tuple[Action, ...]:
     return _enter(flow, session, name, 0.0)[1]
 
 
-def _after_hours(flow: Flow, session: Session, at: float, reopening: str) -> tuple[Session, tuple[Action, ...]]:
-    """The caller needs an agent but the service is closed: say when it opens and offer what the
-    flow's `after_hours` part offers (callback, message), or say goodbye."""
-    reason = session.transfer_reason
-    session = _log(session, at, "closed", {"outcome": None}, reason=reason)
-    lead = (Say.filled("horaires.ferme", quand=reopening),)
+def _fall_back(flow: Flow, session: Session, at: float, lead: tuple[Say, ...], event: str) -> tuple[Session, tuple[Action, ...]]:
+    """The caller needs an agent but none can answer (`event`: "closed" or "unanswered"): say why
+    (`lead`) and offer what the flow's `after_hours` part offers (callback, message), or say goodbye."""
+    session = _log(session, at, event, {"outcome": None}, reason=session.transfer_reason)
     if flow.after_hours:
         return _enter(flow, session, flow.after_hours, at, lead)
-    return _log(session, at, "end", {"outcome": "closed"}, outcome="closed"), (Hangup((*lead, Say("horaires.au_revoir"))),)
+    outcome, bye = ("closed", Say("horaires.au_revoir")) if event == "closed" else ("unanswered", Say("conseiller.indisponible"))
+    if event != "closed":
+        lead = ()
+    return _log(session, at, "end", {"outcome": outcome}, outcome=outcome), (Hangup((*lead, bye)),)
 
 
 _CALLBACK_WHILE_WAITING = ("rappel", "pendant l'attente")  # the answer recorded, as the agent reads it
@@ -170,6 +228,9 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             says.append(Say(node.prompt))
             name = node.next
             continue
+        if node.type == "branch":  # an answer the call already has decides where to go
+            name = next((target for field, target in node.branches.items() if session.answers.get(field)), node.next)
+            continue
         if node.type == "end":
             session = _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
             return session, (Hangup((*says, Say(node.prompt))),)
@@ -195,6 +256,12 @@ def _ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, 
         prompt = Say.filled(prompt.key, numero=identifiers.spoken_phone(session.caller))
     if node.type == "record":
         return Listen(node.name, (*lead, prompt), node.max_length)
+    if node.type == "digits" and node.options:
+        # One key is taken at once; more are asked for after it (a single answer waits for nothing).
+        if session.phase == "more":
+            more = Say.filled("saisie.autre_option", choix=", ".join(node.options[key] for key in session.pending or ""))
+            return Ask(node.name, "more", (*lead, more), settings.menu_timeout, 1, "#")
+        return Ask(node.name, "ask", (*lead, prompt), settings.menu_timeout, 1, "#")
     if node.type == "digits":
         return Ask(node.name, "ask", (*lead, prompt), settings.digits_timeout, None, "#")
     hints = tuple(word for words in node.speech.values() for word in words)
@@ -209,9 +276,15 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
         # The caller is doing what we asked: a gentle reminder, not a failed answer.
         hold = Say(node.hold or "commun.attente")
         return _log(session, at, "wait"), (Ask(node.name, "ask", (hold,), settings.menu_timeout, pause=settings.wait_pause),)
-    if node.type == "record" or (node.type == "digits" and node.optional and session.phase == "ask"):
+    if node.type == "record":  # Twilio fell through its <Record>: nothing was recorded
+        return _no_message(flow, node, session, at)
+    if session.phase == "more":  # no other key: the keys pressed so far are the answer
+        return _accept_number(flow, node, session, _labels(node, session.pending or ""), at)
+    if node.type == "digits" and node.optional and session.phase == "ask":
         # Silence, or # alone, at a question the caller may skip: go on without an answer.
         return _enter(flow, _log(session, at, "skip", field=node.field), node.next, at)
+    if node.silence and session.phase == "ask":  # a question where silence is an answer
+        return _enter(flow, _log(session, at, "skip", field=node.field), node.silence, at)
     return _failed(flow, node, session, at, "silence", "no_input", Say("commun.silence"))
 
 
@@ -279,8 +352,21 @@ def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) ->
     if unknown:
         why = Say.filled("commun.touche_invalide", touche=spoken_key(unknown[0]))
         return _failed(flow, node, session, at, "invalid", "invalid_input", why, key=unknown[0])
-    labels = [node.options[key] for key in dict.fromkeys(digits)]
-    return _accept_number(flow, node, session, ", ".join(labels), at)
+    keys = "".join(dict.fromkeys((session.pending or "") + digits))
+    if len(digits) == 1 and len(keys) < len(node.options):  # one key: ask whether there are more
+        session = _log(session, at, "option", {"phase": "more", "pending": keys}, key=digits)
+        return session, (_ask(flow, node, session, full=True),)
+    return _accept_number(flow, node, session, _labels(node, keys), at)
+
+
+def _labels(node: Node, keys: str) -> str:
+    return ", ".join(node.options[key] for key in keys)
+
+
+def _no_message(flow: Flow, node: Node, session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
+    """An empty recording is no message: said so, and the flow goes where it says (`if_empty`)."""
+    session = _log(session, at, "skip", field=node.field)
+    return _enter(flow, session, node.if_empty or node.next, at, (Say("commun.message_vide"),))
 
 
 def _number_problem(verdict: identifiers.Verdict, digits: str) -> Say:
@@ -288,6 +374,8 @@ def _number_problem(verdict: identifiers.Verdict, digits: str) -> Say:
         return Say.filled("saisie.longueur", compte=str(len(digits)), attendu=verdict.expected)
     if verdict.problem == "prefix":
         return Say("saisie.prefixe")
+    if verdict.problem == "corsica":
+        return Say("saisie.corse")
     if verdict.problem == "checksum":
         return Say("saisie.cle")
     return Say("saisie.chiffres")

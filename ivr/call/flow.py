@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from types import MappingProxyType
 
-NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer")
+NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer", "branch")
 # Keys that work at every question and therefore cannot be a menu choice.
 REPEAT_KEY = "*"
 AGENT_KEY = "0"
@@ -44,6 +44,10 @@ SYSTEM_PROMPTS = (
     "fin.rappel",
     "parole.confirmation",
     "parole.pas_compris",
+    "saisie.corse",
+    "saisie.autre_option",
+    "commun.message_vide",
+    "conseiller.aucun",
 )
 
 @dataclass(frozen=True)
@@ -87,13 +91,16 @@ class Node:
     speech: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # key → words
     outcome: str | None = None
     reason: str | None = None
+    silence: str | None = None  # menu: where silence leads (instead of asking again, then an agent)
+    if_empty: str | None = None  # record: where an empty message leads (instead of `next`)
+    branches: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # branch: answered field → node
 
     @property
     def exits(self) -> tuple[str, ...]:
         """Names of the nodes this one can lead to."""
         targets = [c.goto for c in self.choices.values()]
-        if self.next:
-            targets.append(self.next)
+        targets.extend(self.branches.values())
+        targets.extend(name for name in (self.next, self.silence, self.if_empty) if name)
         return tuple(targets)
 
 
@@ -118,7 +125,9 @@ class Flow:
     settings: Settings
     version: str
     source: str
-    after_hours: str | None = None  # where a caller goes who needs an agent while the service is closed
+    after_hours: str | None = None  # where a caller goes who needs an agent while none can answer (closed, unanswered)
+    # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
+    closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
 
 class FlowError(Exception):

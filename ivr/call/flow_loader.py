@@ -20,13 +20,15 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Which fields each node type takes; the first group is required.
 _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
-    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide", "speech"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide", "speech", "silence", "outcome"}),
     "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide", "speech"}),
     "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
-    "record": ({"prompt", "field", "next"}, {"max_length", "step"}),
+    "record": ({"prompt", "field", "next"}, {"max_length", "step", "if_empty"}),
     "end": ({"prompt", "outcome"}, {"step"}),
     "transfer": ({"prompt", "reason"}, {"step"}),
+    "branch": ({"branches", "next"}, {"step"}),
 }
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts")
 
 
 
@@ -83,8 +85,8 @@ class Checker:
         if not isinstance(data, LineMap):
             self.error(1, "le fichier doit contenir « start », « nodes » et éventuellement « settings »")
             return None
-        for key in sorted(set(data) - {"start", "nodes", "settings", "after_hours"}, key=str):
-            self.error(data.line_of(key), f"rubrique inconnue « {key} » (possibles : start, nodes, settings, after_hours)")
+        for key in sorted(set(data) - set(_SECTIONS), key=str):
+            self.error(data.line_of(key), f"rubrique inconnue « {key} » (possibles : {', '.join(_SECTIONS)})")
         settings = self.settings(data.get("settings"), data.line_of("settings"))
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, LineMap) or not raw_nodes:
@@ -110,9 +112,25 @@ class Checker:
             if key not in self.prompts:
                 message = f"la phrase « {key} » manque : le serveur vocal en a besoin"
                 self.problems.append(Problem(self.prompts.source, 0, message))
+        closed_prompts = self.closed_prompts(data) if "closed_prompts" in data else {}
         if not nodes or start not in nodes:
             return None
-        return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None)
+        return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
+                    MappingProxyType(closed_prompts))
+
+    def closed_prompts(self, data: LineMap) -> dict[str, str]:
+        # {phrase dite d'habitude: phrase dite à la place quand le service client est fermé}
+        raw, line = data.get("closed_prompts"), data.line_of("closed_prompts")
+        if not isinstance(raw, LineMap):
+            self.error(line, "« closed_prompts » associe une phrase à celle dite à sa place quand le service est fermé")
+            return {}
+        found = {}
+        for usual, instead in raw.items():
+            where = f"« closed_prompts », « {usual} »"
+            self.prompt_ref(str(usual), raw.line_of(usual), where)
+            self.prompt_ref(instead, raw.line_of(usual), where)
+            found[str(usual)] = str(instead)
+        return found
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:
@@ -151,7 +169,7 @@ class Checker:
         for key in ("prompt", "short", "hold"):
             if key in raw:
                 self.prompt_ref(raw.get(key), raw.line_of(key), where)
-        values = {k: raw.get(k) for k in ("prompt", "short", "hold", "field", "next", "outcome", "reason")}
+        values = {k: raw.get(k) for k in ("prompt", "short", "hold", "field", "next", "outcome", "reason", "silence", "if_empty")}
         for key, value in values.items():
             if value is not None and not isinstance(value, str):
                 self.error(raw.line_of(key), f"{where} : « {key} » doit être un texte")
@@ -171,8 +189,10 @@ class Checker:
             self.error(raw.line_of("max_length"), f"{where} : « max_length » est une durée en secondes, de 5 à 300")
             max_length = 60
         choices = self.choices(raw.get("choices"), raw.line_of("choices"), where) if "choices" in raw else {}
-        if isinstance(values["next"], str):
-            self.link(values["next"], raw.line_of("next"), where)
+        for key in ("next", "silence", "if_empty"):
+            if isinstance(values[key], str):
+                self.link(values[key], raw.line_of(key), where)
+        branches = self.branches(raw, where) if kind == "branch" else {}
         return Node(
             name=name,
             type=kind,
@@ -194,7 +214,25 @@ class Checker:
             speech=MappingProxyType(self.speech(raw, choices, where)) if "speech" in raw else MappingProxyType({}),
             outcome=values["outcome"],
             reason=values["reason"],
+            silence=values["silence"],
+            if_empty=values["if_empty"],
+            branches=MappingProxyType(branches),
         )
+
+    def branches(self, raw: LineMap, where: str) -> dict[str, str]:
+        # {champ déjà répondu: étape où aller}, dans l'ordre ; sinon « next ».
+        value = raw.get("branches")
+        if not isinstance(value, LineMap) or not value:
+            self.error(raw.line_of("branches"), f"{where} : « branches » associe un champ déjà répondu à une étape, ex. {{message_vocal: fin}}")
+            return {}
+        found = {}
+        for field_name, target in value.items():
+            if not isinstance(target, str):
+                self.error(value.line_of(field_name), f"{where}, « {field_name} » : il faut le nom d'une étape")
+                continue
+            self.link(target, value.line_of(field_name), f"{where}, « {field_name} »")
+            found[str(field_name)] = target
+        return found
 
     def flag(self, raw: LineMap, key: str, default: bool, where: str) -> bool:
         value = raw.get(key, default)
@@ -299,15 +337,17 @@ class Checker:
             self.error(line, f"{where} : renvoie vers « {target} », qui n'existe pas")
 
     def say_loops(self, nodes: dict[str, Node]) -> None:
-        # A chain of "say" nodes that comes back on itself would talk forever without listening.
-        for node in nodes.values():
-            seen = set()
-            current = node
-            while current is not None and current.type == "say" and current.name not in seen:
-                seen.add(current.name)
-                current = nodes.get(current.next)
-            if current is node and node.type == "say":
-                self.error(node.line, f"étape « {node.name} » : une suite de messages revient sur elle-même sans jamais attendre de touche")
+        # Messages and branches that lead back to themselves would talk forever without listening.
+        silent = {name for name, node in nodes.items() if node.type in ("say", "branch")}
+        for name in sorted(silent):
+            todo, seen = [name], set()
+            while todo and name not in seen:
+                for target in nodes[todo.pop()].exits:
+                    if target in silent and target not in seen:
+                        seen.add(target)
+                        todo.append(target)
+            if name in seen:
+                self.error(nodes[name].line, f"étape « {name} » : une suite de messages revient sur elle-même sans jamais attendre de touche")
 
     def reachability(self, roots: list[str], nodes: dict[str, Node]) -> None:
         start = roots[0]

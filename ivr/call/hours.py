@@ -65,12 +65,13 @@ class Hours:
         return None
 
     def spoken_opening(self, at: datetime) -> str:
-        """When it opens, as said on the phone: "aujourd'hui à 13 h 30", "demain à 8 h 30", "lundi 30 novembre à 8 h 30"."""
+        """When it opens, as said on the phone: "aujourd'hui à 13 heures 30", "demain à 8 heures 30", "lundi 30 novembre à 8 heures 30"
+        (« 8 h 30 » written is read badly by a voice)."""
         opening = self.next_opening(at)
         if opening is None:
             return "dès que possible"
         today = at.astimezone(PARIS).date()
-        clock = f"{opening.hour} h" + (f" {opening.minute:02d}" if opening.minute else "")
+        clock = f"{opening.hour} {'heure' if opening.hour <= 1 else 'heures'}" + (f" {opening.minute:02d}" if opening.minute else "")
         if opening.date() == today:
             return f"aujourd'hui à {clock}"
         if opening.date() == today + timedelta(days=1):

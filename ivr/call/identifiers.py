@@ -16,7 +16,7 @@ class Verdict:
     """The outcome of a check: the normalised value, or why the number was refused."""
 
     value: str | None
-    problem: str | None = None  # "length", "prefix", "checksum", "not_digits"
+    problem: str | None = None  # "length", "prefix", "checksum", "corsica", "not_digits"
     expected: str = ""  # how many digits were expected, as said aloud ("11", "1 ou 2")
 
     @property
@@ -57,8 +57,16 @@ def _siret(digits: str) -> Verdict:
     return Verdict(digits)
 
 
+# FINESS numbers of Corsica start with 2A or 2B, which a keypad cannot send: the caller keys 2 0 1
+# for 2A and 2 0 2 for 2B (20 is no département any more, so nothing else starts so).
+CORSICA = {"201": "2A", "202": "2B"}
+
+
 def _finess(digits: str) -> Verdict:
-    # FINESS numbers of Corsica start with 2A/2B and cannot be keyed: the agent takes those.
+    if len(digits) == 10 and digits[:3] in CORSICA:
+        return Verdict(CORSICA[digits[:3]] + digits[3:])
+    if digits.startswith("20") and len(digits) in (9, 10):
+        return Verdict(None, "corsica", "9")
     if len(digits) != 9:
         return Verdict(None, "length", "9")
     return Verdict(digits)

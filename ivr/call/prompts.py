@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -15,7 +15,15 @@ from .yamlfile import Problem
 # Twilio refuses a <Say> body longer than this many characters.
 SAY_MAX_CHARS = 4096
 # The only values the server fills into a sentence.
-PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot"})
+PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot", "jours", "choix"})
+# Those that are numbers: a noun after one agrees with it, written {minutes:minute} (« 1 minute »,
+# « 5 minutes ») or {n:singulier/pluriel} when the plural is not the singular with an s.
+NUMBERS = frozenset({"compte", "attendu", "position", "minutes", "jours"})
+_AGREEMENT = re.compile(r"^[^\W\d_][\w'’-]*(/[^\W\d_][\w'’-]*)?$")
+_NOUN_AFTER_NUMBER = re.compile(r"\{(" + "|".join(sorted(NUMBERS)) + r")\}\s+([^\W\d_]+s)\b")
+_NOT_PLURALS = frozenset({"dans", "plus", "moins", "sous", "vers", "après", "depuis", "puis", "mais", "pas", "sans", "très", "fois", "alors"})
+# The section of the prompt file that says how words are to be pronounced, not a sentence.
+PRONUNCIATION = "prononciation"
 _AUDIO_URL = re.compile(r"^https://\S+$")
 
 
@@ -36,16 +44,43 @@ class Prompts:
     language: str
     source: str
     entries: Mapping[str, Prompt]
+    # Written word → how the voice should say it (« e-CPS » → « é C P S »), from the file's
+    # « prononciation » section: applied to what is spoken, not to what is shown or sent by SMS.
+    sounds: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
 
     def text(self, key: str, params: Mapping[str, str] | None = None) -> str:
         """The sentence for `key` with its placeholders filled."""
-        text = self.entries[key].text
-        if not params:
-            return text
-        return string.Formatter().vformat(text, (), _Missing(params))
+        return fill(self.entries[key].text, params)
+
+    def spoken(self, key: str, params: Mapping[str, str] | None = None) -> str:
+        """The sentence as the voice is to read it: filled, with the pronunciations applied."""
+        return pronounce(self.text(key, params), self.sounds)
+
+
+def fill(text: str, params: Mapping[str, str] | None) -> str:
+    """`text` with its {placeholders} filled from `params` (an unknown one is left as written) and
+    the nouns after numbers agreeing with them."""
+    if "{" not in text:
+        return text
+    return _Filler().vformat(text, (), _Missing(params or {}))
+
+
+def pronounce(text: str, sounds: Mapping[str, str]) -> str:
+    for written, said in sounds.items():
+        text = re.sub(rf"(?<![\w-]){re.escape(written)}(?![\w-])", said, text)
+    return text
+
+
+class _Filler(string.Formatter):
+    def format_field(self, value: object, format_spec: str) -> str:
+        if not format_spec:
+            return str(value)
+        singular, _, plural = format_spec.partition("/")
+        number = str(value)
+        return f"{number} {singular if number in ('0', '1') else plural or singular + 's'}"
 
 
 class _Missing(dict):
@@ -80,6 +115,7 @@ def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str
     if not isinstance(data, yamlfile.LineMap):
         return None, [*problems, Problem(name, 1, "le fichier doit être une liste « clé: phrase »")]
     entries: dict[str, Prompt] = {}
+    sounds = _sounds(data.get(PRONUNCIATION), data, name, problems) if PRONUNCIATION in data else {}
     _flatten(data, "", name, entries, problems)
     for key, text in (overrides or {}).items():
         base = entries.get(key)
@@ -94,7 +130,7 @@ def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str
         problems.extend(replace_problem(p, where) for p in _check_text(name, base.line, key, text))
         entries[key] = Prompt(key, text, base.line, base.audio)
     if not any(p.severity == "error" for p in problems):
-        return Prompts(language, name, MappingProxyType(entries)), problems
+        return Prompts(language, name, MappingProxyType(entries), MappingProxyType(sounds)), problems
     return None, problems
 
 
@@ -106,8 +142,23 @@ def load(directory: Path | str, language: str = "fr-FR") -> Prompts:
     return prompts
 
 
+def _sounds(raw: object, data: yamlfile.LineMap, name: str, problems: list) -> dict[str, str]:
+    if not isinstance(raw, yamlfile.LineMap):
+        problems.append(Problem(name, data.line_of(PRONUNCIATION), f"« {PRONUNCIATION} » associe un mot écrit à sa prononciation, ex. KO: K O"))
+        return {}
+    sounds = {}
+    for written, said in raw.items():
+        if not isinstance(said, str) or not said.strip():
+            problems.append(Problem(name, raw.line_of(written), f"« {PRONUNCIATION} », « {written} » : il faut la façon de le dire"))
+        else:
+            sounds[str(written)] = " ".join(said.split())
+    return sounds
+
+
 def _flatten(mapping: yamlfile.LineMap, prefix: str, name: str, out: dict, problems: list) -> None:
     for raw_key, value in mapping.items():
+        if not prefix and raw_key == PRONUNCIATION:
+            continue
         key = f"{prefix}{raw_key}"
         line = mapping.line_of(raw_key)
         if isinstance(value, yamlfile.LineMap) and "text" not in value:
@@ -141,10 +192,21 @@ def _check_text(name: str, line: int, key: str, text: str) -> list[Problem]:
     if len(text) > SAY_MAX_CHARS:
         found.append(Problem(name, line, f"« {key} » : {len(text)} caractères, Twilio n'en lit pas plus de {SAY_MAX_CHARS}"))
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        parsed = [(f, spec) for _, f, spec, _ in string.Formatter().parse(text) if f is not None]
     except ValueError:
         found.append(Problem(name, line, f"« {key} » : accolade { '{' } ou { '}' } mal fermée"))
         return found
+    fields = {f for f, _ in parsed}
+    for placeholder, spec in parsed:
+        if spec and (placeholder not in NUMBERS or not _AGREEMENT.match(spec)):
+            found.append(Problem(name, line, f"« {key} » : {{{placeholder}:{spec}}} : seul un nombre ({', '.join(sorted(NUMBERS))}) "
+                                             "prend un mot accordé, écrit {minutes:minute} ou {n:singulier/pluriel}"))
+    for match in _NOUN_AFTER_NUMBER.finditer(text):
+        number, noun = match.groups()
+        if noun.lower() in _NOT_PLURALS:
+            continue
+        found.append(Problem(name, line, f"« {key} » : « {{{number}}} {noun} » sera lu « 1 {noun} » quand {number} vaut 1 ; "
+                                         f"écrivez {{{number}:{noun[:-1]}}} pour l'accord", "warning"))
     for field in sorted(fields - PLACEHOLDERS):
         found.append(Problem(name, line, f"« {key} » : {{{field}}} n'est pas une valeur connue (possibles : {', '.join(sorted(PLACEHOLDERS))})"))
     if "<" in text or ">" in text:

@@ -70,6 +70,7 @@ class Conditions:
 
     service_open: bool = True
     reopening: str = ""
+    agents: bool = True  # a destination (queue, number…) is configured to put callers through to
 
 
 OPEN = Conditions()
@@ -139,7 +140,7 @@ class Session:
     started_at: float
     flow_version: str
     node: str = ""
-    phase: str = "ask"  # "ask" a question, "confirm" a number read back, "speech" a word read back
+    phase: str = "ask"  # "ask" a question, "confirm" a number read back, "speech" a word read back, "more" keys to add
     step: int | None = None  # step of the guide the caller is at
     entered_at: float = 0.0
     failures: int = 0  # silences and wrong keys at the current question

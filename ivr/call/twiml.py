@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
 from .handoff import TransferPlan
-from .prompts import Prompts
+from .prompts import Prompts, pronounce
 from .session import Action, Ask, Hangup, Listen, Say, Transfer
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -23,6 +24,7 @@ class Speech:
     prompts: Prompts
     voice: str
     language: str = "fr-FR"
+    values: tuple[tuple[str, str], ...] = ()  # placeholders the server fills in every sentence ({jours})
 
 
 def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str], plan: TransferPlan | None = None) -> str:
@@ -57,7 +59,7 @@ class Cache:
     def document(self, scope: tuple, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
         if any(say.params for action in actions for say in getattr(action, "says", ())):
             return document(actions, speech, answer_url)  # a number or a time in it: built each time
-        key = (scope, speech.voice, speech.language, tuple(actions))
+        key = (scope, speech.voice, speech.language, speech.values, tuple(actions))
         body = self._documents.get(key)
         if body is None:
             body = document(actions, speech, answer_url)
@@ -88,8 +90,14 @@ def whisper(speech: Speech, text: str) -> str:
     """What the agent hears before the caller is connected: the summary of the call."""
     response = VoiceResponse()
     _says(response, speech, (Say("conseiller.chuchotement"),))
-    response.say(text, voice=speech.voice, language=speech.language)
+    response.say(pronounce(digit_by_digit(text), speech.prompts.sounds), voice=speech.voice, language=speech.language)
     return str(response)
+
+
+def digit_by_digit(text: str) -> str:
+    """Numbers of 5 digits or more (a phone number, an RPPS) spaced to be read one digit at a time,
+    as an agent copies them down: « 1 0 1 2 3… », « plus 3 3 6 1 2… »."""
+    return re.sub(r"\+?\d{5,}", lambda m: ("plus " if m.group().startswith("+") else "") + " ".join(m.group().lstrip("+")), text)
 
 
 def hold(speech: Speech, position: int | None, minutes: int | None = None, offer_url: str = "", pause: int = 20) -> str:
@@ -129,7 +137,7 @@ def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -
         if prompt is not None and prompt.audio:
             parent.play(prompt.audio)
         else:
-            parent.say(speech.prompts.text(say.key, dict(say.params)), voice=speech.voice, language=speech.language)
+            parent.say(speech.prompts.spoken(say.key, {**dict(speech.values), **dict(say.params)}), voice=speech.voice, language=speech.language)
 
 
 def _ask(response: VoiceResponse, speech: Speech, ask: Ask, action_url: str) -> None:

@@ -59,6 +59,7 @@ def _warning(file: str, line: int, message: str) -> Problem:
 
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
     used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms) if key}
+    used |= set(flow.closed_prompts.values())
     return [
         _warning(prompts.source, prompt.line, f"la phrase « {prompt.key} » n'est utilisée par aucune étape")
         for prompt in prompts.entries.values()
@@ -68,8 +69,23 @@ def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
 
 def _no_way_out(flow: Flow) -> list[Problem]:
     # Nodes from which no end or transfer can be reached: only the 0 key would get the caller out.
-    exits = {name for name, node in flow.nodes.items() if node.type in ("end", "transfer")}
-    reaches = set(exits)
+    findings = [
+        _warning(flow.source, flow.nodes[name].line, f"étape « {name} » : boucle sans issue, aucune fin ni aucun conseiller n'est atteignable")
+        for name in sorted(set(flow.nodes) - _reaching(flow, {"end", "transfer"}))
+    ]
+    # In the part for when no agent can answer, a transfer is no way out: it leads back there.
+    if flow.after_hours:
+        ending = _reaching(flow, {"end"})
+        for name in sorted(_reachable(flow, flow.after_hours) - ending):
+            findings.append(_warning(flow.source, flow.nodes[name].line,
+                                     f"étape « {name} » : quand aucun conseiller ne peut répondre (service fermé…), "
+                                     "aucune fin n'est atteignable depuis cette étape : l'appelant tournerait en rond"))
+    return findings
+
+
+def _reaching(flow: Flow, kinds: set[str]) -> set[str]:
+    """The nodes from which a node of one of these types can be reached."""
+    reaches = {name for name, node in flow.nodes.items() if node.type in kinds}
     changed = True
     while changed:
         changed = False
@@ -77,18 +93,25 @@ def _no_way_out(flow: Flow) -> list[Problem]:
             if name not in reaches and any(target in reaches for target in node.exits):
                 reaches.add(name)
                 changed = True
-    return [
-        _warning(flow.source, node.line, f"étape « {node.name} » : boucle sans issue, aucune fin ni aucun conseiller n'est atteignable")
-        for node in flow.nodes.values()
-        if node.name not in reaches
-    ]
+    return reaches
+
+
+def _reachable(flow: Flow, start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        node = flow.nodes.get(todo.pop())
+        for target in node.exits if node else ():
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen & set(flow.nodes)
 
 
 def _announcements(flow: Flow, prompts: Prompts, node: Node) -> list[Problem]:
     if node.type in ("menu", "wait"):
         accepted = set(node.choices) | ({node.guide.key} if node.guide else set())
     elif node.type == "digits" and node.options:
-        accepted = set(node.options)
+        accepted = set(node.options) | {"#"}  # dièse ends the keys pressed, or skips the question
     else:
         return []
     findings = []

@@ -214,18 +214,19 @@ class Caller:
                 if key.startswith(SPEECH):
                     words, _, confidence = key[len(SPEECH):].partition(":")
                     return question.action, self.params(SpeechResult=words, Confidence=confidence or "0.9", msg="Gather End")
-                if key != SILENCE:
-                    finished = question.finish_on_key if question.finish_on_key and key.endswith(question.finish_on_key) else ""
-                    return question.action, self.params(Digits=key, FinishedOnKey=finished, msg="Gather End")
+                digits, finished = twilio_digits(key, question)
+                if digits:
+                    return question.action, self.params(Digits=digits, FinishedOnKey=finished, msg="Gather End")
             elif verb.tag == "Record":
                 question = Question(urljoin(url, verb.get("action") or url), [], None, verb.get("finishOnKey", "#"), record=True)
                 key = next_key(result.hear(question))
                 if key is None:
                     result.end = "caller_hung_up"
                     return None, {}
-                if key != SILENCE:
+                if key != SILENCE:  # "rec" (or any key): a 12-second message; "rec:0" an empty one
+                    seconds = key.partition(":")[2] if key.startswith("rec:") else "12"
                     recording = f"https://api.twilio.com/2010-04-01/Accounts/AC{'0' * 32}/Recordings/RE{uuid.uuid4().hex}"
-                    return question.action, self.params(RecordingUrl=recording, RecordingDuration="12", Digits="#")
+                    return question.action, self.params(RecordingUrl=recording, RecordingDuration=seconds, Digits="#")
             elif verb.tag == "Redirect":
                 return urljoin(url, verb.text), self.params()
             elif verb.tag == "Hangup":
@@ -246,6 +247,21 @@ class Caller:
                 return None, {}
         result.end = "hangup"  # Twilio hangs up when a document runs out of verbs
         return None, {}
+
+
+def twilio_digits(keys: str, question: Question) -> tuple[str, str]:
+    """What Twilio posts for keys pressed at a <Gather>: no more than its numDigits, without the key
+    that ends the entry (« 10123456781# » gives « 10123456781 »), and nothing at all for silence or
+    that key alone (Twilio then goes on to the next verb, as for silence)."""
+    if keys == SILENCE:
+        return "", ""
+    finish = question.finish_on_key
+    finished = ""
+    if finish and finish in keys:
+        keys, finished = keys[: keys.index(finish)], finish
+    if question.num_digits:
+        keys = keys[: question.num_digits]
+    return keys, finished
 
 
 def _country(number: str) -> str:

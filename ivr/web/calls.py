@@ -79,7 +79,11 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls) -> str:
         if session is not None and engine.waiting_for_callback(session):
             return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
     log.warning("[%s] transfer not answered: %s", call_sid, result)
-    return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
+    session = ivr.store.load(call_sid)
+    if session is None or session.outcome != "transferred":
+        return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
+    now = ivr.clock()
+    return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True)
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:
@@ -91,16 +95,31 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
 
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
-    """Twilio's final status: the call's last events and its record are written, its session goes."""
+    """Twilio's final status: the call's last events and its record are written, its session goes.
+    Hanging up at a question whose flow says what that means (a message already left…) ends the
+    call so, and what the agents follow up joins their list."""
+    now = ivr.clock()
     try:
         session = ivr.store.take(call_sid)
+        if session is not None and not session.ended:
+            session = engine.hung_up(ivr.bundle(session.flow_version).flow, session, now)
     except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
         _write(ivr, "progress", session=session.to_dict(), context=None, events_from=session.recorded)
-    _write(ivr, "close", call_sid=call_sid, status=status, ended_at=ivr.clock(), duration=seconds, caller=caller)
+        if session.outcome in FOLLOWED_UP:
+            _follow_up(ivr, session, None, now)
+    _write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
     log.info("[%s] call ended: %s", call_sid, status)
+
+
+def _follow_up(ivr: Services, session: Session, document: dict | None, at: float) -> None:
+    """The call joins the agents' list of callbacks and messages."""
+    if document is None:
+        document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, "")
+    _write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
+           document=document, message_url=session.answers.get("message_vocal"), at=at)
 
 
 def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
@@ -207,8 +226,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     if "recorded" in changes:
         _write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
     if follow_up:
-        _write(ivr, "callback", call_sid=call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
-               document=document, message_url=session.answers.get("message_vocal"), at=now)
+        _follow_up(ivr, session, document, now)
     if plan is not None:
         log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):

@@ -60,6 +60,7 @@ class Services:
     deliverer: Deliverer | None = None
     twiml_cache: Cache = field(default_factory=Cache)
     hours: hours_module.Hours = hours_module.ALWAYS_OPEN
+    retention_days: int = 90  # how long calls are kept: said to callers ({jours})
     clock: Callable[[], float] = time.time  # seconds since the epoch; tests give a fixed clock
 
     def bundle(self, version: str | None = None) -> Bundle:
@@ -68,14 +69,14 @@ class Services:
 
     def speech(self, bundle: Bundle | None = None) -> Speech:
         """How to speak the sentences of `bundle` (default: the version in service)."""
-        return Speech((bundle or self.library.current_bundle).prompts, self.voice, self.language)
+        return Speech((bundle or self.library.current_bundle).prompts, self.voice, self.language, (("jours", str(self.retention_days)),))
 
     def conditions(self, now: float) -> Conditions:
         """Whether agents answer at `now`, and when they do again if not (for the engine)."""
         moment = datetime.fromtimestamp(now, PARIS)
         if self.hours.is_open(moment):
-            return OPEN
-        return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment))
+            return OPEN if self.destinations.configured else Conditions(agents=False)
+        return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured)
 
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
@@ -112,8 +113,11 @@ def build(config: Mapping) -> Services:
         if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
             deliverer = Deliverer(outbox)
             deliverer.start()
-    if config["IVR_RETENTION_DAYS"]:
-        Housekeeper(db, float(config["IVR_RETENTION_DAYS"])).start()
+    retention = str(config["IVR_RETENTION_DAYS"]).strip()
+    if not (retention.isascii() and retention.isdigit() and 1 <= int(retention) <= 3650):
+        raise ConfigurationError(f"IVR_RETENTION_DAYS doit être un nombre de jours, de 1 à 3650 (trouvé : {retention!r}) : "
+                                 "c'est la durée de conservation annoncée aux appelants")
+    Housekeeper(db, float(retention)).start()
     ttl = int(config["IVR_SESSION_TTL"])
     if config["REDIS_URL"]:
         store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"], float(config["IVR_REDIS_TIMEOUT"]))
@@ -137,6 +141,7 @@ def build(config: Mapping) -> Services:
         outbox=outbox,
         deliverer=deliverer,
         hours=opening,
+        retention_days=int(retention),
         clock=config.get("IVR_CLOCK") or time.time,
     )
 

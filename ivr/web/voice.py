@@ -82,7 +82,8 @@ def _event(form, args, now: float) -> Event:
             confidence = 0.0
         return Spoken(node, phase, form["SpeechResult"], confidence, now)
     if form.get("RecordingUrl"):
-        return Recorded(node, phase, form["RecordingUrl"], count(form.get("RecordingDuration")) or 0, now)
+        duration = count(form.get("RecordingDuration"))  # 0: an empty recording, which is no message
+        return Recorded(node, phase, form["RecordingUrl"], -1 if duration is None else duration, now)
     # Only what a keypad sends is ever used (and spoken back), and no more than any question asks.
     digits = "".join(key for key in form.get("Digits", "") if key in KEYPAD)[:MAX_DIGITS]
     return Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
