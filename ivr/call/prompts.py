@@ -207,8 +207,8 @@ def _check_text(name: str, line: int, key: str, text: str) -> list[Problem]:
             continue
         found.append(Problem(name, line, f"« {key} » : « {{{number}}} {noun} » sera lu « 1 {noun} » quand {number} vaut 1 ; "
                                          f"écrivez {{{number}:{noun[:-1]}}} pour l'accord", "warning"))
-    for field in sorted(fields - PLACEHOLDERS):
-        found.append(Problem(name, line, f"« {key} » : {{{field}}} n'est pas une valeur connue (possibles : {', '.join(sorted(PLACEHOLDERS))})"))
+    for unknown in sorted(fields - PLACEHOLDERS):
+        found.append(Problem(name, line, f"« {key} » : {{{unknown}}} n'est pas une valeur connue (possibles : {', '.join(sorted(PLACEHOLDERS))})"))
     if "<" in text or ">" in text:
         found.append(Problem(name, line, f"« {key} » : les signes < et > ne sont pas lus par la voix ; écrivez-les en toutes lettres"))
     return found
