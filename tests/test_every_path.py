@@ -3,13 +3,16 @@ the caller does not have, empty messages, the notices, and the French as a calle
 
 from __future__ import annotations
 
+import html
+import json
 from datetime import datetime
 
 import pytest
-from conftest import ROOT, VALID_RPPS, WORKFLOW, heard
+from conftest import ROOT, TOKEN, VALID_RPPS, WORKFLOW, heard
 from test_calls import TO_STEP6
 
 from ivr.call.hours import PARIS
+from ivr.supervisor.simulator import Caller, FlaskTransport
 
 HOURS = str(ROOT / "flows" / "horaires.yaml")
 SUNDAY_NIGHT = datetime(2026, 11, 29, 3, 0, tzinfo=PARIS).timestamp()
@@ -233,3 +236,22 @@ def test_hanging_up_after_bravo_counts_as_service(app, caller):
     call = caller()
     call.call(["2", "2", "1"])  # no key: hangs up at « tapez 0 for an agent »
     assert record_of(app, call)["outcome"] == "service"
+
+
+# ---- 10. the task within Twilio's limit ------------------------------------------------------------
+def test_the_longest_answers_fit_in_the_task_and_keep_the_context_url(make_app):
+    public = "https://serveur-vocal.assistance-ecps.esante.gouv.fr"
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_PUBLIC_URL=public)
+    call = Caller(FlaskTransport(app.test_client()), public, TOKEN, caller="+33612345678")
+    longest = ["2", "73282932000074", "1", "1" * 20, "1", "1" * 20, "1", "1", "1", "1", "2", "15",
+               "1", "2", "3", "4", "5", "1", "11", "1", "1", "rec"]
+    result = call.call([*TO_STEP6, *longest])
+    assert result.end == "enqueue"
+    document = next(body for body in reversed(result.documents) if "<Task>" in body)
+    text = html.unescape(document.split("<Task>")[1].split("</Task>")[0])
+    assert len(text) <= 1024, len(text)
+    fields = json.loads(text)
+    assert fields["context_url"] == f"{public}/api/calls/{call.call_sid}/context"
+    assert fields["summary_fr"].endswith("(suite dans la fiche)")
+    whole = record_of(app, call)["context"]["summary_fr"]
+    assert "Message vocal" in whole or "message vocal" in whole

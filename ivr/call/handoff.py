@@ -13,6 +13,8 @@ from .session import Session
 
 SCHEMA = 1
 SIP_HEADERS_MAX = 1024  # Twilio's limit for the headers carried in a <Sip> URI
+TASK_MAX = 1024  # characters of the <Task> JSON an <Enqueue> carries to TaskRouter
+_CUT = " … (suite dans la fiche)"
 PUBLIC_IP_NOTE = "non collectable par téléphone : à demander à l'appelant"
 REASON_LABELS = {
     "caller_request": "l'appelant a demandé un conseiller",
@@ -203,6 +205,18 @@ def compact(document: dict) -> dict:
     }
 
 
+def task_json(fields: dict) -> str:
+    """The task's JSON within TASK_MAX characters: the summary is shortened first (the whole of it
+    is in the document at `context_url`, which is never cut)."""
+    task = json.dumps(fields, ensure_ascii=False)
+    summary = fields.get("summary_fr") or ""
+    while len(task) > TASK_MAX and summary:
+        keep = max(0, len(summary) - (len(task) - TASK_MAX) - len(_CUT))
+        summary = summary[:keep].rstrip()
+        task = json.dumps({**fields, "summary_fr": summary + _CUT if summary else None}, ensure_ascii=False)
+    return task
+
+
 def sip_address(base_uri: str, document: dict) -> str:
     """The SIP URI with X- headers for the agent's PBX, kept within Twilio's header limit."""
     identifier = document.get("identifier") or {}
@@ -231,7 +245,7 @@ def sip_address(base_uri: str, document: dict) -> str:
 def plan(destinations: Destinations, document: dict, links: Links) -> TransferPlan:
     """Choose how the call reaches an agent and attach the context to it."""
     if destinations.workflow_sid:
-        task = json.dumps(compact(document), ensure_ascii=False)
+        task = task_json(compact(document))
         return TransferPlan("workflow", destinations.workflow_sid, task=task, done_url=links.done, wait_url=links.wait)
     if destinations.agent_number:
         return TransferPlan("number", destinations.agent_number, done_url=links.done, whisper_url=links.whisper)
