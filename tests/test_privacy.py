@@ -60,6 +60,10 @@ def test_purge_removes_what_is_past_the_period_and_keeps_the_rest(app, caller):
 
 def test_ivr_purge_says_what_it_removed_and_refuses_a_bad_period_in_french(tmp_path):
     runner = CliRunner()
+    missing = runner.invoke(main, ["purge", "--older-than", "30", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "aucune base de données" in missing.output  # none made quietly
+    assert not (tmp_path / "ivr.sqlite3").exists()
+    SQLite(tmp_path / "ivr.sqlite3")  # the server's database
     done = runner.invoke(main, ["purge", "--older-than", "30", "--data-dir", str(tmp_path)])
     assert done.exit_code == 0 and done.output.startswith("Supprimé : events 0, calls 0")
     for args, message in ((["purge"], "il manque l'option « --older-than »"),

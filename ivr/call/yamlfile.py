@@ -88,7 +88,10 @@ def load(path: Path | str, label: str | None = None, text: str | None = None) ->
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        return None, [Problem(name, line, f"YAML illisible : {exc.problem or exc.context}")]
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            return None, [Problem(name, line, "YAML illisible : une tabulation : indentez avec des espaces")]
+        return None, [Problem(name, line, f"YAML illisible : {in_french(exc.problem or exc.context)}")]
     except yaml.YAMLError as exc:
         return None, [Problem(name, 0, f"YAML illisible : {exc}")]
     finally:
@@ -98,3 +101,30 @@ def load(path: Path | str, label: str | None = None, text: str | None = None) ->
         for key, line in loader.duplicates
     ]
     return data, problems
+
+
+# PyYAML's messages (English) for the mistakes supervisors make, as they would say them.
+_YAML_MESSAGES = (
+    ("could not find expected ':'", "il manque « : » après une clé (ou une ligne n'est pas assez indentée)"),
+    ("mapping values are not allowed", "un « : » de trop (dans une phrase : mettez-la entre guillemets ; ou il manque « : » à la ligne d'avant)"),
+    ("found character '\\t' that cannot start any token", "une tabulation : indentez avec des espaces"),
+    ("found character '\t' that cannot start any token", "une tabulation : indentez avec des espaces"),
+    ("found a tab character", "une tabulation : indentez avec des espaces"),
+    ("did not find expected key", "indentation incohérente : alignez cette ligne sur ses voisines"),
+    ("did not find expected node content", "une valeur manque après « - » ou « : »"),
+    ("found unexpected end of stream", "le fichier s'arrête au milieu d'une phrase entre guillemets"),
+    ("found undefined alias", "un « * » en début de valeur : mettez la phrase entre guillemets"),
+    ("expected ',' or ']'", "une liste entre [ ] mal fermée"),
+    ("expected ',' or '}'", "une liste entre { } mal fermée"),
+    ("found character that cannot start any token", "un caractère ne peut pas commencer une valeur (« @ », « ` »…) : mettez la phrase entre guillemets"),
+    ("found duplicate key", "une clé apparaît deux fois"),
+)
+
+
+def in_french(message: str | None) -> str:
+    """PyYAML's `message` in French when it is a known one (else as it is, still with the line)."""
+    text = str(message or "")
+    for english, french in _YAML_MESSAGES:
+        if english in text:
+            return french
+    return text

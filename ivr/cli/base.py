@@ -28,8 +28,39 @@ def _files(function):
     return function
 
 
-def _load(flow_path: str, prompts_dir: str) -> Bundle:
-    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+def _console_changes_option(function):
+    """--file-only and --data-dir: whether the sentences changed in the console are applied, as the
+    server does, and where they are."""
+    function = click.option("--file-only", is_flag=True,
+                            help="ignorer les phrases modifiées dans la console (par défaut elles s'appliquent, comme en service)")(function)
+    return _data_dir_option(function)
+
+
+def console_changes(data_dir: str, file_only: bool = False) -> dict[str, str]:
+    """The sentences changed in the console, which the server says instead of the file's (nothing
+    with --file-only, or where there is no database); named on the way, so that nobody wonders why
+    a file edit does not show."""
+    if file_only:
+        return {}
+    from ..storage.overrides import PromptOverrides
+
+    try:
+        db = _database(data_dir, must_exist=True)
+        changes = PromptOverrides(db).all()
+    except click.ClickException:  # no database here: the files alone are what the server would say
+        return {}
+    except Exception as error:  # noqa: BLE001 - an unreachable database must not stop a check of the files
+        click.echo(f"Attention : la base de données ne répond pas ({type(error).__name__}) : "
+                   "les phrases modifiées dans la console ne sont pas appliquées ci-dessous.")
+        return {}
+    if changes:
+        click.echo(f"Modifiées dans la console, elles remplacent le fichier (ce que les appelants entendent) : {', '.join(sorted(changes))}. "
+                   "Option --file-only pour voir le fichier seul ; « ivr prompts export » pour les y reporter.")
+    return changes
+
+
+def _load(flow_path: str, prompts_dir: str, overrides: dict[str, str] | None = None) -> Bundle:
+    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), overrides)
     if bundle is None:
         for problem in problems:
             click.echo(str(problem), err=True)
@@ -41,14 +72,44 @@ def _help(function):
     return click.help_option("-h", "--help", help="Afficher cette aide et quitter.")(function)
 
 
+class FrenchFormatter(click.HelpFormatter):
+    """Click's help in French: its headings are English."""
+
+    SECTIONS = {"Options": "Options", "Commands": "Commandes", "Arguments": "Arguments"}
+
+    def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        super().write_usage(prog, args.replace("COMMAND", "COMMANDE"), prefix="Utilisation : ")
+
+    def section(self, name: str):
+        return super().section(self.SECTIONS.get(name, name))
+
+
+class FrenchContext(click.Context):
+    formatter_class = FrenchFormatter
+
+
+class FrenchCommand(click.Command):
+    context_class = FrenchContext
+
+
 class FrenchGroup(click.Group):
     """The `ivr` group: a mistake on the command line is said in one French sentence (click's own
     messages are English), and our refusals (click.ClickException, in French) are printed as they are."""
+
+    context_class = FrenchContext
+    command_class = FrenchCommand
+
+    @property
+    def group_class(self):  # noqa: D401 - sub-groups (`ivr user`) are French groups too
+        return FrenchGroup
 
     def main(self, args=None, prog_name=None, **extra):
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError" and error.ctx is not None:  # `ivr` alone: its help
+                click.echo(error.ctx.get_help())
+                raise SystemExit(0) from None
             click.echo(f"Erreur : {_usage_in_french(error)}", err=True)
             raise SystemExit(2) from None
         except click.ClickException as error:
@@ -57,6 +118,24 @@ class FrenchGroup(click.Group):
         except click.Abort:
             click.echo("Interrompu.", err=True)
             raise SystemExit(1) from None
+        except Exception as error:
+            if not _is_unreachable(error):
+                raise
+            click.echo(f"Erreur : la base de données ne répond pas ({type(error).__name__}) : vérifiez DATABASE_URL "
+                       "(ou --data-dir) et que le serveur de base de données tourne.", err=True)
+            raise SystemExit(1) from None
+
+
+def _is_unreachable(error: Exception) -> bool:
+    """A database that cannot be reached or opened (PostgreSQL down, a wrong URL, an unreadable file)."""
+    import sqlite3
+
+    try:
+        import psycopg
+        kinds: tuple = (sqlite3.OperationalError, sqlite3.DatabaseError, psycopg.OperationalError)
+    except ImportError:
+        kinds = (sqlite3.OperationalError, sqlite3.DatabaseError)
+    return isinstance(error, kinds)
 
 
 def _usage_in_french(error: click.UsageError) -> str:
@@ -68,6 +147,8 @@ def _usage_in_french(error: click.UsageError) -> str:
         return f"il manque {_named(error.param)} ; {see}."
     if isinstance(error, click.BadParameter):
         return f"valeur refusée pour {_named(error.param)} ; {see}."
+    if "Missing command" in error.message or error.message == "":
+        return f"il manque la commande ; {see}."
     if "No such command" in error.message:
         return f"cette commande n'existe pas ; {see}."
     return f"la commande est mal formée ; {see}."
@@ -83,6 +164,8 @@ def _named(param: click.Parameter | None) -> str:
 
 @click.group(cls=FrenchGroup)
 @_help
+@click.version_option(package_name="ivr", message="ivr, serveur vocal e-CPS, version %(version)s",
+                      help="Afficher la version et quitter.")
 def main() -> None:
     """Outils des superviseurs du serveur vocal e-CPS.
 
@@ -99,7 +182,18 @@ def _data_dir_option(function):
                              "$DATABASE_URL l'emporte s'il désigne PostgreSQL)")(function)
 
 
-def _database(data_dir: str):
+def _database(data_dir: str, must_exist: bool = True):
+    """The server's database: PostgreSQL when DATABASE_URL says so, else the SQLite file of
+    `data_dir`, which must already exist (a command run outside the server's folder must not quietly
+    make an empty one) unless `must_exist` is False."""
     from ..storage.db import connect
 
-    return connect(os.environ.get("DATABASE_URL", ""), Path(data_dir))
+    url = os.environ.get("DATABASE_URL", "")
+    path = Path(data_dir) / "ivr.sqlite3"
+    if not url and must_exist and not path.exists():
+        raise click.ClickException(f"aucune base de données dans « {data_dir} » ({path} n'existe pas) : lancez la commande "
+                                   "depuis le dossier du serveur, ou donnez --data-dir (ou DATABASE_URL)")
+    try:
+        return connect(url, Path(data_dir))
+    except ValueError as error:
+        raise click.ClickException("DATABASE_URL doit commencer par postgresql:// ou sqlite:///") from error

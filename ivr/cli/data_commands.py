@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
@@ -21,20 +22,30 @@ def user() -> None:
 @_help
 @click.argument("username")
 @click.option("--role", type=click.Choice(["viewer", "editor"]), default="viewer", help="rôle (défaut : viewer)")
-@click.password_option("--password", prompt="Mot de passe", confirmation_prompt="Confirmez", help="mot de passe (demandé s'il manque)")
+@click.option("--password", help="mot de passe (demandé s'il manque, sans s'afficher)")
 @_data_dir_option
-def user_add(username: str, role: str, password: str, data_dir: str) -> None:
-    """Créer le compte USERNAME."""
-    _change_users(data_dir, "add", username, password, role)
+def user_add(username: str, role: str, password: str | None, data_dir: str) -> None:
+    """Créer le compte USERNAME (la base de données est créée si c'est le premier compte)."""
+    from ..storage.users import Users
+
+    fresh = not os.environ.get("DATABASE_URL") and not (Path(data_dir) / "ivr.sqlite3").exists()
+    users = Users(_database(data_dir, must_exist=False))
+    if fresh:
+        click.echo(f"Base de données créée : {Path(data_dir) / 'ivr.sqlite3'}")
+    if any(account["username"] == username for account in users.all()):  # said before a password is asked for
+        raise click.ClickException(f"l'utilisateur « {username} » existe déjà (ivr user passwd {username} pour changer son mot de passe)")
+    if password is None:
+        password = click.prompt("Mot de passe", hide_input=True, confirmation_prompt="Confirmez")
+    _change_users(data_dir, "add", username, password, role, users=users)
     click.echo(f"Compte « {username} » créé ({role}).")
 
 
-def _change_users(data_dir: str, method: str, *args) -> None:
+def _change_users(data_dir: str, method: str, *args, users=None) -> None:
     """Call Users.<method>(*args); a refusal becomes a clear message and exit code 1."""
     from ..storage.users import UserError, Users
 
     try:
-        getattr(Users(_database(data_dir)), method)(*args)
+        getattr(users or Users(_database(data_dir)), method)(*args)
     except UserError as error:
         raise click.ClickException(str(error)) from error
 
@@ -67,7 +78,10 @@ def user_list(data_dir: str) -> None:
     """Lister les comptes."""
     from ..storage.users import Users
 
-    for account in Users(_database(data_dir)).all():
+    accounts = Users(_database(data_dir)).all()
+    if not accounts:
+        click.echo("Aucun compte : créez-en un avec « ivr user add NOM --role editor ».")
+    for account in accounts:
         click.echo(f"{account['username']}\t{account['role']}")
 
 
@@ -89,8 +103,11 @@ def report(first: str | None, last: str | None, as_json: bool, data_dir: str) ->
         start_day = date.fromisoformat(first) if first else end_day - timedelta(days=6)
     except ValueError as error:
         raise click.ClickException("date invalide : utilisez le format AAAA-MM-JJ") from error
+    if start_day > end_day:
+        raise click.ClickException(f"la période commence ({start_day:%d/%m/%Y}) après sa fin ({end_day:%d/%m/%Y}) : inversez --from et --to")
     data = analytics.figures(_database(data_dir), *analytics.day_bounds(start_day, end_day))
     if as_json:
+        data = {**data, "period": {"from": start_day.isoformat(), "to": end_day.isoformat()}}
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
     else:
         click.echo(analytics.report(data, start_day, end_day), nl=False)

@@ -13,7 +13,7 @@ import click
 from ..call import engine, twiml
 from ..call.library import load_bundle
 from ..supervisor.lint import DEFAULT_MAX_SECONDS, lint
-from .base import _files, _help, _load, main
+from .base import _console_changes_option, _files, _help, _load, console_changes, main
 
 
 @main.command()
@@ -24,14 +24,16 @@ from .base import _files, _help, _load, main
               help="fichier des horaires (défaut : $IVR_HOURS ou flows/horaires.yaml ; ignoré s'il n'existe pas)")
 @click.option("--max-seconds", default=DEFAULT_MAX_SECONDS, type=float,
               help=f"durée orale (secondes) au-delà de laquelle une phrase est signalée trop longue ; défaut : {DEFAULT_MAX_SECONDS:.0f}")
-def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float, hours_path: str) -> None:
+@_console_changes_option
+def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float, hours_path: str, data_dir: str, file_only: bool) -> None:
     """Vérifier le parcours, les phrases et les horaires : erreurs (refusées en service) et avertissements.
 
     Code de sortie : 0 si tout va bien, 1 s'il y a des erreurs (ou des avertissements avec --strict).
     """
     from ..call import hours
 
-    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
+    changes = console_changes(data_dir, file_only)
+    bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), changes)
     if bundle is not None:
         problems = [*problems, *lint(bundle.flow, bundle.prompts, max_seconds)]
     if hours_path and Path(hours_path).exists():
@@ -54,9 +56,10 @@ def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float,
 @click.argument("node")
 @_files
 @click.option("--audio", type=click.Path(dir_okay=False, writable=True), help="écrire aussi la phrase en WAV (voix française d'espeak-ng)")
-def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None) -> None:
+@_console_changes_option
+def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None, data_dir: str, file_only: bool) -> None:
     """Afficher ce que l'appelant entend à l'étape NODE : texte, touches, délais et TwiML."""
-    bundle = _load(flow_path, prompts_dir)
+    bundle = _load(flow_path, prompts_dir, console_changes(data_dir, file_only))
     flow, prompts = bundle.flow, bundle.prompts
     if node not in flow.nodes:
         raise click.ClickException(f"l'étape « {node} » n'existe pas ; étapes : {', '.join(flow.nodes)}")
@@ -117,7 +120,12 @@ def _speak(text: str, path: str) -> None:
     if program is None:
         raise click.ClickException("espeak-ng n'est pas installé : l'audio ne peut pas être produit "
                                    "(Debian : apt-get install espeak-ng). Le texte ci-dessus reste valable.")
-    subprocess.run([program, "-v", "fr", "-s", "160", "-w", path, text], check=True)
+    folder = Path(path).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise click.ClickException(f"impossible d'écrire {path} : le dossier {folder} n'existe pas ou n'est pas modifiable")
+    done = subprocess.run([program, "-v", "fr", "-s", "160", "-w", path, text], capture_output=True, text=True)
+    if done.returncode != 0 or not Path(path).exists():
+        raise click.ClickException(f"espeak-ng n'a pas pu écrire {path} ({(done.stderr or '').strip()[:120] or done.returncode})")
     click.echo(f"\nAudio écrit dans {path} (voix de synthèse locale, différente de la voix Twilio).")
 
 

@@ -8,7 +8,7 @@ import tempfile
 
 import click
 
-from .base import _files, _help, _load, main
+from .base import _console_changes_option, _files, _help, _load, console_changes, main
 
 
 @main.command()
@@ -20,8 +20,9 @@ from .base import _files, _help, _load, main
 @click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
 @click.option("--service", type=click.Choice(["horaires", "ouvert", "ferme"]), default="horaires",
               help="service client selon ses horaires (défaut), toujours ouvert, ou fermé")
+@_console_changes_option
 def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str,
-             service: str) -> None:
+             service: str, data_dir: str, file_only: bool) -> None:
     """Jouer un appel dans le terminal, par les vrais webhooks signés.
 
     Sans --keys : tapez les touches à chaque question (« . » = silence, « q » = raccrocher).
@@ -34,7 +35,8 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
     if url:
         transport, base = HttpTransport(), url
     else:
-        _load(flow_path, prompts_dir)  # clear errors before anything else
+        changes = console_changes(data_dir, file_only)
+        _load(flow_path, prompts_dir, changes)  # clear errors before anything else
         from .. import create_app
 
         token = secrets.token_hex(16)
@@ -52,6 +54,8 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
             **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
         })
+        for key, text in changes.items():  # what the server says: the console's sentences too
+            app.extensions["ivr"].overrides.set(key, text, "ivr simulate", None)
         transport, base = FlaskTransport(app.test_client()), "http://localhost"
     caller = Caller(transport, base, token, caller=caller_number)
     scripted = keys.split() if keys is not None else None

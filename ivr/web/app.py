@@ -79,11 +79,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not config["TWILIO_AUTH_TOKEN"]:
         if config["IVR_ENV"] != "development":
             raise ConfigurationError(
-                "TWILIO_AUTH_TOKEN is not set: Twilio signatures cannot be checked. "
-                "Set it, or set IVR_ENV=development to run locally without signature checks."
+                "TWILIO_AUTH_TOKEN manque : les signatures de Twilio ne peuvent pas être vérifiées. "
+                "Donnez-le, ou IVR_ENV=development pour essayer en local sans vérification."
             )
         log.warning("!!! IVR_ENV=development and no TWILIO_AUTH_TOKEN: webhook signatures are NOT checked. Never expose this server. !!!")
 
+    _check_numbers(config)
     ivr = app.extensions["ivr"] = services_module.build(config)
     Replayer(ivr.spool, calls.writers(ivr), float(config["IVR_SPOOL_INTERVAL"])).start()
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
@@ -122,6 +123,28 @@ def create_app(test_config: dict | None = None) -> Flask:
         return {"status": "degraded" if report["refused"] or library.overrides_missing or spooled else "ok", **report}
 
     return app
+
+
+# Settings that are numbers, and the smallest value each takes.
+_NUMBERS = {
+    "IVR_SESSION_TTL": 60, "IVR_CALLBACK_OFFER_SECONDS": 0, "IVR_CONSOLE_IDLE_MINUTES": 1, "IVR_RELOAD_INTERVAL": 0,
+    "IVR_DB_TIMEOUT": 0.1, "IVR_REDIS_TIMEOUT": 0.1, "IVR_HTTP_TIMEOUT": 0.1, "IVR_SPOOL_INTERVAL": 0.1, "IVR_TRUSTED_PROXIES": 0,
+}
+
+
+def _check_numbers(config) -> None:
+    """A setting that is no number is refused at start, in one sentence naming it."""
+    for name, least in _NUMBERS.items():
+        value = str(config.get(name, "")).strip()
+        if name == "IVR_TRUSTED_PROXIES" and value == "":
+            continue
+        try:
+            number = int(value) if isinstance(least, int) else float(value)
+        except ValueError:
+            number = None
+        if number is None or number < least:
+            kind = "un nombre entier" if isinstance(least, int) else "un nombre"
+            raise ConfigurationError(f"{name} doit être {kind} supérieur ou égal à {least} (trouvé : {value!r})")
 
 
 class ConsoleSessions(SecureCookieSessionInterface):

@@ -104,11 +104,11 @@ def build(config: Mapping) -> Services:
     hours_path = resolve(config["IVR_HOURS"]) if config["IVR_HOURS"] else None
     opening, problems = hours_module.load(hours_path if hours_path and hours_path.exists() else None, always_open)
     if opening is None:
-        raise ConfigurationError("opening hours refused:\n" + "\n".join(str(p) for p in problems))
+        raise ConfigurationError("les horaires sont refusés (IVR_HOURS) :\n" + "\n".join(str(p) for p in problems))
     outbox = deliverer = None
     if config["HANDOFF_WEBHOOK_URL"]:
         if not config["IVR_WEBHOOK_SECRET"]:
-            raise ConfigurationError("HANDOFF_WEBHOOK_URL is set but IVR_WEBHOOK_SECRET is not: the helpdesk could not verify our calls.")
+            raise ConfigurationError("HANDOFF_WEBHOOK_URL est donné mais pas IVR_WEBHOOK_SECRET : le helpdesk ne pourrait pas vérifier nos envois.")
         outbox = Outbox(db, config["HANDOFF_WEBHOOK_URL"], config["IVR_WEBHOOK_SECRET"], timeout=float(config["IVR_HTTP_TIMEOUT"]))
         if config["IVR_OUTBOX_THREAD"] not in ("0", "false", "no", ""):
             deliverer = Deliverer(outbox)
