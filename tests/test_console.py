@@ -90,7 +90,7 @@ def test_ten_wrong_passwords_lock_the_account_even_for_the_right_one(console):
     for _ in range(10):
         assert client.post("/console/login", data={"username": EDITOR[0], "password": "faux", "csrf_token": token}).status_code == 401
     refused = client.post("/console/login", data={"username": EDITOR[0], "password": EDITOR[1], "csrf_token": token})
-    assert refused.status_code == 429 and "essais : réessayez dans 15 minute(s)." in refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "essais : réessayez dans 15 minutes." in refused.get_data(as_text=True)
     other = console.test_client()  # the same address: locked too, for any account
     assert other.post("/console/login", data={"username": VIEWER[0], "password": VIEWER[1], "csrf_token": csrf(other)}).status_code == 429
 

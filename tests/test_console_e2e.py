@@ -82,9 +82,15 @@ def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
         expect(transcript).to_contain_text(NEW_TEXT)
         for _ in range(3):  # not up to date → done → solved
             page.locator("#keypad button[data-key='1']").click()
-        expect(page.locator("#outcome")).to_contain_text("solved (étape 1)")
+        expect(page.locator("#outcome")).to_contain_text("résolu par le serveur vocal (étape 1)")
         expect(transcript).to_contain_text("Parfait, votre problème est résolu.")
         page.screenshot(path=str(shots / "essayer-un-appel.png"), full_page=True)
+        # A new call without reloading the page: to an agent, with the summary the agent reads.
+        page.get_by_role("button", name="Nouvel appel").click()
+        expect(transcript).to_contain_text(NEW_TEXT)
+        page.locator("#keypad button[data-key='0']").click()
+        expect(page.locator("#summary")).to_contain_text("Transfert : l'appelant a demandé un conseiller.")
+        expect(page.locator("#outcome")).to_contain_text("transféré à un conseiller")
 
         page.get_by_role("link", name="Parcours").click()
         expect(page.get_by_role("heading", name="Parcours de l'appel")).to_be_visible()

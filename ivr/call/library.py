@@ -163,9 +163,27 @@ class FlowLibrary:
                 self._stamp = None
                 return []
             if bundle.version != self.current_bundle.version:
+                self._warn_shadowed(self.current_bundle, bundle)
                 self._publish(bundle)
                 log.info("flow and prompts reloaded: now serving version %s", bundle.version)
             return []
+
+    def _warn_shadowed(self, before: Bundle, after: Bundle) -> None:
+        """A sentence edited in the file while the console has its own wording: callers keep hearing
+        the console's; say so, or the supervisor who edited the file will wonder why nothing changed."""
+        if before.sources is None or after.sources is None or not after.sources.overrides or before.sources.prompts == after.sources.prompts:
+            return
+        console = json.loads(after.sources.overrides)
+        old, _ = prompts_module.parse(self.prompts_dir, self.language, text=before.sources.prompts)
+        new, _ = prompts_module.parse(self.prompts_dir, self.language, text=after.sources.prompts)
+        if old is None or new is None:
+            return
+        for key in sorted(console):
+            was, now = old.entries.get(key), new.entries.get(key)
+            if was is not None and now is not None and was.text != now.text:
+                log.warning("%s:%d: « %s » edited in the file, but callers still hear the console's change of this sentence: "
+                            "roll it back in the console, or bring it into the file with « ivr prompts export --write --clear »",
+                            self.prompts_path, now.line, key)
 
     def load(self, extra: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
         """Parse the files with the overrides (and `extra` changes on top) without publishing."""

@@ -116,7 +116,8 @@ _YAML_MESSAGES = (
     ("found undefined alias", "un « * » en début de valeur : mettez la phrase entre guillemets"),
     ("expected ',' or ']'", "une liste entre [ ] mal fermée"),
     ("expected ',' or '}'", "une liste entre { } mal fermée"),
-    ("found character that cannot start any token", "un caractère ne peut pas commencer une valeur (« @ », « ` »…) : mettez la phrase entre guillemets"),
+    ("found character that cannot start any token",
+     "un caractère ne peut pas commencer une valeur (« @ », « ` »…) : mettez la phrase entre guillemets"),
     ("found duplicate key", "une clé apparaît deux fois"),
 )
 

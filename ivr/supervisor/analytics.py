@@ -20,8 +20,21 @@ OUTCOME_LABELS = {
     "service": "orienté vers le service (test « Bravo »)",
     "transferred": "transféré à un conseiller",
     "hung_up": "raccroché en cours de route",
+    "callback": "demande de rappel",
+    "voicemail": "message vocal laissé",
+    "closed": "service fermé, sans suite",
+    "unanswered": "aucun conseiller, sans suite",
+    "busy": "occupé (non décroché)",
+    "no-answer": "sans réponse (non décroché)",
+    "failed": "échec de l'appel",
+    "canceled": "annulé par l'appelant",
     None: "en cours",
 }
+
+
+def outcome_label(outcome: str | None) -> str:
+    """An outcome as supervisors read it."""
+    return OUTCOME_LABELS.get(outcome, outcome or "en cours")
 
 
 def day_bounds(first: date, last: date) -> tuple[float, float]:
@@ -75,7 +88,9 @@ def _nodes(events, calls) -> dict:
     for row in events:
         by_call[row["call_sid"]].append(row)
     ends = {call["call_sid"]: call["ended_at"] for call in calls}
-    stats: dict[str, dict] = defaultdict(lambda: {"reach": set(), "visits": 0, "times": [], "silence": 0, "invalid": 0, "repeat": 0})
+    # A rate is the share of visits (arrivals at the question) where it happened at least once:
+    # three wrong numbers in one visit are one visit with a wrong key, never 300 %.
+    stats: dict[str, dict] = defaultdict(lambda: {"reach": set(), "visits": 0, "times": [], "silence": set(), "invalid": set(), "repeat": set()})
     for call_sid, rows in by_call.items():
         for index, row in enumerate(rows):
             node = stats[row["node"]]
@@ -86,7 +101,7 @@ def _nodes(events, calls) -> dict:
                 leaving = later[0] if later else (ends.get(call_sid) or rows[-1]["at"])
                 node["times"].append(max(leaving - row["at"], 0.0))
             elif row["event"] in ("silence", "invalid", "repeat"):
-                node[row["event"]] += 1
+                node[row["event"]].add((call_sid, node["visits"]))
     dropped = Counter(call["last_node"] for call in calls if call["outcome"] == "hung_up")
     result = {}
     for name, node in stats.items():
@@ -96,9 +111,9 @@ def _nodes(events, calls) -> dict:
         result[name] = {
             "reach": reach,
             "median_time_s": round(statistics.median(node["times"]), 1),
-            "silence_rate": node["silence"] / visits,
-            "invalid_rate": node["invalid"] / visits,
-            "repeat_rate": node["repeat"] / visits,
+            "silence_rate": len(node["silence"]) / visits,
+            "invalid_rate": len(node["invalid"]) / visits,
+            "repeat_rate": len(node["repeat"]) / visits,
             "drop_off_rate": dropped[name] / reach,
         }
     return result
@@ -152,7 +167,7 @@ def report(data: dict, first: date, last: date) -> str:
     lines.append(f"Raccrochés en cours de route : {outcomes.get('hung_up', 0)}" + (f" ({hung})" if hung else ""))
     others = {k: v for k, v in outcomes.items() if k not in ("solved", "service", "transferred", "hung_up")}
     if others:
-        lines.append("Autres : " + ", ".join(f"{k or 'en cours'} : {v}" for k, v in others.items()))
+        lines.append("Autres : " + ", ".join(f"{outcome_label(k)} : {v}" for k, v in others.items()))
     lines.append("")
     lines.append("Entonnoir : " + " → ".join(f"étape {step} : {n}" for step, n in data["funnel"].items()))
     lines.append("")

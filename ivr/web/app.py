@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -99,6 +99,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+
+    @app.errorhandler(404)
+    def not_found(error):
+        """The console's pages say it in French; elsewhere (Twilio, the API) the plain 404 stays."""
+        if request.path.startswith("/console"):
+            message = "Cette page n'existe pas (ou plus) : l'adresse est peut-être mal copiée."
+            return render_template("console/error.html", message=message, title="Page introuvable"), 404
+        return error
 
     @app.get("/health")
     def health():

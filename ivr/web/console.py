@@ -95,13 +95,14 @@ def login():
     wait = users.login_wait(username, address, now)
     if wait:
         log.warning("console: login for %r from %s refused: too many wrong passwords", username, address)
-        error = f"Trop d'essais : réessayez dans {math.ceil(wait / 60)} minute(s)."
-        return render_template("console/login.html", error=error), 429
+        minutes = math.ceil(wait / 60)
+        error = f"Trop d'essais : réessayez dans {minutes} minute{'s' if minutes > 1 else ''}."
+        return render_template("console/login.html", error=error, username=username), 429
     role = users.authenticate(username, request.form.get("password", ""))
     if role is None:
         users.login_failed(username, address, now)
         log.warning("console: failed login for %r from %s", username, address)
-        return render_template("console/login.html", error="Identifiant ou mot de passe incorrect."), 401
+        return render_template("console/login.html", error="Identifiant ou mot de passe incorrect.", username=username), 401
     token = secrets.token_urlsafe(32)
     users.open_login(username, token, now)
     csrf = session.get("csrf")
@@ -275,7 +276,7 @@ def flow():
 # ---- try it: a call in the browser over the real webhooks ---------------------------------------
 @bp.get("/try")
 def try_call():
-    return render_template("console/try.html", call_sid=SIMULATED_PREFIX + secrets.token_hex(15)[:29])
+    return render_template("console/try.html", call_sid=SIMULATED_PREFIX + secrets.token_hex(15)[:29], prefix=SIMULATED_PREFIX)
 
 
 @bp.post("/try/webhook")
@@ -305,4 +306,6 @@ def try_context(call_sid: str):
         live = ivr.store.load(call_sid)
         if live is not None:
             document = calls.context_now(ivr, live)
-    return jsonify(outcome=record.get("outcome"), outcome_step=record.get("outcome_step"), context=document)
+    outcome = record.get("outcome")
+    return jsonify(outcome=outcome, outcome_label=analytics.outcome_label(outcome) if record else "en cours",
+                   outcome_step=record.get("outcome_step"), summary=(document or {}).get("summary_fr"), context=document)

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const root = document.querySelector(".try");
-  const callSid = root.dataset.callSid;
+  let callSid = root.dataset.callSid;
   const csrf = root.dataset.csrf;
   const transcript = document.getElementById("transcript");
   const statusLine = document.getElementById("status");
@@ -12,7 +12,7 @@
   const silenceButton = document.getElementById("silence");
   const recordButton = document.getElementById("record");
   const hangupButton = document.getElementById("hangup");
-  const baseParams = { CallSid: callSid, AccountSid: "AC" + "0".repeat(32), From: "+33600000000", To: "+33900000000", CallStatus: "in-progress", Direction: "inbound" };
+  const baseParams = { AccountSid: "AC" + "0".repeat(32), From: "+33600000000", To: "+33900000000", CallStatus: "in-progress", Direction: "inbound" };
   let pending = null; // {action, numDigits, finishOnKey, rest, record}
   let buffer = "";
   let ended = false;
@@ -43,7 +43,7 @@
     const response = await fetch(root.dataset.webhook, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify({ url: url, params: Object.assign({}, baseParams, extra || {}) }),
+      body: JSON.stringify({ url: url, params: Object.assign({ CallSid: callSid }, baseParams, extra || {}) }),
     });
     const answer = await response.json();
     if (answer.status !== 200) throw new Error("HTTP " + answer.status);
@@ -90,7 +90,13 @@
 
   function submit(digits) {
     const target = pending.action;
+    const rest = pending.rest;
     pending = null;
+    if (!digits) {  // # alone: Twilio posts nothing and goes on, as for silence
+      line("# (rien d'autre)", "caller");
+      run(null, rest);
+      return;
+    }
     line(digits, "caller");
     request(target, { Digits: digits });
   }
@@ -101,6 +107,7 @@
     if (pending.finishOnKey === "#" ) {
       if (key === "#") { submit(buffer); return; }
       buffer += key; typed.textContent = buffer;
+      if (pending.numDigits && buffer.length >= pending.numDigits) submit(buffer);  // as Twilio: no wait for #
       return;
     }
     submit(key);
@@ -130,16 +137,38 @@
     hangupButton.disabled = true;
     statusLine.textContent = message;
     try { await post("/voice/status", { CallStatus: "completed", CallDuration: "60" }); } catch (error) { /* shown below */ }
-    const answer = await (await fetch(root.dataset.context)).json();
+    const answer = await (await fetch(root.dataset.context.replace("__SID__", callSid))).json();
     document.getElementById("result").hidden = false;
-    document.getElementById("outcome").textContent = message + " Résultat enregistré : " + (answer.outcome || "—") +
+    document.getElementById("outcome").textContent = message + " Résultat enregistré : " + (answer.outcome_label || "—") +
       (answer.outcome_step ? " (étape " + answer.outcome_step + ")" : "") + ".";
-    document.getElementById("context").textContent = answer.context ? JSON.stringify(answer.context, null, 2) : "Aucune fiche : l'appel n'a pas été transféré.";
+    document.getElementById("summary").textContent = answer.summary || "Aucune fiche : l'appel n'a pas été transféré.";
+    document.getElementById("context").textContent = answer.context ? JSON.stringify(answer.context, null, 2) : "—";
+    document.getElementById("again").hidden = false;
+  }
+
+  function newSid() {
+    const bytes = new Uint8Array(15);
+    window.crypto.getRandomValues(bytes);
+    return root.dataset.prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 34 - root.dataset.prefix.length);
   }
 
   document.getElementById("start").addEventListener("click", (event) => {
     event.target.disabled = true;
     hangupButton.disabled = false;
+    request("/voice", {});
+  });
+
+  document.getElementById("again").addEventListener("click", (event) => {
+    event.target.hidden = true;
+    callSid = newSid();
+    ended = false;
+    pending = null;
+    buffer = "";
+    typed.textContent = "";
+    transcript.textContent = "";
+    document.getElementById("result").hidden = true;
+    hangupButton.disabled = false;
+    statusLine.textContent = "…";
     request("/voice", {});
   });
 })();
