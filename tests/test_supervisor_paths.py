@@ -226,3 +226,40 @@ def live_server(make_app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+def test_one_call_is_singular_in_the_figures():
+    assert analytics.calls_word(1) == "1 appel" and analytics.calls_word(0) == "0 appel" and analytics.calls_word(12) == "12 appels"
+
+
+# ---- ivr validate: the new lints ---------------------------------------------------------------------------
+def test_validate_finds_a_loop_with_no_exit_when_no_agent_can_answer(files):
+    # The after-hours menu only leads to an agent (which, at night, leads back to it) or to itself.
+    (files / "flows" / "ecps.yaml").write_text("""
+start: accueil
+after_hours: ferme
+nodes:
+  accueil: {type: menu, prompt: etape1.question, choices: {"1": fin, "2": conseiller}}
+  conseiller: {type: transfer, prompt: transfert.demande, reason: caller_request}
+  fin: {type: end, prompt: fin.resolu, outcome: solved}
+  ferme: {type: menu, prompt: horaires.choix, choices: {"1": conseiller, "2": ferme_bis, "3": ferme_bis}}
+  ferme_bis: {type: menu, prompt: horaires.choix_court, choices: {"1": ferme, "2": ferme, "3": ferme}}
+""", encoding="utf-8")
+    result = cli(files, "validate")
+    assert "étape « ferme » : quand aucun conseiller ne peut répondre" in result.output
+    assert "étape « ferme_bis » : quand aucun conseiller ne peut répondre" in result.output
+    assert "l'appelant tournerait en rond" in result.output
+    assert "étape « accueil » : quand" not in result.output
+
+
+def test_validate_asks_for_agreement_after_a_number(files):
+    edit(files / "prompts" / "fr-FR.yaml", "Le temps d'attente est d'environ {minutes:minute}.", "Le temps d'attente est d'environ {minutes} minutes.")
+    result = cli(files, "validate", "--strict")
+    assert result.exit_code == 1
+    assert "« {minutes} minutes » sera lu « 1 minutes » quand minutes vaut 1 ; écrivez {minutes:minute} pour l'accord" in result.output
+
+
+def test_an_agreement_on_something_that_is_no_number_is_refused(files):
+    edit(files / "prompts" / "fr-FR.yaml", "La touche {touche} ne correspond", "La touche {touche:touche} ne correspond")
+    result = cli(files, "validate")
+    assert result.exit_code == 1 and "{touche:touche} : seul un nombre" in result.output

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 
 from ..call.handoff import REASON_LABELS, iso
 from ..call.hours import PARIS
+from ..call.prompts import fill
 from ..storage.db import Database
 
 CSV_COLUMNS = ("call_sid", "started_at", "ended_at", "outcome", "outcome_step", "last_node", "transfer_reason",
@@ -146,6 +147,11 @@ def calls_csv(db: Database, start: float, end: float) -> str:
     return out.getvalue()
 
 
+def calls_word(count: int) -> str:
+    """« 1 appel », « 0 appel », « 12 appels »: the noun agrees, as on the phone."""
+    return fill("{n:appel}", {"n": str(count)})
+
+
 def percent(value: float | None) -> str:
     """A rate as a French percentage ("54 %"), or "—"."""
     return "—" if value is None else f"{value * 100:.0f} %"
@@ -157,7 +163,7 @@ def report(data: dict, first: date, last: date) -> str:
     if not data["calls"]:
         return "\n".join(lines + ["Aucun appel sur la période."]) + "\n"
     outcomes = data["outcomes"]
-    lines.append(f"Taux de résolution sans conseiller : {percent(data['containment_rate'])} ({data['contained']} appels)")
+    lines.append(f"Taux de résolution sans conseiller : {percent(data['containment_rate'])} ({calls_word(data['contained'])})")
     solved = ", ".join(f"étape {step} : {n}" for step, n in sorted(data["solved_by_step"].items()))
     lines.append(f"  résolus par le serveur vocal : {outcomes.get('solved', 0)}" + (f" ({solved})" if solved else ""))
     lines.append(f"  orientés vers le service (« Bravo ») : {outcomes.get('service', 0)}")

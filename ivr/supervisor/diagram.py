@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..call.engine import spoken_key
 from ..call.flow import Flow, Node
 
-_MERMAID_SHAPES = {"end": ("([", "])"), "transfer": ("[[", "]]"), "say": ("[/", "/]"), "record": ("[(", ")]")}
-_DOT_SHAPES = {"end": "doubleoctagon", "transfer": "box3d", "say": "note", "record": "cylinder", "digits": "component"}
+_MERMAID_SHAPES = {"end": ("([", "])"), "transfer": ("[[", "]]"), "say": ("[/", "/]"), "record": ("[(", ")]"), "branch": ("{", "}")}
+_DOT_SHAPES = {"end": "doubleoctagon", "transfer": "box3d", "say": "note", "record": "cylinder", "digits": "component", "branch": "diamond"}
 
 
 def _label(node: Node, figures: dict | None = None) -> str:
@@ -20,8 +20,14 @@ def _edges(node: Node) -> list[tuple[str, str]]:
     for key, choice in node.choices.items():
         label = spoken_key(key) + (f" {choice.answer}" if choice.answer else "")
         edges.append((choice.goto, label))
+    for field, target in node.branches.items():
+        edges.append((target, f"si {field} connu"))
     if node.next:
-        edges.append((node.next, "saisie" if node.type == "digits" else ""))
+        edges.append((node.next, "saisie" if node.type == "digits" else "sinon" if node.type == "branch" else ""))
+    if node.silence:
+        edges.append((node.silence, "silence"))
+    if node.if_empty:
+        edges.append((node.if_empty, "message vide"))
     return edges
 
 

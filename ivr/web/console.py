@@ -139,7 +139,8 @@ def dashboard():
     first, last = _period()
     data = analytics.figures(services().db, *analytics.day_bounds(first, last))
     return render_template("console/dashboard.html", data=data, first=first, last=last, reasons=REASON_LABELS,
-                           percent=analytics.percent, outcome_labels=analytics.OUTCOME_LABELS)
+                           percent=analytics.percent, outcome_labels=analytics.OUTCOME_LABELS,
+                           calls_word=analytics.calls_word)
 
 
 @bp.get("/calls.csv")
@@ -262,7 +263,7 @@ def flow():
     first, last = _period()
     bundle = services().bundle()
     data = analytics.figures(services().db, *analytics.day_bounds(first, last))
-    labels = {name: f"{n['reach']} appels · {n['median_time_s']:.0f} s · abandon {analytics.percent(n['drop_off_rate'])}"
+    labels = {name: f"{analytics.calls_word(n['reach'])} · {n['median_time_s']:.0f} s · abandon {analytics.percent(n['drop_off_rate'])}"
               for name, n in data["nodes"].items()}
     svg = None
     program = shutil.which("dot")
