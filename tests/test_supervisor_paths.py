@@ -253,7 +253,8 @@ nodes:
 
 
 def test_validate_asks_for_agreement_after_a_number(files):
-    edit(files / "prompts" / "fr-FR.yaml", "Le temps d'attente est d'environ {minutes:minute}.", "Le temps d'attente est d'environ {minutes} minutes.")
+    edit(files / "prompts" / "fr-FR.yaml", "Le temps d'attente est d'environ {minutes:minute}.",
+         "Le temps d'attente est d'environ {minutes} minutes.")
     result = cli(files, "validate", "--strict")
     assert result.exit_code == 1
     assert "« {minutes} minutes » sera lu « 1 minutes » quand minutes vaut 1 ; écrivez {minutes:minute} pour l'accord" in result.output
