@@ -186,3 +186,87 @@ def test_resume_says_the_question_again_and_fail_transfers(flow):
     assert failed.transfer_reason == "technical_error" and isinstance(actions[0], Transfer)
     closed, actions = engine.fail(flow, session, AT + 1, CLOSED)
     assert closed.node == "ferme"
+
+
+FLOW_MORE = """
+start: tri
+after_hours: ferme
+closed_prompts: {fin.rappel: fin.rappel_ferme}
+nodes:
+  tri: {type: branch, branches: {identifiant: bravo}, next: bravo}
+  bravo:
+    type: menu
+    prompt: fin.service
+    outcome: service
+    silence: au_revoir
+    choices: {"1": au_revoir, "2": rappel}
+  rappel: {type: end, prompt: fin.rappel, outcome: callback}
+  au_revoir: {type: end, prompt: fin.au_revoir, outcome: service}
+  ferme: {type: menu, prompt: horaires.choix, choices: {"1": rappel, "2": message}}
+  message: {type: record, prompt: rappel.message, field: message_vocal, next: rappel, if_empty: ferme}
+"""
+
+
+@pytest.fixture(scope="module")
+def more(tmp_path_factory):
+    path = tmp_path_factory.mktemp("flow") / "more.yaml"
+    path.write_text(FLOW_MORE, encoding="utf-8")
+    return flow_loader.load(path, prompts.load(ROOT / "prompts"))
+
+
+def test_a_branch_says_nothing_and_goes_by_an_answer_already_given(more):
+    session, actions = engine.start(more, "CA1", "+33612345678", AT)
+    assert session.node == "bravo" and actions[0].says == (Say("fin.service"),)
+    assert events(session) == ["enter", "enter"]
+
+
+def test_silence_where_the_flow_says_so_is_an_answer_and_hanging_up_there_has_its_outcome(more):
+    session, _ = engine.start(more, "CA1", "+33612345678", AT)
+    ended, actions = engine.step(more, session, NoInput("bravo", "ask", AT + 6))
+    assert actions == (Hangup((Say("fin.au_revoir"),)),) and ended.outcome == "service" and ended.failures == 0
+    assert engine.hung_up(more, session, AT + 3).outcome == "service"
+    assert engine.hung_up(more, ended, AT + 9) is ended
+
+
+def test_sentences_said_instead_while_closed(more):
+    session, _ = engine.start(more, "CA1", "+33612345678", AT)
+    _, actions = engine.step(more, session, Keys("bravo", "ask", "2", AT + 1), CLOSED)
+    assert actions == (Hangup((Say.filled("fin.rappel_ferme", quand="demain à 8 heures 30"),)),)
+    _, actions = engine.step(more, session, Keys("bravo", "ask", "2", AT + 1))
+    assert actions == (Hangup((Say("fin.rappel"),)),)
+
+
+def test_an_unanswered_transfer_offers_the_after_hours_part_and_failing_there_says_goodbye(more):
+    session, _ = engine.start(more, "CA1", "+33612345678", AT)
+    session, actions = engine.step(more, session, Keys("bravo", "ask", "0", AT + 1), Conditions(agents=False))
+    assert session.node == "ferme" and actions[0].says[0] == Say("conseiller.aucun")
+    for second in (3, 4, 5):
+        session, actions = engine.step(more, session, NoInput("ferme", "ask", AT + second))
+    assert actions == (Hangup((Say("commun.silence"), Say("conseiller.indisponible"))),) and session.outcome == "unanswered"
+
+
+def test_a_transfer_nobody_answered_is_offered_again_as_a_callback(more):
+    session, _ = engine.start(more, "CA1", "+33612345678", AT)
+    session, _ = engine.step(more, session, Keys("bravo", "ask", "0", AT + 1))
+    assert session.outcome == "transferred"
+    session, actions = engine.unanswered(more, session, AT + 30)
+    assert session.outcome is None and session.node == "ferme" and events(session)[-2:] == ["unanswered", "enter"]
+    night, actions = engine.unanswered(more, session, AT + 30, CLOSED)
+    assert actions[0].says[0] == Say.filled("horaires.ferme", quand="demain à 8 heures 30")
+
+
+def test_an_empty_message_goes_where_the_flow_says(more):
+    session = at(more, "message")
+    session, actions = engine.step(more, session, Recorded("message", "ask", "https://api.twilio.com/R1", 0, AT + 1))
+    assert "message_vocal" not in session.answers and session.node == "ferme"
+    assert actions[0].says[0] == Say("commun.message_vide")
+
+
+def test_options_take_one_key_then_ask_for_more(flow):
+    session, actions = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "2", AT + 1))
+    assert session.phase == "more" and actions == (Ask("navigateurs", "more", (Say.filled("saisie.autre_option", choix="Firefox"),), 6, 1, "#"),)
+    session, actions = engine.step(flow, session, Keys("navigateurs", "more", "1", AT + 2))
+    assert session.answers == {"navigateurs": "Firefox, Chrome"} and session.node == "message"  # every option chosen
+    session, _ = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "1", AT + 1))
+    session, _ = engine.step(flow, session, NoInput("navigateurs", "more", AT + 2))
+    assert session.answers == {"navigateurs": "Chrome"}
