@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import responses
 from click.testing import CliRunner
 from conftest import ROOT
 
@@ -74,3 +75,29 @@ def test_ivr_purge_says_what_it_removed_and_refuses_a_bad_period_in_french(tmp_p
                                 [sys.executable, "-m", "ivr.cli", *args], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1  # one sentence
+
+
+@responses.activate
+def test_purge_deletes_the_voice_messages_at_twilio_and_keeps_what_could_not_be(app, caller):
+    """Callers are told their message is kept N days: past them it is deleted at Twilio too."""
+    from test_calls import TO_STEP6
+
+    from ivr.delivery.sms import recording_deleter
+
+    db = app.extensions["ivr"].db
+    calls = [caller(), caller()]
+    for call in calls:
+        call.call([*TO_STEP6, "9", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "1", "rec"])
+    urls = [CallRecords(db).get(call.call_sid)["context"]["questionnaire"]["voice_message_url"] for call in calls]
+    db.execute("UPDATE calls SET started_at = started_at - ?", (40 * DAY,))
+    account = "AC" + "1" * 32
+    base = f"https://api.twilio.com/2010-04-01/Accounts/{account}/Recordings"
+    sids = [url.rsplit("/", 1)[-1] for url in urls]
+    responses.delete(f"{base}/{sids[0]}.json", status=204)
+    responses.delete(f"{base}/{sids[1]}.json", status=500, json={"code": 20500, "message": "error", "status": 500})
+    removed = purge(db, time.time() - 30 * DAY, recording_deleter(account, "token"))
+    assert removed["calls"] == 1
+    assert CallRecords(db).get(calls[0].call_sid) is None
+    assert CallRecords(db).get(calls[1].call_sid) is not None  # its message is still at Twilio: tried again next time
+    responses.replace(responses.DELETE, f"{base}/{sids[1]}.json", status=404, json={"code": 20404, "message": "not found", "status": 404})
+    assert purge(db, time.time() - 30 * DAY, recording_deleter(account, "token"))["calls"] == 1

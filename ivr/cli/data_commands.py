@@ -188,11 +188,14 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
 @_data_dir_option
 def purge(days: float, data_dir: str) -> None:
     """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel
-    et les SMS de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps)."""
+    et les SMS de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps), et leurs
+    messages vocaux chez Twilio (avec TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN)."""
     import time
 
+    from ..delivery.sms import recording_deleter
     from ..storage.retention import DAY
     from ..storage.retention import purge as purge_older
 
-    removed = purge_older(_database(data_dir), time.time() - days * DAY)
+    forget = recording_deleter(os.environ.get("TWILIO_ACCOUNT_SID", ""), os.environ.get("TWILIO_AUTH_TOKEN", ""))
+    removed = purge_older(_database(data_dir), time.time() - days * DAY, forget)
     click.echo("Supprimé : " + ", ".join(f"{table} {count}" for table, count in removed.items()) + ".")

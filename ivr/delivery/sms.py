@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import phonenumbers
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -68,3 +69,30 @@ class Guides:
             log.warning("[%s] SMS guide %s sent, its status not written", call_sid, guide)
         log.info("[%s] SMS guide %s sent", call_sid, guide)
         return "sent"
+
+
+def recording_deleter(account_sid: str, auth_token: str, timeout: float = 5.0) -> Callable[[str], bool] | None:
+    """Deletes a voice message at Twilio from its RecordingUrl (True when it is gone, already gone
+    included); None without Twilio's credentials."""
+    if not (account_sid and auth_token):
+        return None
+    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout, max_retries=0))
+
+    def forget(url: str) -> bool:
+        sid = url.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+        if not sid.startswith("RE"):
+            log.warning("not a Twilio recording, left alone: %s", url[:120])
+            return True
+        try:
+            client.recordings(sid).delete()
+        except TwilioRestException as error:
+            if error.status == 404:
+                return True
+            log.warning("recording %s not deleted at Twilio: %s", sid, error)
+            return False
+        except (TwilioException, OSError) as error:
+            log.warning("recording %s not deleted at Twilio: %s", sid, error)
+            return False
+        return True
+
+    return forget

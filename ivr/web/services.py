@@ -19,7 +19,7 @@ from ..call.library import Bundle, FlowLibrary
 from ..call.session import OPEN, Conditions
 from ..call.twiml import Cache, Speech
 from ..delivery.outbox import Deliverer, Outbox
-from ..delivery.sms import Guides
+from ..delivery.sms import Guides, recording_deleter
 from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect
 from ..storage.overrides import PromptOverrides
@@ -117,7 +117,7 @@ def build(config: Mapping) -> Services:
     if not (retention.isascii() and retention.isdigit() and 1 <= int(retention) <= 3650):
         raise ConfigurationError(f"IVR_RETENTION_DAYS doit être un nombre de jours, de 1 à 3650 (trouvé : {retention!r}) : "
                                  "c'est la durée de conservation annoncée aux appelants")
-    Housekeeper(db, float(retention)).start()
+    Housekeeper(db, float(retention), recording_deleter(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"]))).start()
     ttl = int(config["IVR_SESSION_TTL"])
     if config["REDIS_URL"]:
         store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"], float(config["IVR_REDIS_TIMEOUT"]))
