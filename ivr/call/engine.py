@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import replace
 
 from . import identifiers
 from .flow import AGENT_KEY, REPEAT_KEY, Flow, Guide, Node
-from .session import OPEN, Action, Ask, Conditions, Event, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Session, Spoken, Transfer
+from .session import (
+    OPEN,
+    Action,
+    Ask,
+    Conditions,
+    Event,
+    Experiment,
+    GuideRequested,
+    Hangup,
+    Keys,
+    Listen,
+    NoInput,
+    Recorded,
+    Say,
+    Session,
+    Spoken,
+    Transfer,
+)
 
 # Why a caller was put through to a person; each reason has the sentence that announces it.
 REASON_PROMPTS = {
@@ -25,9 +43,29 @@ _GUIDE_PROMPTS = {"sent": "sms.envoye", "already": "sms.deja_envoye", "not_mobil
 
 # ---- the logic ----------------------------------------------------------------------------------
 def start(flow: Flow, call_sid: str, caller: str, at: float, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
-    """A new call: its session and what it hears first."""
+    """A new call: its session and what it hears first (after the welcome, the incident announced
+    if there is one); it gets an arm of each sentence experiment running, for its whole length."""
     session = Session(call_sid=call_sid, caller=caller, started_at=at, flow_version=flow.version)
-    return _served(flow, *_enter(flow, session, flow.start, at), at, conditions)
+    for experiment in conditions.experiments:
+        arm = arm_of(call_sid, experiment)
+        session = _log(session, at, "experiment", {"arms": {**session.arms, experiment.key: arm}}, key=experiment.key, arm=arm,
+                       experiment=experiment.id)
+        if arm == "B":
+            session = session.evolve(variants={**session.variants, experiment.key: experiment.text_b})
+    session, actions = _served(flow, *_enter(flow, session, flow.start, at), at, conditions)
+    if conditions.incident is not None and actions and actions[0].says:
+        number, text = conditions.incident
+        first = actions[0]
+        says = (first.says[0], Say.filled("incident.annonce", annonce=text), Say("incident.suite"), *first.says[1:])
+        session = _log(session, at, "incident", {"incident": number}, incident=number)
+        actions = (replace(first, says=says), *actions[1:])
+    return session, actions
+
+
+def arm_of(call_sid: str, experiment: Experiment) -> str:
+    """The arm a call gets: the same on every server, `share` % of calls in "B"."""
+    digest = hashlib.sha256(f"{experiment.id}:{experiment.key}:{call_sid}".encode()).digest()
+    return "B" if int.from_bytes(digest[:4], "big") % 100 < experiment.share else "A"
 
 
 def step(flow: Flow, session: Session, event: Event, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:

@@ -48,6 +48,8 @@ SYSTEM_PROMPTS = (
     "saisie.autre_option",
     "commun.message_vide",
     "conseiller.aucun",
+    "incident.annonce",
+    "incident.suite",
 )
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from .yamlfile import Problem
 # Twilio refuses a <Say> body longer than this many characters.
 SAY_MAX_CHARS = 4096
 # The only values the server fills into a sentence.
-PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot", "jours", "choix"})
+PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot", "jours", "choix",
+                          "annonce"})
 # Those that are numbers: a noun after one agrees with it, written {minutes:minute} (« 1 minute »,
 # « 5 minutes ») or {n:singulier/pluriel} when the plural is not the singular with an s.
 NUMBERS = frozenset({"compte", "attendu", "position", "minutes", "jours"})
@@ -54,6 +55,16 @@ class Prompts:
     def text(self, key: str, params: Mapping[str, str] | None = None) -> str:
         """The sentence for `key` with its placeholders filled."""
         return fill(self.entries[key].text, params)
+
+    def with_texts(self, texts: Mapping[str, str]) -> Prompts:
+        """The catalogue with some sentences worded otherwise (a call's experiment arms)."""
+        if not texts:
+            return self
+        entries = dict(self.entries)
+        for key, text in texts.items():
+            if key in entries:
+                entries[key] = Prompt(key, text, entries[key].line)
+        return Prompts(self.language, self.source, MappingProxyType(entries), self.sounds)
 
     def spoken(self, key: str, params: Mapping[str, str] | None = None) -> str:
         """The sentence as the voice is to read it: filled, with the pronunciations applied."""
@@ -185,6 +196,11 @@ def _flatten(mapping: yamlfile.LineMap, prefix: str, name: str, out: dict, probl
 
 def replace_problem(problem: Problem, file: str) -> Problem:
     return Problem(file, problem.line, problem.message, problem.severity)
+
+
+def check_text(name: str, line: int, key: str, text: str) -> list[Problem]:
+    """Whether Twilio can read `text` (its length, placeholders, characters): the problems."""
+    return _check_text(name, line, key, text)
 
 
 def _check_text(name: str, line: int, key: str, text: str) -> list[Problem]:

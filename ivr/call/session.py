@@ -71,6 +71,18 @@ class Conditions:
     service_open: bool = True
     reopening: str = ""
     agents: bool = True  # a destination (queue, number…) is configured to put callers through to
+    incident: tuple[int, str] | None = None  # (id, text) of the announcement new calls hear
+    experiments: tuple[Experiment, ...] = ()  # sentence experiments running: new calls get an arm of each
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A sentence tried in two wordings: `share` % of new calls hear `text_b` instead of the usual one."""
+
+    id: int
+    key: str
+    text_b: str
+    share: int
 
 
 OPEN = Conditions()
@@ -150,6 +162,10 @@ class Session:
     outcome: str | None = None
     outcome_step: int | None = None
     transfer_reason: str | None = None
+    incident: int | None = None  # the incident announced to this call
+    arms: Mapping[str, str] = field(default_factory=dict)  # sentence → "A" or "B", for each experiment running when it started
+    variants: Mapping[str, str] = field(default_factory=dict)  # sentence → the wording it hears instead (its "B" arms)
+    rating: int | None = None  # 1 to 5, what the caller thought of the call
     recorded: int = 0  # history entries already written to the call's events (by the shell)
     reply_token: str = ""  # Twilio's I-Twilio-Idempotency-Token of the last request answered (by the shell)
     reply: str = ""  # what that request was answered: the same again if Twilio retries it
@@ -175,6 +191,8 @@ class Session:
         unknown or missing field raises the dataclass's TypeError)."""
         values = dict(data)
         values["answers"] = dict(values.get("answers") or {})
+        for name in ("arms", "variants"):
+            values[name] = dict(values.get(name) or {})
         values["history"] = tuple(values.get("history") or ())
         return cls(**values, revision=revision)
 

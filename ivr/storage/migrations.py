@@ -156,4 +156,34 @@ MIGRATIONS: tuple[str, ...] = (
         created_at {real} NOT NULL
     );
     """,
+    # Evidence for supervisors: incident announcements, sentence experiments (A/B), and what
+    # callers thought of their call; each call says which incident and arms it had, and its rating.
+    """
+    CREATE TABLE incidents (
+        id {id},
+        text TEXT NOT NULL,
+        until_at {real},
+        set_by TEXT NOT NULL,
+        set_at {real} NOT NULL,
+        cleared_by TEXT,
+        cleared_at {real}
+    );
+    CREATE TABLE experiments (
+        id {id},
+        key TEXT NOT NULL,
+        text_b TEXT NOT NULL,
+        share INTEGER NOT NULL,
+        started_by TEXT NOT NULL,
+        started_at {real} NOT NULL,
+        stopped_by TEXT,
+        stopped_at {real},
+        kept TEXT
+    );
+    CREATE UNIQUE INDEX experiments_running ON experiments (key) WHERE stopped_at IS NULL;
+    ALTER TABLE calls ADD COLUMN incident INTEGER;
+    ALTER TABLE calls ADD COLUMN arms TEXT;
+    ALTER TABLE calls ADD COLUMN rating INTEGER;
+    ALTER TABLE calls ADD COLUMN rating_channel TEXT;
+    ALTER TABLE calls ADD COLUMN rating_at {real};
+    """,
 )

@@ -15,13 +15,15 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 SIMULATED_PREFIX = "CAtry"
 _UPSERT_CALL = """
     INSERT INTO calls (call_sid, caller, started_at, flow_version, last_node, last_step,
-                       outcome, outcome_step, transfer_reason, context, simulated)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       outcome, outcome_step, transfer_reason, context, simulated, incident, arms, rating, rating_channel, rating_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (call_sid) DO UPDATE SET
         last_node = excluded.last_node, last_step = excluded.last_step,
         outcome = excluded.outcome, outcome_step = excluded.outcome_step,
         transfer_reason = excluded.transfer_reason,
-        context = COALESCE(excluded.context, calls.context)
+        context = COALESCE(excluded.context, calls.context),
+        rating = COALESCE(excluded.rating, calls.rating), rating_channel = COALESCE(excluded.rating_channel, calls.rating_channel),
+        rating_at = COALESCE(excluded.rating_at, calls.rating_at)
     WHERE calls.call_status IS NULL
 """
 # The new events of a call: its history entries as one JSON array, in their order (ids follow it);
@@ -40,6 +42,10 @@ _INSERT_EVENTS = {
         FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS e(value, position) ORDER BY position
     """,
 }
+
+
+def _rated_at(session: Session) -> float | None:
+    return next((entry["at"] for entry in reversed(session.history) if entry.get("event") == "rating"), None)
 
 
 class CallRecords:
@@ -66,6 +72,11 @@ class CallRecords:
             session.transfer_reason,
             json.dumps(context, ensure_ascii=False) if context is not None else None,
             int(session.call_sid.startswith(SIMULATED_PREFIX)),
+            session.incident,
+            json.dumps(dict(session.arms), sort_keys=True) if session.arms else None,
+            session.rating,
+            "voice" if session.rating is not None else None,
+            _rated_at(session),
         )
         events = orjson.dumps(session.history[events_from:]).decode()
         insert_events = _INSERT_EVENTS[self.db.dialect]
@@ -75,6 +86,11 @@ class CallRecords:
         with self.db.transaction():
             self.db.execute(_UPSERT_CALL, record)
             self.db.execute(insert_events, (session.call_sid, events))
+
+    def rate(self, call_sid: str, rating: int, channel: str, at: float) -> bool:
+        """A rating given after the call (by SMS); False when the call is unknown."""
+        return bool(self.db.execute("UPDATE calls SET rating = ?, rating_channel = ?, rating_at = ? WHERE call_sid = ?",
+                                    (rating, channel, at, call_sid)))
 
     def transfer_result(self, call_sid: str, result: str) -> None:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
@@ -113,4 +129,5 @@ class CallRecords:
         if record is None:
             return None
         record["context"] = json.loads(record["context"]) if record["context"] else None
+        record["arms"] = json.loads(record["arms"]) if record.get("arms") else {}
         return record

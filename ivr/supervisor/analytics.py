@@ -84,6 +84,11 @@ def _funnel(events) -> dict:
     return {step: len(reached.get(step, ())) for step in range(1, 7)}
 
 
+def node_figures(events, calls) -> dict:
+    """Per node: reach, visits, median time, and silence / wrong key / repeat / drop-off (per visit)."""
+    return _nodes(events, calls)
+
+
 def _nodes(events, calls) -> dict:
     by_call = defaultdict(list)
     for row in events:
@@ -111,6 +116,8 @@ def _nodes(events, calls) -> dict:
         visits, reach = node["visits"], len(node["reach"])
         result[name] = {
             "reach": reach,
+            "visits": visits,
+            "counts": {"silence": len(node["silence"]), "invalid": len(node["invalid"]), "repeat": len(node["repeat"]), "dropped": dropped[name]},
             "median_time_s": round(statistics.median(node["times"]), 1),
             "silence_rate": len(node["silence"]) / visits,
             "invalid_rate": len(node["invalid"]) / visits,

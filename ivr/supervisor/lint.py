@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from ..call.flow import AGENT_KEY, REPEAT_KEY, Flow, Node
-from ..call.prompts import Prompts
+from ..call.prompts import Prompts, check_text
 from ..call.yamlfile import Problem
 
 # A French TTS voice speaks about 14 characters a second (≈ 150 words a minute).
@@ -18,7 +18,7 @@ _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
 _SERVER_PREFIXES = (
     "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
-    "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec", "parole.",
+    "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec", "parole.", "incident.",
 )
 # fin.rappel is also said by the server when a caller leaves the queue to be called back.
 
@@ -41,16 +41,48 @@ def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS)
     for node in flow.nodes.values():
         findings += _announcements(flow, prompts, node)
     for prompt in prompts.entries.values():
-        seconds = spoken_seconds(prompt.text)
-        if seconds > max_seconds:
-            findings.append(_warning(prompts.source, prompt.line,
-                                     f"« {prompt.key} » dure environ {seconds:.0f} secondes à l'oral (plus de {max_seconds:.0f}) : "
-                                     "un appelant décroche ; coupez en deux étapes ou raccourcissez"))
+        long = too_long(prompt.key, prompt.text, max_seconds)
+        if long:
+            findings.append(_warning(prompts.source, prompt.line, long))
         bad = sorted({c for c in prompt.text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") or ord(c) > 0xFFFF})
         if bad:
             shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
             findings.append(Problem(prompts.source, prompt.line, f"« {prompt.key} » contient des caractères que la voix ne sait pas lire ({shown})"))
     return sorted(findings)
+
+
+def too_long(key: str, text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> str | None:
+    """Why `text` is too long to be heard out, or None."""
+    seconds = spoken_seconds(text)
+    if seconds <= max_seconds:
+        return None
+    return (f"« {key} » dure environ {seconds:.0f} secondes à l'oral (plus de {max_seconds:.0f}) : "
+            "un appelant décroche ; coupez en deux étapes ou raccourcissez")
+
+
+def check_change(load, key: str, text: str) -> list[Problem]:
+    """Exactly what `ivr validate` says of the files with sentence `key` worded `text` (`load`
+    gives the bundle and problems with such changes on top), kept to what concerns it."""
+    candidate, problems = load({key: text})
+    if candidate is not None:
+        problems = [*problems, *lint(candidate.flow, candidate.prompts)]
+    return [p for p in problems if p.severity == "error" or f"« {key} »" in p.message]
+
+
+def check_announcement(text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Problem]:
+    """An incident announcement is checked as a sentence is: refused if Twilio cannot read it or if
+    it is too long to be heard out."""
+    text = " ".join(text.split())
+    where = "annonce"
+    if not text:
+        return [Problem(where, 0, "l'annonce est vide")]
+    problems = [p for p in check_text(where, 0, "annonce", text) if p.severity == "error"]
+    if "{" in text or "}" in text:
+        problems.append(Problem(where, 0, "« annonce » : pas d'accolades { } dans une annonce (elles ne sont pas lues)"))
+    long = too_long("annonce", text, max_seconds)
+    if long:
+        problems.append(Problem(where, 0, long))
+    return problems
 
 
 def _warning(file: str, line: int, message: str) -> Problem:

@@ -210,10 +210,12 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     links = urls.links(session.call_sid) if transfer or follow_up else None
     document = handoff.context(session, bundle.flow, now, links.context) if links else None
     plan = handoff.plan(ivr.destinations, document, links) if transfer else None
+    speech = ivr.speech(bundle, session.variants)
     if plan is None:
-        body = ivr.twiml_cache.document((bundle.version, urls.scope), actions, ivr.speech(bundle), urls.answer)
+        scope = (bundle.version, urls.scope, tuple(sorted(session.variants.items())))
+        body = ivr.twiml_cache.document(scope, actions, speech, urls.answer)
     else:
-        body = twiml.document(actions, ivr.speech(bundle), urls.answer, plan)
+        body = twiml.document(actions, speech, urls.answer, plan)
     changes = {"reply_token": token, "reply": body} if token else {}
     if unrecorded == 0 or ending:
         changes["recorded"] = len(session.history)

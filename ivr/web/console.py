@@ -19,7 +19,7 @@ from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
 from ..storage.records import SIMULATED_PREFIX
 from ..supervisor import analytics, diagram
-from ..supervisor.lint import lint, spoken_seconds
+from ..supervisor.lint import check_change, spoken_seconds
 from . import calls
 from .services import services
 
@@ -221,13 +221,9 @@ def _prompt_page(bundle, current, text: str, problems: list):
 
 
 def _check_edit(key: str, text: str):
-    """Exactly what `ivr validate` checks, on the files with this change on top."""
-    library = services().library
-    candidate, problems = library.load({key: text})
-    if candidate is not None:
-        problems = [*problems, *lint(candidate.flow, candidate.prompts)]
-    # Only what concerns this sentence or what it breaks; the rest was already there.
-    return [p for p in problems if p.severity == "error" or f"« {key} »" in p.message]
+    """Exactly what `ivr validate` checks, on the files with this change on top (only what concerns
+    this sentence or what it breaks; the rest was already there)."""
+    return check_change(services().library.load, key, text)
 
 
 @bp.get("/history")

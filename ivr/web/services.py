@@ -16,12 +16,14 @@ from ..call import hours as hours_module
 from ..call.handoff import Destinations
 from ..call.hours import PARIS
 from ..call.library import Bundle, FlowLibrary
-from ..call.session import OPEN, Conditions
+from ..call.session import OPEN, Conditions, Experiment
 from ..call.twiml import Cache, Speech
 from ..delivery.outbox import Deliverer, Outbox
 from ..delivery.sms import Guides, recording_deleter
 from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect
+from ..storage.experiments import Experiments
+from ..storage.incidents import Incidents
 from ..storage.overrides import PromptOverrides
 from ..storage.records import CallRecords
 from ..storage.retention import Housekeeper
@@ -61,22 +63,49 @@ class Services:
     twiml_cache: Cache = field(default_factory=Cache)
     hours: hours_module.Hours = hours_module.ALWAYS_OPEN
     retention_days: int = 90  # how long calls are kept: said to callers ({jours})
+    incidents: Incidents | None = None
+    experiments: Experiments | None = None
+    evidence_interval: float = 2.0  # seconds an incident or experiment read from the database is used before reading again
+    _evidence: list = field(default_factory=lambda: [float("-inf"), None, ()], repr=False)  # [read at, incident, experiments]
     clock: Callable[[], float] = time.time  # seconds since the epoch; tests give a fixed clock
 
     def bundle(self, version: str | None = None) -> Bundle:
         """The flow and prompts of `version` (a call in progress), or the current ones."""
         return self.library.get(version) if version else self.library.current()
 
-    def speech(self, bundle: Bundle | None = None) -> Speech:
-        """How to speak the sentences of `bundle` (default: the version in service)."""
-        return Speech((bundle or self.library.current_bundle).prompts, self.voice, self.language, (("jours", str(self.retention_days)),))
+    def speech(self, bundle: Bundle | None = None, variants: Mapping[str, str] | None = None) -> Speech:
+        """How to speak the sentences of `bundle` (default: the version in service), with a call's
+        experiment `variants` worded as they are for it."""
+        prompts = (bundle or self.library.current_bundle).prompts.with_texts(variants or {})
+        return Speech(prompts, self.voice, self.language, (("jours", str(self.retention_days)),))
 
     def conditions(self, now: float) -> Conditions:
         """Whether agents answer at `now`, and when they do again if not (for the engine)."""
         moment = datetime.fromtimestamp(now, PARIS)
+        incident, experiments = self.announcements(now)
         if self.hours.is_open(moment):
-            return OPEN if self.destinations.configured else Conditions(agents=False)
-        return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured)
+            if self.destinations.configured and incident is None and not experiments:
+                return OPEN
+            return Conditions(agents=self.destinations.configured, incident=incident, experiments=experiments)
+        return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured,
+                          incident=incident, experiments=experiments)
+
+    def announcements(self, now: float) -> tuple[tuple[int, str] | None, tuple[Experiment, ...]]:
+        """The incident announced and the experiments running, read at most every
+        `evidence_interval` seconds (every server sees a change within it); with the database
+        down, the last ones read."""
+        read_at, incident, experiments = self._evidence
+        if self.incidents is not None and time.monotonic() - read_at >= self.evidence_interval:
+            try:
+                row = self.incidents.current(now)
+                incident = (row["id"], row["text"], row["until_at"]) if row else None
+                experiments = tuple(Experiment(r["id"], r["key"], r["text_b"], r["share"]) for r in self.experiments.running())
+            except Exception:  # the calls go on without: an announcement is not worth a failed call
+                log.warning("incidents and experiments unreadable (database): the last ones read are used")
+            self._evidence = [time.monotonic(), incident, experiments]
+        if incident is not None and incident[2] is not None and incident[2] <= now:
+            incident = None  # it ended by itself at its « until »
+        return (incident[:2] if incident else None), experiments
 
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
@@ -142,6 +171,9 @@ def build(config: Mapping) -> Services:
         deliverer=deliverer,
         hours=opening,
         retention_days=int(retention),
+        incidents=Incidents(db),
+        experiments=Experiments(db),
+        evidence_interval=float(config["IVR_RELOAD_INTERVAL"]),
         clock=config.get("IVR_CLOCK") or time.time,
     )
 

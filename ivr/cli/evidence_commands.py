@@ -1,0 +1,207 @@
+"""Commands for evidence: incident announcements and sentence experiments (A/B)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+
+import click
+
+from .base import _data_dir_option, _database, _files, _help, _load, console_changes, main
+
+
+def _who() -> str:
+    return os.environ.get("USER") or "ivr"
+
+
+# ---- incidents ------------------------------------------------------------------------------------
+@main.group()
+@_help
+def incident() -> None:
+    """Annonce d'incident, dite à chaque nouvel appel juste après l'accueil (panne nationale…)."""
+
+
+@incident.command("set")
+@_help
+@click.argument("text")
+@click.option("--until", "until", help="fin de l'annonce, heure de Paris « AAAA-MM-JJ HH:MM » (défaut : jusqu'à « ivr incident clear »)")
+@_data_dir_option
+def incident_set(text: str, until: str | None, data_dir: str) -> None:
+    """Annoncer TEXT à chaque nouvel appel (sur tous les serveurs, sans redémarrage)."""
+    from ..storage.incidents import Incidents
+    from ..supervisor.lint import check_announcement
+
+    now = time.time()
+    ends = _paris_time(until) if until else None
+    if ends is not None and ends <= now:
+        raise click.ClickException(f"la fin « {until} » est déjà passée")
+    problems = check_announcement(text)
+    if problems:
+        raise click.ClickException("annonce refusée : " + " ; ".join(p.message for p in problems))
+    number = Incidents(_database(data_dir)).set(" ".join(text.split()), ends, _who(), now)
+    click.echo(f"Annonce n° {number} en service" + (f" jusqu'au {until}" if until else " jusqu'à « ivr incident clear »") +
+               " : les nouveaux appels l'entendent après l'accueil (dans les 2 secondes sur chaque serveur).")
+
+
+@incident.command("clear")
+@_help
+@_data_dir_option
+def incident_clear(data_dir: str) -> None:
+    """Arrêter l'annonce en cours."""
+    from ..storage.incidents import Incidents
+
+    if not Incidents(_database(data_dir)).clear(_who(), time.time()):
+        click.echo("Aucune annonce en cours.")
+        return
+    click.echo("Annonce arrêtée : les nouveaux appels ne l'entendent plus.")
+
+
+@incident.command("show")
+@_help
+@_data_dir_option
+def incident_show(data_dir: str) -> None:
+    """L'annonce en cours et les précédentes."""
+    from ..storage.incidents import Incidents
+
+    incidents = Incidents(_database(data_dir))
+    current = incidents.current(time.time())
+    click.echo(f"En cours (n° {current['id']}) : « {current['text']} »" + (f", jusqu'au {_paris(current['until_at'])}" if current["until_at"] else "")
+               if current else "Aucune annonce en cours.")
+    for row in incidents.history(10):
+        ended = f", arrêtée le {_paris(row['cleared_at'])} par {row['cleared_by']}" if row["cleared_at"] else ""
+        click.echo(f"  n° {row['id']} posée le {_paris(row['set_at'])} par {row['set_by']}{ended} : « {row['text']} »")
+
+
+def _paris_time(text: str) -> float:
+    from ..call.hours import PARIS
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=PARIS).timestamp()
+    except ValueError as error:
+        raise click.ClickException(f"« {text} » n'est pas une date « AAAA-MM-JJ HH:MM » (heure de Paris)") from error
+
+
+def _paris(at: float) -> str:
+    from ..call.hours import PARIS
+
+    return datetime.fromtimestamp(at, PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+# ---- experiments ------------------------------------------------------------------------------------
+@main.group()
+@_help
+def experiment() -> None:
+    """Expériences sur une phrase (A/B) : une part des appels entend une autre formulation, et les
+    chiffres disent laquelle marche le mieux."""
+
+
+@experiment.command("start")
+@_help
+@click.argument("key")
+@click.argument("text_b")
+@click.option("--share", default=50, type=click.IntRange(1, 99), help="part des nouveaux appels qui entendent B, en % (défaut : 50)")
+@_files
+@_data_dir_option
+def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+    """Essayer TEXT_B à la place de la phrase KEY, pour une part des nouveaux appels."""
+    from ..call.library import load_bundle
+    from ..storage.experiments import ExperimentError, Experiments
+    from ..supervisor.lint import check_change
+
+    db = _database(data_dir)
+    changes = console_changes(data_dir)
+    bundle = _load(flow_path, prompts_dir, changes)
+    if key not in bundle.prompts.entries:
+        raise click.ClickException(f"la phrase « {key} » n'existe pas (voir prompts/fr-FR.yaml)")
+    text_b = " ".join(text_b.split())
+    problems = check_change(lambda extra: load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), {**changes, **extra}),
+                            key, text_b)
+    for problem in problems:
+        click.echo(str(problem))
+    if any(p.severity == "error" for p in problems):
+        raise click.ClickException("la formulation B est refusée : corrigez-la (les erreurs sont ci-dessus)")
+    try:
+        number = Experiments(db).start(key, text_b, share, _who(), time.time())
+    except ExperimentError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Expérience n° {number} en cours sur « {key} » : {share} % des nouveaux appels entendent B. "
+               f"Suivez-la avec « ivr experiment show {key} ».")
+
+
+@experiment.command("show")
+@_help
+@click.argument("key", required=False)
+@click.option("--json", "as_json", is_flag=True, help="sortie JSON")
+@_files
+@_data_dir_option
+def experiment_show(key: str | None, as_json: bool, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+    """Les expériences en cours ; avec KEY, les chiffres de chaque version et le verdict."""
+    from ..storage.experiments import Experiments
+    from ..supervisor import experiments as figures_module
+
+    store = Experiments(_database(data_dir))
+    if key is None:
+        running = store.running()
+        if not running:
+            click.echo("Aucune expérience en cours.")
+        for row in running:
+            click.echo(f"« {row['key']} » : {row['share']} % en B depuis le {_paris(row['started_at'])} — B : « {row['text_b']} »")
+        return
+    found = store.get(key)
+    if found is None:
+        raise click.ClickException(f"aucune expérience sur « {key} »")
+    bundle = _load(flow_path, prompts_dir)
+    data = figures_module.figures(store.db, found, bundle.flow)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(report(data, bundle.prompts.entries[key].text if key in bundle.prompts.entries else "?"))
+
+
+def report(data: dict, text_a: str) -> str:
+    from ..supervisor.analytics import calls_word, percent
+
+    found = data["experiment"]
+    state = "en cours" if found["stopped_at"] is None else f"arrêtée le {_paris(found['stopped_at'])}, gardé : {found['kept']}"
+    lines = [f"Expérience n° {found['id']} sur « {found['key']} » ({state}), "
+             f"{found['share']} % des appels en B depuis le {_paris(found['started_at'])}",
+             f"  A : « {text_a} »", f"  B : « {found['text_b']} »", ""]
+    for arm in ("A", "B"):
+        figures = data["arms"][arm]
+        lines.append(f"{arm} : {calls_word(figures['calls'])}, résolution sans conseiller {percent(figures['containment_rate'])}")
+        for name, node in figures["nodes"].items():
+            lines.append(f"    {name} : atteinte {node['reach']}, médiane {node['median_time_s']:.0f} s, silence {percent(node['silence_rate'])}, "
+                         f"touche {percent(node['invalid_rate'])}, répété {percent(node['repeat_rate'])}, abandon {percent(node['drop_off_rate'])}")
+    lines.append("")
+    lines.append(f"Verdict : {data['verdict']}.")
+    for comparison in data["comparisons"][1:]:
+        lines.append(f"  {comparison['label']} : {comparison['verdict']}.")
+    return "\n".join(lines)
+
+
+@experiment.command("stop")
+@_help
+@click.argument("key")
+@click.option("--keep", type=click.Choice(["A", "B"]), required=True,
+              help="la formulation gardée : A (l'actuelle) ou B (devient une modification de la console)")
+@_files
+@_data_dir_option
+def experiment_stop(key: str, keep: str, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+    """Arrêter l'expérience sur KEY en gardant A ou B."""
+    from ..storage.experiments import ExperimentError, Experiments
+    from ..storage.overrides import PromptOverrides
+
+    db = _database(data_dir)
+    try:
+        stopped = Experiments(db).stop(key, keep, _who(), time.time())
+    except ExperimentError as error:
+        raise click.ClickException(str(error)) from error
+    if keep == "B":
+        before = _load(flow_path, prompts_dir, console_changes(data_dir)).prompts.entries.get(key)
+        PromptOverrides(db).set(key, stopped["text_b"], _who(), before.text if before else None, action=f"expérience n° {stopped['id']} : B gardé")
+        click.echo(f"Expérience arrêtée : B devient la phrase « {key} » (modification de la console, dans l'historique ; "
+                   "« ivr prompts export --write » la reporte dans le fichier).")
+    else:
+        click.echo(f"Expérience arrêtée : la phrase « {key} » reste telle quelle (A).")

@@ -1,0 +1,62 @@
+"""The figures of a sentence experiment, arm by arm, and a plain French verdict."""
+
+from __future__ import annotations
+
+import json
+
+from ..call.flow import Flow
+from ..storage.db import Database
+from . import analytics, stats
+
+# What is compared: the share of calls solved without an agent (the more the better), and at the
+# questions that say the sentence, the share of visits with a hang-up, a silence, a wrong key.
+_NODE_MEASURES = (("dropped", "d'abandon", "reach"), ("silence", "de silences", "visits"), ("invalid", "de mauvaises touches", "visits"))
+
+
+def figures(db: Database, experiment: dict, flow: Flow) -> dict:
+    key = experiment["key"]
+    end = experiment["stopped_at"] or float("inf")
+    rows = db.query("SELECT * FROM calls WHERE started_at >= ? AND simulated = 0 AND arms IS NOT NULL ORDER BY started_at",
+                    (experiment["started_at"],))
+    calls = {"A": [], "B": []}
+    for row in rows:
+        arm = json.loads(row["arms"]).get(key)
+        if arm in calls and row["started_at"] < end:
+            calls[arm].append(row)
+    sids = {row["call_sid"]: arm for arm, rows in calls.items() for row in rows}
+    events = [e for e in db.query("SELECT e.call_sid, e.at, e.node, e.step, e.event FROM events e JOIN calls c ON c.call_sid = e.call_sid "
+                                  "WHERE c.started_at >= ? AND c.simulated = 0 ORDER BY e.call_sid, e.at, e.id", (experiment["started_at"],))
+              if e["call_sid"] in sids]
+    nodes = [name for name, node in flow.nodes.items() if key in (node.prompt, node.short, node.hold)]
+    arms = {}
+    for arm, rows in calls.items():
+        contained = sum(row["outcome"] in ("solved", "service") for row in rows)
+        at_nodes = analytics.node_figures([e for e in events if sids[e["call_sid"]] == arm], rows)
+        arms[arm] = {"calls": len(rows), "contained": contained, "containment_rate": contained / len(rows) if rows else None,
+                     "nodes": {name: at_nodes[name] for name in nodes if name in at_nodes}}
+    comparisons = [_compare("containment", "de résolution sans conseiller", True, arms["A"]["contained"], arms["A"]["calls"],
+                            arms["B"]["contained"], arms["B"]["calls"], experiment["share"])]
+    for name in nodes:
+        a, b = arms["A"]["nodes"].get(name), arms["B"]["nodes"].get(name)
+        if a is None or b is None:
+            continue
+        for measure, label, base in _NODE_MEASURES:
+            comparisons.append(_compare(f"{name}.{measure}", f"{label} à « {name} »", False, a["counts"][measure], a[base],
+                                        b["counts"][measure], b[base], experiment["share"]))
+    return {"experiment": experiment, "nodes": nodes, "arms": arms, "comparisons": comparisons, "verdict": comparisons[0]["verdict"]}
+
+
+def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: int, hits_b: int, n_b: int, share: int) -> dict:
+    found = stats.difference(hits_a, n_a, hits_b, n_b)
+    if found is None:
+        return {"measure": name, "label": label, "a": None, "b": None, "difference": None, "low": None, "high": None,
+                "verdict": "pas encore d'appel dans les deux versions : attendez les premiers appels"}
+    interval = f"{stats.points(found.value)} {label} (intervalle à 95 % : {stats.points(found.low)} à {stats.points(found.high)})"
+    if found.clear:
+        b_better = (found.value > 0) == higher_is_better
+        verdict = (f"B fait mieux que A : {interval}" if b_better else f"A fait mieux que B : {interval}")
+    else:
+        more = stats.calls_needed(found, n_a, n_b, share / 100)
+        verdict = f"pas encore de différence nette ({interval}) : il faudrait environ {analytics.calls_word(more)} de plus"
+    return {"measure": name, "label": label, "a": found.a, "b": found.b, "difference": found.value, "low": found.low, "high": found.high,
+            "verdict": verdict}
