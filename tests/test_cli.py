@@ -168,7 +168,7 @@ def test_simulate_scripted_call_to_solution(run):
     out = result.output
     assert "[etape1_a_jour] appelant : 1" in out
     assert "serveur : « Parfait, votre problème est résolu." in out
-    assert "Résultat enregistré : solved (étape 1)" in out
+    assert "Résultat enregistré : résolu par le serveur vocal (solved), étape 1" in out
 
 
 def test_simulate_scripted_transfer_prints_the_context(run):
@@ -185,7 +185,7 @@ def test_simulate_with_the_service_closed_offers_a_callback(run):
     assert result.exit_code == 0, result.output
     assert "Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30." in result.output  # a Sunday night
     assert "Nous vous rappellerons au 06 12 34 56 78." in result.output
-    assert "Résultat enregistré : callback" in result.output
+    assert "Résultat enregistré : demande de rappel (callback)" in result.output
 
 
 def test_simulate_interactive_with_silence_and_hang_up(run):
@@ -193,7 +193,7 @@ def test_simulate_interactive_with_silence_and_hang_up(run):
     assert result.exit_code == 0, result.output
     assert "serveur : « Je n'ai pas eu de réponse. »" in result.output
     assert "Fin de l'appel : l'appelant a raccroché" in result.output
-    assert "Résultat enregistré : hung_up" in result.output
+    assert "Résultat enregistré : raccroché en cours de route (hung_up)" in result.output
 
 
 def test_graph_mermaid(run):

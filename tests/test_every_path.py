@@ -167,7 +167,7 @@ def test_notices_on_data_use_recording_and_speakerphone(make_app, caller, days, 
     assert said in step6 and "transmises" in step6
     record = next(q for q in result.questions if q.record)
     before = " ".join(record.heard)
-    assert "Votre message est enregistré et conservé" in before and "aucune information sur vos patients" in before
+    assert "Votre message sera enregistré et conservé" in before and "aucune information sur vos patients" in before
 
 
 def test_a_retention_that_is_no_number_is_refused_at_start(make_app):
@@ -249,9 +249,49 @@ def test_the_longest_answers_fit_in_the_task_and_keep_the_context_url(make_app):
     assert result.end == "enqueue"
     document = next(body for body in reversed(result.documents) if "<Task>" in body)
     text = html.unescape(document.split("<Task>")[1].split("</Task>")[0])
-    assert len(text) <= 1024, len(text)
+    assert len(text.encode()) <= 1024, len(text.encode())  # in bytes, the stricter count
     fields = json.loads(text)
     assert fields["context_url"] == f"{public}/api/calls/{call.call_sid}/context"
     assert fields["summary_fr"].endswith("(suite dans la fiche)")
     whole = record_of(app, call)["context"]["summary_fr"]
     assert "Message vocal" in whole or "message vocal" in whole
+
+
+# ---- after a first review -------------------------------------------------------------------------------
+def test_a_withheld_number_is_asked_for_rather_than_read_back_empty(night, caller):
+    call = caller(target=night, caller="anonymous")
+    result = call.call(["0", "1", "0612345678", "1"])
+    assert not any("Nous vous rappellerons au ." in text for text in result.said)
+    assert [q.node for q in result.questions][:3] == ["etape1_a_jour", "horaires_ferme", "rappel_autre_numero"]
+    assert night.extensions["ivr"].callbacks.list()[0]["number"] == "+33612345678"
+
+
+def test_three_wrong_identifiers_pass_the_question_and_keep_the_questionnaire(app, caller):
+    call = caller()
+    result = call.call([*TO_STEP6, "1", "10012345674", "10012345674", "10012345674", *AFTER_IDENTIFIER])
+    assert "Je passe cette question : le conseiller vous la posera." in result.said
+    assert result.end == "enqueue" and record_of(app, call)["context"]["reason"] == "diagnostic_complete"
+
+
+def test_silence_at_an_identifier_says_the_agent_will_ask(caller):
+    result = caller().call([*TO_STEP6, "1", ".", *AFTER_IDENTIFIER])
+    assert "Je passe cette question : le conseiller vous la posera." in result.said
+
+
+def test_an_overseas_number_can_be_given_for_the_callback(night, caller):
+    result = caller(target=night).call(["0", "1", "2", "0692123456", "1"])
+    assert night.extensions["ivr"].callbacks.list()[0]["number"] == "+262692123456"
+    assert any("06 92 12 34 56" in text for text in result.said)
+
+
+def test_ending_without_a_callback_when_no_agent_answered_by_day_is_not_closed(make_app, caller):
+    app = make_app()
+    call = caller(target=app)
+    call.call(["0", "3"])
+    assert record_of(app, call)["outcome"] == "unanswered"
+
+
+def test_at_night_the_last_question_of_step_6_does_not_promise_an_agent(night, caller):
+    result = caller(target=night).call([*TO_STEP6, "9", *QUESTIONS])
+    assert "Pour passer à la demande de rappel, tapez 2." in " ".join(result.questions[-1].said)
+    assert "Merci de votre appel. Vous pouvez rappeler demain à 8 heures 30. Au revoir." in caller(target=night).call(["0", "3"]).said

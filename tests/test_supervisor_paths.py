@@ -264,3 +264,28 @@ def test_an_agreement_on_something_that_is_no_number_is_refused(files):
     edit(files / "prompts" / "fr-FR.yaml", "La touche {touche} ne correspond", "La touche {touche:touche} ne correspond")
     result = cli(files, "validate")
     assert result.exit_code == 1 and "{touche:touche} : seul un nombre" in result.output
+
+
+def test_at_start_the_server_warns_of_a_file_edit_hidden_by_the_console(make_app, files, caplog, backend):
+    app = make_app(IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"))
+    before = app.extensions["ivr"].bundle().prompts.text("etape5.introduction")
+    app.extensions["ivr"].overrides.set("etape5.introduction", CONSOLE_TEXT, "nadia", before)
+    edit(files / "prompts" / "fr-FR.yaml", "Étape 5. Nous allons réinstaller votre e-CPS, en trois actions.",
+         "Étape 5. Réinstallons votre e-CPS, en trois actions.")
+    with caplog.at_level(logging.WARNING):
+        make_app(IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"))  # a restart
+    assert "« etape5.introduction » was edited in the file after the console changed it" in caplog.text
+
+
+def test_a_guide_sms_without_a_link_is_flagged(files):
+    edit(files / "prompts" / "fr-FR.yaml", "Aide e-CPS : https://esante.gouv.fr/produits-services/e-cps\n  deconnexion",
+         "Aide e-CPS : http://exemple\n  deconnexion")
+    result = cli(files, "validate", "--strict")
+    assert result.exit_code == 1 and "« sms.tester_ecps » : ce SMS n'a pas de lien https:// valide" in result.output
+
+
+def test_the_whisper_spells_a_corsican_finess_and_says_dates():
+    from ivr.call.twiml import dates_for_the_ear, digit_by_digit
+
+    assert digit_by_digit("FINESS : 2A0012345.") == "FINESS : 2 A 0 0 1 2 3 4 5."
+    assert dates_for_the_ear("Appel du 02/12/2026 à 03 h 41 depuis") == "Appel du 2 décembre à 3 heures 41 depuis"

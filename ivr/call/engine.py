@@ -36,6 +36,7 @@ REASON_PROMPTS = {
     "technical_error": "transfert.erreur",
 }
 _SPOKEN_KEYS = {"*": "étoile", "#": "dièse"}
+CALLER_FIELD = "numero_appelant"  # in a branch: the caller's own number, when the network gives it
 _MAX_CHAINED = 50  # say-nodes followed in one turn before we call the flow broken
 _GUIDE_PROMPTS = {"sent": "sms.envoye", "already": "sms.deja_envoye", "not_mobile": "sms.pas_mobile",
                   "unavailable": "sms.indisponible", "failed": "sms.echec"}
@@ -133,6 +134,10 @@ def hung_up(flow: Flow, session: Session, at: float) -> Session:
     if session.ended or node is None or node.type == "end" or not node.outcome:
         return session
     return _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
+
+
+def _last_fall_back(session: Session) -> str | None:
+    return next((entry["event"] for entry in reversed(session.history) if entry.get("event") in ("closed", "unanswered")), None)
 
 
 def _fell_back(session: Session) -> bool:
@@ -266,11 +271,15 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
             says.append(Say(node.prompt))
             name = node.next
             continue
-        if node.type == "branch":  # an answer the call already has decides where to go
-            name = next((target for field, target in node.branches.items() if session.answers.get(field)), node.next)
+        if node.type == "branch":  # an answer the call already has (or the caller's number) decides where to go
+            known = {**session.answers, CALLER_FIELD: session.caller}
+            name = next((target for field, target in node.branches.items() if known.get(field)), node.next)
             continue
         if node.type == "end":
-            session = _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
+            outcome = node.outcome
+            if outcome == "closed" and _last_fall_back(session) == "unanswered":
+                outcome = "unanswered"  # the after-hours part served because no agent answered, not because it was closed
+            session = _log(session, at, "end", {"outcome": outcome, "outcome_step": session.step}, outcome=outcome)
             return session, (Hangup((*says, Say(node.prompt))),)
         if node.type == "transfer":
             return _transfer(session, node.reason, at, (*says, Say(node.prompt)))
@@ -319,8 +328,10 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
     if session.phase == "more":  # no other key: the keys pressed so far are the answer
         return _accept_number(flow, node, session, _labels(node, session.pending or ""), at)
     if node.type == "digits" and node.optional and session.phase == "ask":
-        # Silence, or # alone, at a question the caller may skip: go on without an answer.
-        return _enter(flow, _log(session, at, "skip", field=node.field), node.next, at)
+        # Silence, or # alone, at a question the caller may skip: go on without an answer (an
+        # identifier passed so is said to be asked by the agent).
+        lead = (Say("saisie.passee"),) if node.check in identifiers.IDENTIFIERS else ()
+        return _enter(flow, _log(session, at, "skip", field=node.field), node.next, at, lead)
     if node.silence and session.phase == "ask":  # a question where silence is an answer
         return _enter(flow, _log(session, at, "skip", field=node.field), node.silence, at)
     return _failed(flow, node, session, at, "silence", "no_input", Say("commun.silence"))
@@ -328,6 +339,10 @@ def _no_input(flow: Flow, node: Node, session: Session, at: float) -> tuple[Sess
 
 def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, reason: str, why: Say, **extra) -> tuple[Session, tuple[Action, ...]]:
     session = _log(session, at, event, {"failures": session.failures + 1}, **extra)
+    if session.failures >= flow.settings.max_attempts and node.type == "digits" and node.optional:
+        # A number the caller cannot give (forgotten, with letters…): the question is passed, the
+        # rest of the questionnaire goes on, and the agent asks for it.
+        return _enter(flow, _log(session, at, "skip", field=node.field), node.next, at, (why, Say("saisie.passee")))
     if session.failures >= flow.settings.max_attempts:
         return _transfer(session, reason, at)
     return session, (_ask(flow, node, session, full=False, lead=(why,)),)

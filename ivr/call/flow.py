@@ -45,6 +45,7 @@ SYSTEM_PROMPTS = (
     "parole.confirmation",
     "parole.pas_compris",
     "saisie.corse",
+    "saisie.passee",
     "saisie.autre_option",
     "commun.message_vide",
     "conseiller.aucun",

@@ -210,8 +210,8 @@ def task_json(fields: dict) -> str:
     is in the document at `context_url`, which is never cut)."""
     task = json.dumps(fields, ensure_ascii=False)
     summary = fields.get("summary_fr") or ""
-    while len(task) > TASK_MAX and summary:
-        keep = max(0, len(summary) - (len(task) - TASK_MAX) - len(_CUT))
+    while len(task.encode()) > TASK_MAX and summary:  # counted in bytes: an accent is two
+        keep = max(0, len(summary) - (len(task.encode()) - TASK_MAX) - len(_CUT))
         summary = summary[:keep].rstrip()
         task = json.dumps({**fields, "summary_fr": summary + _CUT if summary else None}, ensure_ascii=False)
     return task

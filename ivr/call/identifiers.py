@@ -9,6 +9,7 @@ from stdnum import luhn
 from stdnum.fr import siret
 
 CHECKS = ("rpps", "siret", "finess", "matricule", "carte", "version", "telephone")
+IDENTIFIERS = frozenset({"rpps", "siret", "finess", "matricule"})  # who the caller is: the agent asks for one not given
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,25 @@ def _telephone(digits: str) -> Verdict:
 
     if len(digits) != 10 or not digits.startswith("0"):
         return Verdict(None, "length", "10")
-    number = phonenumbers.parse(digits, "FR")
-    if not phonenumbers.is_valid_number(number):
-        return Verdict(None, "checksum", "10")
-    return Verdict(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    # Mainland France, or an overseas department (0692… Réunion, 0690… Guadeloupe…), dialled alike.
+    for region in ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"):
+        number = phonenumbers.parse(digits, region)
+        if phonenumbers.is_valid_number(number):
+            return Verdict(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return Verdict(None, "checksum", "10")
 
 
 def spoken_phone(number: str) -> str:
-    """A French number said in pairs, as people say them: "06 12 34 56 78"."""
+    """A French number said in pairs, as people say them: "06 12 34 56 78" (overseas too: "06 92…")."""
     national = "0" + number[3:] if number.startswith("+33") and len(number) == 12 else number
+    if number.startswith("+") and not number.startswith("+33"):
+        import phonenumbers
+
+        try:
+            parsed = phonenumbers.parse(number)
+            national = "".join(c for c in phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL) if c.isdigit())
+        except phonenumbers.NumberParseException:
+            pass
     if len(national) == 10 and is_ascii_digits(national):
         return " ".join(national[i : i + 2] for i in range(0, 10, 2))
     return " ".join(national)

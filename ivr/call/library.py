@@ -101,6 +101,7 @@ class FlowLibrary:
             raise FlowError(errors) if any(p.file == str(self.flow_path) for p in errors) else PromptsError(errors)
         self._publish(bundle)
         self.last_problems: list[Problem] = []
+        self._warn_shadowed_since_changed(bundle)
 
     @property
     def current_bundle(self) -> Bundle:
@@ -184,6 +185,23 @@ class FlowLibrary:
                 log.warning("%s:%d: « %s » edited in the file, but callers still hear the console's change of this sentence: "
                             "roll it back in the console, or bring it into the file with « ivr prompts export --write --clear »",
                             self.prompts_path, now.line, key)
+
+    def _warn_shadowed_since_changed(self, bundle: Bundle) -> None:
+        """At start: a sentence of the file that differs from what it was when the console changed it
+        was edited since, and callers do not hear that edit."""
+        if self.overrides is None or bundle.sources is None or not bundle.sources.overrides:
+            return
+        try:
+            file_only, _ = prompts_module.parse(self.prompts_dir, self.language, text=bundle.sources.prompts)
+            for key in sorted(json.loads(bundle.sources.overrides)):
+                first = self.overrides.history(key)[-1:]  # the file's wording when the console first changed it
+                entry = file_only.entries.get(key) if file_only else None
+                if first and entry is not None and first[0]["before"] is not None and first[0]["before"] != entry.text:
+                    log.warning("%s:%d: « %s » was edited in the file after the console changed it: callers hear the console's "
+                                "wording (roll it back in the console, or « ivr prompts export --write --clear »)",
+                                self.prompts_path, entry.line, key)
+        except Exception:  # a warning is not worth a failed start
+            log.exception("console changes could not be compared with the file")
 
     def load(self, extra: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
         """Parse the files with the overrides (and `extra` changes on top) without publishing."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
 from .handoff import TransferPlan
+from .hours import MONTHS
 from .prompts import Prompts, pronounce
 from .session import Action, Ask, Hangup, Listen, Say, Transfer
 
@@ -90,14 +91,24 @@ def whisper(speech: Speech, text: str) -> str:
     """What the agent hears before the caller is connected: the summary of the call."""
     response = VoiceResponse()
     _says(response, speech, (Say("conseiller.chuchotement"),))
-    response.say(pronounce(digit_by_digit(text), speech.prompts.sounds), voice=speech.voice, language=speech.language)
+    response.say(pronounce(digit_by_digit(dates_for_the_ear(text)), speech.prompts.sounds), voice=speech.voice, language=speech.language)
     return str(response)
 
 
 def digit_by_digit(text: str) -> str:
-    """Numbers of 5 digits or more (a phone number, an RPPS) spaced to be read one digit at a time,
-    as an agent copies them down: « 1 0 1 2 3… », « plus 3 3 6 1 2… »."""
-    return re.sub(r"\+?\d{5,}", lambda m: ("plus " if m.group().startswith("+") else "") + " ".join(m.group().lstrip("+")), text)
+    """Numbers of 5 digits or more (a phone number, an RPPS, a FINESS of Corsica) spaced to be read
+    one character at a time, as an agent copies them down: « 1 0 1 2 3… », « plus 3 3 6 1 2… », « 2 A 0 0 1… »."""
+    return re.sub(r"\+?(?:2[AB])?\d{5,}", lambda m: ("plus " if m.group().startswith("+") else "") + " ".join(m.group().lstrip("+")), text)
+
+
+def dates_for_the_ear(text: str) -> str:
+    """« 02/12/2026 à 03 h 41 », written for the eye, said « 2 décembre à 3 heures 41 »."""
+    def spoken(match: re.Match) -> str:
+        day, month, _, hour, minute = (int(group) for group in match.groups())
+        clock = f"{hour} {'heure' if hour <= 1 else 'heures'}" + (f" {minute:02d}" if minute else "")
+        return f"{day} {MONTHS[month - 1]} à {clock}"
+
+    return re.sub(r"(\d{2})/(\d{2})/(\d{4}) à (\d{1,2}) h (\d{2})", spoken, text)
 
 
 def hold(speech: Speech, position: int | None, minutes: int | None = None, offer_url: str = "", pause: int = 20) -> str:

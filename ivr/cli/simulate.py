@@ -38,22 +38,15 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         changes = console_changes(data_dir, file_only)
         _load(flow_path, prompts_dir, changes)  # clear errors before anything else
         from .. import create_app
+        from ..call.flow import FlowError
+        from ..call.prompts import PromptsError
+        from ..web.services import ConfigurationError
 
         token = secrets.token_hex(16)
-        app = create_app({
-            "TWILIO_AUTH_TOKEN": token,
-            "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-simulate-"),
-            "IVR_FLOW": flow_path,
-            "IVR_PROMPTS": prompts_dir,
-            "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
-            "HANDOFF_WEBHOOK_URL": "",
-            "DATABASE_URL": "",  # a simulation never writes into the server's database, whatever the shell says
-            "REDIS_URL": "",
-            "TWILIO_ACCOUNT_SID": "",  # nor sends an SMS
-            "IVR_RELOAD_INTERVAL": "0",
-            "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
-            **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
-        })
+        try:
+            app = _app(create_app, token, flow_path, prompts_dir, service)
+        except (ConfigurationError, FlowError, PromptsError) as error:
+            raise click.ClickException(f"le serveur simulé ne démarre pas : {error}") from error
         for key, text in changes.items():  # what the server says: the console's sentences too
             app.extensions["ivr"].overrides.set(key, text, "ivr simulate", None)
         transport, base = FlaskTransport(app.test_client()), "http://localhost"
@@ -73,22 +66,48 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
 
     try:
         result = caller.call(answer)
-    except OSError as error:  # the server of --url cannot be reached
+    except BrokenPipeError:  # the output was cut short (| head): nothing more to say
+        return
+    except OSError as error:
+        if not url:
+            raise
         raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
     except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
-        hint = " : le jeton (--token) n'est pas celui du serveur" if "403" in str(error) else ""
-        raise click.ClickException(f"le serveur a refusé l'appel simulé{hint} ({str(error)[:120]})") from error
+        if "403" in str(error):
+            raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token) n'est pas celui du serveur") from error
+        raise click.ClickException(f"le serveur a refusé l'appel simulé ({str(error)[:120]})") from error
     _print_said(result.last_heard)
     click.echo(f"\nFin de l'appel : {_ending(result)}")
     if app is not None:
+        from ..supervisor.analytics import outcome_label
+
         record = app.extensions["ivr"].records.get(caller.call_sid)
-        click.echo(f"Résultat enregistré : {record['outcome']}" + (f" (étape {record['outcome_step']})" if record["outcome_step"] else ""))
+        click.echo(f"Résultat enregistré : {outcome_label(record['outcome'])} ({record['outcome']})"
+                   + (f", étape {record['outcome_step']}" if record["outcome_step"] else ""))
         if record["context"]:
             click.echo("\nFiche transmise au conseiller :")
             click.echo(json.dumps(record["context"], ensure_ascii=False, indent=2))
     elif result.task:
         click.echo("\nTâche transmise :")
         click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+
+
+def _app(create_app, token: str, flow_path: str, prompts_dir: str, service: str):
+    """An app of its own for the simulated call: a temporary database, no SMS, no helpdesk."""
+    return create_app({
+        "TWILIO_AUTH_TOKEN": token,
+        "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-simulate-"),
+        "IVR_FLOW": flow_path,
+        "IVR_PROMPTS": prompts_dir,
+        "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+        "HANDOFF_WEBHOOK_URL": "",
+        "DATABASE_URL": "",  # a simulation never writes into the server's database, whatever the shell says
+        "REDIS_URL": "",
+        "TWILIO_ACCOUNT_SID": "",  # nor sends an SMS
+        "IVR_RELOAD_INTERVAL": "0",
+        "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
+        **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
+    })
 
 
 def _closed_moment() -> float:

@@ -37,6 +37,7 @@ def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS)
     """Every warning for a flow that loads."""
     findings: list[Problem] = []
     findings += _unused_prompts(flow, prompts)
+    findings += _guide_links(flow, prompts)
     findings += _no_way_out(flow)
     for node in flow.nodes.values():
         findings += _announcements(flow, prompts, node)
@@ -87,6 +88,19 @@ def check_announcement(text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> l
 
 def _warning(file: str, line: int, message: str) -> Problem:
     return Problem(file, line, message, "warning")
+
+
+_LINK = re.compile(r"https://[\w.-]+\.[a-z]{2,}(/\S*)?")
+
+
+def _guide_links(flow: Flow, prompts: Prompts) -> list[Problem]:
+    # A guide sent by SMS must carry its link: an https address a phone can open.
+    findings = []
+    for key in sorted({node.guide.sms for node in flow.nodes.values() if node.guide}):
+        prompt = prompts.entries.get(key)
+        if prompt is not None and not _LINK.search(prompt.text):
+            findings.append(_warning(prompts.source, prompt.line, f"« {key} » : ce SMS n'a pas de lien https:// valide (ex. https://esante.gouv.fr/…)"))
+    return findings
 
 
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
