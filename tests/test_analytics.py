@@ -48,14 +48,14 @@ def db(tmp_path, flow):
     database = SQLite(tmp_path / "ivr.sqlite3")
     records = CallRecords(database)
     # Day 1: solved at step 1 (10 s on the question), Bravo, transfer by 0 at step 3 after a silence.
-    play(records, flow, "CA1", DAY1, [("1", 10), ("1", 60), ("1", 5)])
-    play(records, flow, "CA2", DAY1 + 100, [("2", 4), ("2", 6), ("1", 30), ("1", 3)])
+    play(records, flow, "CA1", DAY1, [("1", 10), ("1", 60), ("1", 5), (None, 6)])
+    play(records, flow, "CA2", DAY1 + 100, [("2", 4), ("2", 6), ("1", 30), ("1", 3), (None, 6)])
     play(records, flow, "CA3", DAY1 + 200, [("2", 8), ("2", 6), (None, 26), ("0", 10)])
     # Day 2: a wrong key then hang-up at step 3; a call that hangs up at the first question.
     play(records, flow, "CA4", DAY2, [("2", 12), ("7", 5), ("2", 5)])
     play(records, flow, "CA5", DAY2 + 100, [("*", 20)])
     # A console simulation: never counted.
-    play(records, flow, "CAtry" + "0" * 29, DAY2 + 200, [("1", 1), ("1", 1), ("1", 1)])
+    play(records, flow, "CAtry" + "0" * 29, DAY2 + 200, [("1", 1), ("1", 1), ("1", 1), (None, 6)])
     return database
 
 
@@ -102,7 +102,7 @@ def test_csv_one_row_per_call(db):
     rows = [line.split(",") for line in text.strip().splitlines()]
     assert rows[0] == list(analytics.CSV_COLUMNS)
     assert [row[0] for row in rows[1:]] == ["CA1", "CA2", "CA3", "CA4", "CA5"]
-    assert rows[1][3:7] == ["solved", "1", "fin_resolu", ""]
+    assert rows[1][3:7] == ["solved", "1", "fin_resolu_au_revoir", ""]
     assert rows[3][6] == "caller_request"
     assert rows[1][1] == "2026-11-23T08:00:00+00:00"
 

@@ -171,7 +171,7 @@ def test_bad_database_url_is_refused(tmp_path):
 def test_a_call_timeline_is_recorded_whole_and_in_order(app, caller):
     """Events reach the records at the call's start and end, with their details, in their order."""
     call = caller()
-    call.call(["2", "2", "2", "1", "1"])  # up to date, not Android 15, test KO, log out and in: solved
+    call.call(["2", "2", "2", "1", "1", "4"])  # up to date, not Android 15, test KO, log out and in: solved; rated 4
     records = app.extensions["ivr"].records
     events = records.events(call.call_sid)
     assert [(e["node"], e["step"], e["event"]) for e in events] == [
@@ -181,7 +181,8 @@ def test_a_call_timeline_is_recorded_whole_and_in_order(app, caller):
         ("etape3_test", 3, "enter"), ("etape3_test", 3, "answer"),
         ("etape4_deconnexion", 4, "enter"), ("etape4_deconnexion", 4, "answer"),
         ("etape4_resolu", 4, "enter"), ("etape4_resolu", 4, "answer"),
-        ("fin_resolu", 4, "enter"), ("fin_resolu", 4, "end"),
+        ("fin_resolu", 4, "enter"), ("note_resolu", 4, "enter"), ("note_resolu", 4, "rating"),
+        ("fin_resolu_au_revoir", 4, "enter"), ("fin_resolu_au_revoir", 4, "end"),
     ]
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     assert events[2]["detail"] == {"key": "2", "field": "application_a_jour", "answer": "oui"}
@@ -189,7 +190,8 @@ def test_a_call_timeline_is_recorded_whole_and_in_order(app, caller):
     assert events[-1]["detail"] == {"outcome": "solved"}
     assert all(isinstance(e["at"], float) for e in events)
     record = records.get(call.call_sid)
-    assert (record["outcome"], record["outcome_step"], record["last_node"], record["call_status"]) == ("solved", 4, "fin_resolu", "completed")
+    assert (record["outcome"], record["outcome_step"], record["last_node"], record["call_status"]) == ("solved", 4, "fin_resolu_au_revoir", "completed")
+    assert (record["rating"], record["rating_channel"]) == (4, "voice")
 
 
 def test_sqlite_is_shared_by_threads_and_reopened_after_a_fork(tmp_path):

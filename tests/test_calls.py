@@ -15,13 +15,13 @@ TO_STEP6 = [*TO_STEP4, "1", "2", *STEP5_ACTIONS, "2"]
 @pytest.mark.parametrize(
     ("keys", "outcome", "step", "last_sentence"),
     [
-        (["1", "1", "1"], "solved", 1, "Parfait, votre problème est résolu."),
-        (["2", "1", *STEP2_ACTIONS, "1"], "solved", 2, "Parfait, votre problème est résolu."),
-        (["2", "1", *STEP2_ACTIONS, "2", "1", "1"], "service", 3, "Merci de votre appel, au revoir."),
-        (["1", "1", "2", "2", "1", "."], "service", 3, "Merci de votre appel, au revoir."),
-        (["2", "2", "1", "1"], "service", 3, "Merci de votre appel, au revoir."),
-        ([*TO_STEP4, "1", "1"], "solved", 4, "Parfait, votre problème est résolu."),
-        ([*TO_STEP4, "1", "2", *STEP5_ACTIONS, "1"], "solved", 5, "Parfait, votre problème est résolu."),
+        (["1", "1", "1", "."], "solved", 1, "Merci de votre appel, au revoir."),
+        (["2", "1", *STEP2_ACTIONS, "1", "5"], "solved", 2, "Merci de votre appel, au revoir."),
+        (["2", "1", *STEP2_ACTIONS, "2", "1", "1", "."], "service", 3, "Merci de votre appel, au revoir."),
+        (["1", "1", "2", "2", "1", ".", "."], "service", 3, "Merci de votre appel, au revoir."),
+        (["2", "2", "1", "1", "4"], "service", 3, "Merci de votre appel, au revoir."),
+        ([*TO_STEP4, "1", "1", "."], "solved", 4, "Merci de votre appel, au revoir."),
+        ([*TO_STEP4, "1", "2", *STEP5_ACTIONS, "1", "."], "solved", 5, "Merci de votre appel, au revoir."),
     ],
     ids=["step1-update", "step2-battery", "step2-then-bravo", "update-not-solved-bravo", "bravo", "step4", "step5"],
 )

@@ -201,7 +201,7 @@ def test_graph_mermaid(run):
     assert result.exit_code == 0
     assert result.output.startswith("flowchart TD\n")
     assert '    etape3_test -->|"1 Bravo"| fin_service' in result.output
-    assert '    fin_resolu(["fin_resolu<br/>end"])' in result.output
+    assert '    fin_resolu_au_revoir(["fin_resolu_au_revoir<br/>end"])' in result.output
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed (apt-get install graphviz)")

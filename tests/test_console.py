@@ -122,12 +122,13 @@ def test_dashboard_shows_the_figures(console, caller):
 
 def test_csv_export(console, caller):
     call = caller(target=console)
-    call.call(["1", "1", "1"])
+    call.call(["1", "1", "1", "5"])
     response = login(console, VIEWER).get("/console/calls.csv")
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
     header, row = response.get_data(as_text=True).strip().splitlines()
-    assert header == "call_sid,started_at,ended_at,outcome,outcome_step,last_node,transfer_reason,transfer_result,duration_s"
-    assert row.startswith(call.call_sid + ",") and ",solved,1,fin_resolu," in row
+    assert header == ("call_sid,started_at,ended_at,outcome,outcome_step,last_node,transfer_reason,transfer_result,duration_s,"
+                      "incident,arms,rating,rating_channel")
+    assert row.startswith(call.call_sid + ",") and ",solved,1,fin_resolu_au_revoir," in row and row.endswith(",5,voice")
 
 
 def test_prompts_list_and_search(console):

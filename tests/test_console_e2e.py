@@ -82,6 +82,7 @@ def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
         expect(transcript).to_contain_text(NEW_TEXT)
         for _ in range(3):  # not up to date → done → solved
             page.locator("#keypad button[data-key='1']").click()
+        page.locator("#keypad button[data-key='5']").click()  # the rating
         expect(page.locator("#outcome")).to_contain_text("résolu par le serveur vocal (étape 1)")
         expect(transcript).to_contain_text("Parfait, votre problème est résolu.")
         page.screenshot(path=str(shots / "essayer-un-appel.png"), full_page=True)

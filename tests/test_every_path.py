@@ -196,8 +196,9 @@ def test_words_the_voice_misreads_are_respelled_in_what_it_says(caller):
 
 
 def test_no_good_day_wished_at_night(night, caller):
-    result = caller(target=night).call(["1", "1", "1"])
-    assert result.said[-1] == "Parfait, votre problème est résolu. Merci de votre appel, au revoir."
+    result = caller(target=night).call(["1", "1", "1", "."])
+    assert result.said[-1] == "Merci de votre appel, au revoir." and "Parfait, votre problème est résolu." in result.said
+    assert not any("bonne journée" in text for text in result.said)
 
 
 def test_c_est_bon_is_not_yes_it_happens_now(app, caller):
@@ -227,7 +228,7 @@ def test_bravo_says_whom_to_contact_and_still_offers_an_agent(app, caller):
 
 def test_bravo_then_silence_ends_the_call_as_service(app, caller):
     call = caller()
-    result = call.call(["2", "2", "1", "."])
+    result = call.call(["2", "2", "1", ".", "."])  # silence at « 0 for an agent », silence at the rating
     assert result.end == "hangup" and result.said[-1] == "Merci de votre appel, au revoir."
     assert record_of(app, call)["outcome"] == "service"
 

@@ -64,7 +64,7 @@ def test_broken_edit_is_refused_and_last_good_version_keeps_serving(live, files,
     version = live.extensions["ivr"].library.current().version
     edit(files / "flows" / "ecps.yaml", "goto: etape1_android}", "goto: etape_inconnue}")
     with caplog.at_level(logging.ERROR):
-        result = caller(target=live).call(["2", "2", "1", "1"])
+        result = caller(target=live).call(["2", "2", "1", "1", "."])
     assert result.end == "hangup" and heard("Votre e-CPS fonctionne.") in " ".join(result.said)
     assert live.extensions["ivr"].library.current().version == version
     assert "edited flow or prompts refused" in caplog.text and "renvoie vers « etape_inconnue »" in caplog.text

@@ -96,6 +96,6 @@ def test_guide_key_at_a_node_without_guide_is_a_wrong_key(sms_app, caller):
 @responses.activate
 def test_with_the_database_down_a_guide_key_says_the_sms_failed_and_the_call_goes_on(sms_app, caller):
     sms_app.extensions["ivr"].db.execute("DROP TABLE sms")  # a real failure of the database under the claim
-    result = caller(target=sms_app).call(["2", "2", "8", "1", "1"])
+    result = caller(target=sms_app).call(["2", "2", "8", "1", "1", "."])
     assert "L'envoi du SMS n'a pas fonctionné, veuillez nous en excuser." in result.said
     assert result.end == "hangup" and len(responses.calls) == 0  # no send without a claim; the diagnostic went on to its end

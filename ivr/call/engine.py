@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import replace
 
 from . import identifiers
-from .flow import AGENT_KEY, REPEAT_KEY, Flow, Guide, Node
+from .flow import AGENT_KEY, RATINGS, REPEAT_KEY, Flow, Guide, Node
 from .session import (
     OPEN,
     Action,
@@ -140,6 +140,42 @@ def _last_fall_back(session: Session) -> str | None:
     return next((entry["event"] for entry in reversed(session.history) if entry.get("event") in ("closed", "unanswered")), None)
 
 
+def rate_after_agent(flow: Flow, session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
+    """The agent hung up and Twilio hands the caller back: the flow's rating question, once."""
+    node = flow.nodes.get(flow.satisfaction or "")
+    if node is None or flow.ratings_off or session.rating is not None or _asked_rating(session):
+        return session, (Hangup((Say("fin.au_revoir"),)),)
+    session = session.evolve(node=node.name, phase="ask", entered_at=at, failures=0, pending=None)
+    session = _log(session, at, "rating_offer")
+    return session, (_ask(flow, node, session, full=True),)
+
+
+def _asked_rating(session: Session) -> bool:
+    return any(entry.get("event") == "rating_offer" for entry in session.history)
+
+
+def wants_rating_by_sms(flow: Flow, session: Session) -> bool:
+    """Whether a caller put through to an agent should be asked for a rating by SMS: they were not
+    asked on the line (gone when the agent hung up, or a conference that ended the call)."""
+    return (flow.satisfaction is not None and not flow.ratings_off and session.outcome == "transferred" and session.rating is None
+            and not _asked_rating(session))
+
+
+def _rated(flow: Flow, node: Node, session: Session, event: Event) -> tuple[Session, tuple[Action, ...]]:
+    """One question, never repeated: a key from 1 to 5 is the rating; anything else (silence, another
+    key) lets the call end as it would have."""
+    lead: tuple[Say, ...] = ()
+    if isinstance(event, Keys) and len(event.digits) == 1 and event.digits in RATINGS:
+        session = _log(session, event.at, "rating", {"rating": int(event.digits)}, rating=int(event.digits))
+        lead = (Say("satisfaction.merci"),)
+    else:
+        session = _log(session, event.at, "skip", field="note")
+    if session.ended:  # after an agent: the call keeps its outcome
+        after = flow.nodes.get(node.next or "")
+        return session, (Hangup((*lead, Say(after.prompt if after is not None and after.type == "end" else "fin.au_revoir"))),)
+    return _enter(flow, session, node.next, event.at, lead)
+
+
 def _fell_back(session: Session) -> bool:
     """Whether the call is already in the part for when no agent can answer."""
     return any(entry.get("event") in ("closed", "unanswered") for entry in session.history)
@@ -164,9 +200,11 @@ def _closed_sentences(flow: Flow, action: Action, reopening: str) -> Action:
 
 
 def _step(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[Action, ...]]:
+    node = flow.nodes.get(session.node)
+    if node is not None and node.type == "rating" and (event.node, event.phase) == (session.node, session.phase):
+        return _rated(flow, node, session, event)  # also after an agent, once the call's outcome is set
     if session.ended:
         return session, (Hangup(),)
-    node = flow.nodes.get(session.node)
     if node is None:
         return _fail(session, event.at)
     if (event.node, event.phase) != (session.node, session.phase):
@@ -269,6 +307,9 @@ def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, 
         )
         if node.type == "say":
             says.append(Say(node.prompt))
+            name = node.next
+            continue
+        if node.type == "rating" and flow.ratings_off:  # the flow asks no rating: the step is passed
             name = node.next
             continue
         if node.type == "branch":  # an answer the call already has (or the caller's number) decides where to go

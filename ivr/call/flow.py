@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from types import MappingProxyType
 
-NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer", "branch")
+NODE_TYPES = ("say", "menu", "wait", "digits", "record", "end", "transfer", "branch", "rating")
+RATINGS = "12345"  # the keys of a satisfaction rating
 # Keys that work at every question and therefore cannot be a menu choice.
 REPEAT_KEY = "*"
 AGENT_KEY = "0"
@@ -51,6 +52,12 @@ SYSTEM_PROMPTS = (
     "conseiller.aucun",
     "incident.annonce",
     "incident.suite",
+    "satisfaction.merci",
+    "satisfaction.sms",
+    "satisfaction.sms_merci",
+    "satisfaction.sms_incompris",
+    "satisfaction.sms_inconnu",
+    "fin.au_revoir",
 )
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class Flow:
     version: str
     source: str
     after_hours: str | None = None  # where a caller goes who needs an agent while none can answer (closed, unanswered)
+    satisfaction: str | None = None  # the rating question asked when an agent hands the caller back, by SMS when gone
+    ratings_off: bool = False  # « satisfaction: false »: no rating asked anywhere (the rating steps are passed)
     # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
     closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 

@@ -27,8 +27,9 @@ _FIELDS = {
     "end": ({"prompt", "outcome"}, {"step"}),
     "transfer": ({"prompt", "reason"}, {"step"}),
     "branch": ({"branches", "next"}, {"step"}),
+    "rating": ({"prompt", "next"}, {"step", "outcome"}),
 }
-_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts")
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction")
 
 
 
@@ -106,17 +107,28 @@ class Checker:
             self.link(str(after_hours), data.line_of("after_hours"), "« after_hours »")
         if start in nodes and not self.broken_links:
             # With a broken link, most "unreachable" findings would only repeat it: fix links first.
-            self.reachability([str(start), *([str(after_hours)] if after_hours else [])], nodes)
+            asked_after_agent = data.get("satisfaction")
+            roots = [str(start), *([str(after_hours)] if after_hours else []),
+                     *([asked_after_agent] if isinstance(asked_after_agent, str) and asked_after_agent in nodes else [])]
+            self.reachability(roots, nodes)
         self.say_loops(nodes)
         for key in SYSTEM_PROMPTS:
             if key not in self.prompts:
                 message = f"la phrase « {key} » manque : le serveur vocal en a besoin"
                 self.problems.append(Problem(self.prompts.source, 0, message))
         closed_prompts = self.closed_prompts(data) if "closed_prompts" in data else {}
+        satisfaction = data.get("satisfaction")
+        ratings_off = satisfaction is False
+        if satisfaction is False or satisfaction is None:
+            satisfaction = None
+        elif not isinstance(satisfaction, str) or satisfaction not in nodes or nodes[satisfaction].type != "rating":
+            self.error(data.line_of("satisfaction"),
+                       "« satisfaction » nomme l'étape « rating » posée après un conseiller, ou vaut false (pas de notes)")
+            satisfaction = None
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
-                    MappingProxyType(closed_prompts))
+                    satisfaction, ratings_off, MappingProxyType(closed_prompts))
 
     def closed_prompts(self, data: LineMap) -> dict[str, str]:
         # {phrase dite d'habitude: phrase dite à la place quand le service client est fermé}

@@ -15,7 +15,7 @@ from ..call.prompts import fill
 from ..storage.db import Database
 
 CSV_COLUMNS = ("call_sid", "started_at", "ended_at", "outcome", "outcome_step", "last_node", "transfer_reason",
-               "transfer_result", "duration_s")
+               "transfer_result", "duration_s", "incident", "arms", "rating", "rating_channel")
 OUTCOME_LABELS = {
     "solved": "résolu par le serveur vocal",
     "service": "orienté vers le service (test « Bravo »)",

@@ -18,6 +18,7 @@ from . import calls
 from . import services as services_module
 from .api import bp as api_bp
 from .console import bp as console_bp
+from .messages import bp as messages_bp
 from .services import ConfigurationError, resolve
 from .voice import bp as voice_bp
 
@@ -99,6 +100,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(messages_bp)
 
     @app.errorhandler(404)
     def not_found(error):

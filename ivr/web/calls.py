@@ -17,6 +17,8 @@ from .services import Services
 log = logging.getLogger(__name__)
 # Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
 REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
+# Those where Twilio hands the caller back once the agent has hung up: the rating question is asked.
+RATED = frozenset({"completed", "answered", "bridged"})
 # Times a webhook replays its event when another request of the call saved first; each conflict means
 # another request of the call succeeded, so N requests racing need at most N - 1 replays.
 RACE_RETRIES = 10
@@ -69,9 +71,18 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
     return _advance(ivr, call_sid, decide, urls, token)
 
 
-def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls) -> str:
-    """Twilio reports how a <Dial> or <Enqueue> ended; if nobody answered, say so politely."""
+def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_gone: bool = False) -> str:
+    """Twilio reports how a <Dial> or <Enqueue> ended: after an agent, the rating question (if the
+    caller is still there); if nobody answered, the callback or message offer."""
     _write(ivr, "transfer_result", call_sid=call_sid, result=result)
+    if result in RATED and not caller_gone:
+        try:
+            session = ivr.store.load(call_sid)
+            if session is not None:
+                now = ivr.clock()
+                return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True)
+        except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
+            log.exception("[%s] the rating question cannot be asked", call_sid)
     if result in REACHED:
         return twiml.goodbye(ivr.speech())
     if result == "leave":
@@ -110,8 +121,29 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         _write(ivr, "progress", session=session.to_dict(), context=None, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
+    if session is not None:
+        _rating_by_sms(ivr, session)
     _write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
     log.info("[%s] call ended: %s", call_sid, status)
+
+
+def _rating_by_sms(ivr: Services, session: Session) -> None:
+    """A caller who talked with an agent but was gone before the rating question: one SMS asks for it
+    (when SMS is configured); the answer comes to POST /sms."""
+    try:
+        bundle = ivr.bundle(session.flow_version)
+        if not engine.wants_rating_by_sms(bundle.flow, session):
+            return
+        record = ivr.records.get(session.call_sid) or {}
+        if record.get("transfer_result") not in RATED:
+            return
+        status = ivr.guides.send(session.call_sid, session.caller, RATING_SMS, bundle.prompts.text(RATING_SMS))
+        log.info("[%s] rating asked by SMS: %s", session.call_sid, status)
+    except Exception:
+        log.exception("[%s] the rating could not be asked by SMS", session.call_sid)
+
+
+RATING_SMS = "satisfaction.sms"
 
 
 def _follow_up(ivr: Services, session: Session, document: dict | None, at: float) -> None:

@@ -94,7 +94,8 @@ def transfer_done():
     """How a <Dial> or <Enqueue> ended."""
     form = request.form
     result = form.get("DialCallStatus") or form.get("QueueResult") or "unknown"
-    return _xml(calls.transfer_done(services(), _call_sid(form), result, FlaskUrls()))
+    caller_gone = form.get("CallStatus") in FINAL_STATUSES  # the caller hung up: our answer would not be heard
+    return _xml(calls.transfer_done(services(), _call_sid(form), result, FlaskUrls(), caller_gone))
 
 
 @bp.post("/whisper")
