@@ -107,9 +107,8 @@ class Checker:
             self.link(str(after_hours), data.line_of("after_hours"), "« after_hours »")
         if start in nodes and not self.broken_links:
             # With a broken link, most "unreachable" findings would only repeat it: fix links first.
-            asked_after_agent = data.get("satisfaction")
-            roots = [str(start), *([str(after_hours)] if after_hours else []),
-                     *([asked_after_agent] if isinstance(asked_after_agent, str) and asked_after_agent in nodes else [])]
+            # A rating step is reached from Twilio after an agent too, even with ratings turned off.
+            roots = [str(start), *([str(after_hours)] if after_hours else []), *(name for name, node in nodes.items() if node.type == "rating")]
             self.reachability(roots, nodes)
         self.say_loops(nodes)
         for key in SYSTEM_PROMPTS:

@@ -150,6 +150,8 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         "sms": [{"guide": e.get("guide"), "status": e.get("status"), "at": iso(e.get("at"))}
                 for e in session.history if e.get("event") == "sms"],
         "flow_version": session.flow_version,
+        "incident": session.incident,  # the incident announcement the caller heard, if any
+        "experiments": dict(session.arms),  # sentence → the wording ("A" or "B") the caller heard
         "context_url": context_url or None,
     }
     document["summary_fr"] = summary(document, session.started_at)
@@ -182,6 +184,8 @@ def summary(document: dict, started_at: float) -> str:
     sent = [item["guide"].removeprefix("sms.") for item in document.get("sms") or [] if item["status"] == "sent"]
     if sent:
         sentences.append(f"Guide(s) envoyé(s) par SMS : {', '.join(sent)}.")
+    if document.get("incident"):
+        sentences.append("L'appelant a entendu l'annonce d'incident en cours.")
     sentences.append("IP publique à demander.")
     return " ".join(sentences)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
@@ -69,6 +70,41 @@ def figures(db: Database, start: float, end: float) -> dict:
         "nodes": _nodes(events, calls),
         "days": _days(calls),
         "median_duration_s": statistics.median([c["duration_s"] for c in calls if c["duration_s"] is not None] or [0]) if total else None,
+        "incident": _incident_figures(calls),
+        "satisfaction": satisfaction(calls),
+    }
+
+
+def _incident_figures(calls) -> dict:
+    """Calls that heard an incident announcement, and those that hung up at the question right after it."""
+    during = [call for call in calls if call.get("incident")]
+    return {"calls": len(during), "hung_up_after_announcement": sum(call["outcome"] == "hung_up" and call["last_node"] == _FIRST_QUESTION
+                                                                    for call in during)}
+
+
+_FIRST_QUESTION = "etape1_a_jour"  # where a call is when it has just heard the welcome (and the announcement)
+
+
+def satisfaction(calls) -> dict:
+    """What callers thought: how many rated, the mean, the distribution; by outcome, flow version and experiment arm."""
+    rated = [call for call in calls if call.get("rating")]
+
+    def summary(rows) -> dict:
+        values = [row["rating"] for row in rows]
+        return {"answers": len(values), "mean": round(statistics.mean(values), 2) if values else None,
+                "distribution": {str(n): values.count(n) for n in range(1, 6)}}
+
+    arms: dict[str, list] = defaultdict(list)
+    for call in rated:
+        for key, arm in (json.loads(call["arms"]) if call.get("arms") else {}).items():
+            arms[f"{key} {arm}"].append(call)
+    return {
+        **summary(rated),
+        "by_outcome": {outcome: summary([c for c in rated if (c["outcome"] or "") == outcome])
+                       for outcome in sorted({c["outcome"] or "" for c in rated})},
+        "by_version": {version: summary([c for c in rated if (c["flow_version"] or "") == version])
+                       for version in sorted({c["flow_version"] or "" for c in rated})},
+        "by_arm": {name: summary(rows) for name, rows in sorted(arms.items())},
     }
 
 
@@ -181,6 +217,16 @@ def report(data: dict, first: date, last: date) -> str:
     others = {k: v for k, v in outcomes.items() if k not in ("solved", "service", "transferred", "hung_up")}
     if others:
         lines.append("Autres : " + ", ".join(f"{outcome_label(k)} : {v}" for k, v in others.items()))
+    incident = data.get("incident") or {}
+    if incident.get("calls"):
+        lines.append(f"Pendant une annonce d'incident : {calls_word(incident['calls'])}, dont {incident['hung_up_after_announcement']} "
+                     "raccroché(s) juste après l'annonce")
+    rated = data.get("satisfaction") or {}
+    if rated.get("answers"):
+        spread = ", ".join(f"{n} : {count}" for n, count in rated["distribution"].items())
+        lines.append(f"Satisfaction : {str(rated['mean']).replace('.', ',')} sur 5 ({rated['answers']} note(s) ; {spread})")
+        for outcome, figures in rated["by_outcome"].items():
+            lines.append(f"  {outcome_label(outcome or None)} : {str(figures['mean']).replace('.', ',')} sur 5 ({figures['answers']})")
     lines.append("")
     lines.append("Entonnoir : " + " → ".join(f"étape {step} : {n}" for step, n in data["funnel"].items()))
     lines.append("")
