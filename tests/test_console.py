@@ -219,3 +219,33 @@ def test_try_webhook_refuses_real_calls_and_other_urls(console):
     other_url = {"url": "/api/calls/x/context", "params": {"CallSid": "CAtry1"}}
     assert client.post("/console/try/webhook", json=other_url, headers=headers).status_code == 400
     assert client.post("/console/try/webhook", json={"url": "/voice", "params": {"CallSid": "CAtry1"}}).status_code == 400  # no CSRF
+
+
+def test_incident_page_editors_set_and_clear_viewers_read(console, caller):
+    editor = login(console, EDITOR)
+    refused = editor.post("/console/incident", data={"text": "mot " * 150, "csrf_token": editor.token})
+    assert refused.status_code == 400 and "secondes à l&#39;oral" in refused.get_data(as_text=True)
+    assert editor.post("/console/incident", data={"text": "Panne nationale de Pro Santé Connect.", "until": "2030-01-01T10:00",
+                                                  "csrf_token": editor.token}).status_code == 302
+    assert "Information importante : Panne nationale de Pro Santé Connect." in caller(target=console).call(["1"]).said
+    viewer = login(console, VIEWER)
+    page = viewer.get("/console/incident").get_data(as_text=True)
+    assert "Panne nationale" in page and "par claire" in page and "Arrêter l&#39;annonce" not in page
+    assert viewer.post("/console/incident/clear", data={"csrf_token": viewer.token}).status_code == 403
+    assert editor.post("/console/incident/clear", data={"csrf_token": editor.token}).status_code == 302
+    assert "Information importante" not in " ".join(caller(target=console).call(["1"]).said)
+
+
+def test_experiment_on_a_sentence_page(console, caller):
+    editor = login(console, EDITOR)
+    b_text = "Étape 1. Votre application est-elle à jour ? Si non, tapez 1. Si oui, tapez 2."
+    bad = editor.post("/console/prompts/etape1.question/experiment", data={"text_b": "Étape 1 {x}", "share": "50", "csrf_token": editor.token})
+    assert bad.status_code == 302 and not console.extensions["ivr"].experiments.running()
+    editor.post("/console/prompts/etape1.question/experiment", data={"text_b": b_text, "share": "99", "csrf_token": editor.token})
+    (running,) = console.extensions["ivr"].experiments.running()
+    assert running["started_by"] == "claire" and running["share"] == 99
+    page = editor.get("/console/prompts/etape1.question").get_data(as_text=True)
+    assert "99 % des nouveaux appels entendent B" in page and "Verdict" in page
+    editor.post("/console/prompts/etape1.question/experiment/stop", data={"keep": "B", "csrf_token": editor.token})
+    assert console.extensions["ivr"].overrides.all()["etape1.question"] == b_text
+    assert "B gardé" in editor.get("/console/history").get_data(as_text=True)

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 NEW_TEXT = "Étape 1. Votre application est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
-CALLS = [["1", "1", "1"], ["2", "1", "1", "1", "1", "1", "1", "1"], ["2", "2", "1"], ["2", "2", "2", "1", "1"], ["0"], ["2", "2"],
+CALLS = [["1", "1", "1", "5"], ["2", "1", "1", "1", "1", "1", "1", "1", "4"], ["2", "2", "1", "1", "3"], ["2", "2", "2", "1", "1", "5"],
+         ["0"], ["2", "2"],
          [".", ".", "."], ["2", "2", "2", "1", "2", "1", "1", "1", "2", "9", ".", "9", "2", "9", "9", ".", "9", "9", "2"]]
 
 
@@ -96,4 +97,34 @@ def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
         page.get_by_role("link", name="Parcours").click()
         expect(page.get_by_role("heading", name="Parcours de l'appel")).to_be_visible()
         page.screenshot(path=str(shots / "parcours.png"))
+
+        # An incident announcement, heard by the next call in the simulator.
+        page.get_by_role("link", name="Annonce d'incident").click()
+        page.get_by_label("Texte de l'annonce").fill("Pro Santé Connect est en panne depuis 9 heures ; le retour est prévu vers midi.")
+        page.get_by_role("button", name="Vérifier et annoncer").click()
+        expect(page.locator("#current")).to_contain_text("Pro Santé Connect est en panne depuis 9 heures")
+        expect(page.locator("#current")).to_contain_text("par claire")
+        page.screenshot(path=str(shots / "annonce-incident.png"), full_page=True)
+        page.get_by_role("link", name="Essayer un appel").click()
+        page.get_by_label("lire à voix haute").uncheck()
+        page.get_by_role("button", name="Appeler").click()
+        expect(page.locator("#transcript")).to_contain_text("Information importante : Pro Santé Connect est en panne")
+        page.get_by_role("link", name="Annonce d'incident").click()
+        page.get_by_role("button", name="Arrêter l'annonce").click()
+        expect(page.locator("#current")).to_contain_text("Aucune annonce en cours")
+
+        # An experiment on a sentence, from its page.
+        page.get_by_role("link", name="Phrases").click()
+        page.get_by_label("Rechercher").fill("etape1.android")
+        page.get_by_role("button", name="Chercher").click()
+        page.get_by_role("link", name="etape1.android", exact=True).click()
+        page.get_by_label("Formulation B").fill("Avez-vous un téléphone Android 15 ou plus, avec un navigateur comme Chrome ? "
+                                               "Si oui, tapez 1. Sinon, tapez 2.")
+        page.get_by_label("Part des nouveaux appels").fill("50")
+        page.get_by_role("button", name="Vérifier et lancer l'expérience").click()
+        expect(page.locator("#experiment")).to_contain_text("50 % des nouveaux appels entendent B")
+        expect(page.locator("#verdict")).to_contain_text("Verdict")
+        page.screenshot(path=str(shots / "experience-ab.png"), full_page=True)
+        page.get_by_role("button", name="Arrêter et garder A").click()
+        expect(page.locator("#experiment")).to_contain_text("formulation gardée : A")
         browser.close()

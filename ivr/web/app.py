@@ -14,7 +14,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..storage.sessions import DEFAULT_TTL
 from ..storage.spool import Replayer
-from . import calls
+from . import (
+    calls,
+    console_evidence,  # noqa: F401  (its pages join the console)
+)
 from . import services as services_module
 from .api import bp as api_bp
 from .console import bp as console_bp

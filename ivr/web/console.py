@@ -214,10 +214,13 @@ def _prompt_or_404(bundle, key: str):
 
 
 def _prompt_page(bundle, current, text: str, problems: list):
+    from .console_evidence import experiment_of
+
     confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
+    experiment, figures = experiment_of(current.key)
     return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,
                            nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=services().overrides.history(current.key),
-                           seconds=spoken_seconds(text))
+                           seconds=spoken_seconds(text), experiment=experiment, figures=figures, percent=analytics.percent)
 
 
 def _check_edit(key: str, text: str):
