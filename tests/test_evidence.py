@@ -63,7 +63,7 @@ def test_an_incident_is_announced_after_the_welcome_then_the_diagnostic_goes_on(
     shown = ivr_cli("incident", "show")
     assert "En cours" in shown.output and TEXT in shown.output and "par nadia" in shown.output
     report = ivr_cli("report")
-    assert "Pendant une annonce d'incident : 3 appels, dont 1 raccroché(s) juste après l'annonce" in report.output
+    assert "Pendant une annonce d'incident : 3 appels, dont 1 raccroché juste après l'annonce" in report.output
     figures = json.loads(ivr_cli("report", "--json").output)["incident"]
     assert figures == {"calls": 3, "hung_up_after_announcement": 1}
     assert ivr_cli("incident", "clear").exit_code == 0
@@ -117,7 +117,8 @@ def test_an_experiment_gives_each_call_a_stable_arm_heard_recorded_and_passed_to
         assert events[0]["event"] == "experiment" and events[0]["detail"]["arm"] == arm
     assert seen == {"A", "B"}
     shown = ivr_cli("experiment", "show", "etape1.question", "--flow", str(ROOT / "flows" / "ecps.yaml"), "--prompts", str(ROOT / "prompts"))
-    assert shown.exit_code == 0 and "Verdict :" in shown.output and "etape1_a_jour" in shown.output
+    assert shown.exit_code == 0 and "Verdict, sur la résolution sans conseiller : pas encore assez de données" in shown.output
+    assert "l'étape « etape1_a_jour »" in shown.output
 
 
 def test_the_wording_b_is_checked_before_the_experiment_starts(live, ivr_cli):
@@ -144,10 +145,17 @@ def test_keeping_b_makes_it_a_console_change_with_history(live, caller, ivr_cli)
 def test_the_verdict_reads_the_intervals():
     clear = stats.difference(20, 100, 40, 100)
     assert clear.clear and round(clear.value, 2) == 0.2 and clear.low > 0
-    unclear = stats.difference(20, 100, 22, 100)
-    assert not unclear.clear and stats.calls_needed(unclear, 100, 100, 0.5) > 1000
+    # Newcombe's interval: one call each way is no evidence, and no bound passes 100 points.
+    tiny = stats.difference(0, 1, 1, 1)
+    assert not tiny.clear and tiny.high <= 1.0
+    assert not stats.difference(1, 2, 2, 2).clear and stats.difference(1, 2, 2, 2).high <= 1.0
+    # Calls still needed, against the standard formula (20 % vs 25 %, 80 % power): 1,982 at 50/50.
+    unclear = stats.difference(20, 100, 25, 100)
+    assert not unclear.clear and 1900 <= stats.calls_needed(unclear, 100, 100, 0.5) <= 2100
+    assert stats.difference(5000, 10000, 5040, 10000).negligible  # no difference worth having
     assert stats.difference(0, 0, 1, 1) is None
     assert stats.points(0.042) == "+4,2 points"
+    assert abs(stats.wilson(0, 10)[0]) < 1e-12 and 0.27 < stats.wilson(0, 10)[1] < 0.28
 
 
 def test_figures_per_arm_and_a_french_verdict(tmp_path):
@@ -171,8 +179,8 @@ def test_figures_per_arm_and_a_french_verdict(tmp_path):
         records.progress(session, None, 0)
     data = figures_module.figures(db, Experiments(db).get("etape1.question"), flow)
     assert data["arms"]["A"]["calls"] + data["arms"]["B"]["calls"] == 400
-    assert data["verdict"].startswith("B fait mieux que A : +")
-    assert "de résolution sans conseiller (intervalle à 95 % :" in data["verdict"]
+    assert data["verdict"].startswith("B fait mieux que A (écart de +")
+    assert "intervalle à 95 % de +" in data["verdict"]
 
 
 # ---- satisfaction --------------------------------------------------------------------------------------
@@ -249,7 +257,44 @@ def test_ratings_in_the_report_per_outcome(live, caller, ivr_cli):
         caller().call(["1", "1", "1", rating])
     caller().call(["2", "2", "1", "1", "3"])
     report = ivr_cli("report")
-    assert "Satisfaction : 3,5 sur 5 (4 note(s) ; 1 : 0, 2 : 1, 3 : 1, 4 : 1, 5 : 1)" in report.output
-    assert "résolu par le serveur vocal : 3,67 sur 5 (3)" in report.output
+    assert "Satisfaction : 3,5 sur 5 (4 notes ; 1 : 0, 2 : 1, 3 : 1, 4 : 1, 5 : 1)" in report.output
+    assert "par issue : " in report.output and "résolu par le serveur vocal : 3,67 sur 5 (3)" in report.output
+    assert "orienté vers le service (test « Bravo ») : 3 sur 5 (1)" in report.output
+    assert "par version du parcours : " in report.output
     data = json.loads(ivr_cli("report", "--json").output)["satisfaction"]
     assert data["answers"] == 4 and data["distribution"]["5"] == 1 and data["by_outcome"]["service"]["mean"] == 3
+
+
+@responses.activate
+def test_a_flex_call_ended_by_the_conference_is_asked_by_sms_and_only_asked_calls_may_answer(make_app, caller):
+    twilio_accepts()
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, TWILIO_ACCOUNT_SID=ACCOUNT, IVR_SMS_FROM="+33700000000")
+    solved = caller(target=app)
+    solved.call(["1", "1", "1", "5"])  # rated on the line: never asked by SMS
+    flex = caller(target=app, caller="+33611111111")
+    flex.call(["0"])  # to the queue; the conference ends the call: only the status callback comes
+    assert len(responses.calls) == 1 and parse_qs(responses.calls[0].request.body)["To"] == ["+33611111111"]
+    sms = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN)
+
+    def text(number, body):
+        return sms.post("http://localhost/sms", {"From": number, "To": "+33700000000", "Body": body, "MessageSid": "SM1"})[1].replace("&#39;", "'")
+
+    assert "Ce numéro ne reçoit pas de messages." in text(solved.caller, "1")  # not asked: its voice rating stays
+    assert app.extensions["ivr"].records.get(solved.call_sid)["rating"] == 5
+    assert "Merci pour votre note." in text("+33611111111", "3")
+    assert "Votre note est déjà enregistrée." in text("+33611111111", "1")
+    assert app.extensions["ivr"].records.get(flex.call_sid)["rating"] == 3
+
+
+def test_an_experiment_that_measures_nothing_is_refused(live, ivr_cli):
+    files = ["--flow", str(ROOT / "flows" / "ecps.yaml"), "--prompts", str(ROOT / "prompts")]
+    same = live.extensions["ivr"].bundle().prompts.text("etape1.question")
+    assert "la même que l'actuelle" in ivr_cli("experiment", "start", "etape1.question", same, *files).output
+    assert "n'est dite à aucune étape" in ivr_cli("experiment", "start", "incident.suite", "Restez en ligne.", *files).output
+
+
+def test_a_caller_who_acted_after_the_announcement_is_not_counted_as_leaving_because_of_it(live, caller, ivr_cli):
+    assert ivr_cli("incident", "set", TEXT).exit_code == 0
+    caller().call(["9", "9"])  # two wrong keys at the first question, then hangs up
+    caller().call([])  # hangs up at once
+    assert json.loads(ivr_cli("report", "--json").output)["incident"] == {"calls": 2, "hung_up_after_announcement": 1}

@@ -41,7 +41,8 @@ def test_guide_sent_once_and_recorded(sms_app, caller):
     result = call.call(["2", "2", "8", "8", "2", "0"])
     assert result.said.count(SENT) == 1
     assert "Ce guide vous a déjà été envoyé par SMS." in result.said
-    (sent,) = responses.calls
+    sent, rating = responses.calls  # the guide, then (the call went to an agent and ended) the rating question
+    assert "notez votre appel" in parse_qs(rating.request.body)["Body"][0]
     form = parse_qs(sent.request.body)
     assert form["To"] == ["+33612345678"] and form["From"] == ["+33700000000"]
     assert form["Body"][0].startswith("e-CPS, tester votre e-CPS : depuis l'application e-CPS, lancez le test")

@@ -57,6 +57,9 @@ SYSTEM_PROMPTS = (
     "satisfaction.sms_merci",
     "satisfaction.sms_incompris",
     "satisfaction.sms_inconnu",
+    "satisfaction.sms_deja",
+    "satisfaction.sms_trop_tard",
+    "satisfaction.sms_erreur",
     "fin.au_revoir",
 )
 

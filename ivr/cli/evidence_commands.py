@@ -116,6 +116,9 @@ def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_
     if key not in bundle.prompts.entries:
         raise click.ClickException(f"la phrase « {key} » n'existe pas (voir prompts/fr-FR.yaml)")
     text_b = " ".join(text_b.split())
+    refusal = experiment_refusal(bundle, key, text_b)
+    if refusal:
+        raise click.ClickException(refusal)
     problems = check_change(lambda extra: load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), {**changes, **extra}),
                             key, text_b)
     for problem in problems:
@@ -152,12 +155,21 @@ def experiment_show(key: str | None, as_json: bool, flow_path: str, prompts_dir:
     found = store.get(key)
     if found is None:
         raise click.ClickException(f"aucune expérience sur « {key} »")
-    bundle = _load(flow_path, prompts_dir)
+    bundle = _load(flow_path, prompts_dir, console_changes(data_dir))  # A as callers hear it
     data = figures_module.figures(store.db, found, bundle.flow)
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     click.echo(report(data, bundle.prompts.entries[key].text if key in bundle.prompts.entries else "?"))
+
+
+def experiment_refusal(bundle, key: str, text_b: str) -> str | None:
+    """Why an experiment on `key` with wording `text_b` makes no sense, or None."""
+    if text_b == bundle.prompts.entries[key].text:
+        return "la formulation B est la même que l'actuelle (A)"
+    if not any(key in (node.prompt, node.short, node.hold) for node in bundle.flow.nodes.values()):
+        return f"« {key} » n'est dite à aucune étape du parcours : une expérience n'y mesurerait rien"
+    return None
 
 
 def report(data: dict, text_a: str) -> str:
@@ -175,9 +187,9 @@ def report(data: dict, text_a: str) -> str:
             lines.append(f"    {name} : atteinte {node['reach']}, médiane {node['median_time_s']:.0f} s, silence {percent(node['silence_rate'])}, "
                          f"touche {percent(node['invalid_rate'])}, répété {percent(node['repeat_rate'])}, abandon {percent(node['drop_off_rate'])}")
     lines.append("")
-    lines.append(f"Verdict : {data['verdict']}.")
+    lines.append(f"Verdict, sur la résolution sans conseiller : {data['verdict']}.")
     for comparison in data["comparisons"][1:]:
-        lines.append(f"  {comparison['label']} : {comparison['verdict']}.")
+        lines.append(f"  Sur {comparison['label']} : {comparison['verdict']}.")
     return "\n".join(lines)
 
 

@@ -70,19 +70,21 @@ def figures(db: Database, start: float, end: float) -> dict:
         "nodes": _nodes(events, calls),
         "days": _days(calls),
         "median_duration_s": statistics.median([c["duration_s"] for c in calls if c["duration_s"] is not None] or [0]) if total else None,
-        "incident": _incident_figures(calls),
+        "incident": _incident_figures(calls, events),
         "satisfaction": satisfaction(calls),
     }
 
 
-def _incident_figures(calls) -> dict:
-    """Calls that heard an incident announcement, and those that hung up at the question right after it."""
-    during = [call for call in calls if call.get("incident")]
-    return {"calls": len(during), "hung_up_after_announcement": sum(call["outcome"] == "hung_up" and call["last_node"] == _FIRST_QUESTION
-                                                                    for call in during)}
+def _incident_figures(calls, events) -> dict:
+    """Calls that heard an incident announcement, and those that hung up right after it: before
+    doing anything at the question that followed (no key, no word, no silence counted)."""
+    during = {call["call_sid"]: call for call in calls if call.get("incident")}
+    acted = {row["call_sid"] for row in events if row["call_sid"] in during and row["event"] not in _NOT_AN_ACT}
+    return {"calls": len(during), "hung_up_after_announcement": sum(call["outcome"] == "hung_up" and sid not in acted
+                                                                    for sid, call in during.items())}
 
 
-_FIRST_QUESTION = "etape1_a_jour"  # where a call is when it has just heard the welcome (and the announcement)
+_NOT_AN_ACT = frozenset({"enter", "incident", "experiment"})  # what happens to a call before it does anything
 
 
 def satisfaction(calls) -> dict:
@@ -219,14 +221,19 @@ def report(data: dict, first: date, last: date) -> str:
         lines.append("Autres : " + ", ".join(f"{outcome_label(k)} : {v}" for k, v in others.items()))
     incident = data.get("incident") or {}
     if incident.get("calls"):
-        lines.append(f"Pendant une annonce d'incident : {calls_word(incident['calls'])}, dont {incident['hung_up_after_announcement']} "
-                     "raccroché(s) juste après l'annonce")
+        hung = incident["hung_up_after_announcement"]
+        lines.append(f"Pendant une annonce d'incident : {calls_word(incident['calls'])}, dont {hung} "
+                     f"{'raccroché' if hung <= 1 else 'raccrochés'} juste après l'annonce")
     rated = data.get("satisfaction") or {}
     if rated.get("answers"):
         spread = ", ".join(f"{n} : {count}" for n, count in rated["distribution"].items())
-        lines.append(f"Satisfaction : {str(rated['mean']).replace('.', ',')} sur 5 ({rated['answers']} note(s) ; {spread})")
-        for outcome, figures in rated["by_outcome"].items():
-            lines.append(f"  {outcome_label(outcome or None)} : {str(figures['mean']).replace('.', ',')} sur 5 ({figures['answers']})")
+        notes = fill("{n:note}", {"n": str(rated["answers"])})
+        lines.append(f"Satisfaction : {str(rated['mean']).replace('.', ',')} sur 5 ({notes} ; {spread})")
+        for title, groups, name in (("par issue", rated["by_outcome"], lambda k: outcome_label(k or None)),
+                                    ("par version du parcours", rated["by_version"], str), ("par expérience", rated["by_arm"], str)):
+            if groups:
+                lines.append(f"  {title} : " + " ; ".join(f"{name(key)} : {str(g['mean']).replace('.', ',')} sur 5 ({g['answers']})"
+                                                          for key, g in groups.items()))
     lines.append("")
     lines.append("Entonnoir : " + " → ".join(f"étape {step} : {n}" for step, n in data["funnel"].items()))
     lines.append("")

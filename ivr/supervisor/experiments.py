@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from ..call.flow import Flow
+from ..call.prompts import fill
 from ..storage.db import Database
 from . import analytics, stats
 
 # What is compared: the share of calls solved without an agent (the more the better), and at the
-# questions that say the sentence, the share of visits with a hang-up, a silence, a wrong key.
-_NODE_MEASURES = (("dropped", "d'abandon", "reach"), ("silence", "de silences", "visits"), ("invalid", "de mauvaises touches", "visits"))
+# questions that say the sentence, the share of arrivals with a hang-up, a silence, a wrong key, a repeat.
+_NODE_MEASURES = (("dropped", "l'abandon", "reach"), ("silence", "les silences", "visits"), ("invalid", "les mauvaises touches", "visits"),
+                  ("repeat", "les réécoutes", "visits"))
 
 
 def figures(db: Database, experiment: dict, flow: Flow) -> dict:
@@ -34,29 +36,31 @@ def figures(db: Database, experiment: dict, flow: Flow) -> dict:
         at_nodes = analytics.node_figures([e for e in events if sids[e["call_sid"]] == arm], rows)
         arms[arm] = {"calls": len(rows), "contained": contained, "containment_rate": contained / len(rows) if rows else None,
                      "nodes": {name: at_nodes[name] for name in nodes if name in at_nodes}}
-    comparisons = [_compare("containment", "de résolution sans conseiller", True, arms["A"]["contained"], arms["A"]["calls"],
-                            arms["B"]["contained"], arms["B"]["calls"], experiment["share"])]
+    comparisons = [_compare("containment", "la résolution sans conseiller", True, arms["A"]["contained"], arms["A"]["calls"],
+                            arms["B"]["contained"], arms["B"]["calls"], experiment["share"], "appel")]
     for name in nodes:
         a, b = arms["A"]["nodes"].get(name), arms["B"]["nodes"].get(name)
         if a is None or b is None:
             continue
         for measure, label, base in _NODE_MEASURES:
-            comparisons.append(_compare(f"{name}.{measure}", f"{label} à « {name} »", False, a["counts"][measure], a[base],
-                                        b["counts"][measure], b[base], experiment["share"]))
+            comparisons.append(_compare(f"{name}.{measure}", f"{label} à l'étape « {name} »", False, a["counts"][measure], a[base],
+                                        b["counts"][measure], b[base], experiment["share"], "passage à cette étape/passages à cette étape"))
     return {"experiment": experiment, "nodes": nodes, "arms": arms, "comparisons": comparisons, "verdict": comparisons[0]["verdict"]}
 
 
-def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: int, hits_b: int, n_b: int, share: int) -> dict:
+def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: int, hits_b: int, n_b: int, share: int, unit: str) -> dict:
     found = stats.difference(hits_a, n_a, hits_b, n_b)
-    if found is None:
-        return {"measure": name, "label": label, "a": None, "b": None, "difference": None, "low": None, "high": None,
-                "verdict": "pas encore d'appel dans les deux versions : attendez les premiers appels"}
-    interval = f"{stats.points(found.value)} {label} (intervalle à 95 % : {stats.points(found.low)} à {stats.points(found.high)})"
+    blank = {"measure": name, "label": label, "a": None, "b": None, "difference": None, "low": None, "high": None}
+    if found is None or min(n_a, n_b) < stats.ENOUGH:
+        return {**blank, "verdict": f"pas encore assez de données : il en faut au moins {stats.ENOUGH} dans chaque version "
+                                    f"(A : {n_a}, B : {n_b})"}
+    gap = f"écart de {stats.points(found.value)}, intervalle à 95 % de {stats.points(found.low)} à {stats.points(found.high)}"
     if found.clear:
         b_better = (found.value > 0) == higher_is_better
-        verdict = (f"B fait mieux que A : {interval}" if b_better else f"A fait mieux que B : {interval}")
+        verdict = f"{'B fait mieux que A' if b_better else 'A fait mieux que B'} ({gap})"
+    elif found.negligible:
+        verdict = f"pas de différence qui compte : les deux formulations se valent ({gap})"
     else:
         more = stats.calls_needed(found, n_a, n_b, share / 100)
-        verdict = f"pas encore de différence nette ({interval}) : il faudrait environ {analytics.calls_word(more)} de plus"
-    return {"measure": name, "label": label, "a": found.a, "b": found.b, "difference": found.value, "low": found.low, "high": found.high,
-            "verdict": verdict}
+        verdict = f"pas encore de différence nette ({gap}) : il faudrait environ {fill('{n:' + unit + '}', {'n': str(more)})} de plus"
+    return {**blank, "a": found.a, "b": found.b, "difference": found.value, "low": found.low, "high": found.high, "verdict": verdict}

@@ -52,13 +52,12 @@ def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS)
     return sorted(findings)
 
 
-def too_long(key: str, text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> str | None:
+def too_long(key: str, text: str, max_seconds: float = DEFAULT_MAX_SECONDS, advice: str = "coupez en deux étapes ou raccourcissez") -> str | None:
     """Why `text` is too long to be heard out, or None."""
     seconds = spoken_seconds(text)
     if seconds <= max_seconds:
         return None
-    return (f"« {key} » dure environ {seconds:.0f} secondes à l'oral (plus de {max_seconds:.0f}) : "
-            "un appelant décroche ; coupez en deux étapes ou raccourcissez")
+    return f"« {key} » dure environ {seconds:.0f} secondes à l'oral (plus de {max_seconds:.0f}) : un appelant décroche ; {advice}"
 
 
 def check_change(load, key: str, text: str) -> list[Problem]:
@@ -70,6 +69,9 @@ def check_change(load, key: str, text: str) -> list[Problem]:
     return [p for p in problems if p.severity == "error" or f"« {key} »" in p.message]
 
 
+ANNOUNCEMENT_LEAD = "Information importante : "
+
+
 def check_announcement(text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Problem]:
     """An incident announcement is checked as a sentence is: refused if Twilio cannot read it or if
     it is too long to be heard out."""
@@ -77,10 +79,11 @@ def check_announcement(text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> l
     where = "annonce"
     if not text:
         return [Problem(where, 0, "l'annonce est vide")]
-    problems = [p for p in check_text(where, 0, "annonce", text) if p.severity == "error"]
     if "{" in text or "}" in text:
-        problems.append(Problem(where, 0, "« annonce » : pas d'accolades { } dans une annonce (elles ne sont pas lues)"))
-    long = too_long("annonce", text, max_seconds)
+        return [Problem(where, 0, "« annonce » : pas d'accolades { } dans une annonce (elles ne sont pas lues)")]
+    problems = [p for p in check_text(where, 0, "annonce", text) if p.severity == "error"]
+    # Heard with « Information importante : » before it.
+    long = too_long("annonce", ANNOUNCEMENT_LEAD + text, max_seconds, "raccourcissez-la")
     if long:
         problems.append(Problem(where, 0, long))
     return problems

@@ -19,9 +19,14 @@ log = logging.getLogger(__name__)
 REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
 # Those where Twilio hands the caller back once the agent has hung up: the rating question is asked.
 RATED = frozenset({"completed", "answered", "bridged"})
+# Those where no agent took the call (Twilio's <Dial> and <Enqueue> results, and ours); any other, or
+# none at all (a Flex conference that ended the call), is a call an agent took.
+NOT_REACHED = frozenset({"busy", "no-answer", "failed", "canceled", "error", "system-error", "queue-full", "leave", "hangup", "no_destination",
+                         "unknown"})
 # Times a webhook replays its event when another request of the call saved first; each conflict means
 # another request of the call succeeded, so N requests racing need at most N - 1 replays.
 RACE_RETRIES = 10
+RATING_SMS = "satisfaction.sms"  # the sentence sent to ask a caller gone after the agent for a rating
 # Ways a call can end that the agents follow up (the callback list).
 FOLLOWED_UP = ("callback", "voicemail")
 
@@ -135,15 +140,13 @@ def _rating_by_sms(ivr: Services, session: Session) -> None:
         if not engine.wants_rating_by_sms(bundle.flow, session):
             return
         record = ivr.records.get(session.call_sid) or {}
-        if record.get("transfer_result") not in RATED:
+        if record.get("transfer_result") in NOT_REACHED:  # nobody took the call: nothing to rate
             return
         status = ivr.guides.send(session.call_sid, session.caller, RATING_SMS, bundle.prompts.text(RATING_SMS))
         log.info("[%s] rating asked by SMS: %s", session.call_sid, status)
     except Exception:
         log.exception("[%s] the rating could not be asked by SMS", session.call_sid)
 
-
-RATING_SMS = "satisfaction.sms"
 
 
 def _follow_up(ivr: Services, session: Session, document: dict | None, at: float) -> None:

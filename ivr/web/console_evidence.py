@@ -10,6 +10,7 @@ from datetime import datetime
 from flask import flash, g, redirect, render_template, request, url_for
 
 from ..call.hours import PARIS
+from ..cli.evidence_commands import experiment_refusal
 from ..storage.experiments import ExperimentError
 from ..supervisor import experiments as experiment_figures
 from ..supervisor.lint import check_announcement
@@ -82,6 +83,10 @@ def experiment_start(key: str):
     except ValueError:
         share = 0
     problems = [p for p in _check_edit(key, text) if p.severity == "error"] if text else []
+    refusal = experiment_refusal(ivr.bundle(), key, text) if text and not problems else None
+    if refusal:
+        flash(f"Expérience refusée : {refusal}.", "error")
+        return redirect(url_for("console.prompt", key=key))
     if not text:
         flash("La formulation B est vide.", "error")
     for problem in problems:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ..call.flow import RATINGS
+from .calls import RATING_SMS
 from .services import services
 from .signature import is_signed
 
@@ -28,19 +29,31 @@ def sms():
     prompts = ivr.bundle().prompts
     now = ivr.clock()
     try:
-        call = ivr.db.one("SELECT call_sid FROM calls WHERE caller = ? AND started_at >= ? AND simulated = 0 ORDER BY started_at DESC LIMIT 1",
-                          (number, now - DAY)) if number else None
-    except Exception:
-        log.exception("the rating SMS of %s cannot be matched (database)", number[-2:])
-        call = None
-    if call is None:
-        reply = prompts.text("satisfaction.sms_inconnu")
-    elif len(body) == 1 and body in RATINGS:
-        ivr.records.rate(call["call_sid"], int(body), "sms", now)
-        log.info("[%s] rated %s by SMS", call["call_sid"], body)
-        reply = prompts.text("satisfaction.sms_merci")
-    else:
-        reply = prompts.text("satisfaction.sms_incompris")
+        reply = _rate(ivr, number, body, now)
+    except Exception:  # the database: the caller is told, Twilio gets its answer
+        log.exception("the rating SMS of …%s cannot be kept", number[-2:])
+        reply = "satisfaction.sms_erreur"
     answer = MessagingResponse()
-    answer.message(reply)
+    answer.message(prompts.text(reply))
     return Response(str(answer), content_type="text/xml; charset=utf-8")
+
+
+def _rate(ivr, number: str, body: str, now: float) -> str:
+    """Keep the rating if this number was asked for one by SMS in the last 24 hours and has not
+    given it yet; the sentence to answer with."""
+    if not number:
+        return "satisfaction.sms_inconnu"
+    asked = ivr.db.one(
+        "SELECT c.call_sid, c.rating, s.sent_at FROM sms s JOIN calls c ON c.call_sid = s.call_sid "
+        "WHERE s.number = ? AND s.guide = ? AND s.status = 'sent' ORDER BY s.sent_at DESC LIMIT 1", (number, RATING_SMS))
+    if asked is None:
+        return "satisfaction.sms_inconnu"
+    if asked["sent_at"] < now - DAY:
+        return "satisfaction.sms_trop_tard"
+    if asked["rating"] is not None:
+        return "satisfaction.sms_deja"
+    if len(body) != 1 or body not in RATINGS:
+        return "satisfaction.sms_incompris"
+    ivr.records.rate(asked["call_sid"], int(body), "sms", now)
+    log.info("[%s] rated %s by SMS", asked["call_sid"], body)
+    return "satisfaction.sms_merci"
