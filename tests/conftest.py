@@ -48,7 +48,68 @@ def backend(request):
         return
     if not (_listening(POSTGRES) and _listening(REDIS)):
         pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
-    yield from _shared_backend()
+    yield from _emptied_backend(request.getfixturevalue("migrated_schema"))
+
+
+@pytest.fixture(scope="session")
+def migrated_schema():
+    """One PostgreSQL schema migrated once for the session: each test empties it (much faster than
+    creating a schema and running every migration for each of the hundreds of tests)."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    _migrate(name)
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        tables = _tables(conn, name)
+    yield name, tables
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _migrate(name: str) -> None:
+    import psycopg
+
+    from ivr.storage.db import connect
+
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    database = connect(f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}", None)
+    database.migrate()
+    database.forget_connection()
+
+
+def _tables(conn, name: str) -> list[str]:
+    return sorted(row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename <> 'schema_version'",
+                                                 (name,)))
+
+
+def _emptied_backend(migrated):
+    import psycopg
+    import redis
+
+    name, tables = migrated
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        if _tables(conn, name) != tables:  # a test broke the schema on purpose (a table dropped): built again
+            _migrate(name)
+        # DELETE, not TRUNCATE: on a few rows it is ten times faster; ids start again at 1.
+        for table in tables:
+            conn.execute(f"DELETE FROM {name}.{table}")
+        for (sequence,) in conn.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = %s", (name,)).fetchall():
+            conn.execute(f"ALTER SEQUENCE {name}.{sequence} RESTART")
+        conn.execute(f"INSERT INTO {name}.revisions (name, value) VALUES ('prompts', 0)")
+    prefix = f"ivrtest:{name}:{uuid.uuid4().hex[:8]}:"
+    try:
+        yield {
+            "DATABASE_URL": f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "IVR_REDIS_PREFIX": prefix,
+        }
+    finally:
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client.scan_iter(prefix + "*"))
+        if keys:
+            client.delete(*keys)
 
 
 def _shared_backend():

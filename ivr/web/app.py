@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -111,7 +111,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         if request.path.startswith("/console"):
             message = "Cette page n'existe pas (ou plus) : l'adresse est peut-être mal copiée."
             return render_template("console/error.html", message=message, title="Page introuvable"), 404
-        return error
+        if request.path.startswith("/api/"):
+            return error  # the agents' tools read the status
+        return Response("Page introuvable. Serveur vocal e-CPS : la console est à l'adresse /console/.\n", status=404,
+                        mimetype="text/plain", headers={"Content-Language": "fr"})
 
     @app.get("/health")
     def health():
