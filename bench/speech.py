@@ -1,0 +1,47 @@
+"""Seconds of speech a caller hears before reaching an agent, on the main paths (at the supervisors'
+lint rate, 14 characters a second): the time the IVR takes on the phone, whatever the server's speed.
+
+    python bench/speech.py
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ivr.supervisor.lint import spoken_seconds  # noqa: E402
+from ivr.supervisor.simulator import Caller, FlaskTransport  # noqa: E402
+
+RPPS = "10012345673"
+STEP6 = ["1", RPPS, "1", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "2"]  # identifier, then the questionnaire
+PATHS = {
+    "main (steps 1, 3, 4, 5, 6)": ["2", "2", "2", "1", "2", "1", "1", "1", "2", *STEP6],
+    "Android (steps 1 to 6)": ["2", "1", "1", "1", "1", "1", "1", "2", "2", "1", "2", "1", "1", "1", "2", *STEP6],
+}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("DATABASE_URL", None)
+    from ivr import create_app
+
+    app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-speech-"), "IVR_ALWAYS_OPEN": "1",
+                      "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
+    print(f"{'path':32} {'before the agent':>17} {'from « Étape 6 »':>17}")
+    for name, keys in PATHS.items():
+        result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)
+        assert result.end == "enqueue", f"{name}: ended by {result.end}"
+        seconds = [spoken_seconds(text) for text in result.said]
+        step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
+        print(f"{name:32} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
+
+
+if __name__ == "__main__":
+    main()
