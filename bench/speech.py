@@ -19,10 +19,12 @@ from ivr.supervisor.lint import spoken_seconds  # noqa: E402
 from ivr.supervisor.simulator import Caller, FlaskTransport  # noqa: E402
 
 RPPS = "10012345673"
-STEP6 = ["1", RPPS, "1", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "2"]  # identifier, then the questionnaire
+IDENTIFIER = ["1", RPPS, "1", ".", "1", "1"]  # RPPS, confirmed, no card, reproducible, happening now
+DEVICE = ["1", "2", "15"]  # phone, Android 15 (known already on the Android path: not asked)
+REST = ["1", "#", "1", "11", "2", "2"]  # Chrome, Windows 11, no LPS, no message
 PATHS = {
-    "main (steps 1, 3, 4, 5, 6)": ["2", "2", "2", "1", "2", "1", "1", "1", "2", *STEP6],
-    "Android (steps 1 to 6)": ["2", "1", "1", "1", "1", "1", "1", "2", "2", "1", "2", "1", "1", "1", "2", *STEP6],
+    "main (steps 1, 3, 4, 5, 6)": ["2", "2", "2", "1", "2", "1", "1", "1", "2", *IDENTIFIER, *DEVICE, *REST],
+    "Android (steps 1 to 6)": ["2", "1", "1", "1", "1", "1", "1", "2", "2", "1", "2", "1", "1", "1", "2", *IDENTIFIER, *REST],
 }
 
 

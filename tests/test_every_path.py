@@ -296,3 +296,25 @@ def test_at_night_the_last_question_of_step_6_does_not_promise_an_agent(night, c
     result = caller(target=night).call([*TO_STEP6, "9", *QUESTIONS])
     assert "Pour passer à la demande de rappel, tapez 2." in " ".join(result.questions[-1].said)
     assert "Merci de votre appel. Vous pouvez rappeler demain à 8 heures 30. Au revoir." in caller(target=night).call(["0", "3"]).said
+
+
+# ---- nothing asked twice ---------------------------------------------------------------------------------
+ANDROID_TO_STEP6 = ["2", "1", "1", "1", "1", "1", "1", "2", "2", "1", "2", "1", "1", "1", "2"]
+
+
+def test_what_step_1_said_is_not_asked_again_and_the_agent_reads_it_as_inferred(app, caller):
+    call = caller()
+    result = call.call([*ANDROID_TO_STEP6, "9", ".", "1", "1", "1", "#", "1", "11", "2", "2"])
+    assert result.end == "enqueue"
+    asked = [question.node for question in result.questions]
+    assert not {"etape6_support", "etape6_systeme_mobile", "etape6_version_mobile"} & set(asked)
+    document = record_of(app, call)["context"]
+    assert document["questionnaire"]["device"] == "téléphone" and document["questionnaire"]["mobile_os"] == "Android"
+    assert document["questionnaire"]["mobile_os_version"] == "15 ou plus"
+    assert document["inferred"] == ["support", "systeme_mobile", "version_systeme_mobile"]
+    assert "Support : téléphone (déduit)." in document["summary_fr"] or "(déduit)" in document["summary_fr"]
+
+
+def test_a_caller_without_android_15_is_asked_everything(caller):
+    result = caller().call([*TO_STEP6, "9", *QUESTIONS, "2"])
+    assert {"etape6_support", "etape6_systeme_mobile", "etape6_version_mobile"} <= {q.node for q in result.questions}

@@ -289,3 +289,13 @@ def test_the_whisper_spells_a_corsican_finess_and_says_dates():
 
     assert digit_by_digit("FINESS : 2A0012345.") == "FINESS : 2 A 0 0 1 2 3 4 5."
     assert dates_for_the_ear("Appel du 02/12/2026 à 03 h 41 depuis") == "Appel du 2 décembre à 3 heures 41 depuis"
+
+
+def test_inference_rules_are_checked_and_drawn(files):
+    good = cli(files, "graph")
+    assert "déduit : si android_15_et_navigateur = oui, alors support = téléphone" in good.output
+    edit(files / "flows" / "ecps.yaml", "then: {support: téléphone,", "then: {support: ordinateur, inconnu: x,")
+    result = cli(files, "validate")
+    assert result.exit_code == 1
+    assert "« ordinateur » n'est pas une réponse de l'étape « etape6_support »" in result.output
+    assert "aucune étape ne demande « inconnu »" in result.output

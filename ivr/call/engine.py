@@ -176,6 +176,17 @@ def _rated(flow: Flow, node: Node, session: Session, event: Event) -> tuple[Sess
     return _enter(flow, session, node.next, event.at, lead)
 
 
+def _infer(flow: Flow, session: Session, at: float) -> Session:
+    """Answers the call already has that give others (the flow's `inferences`)."""
+    for rule in flow.inferences:
+        if all(session.answers.get(field) == value for field, value in rule.when.items()):
+            new = {field: value for field, value in rule.then.items() if field not in session.answers}
+            if new:
+                session = _log(session, at, "inferred", {"answers": {**session.answers, **new}, "inferred": (*session.inferred, *new)},
+                               fields=sorted(new))
+    return session
+
+
 def _fell_back(session: Session) -> bool:
     """Whether the call is already in the part for when no agent can answer."""
     return any(entry.get("event") in ("closed", "unanswered") for entry in session.history)
@@ -290,10 +301,19 @@ def spoken_key(key: str) -> str:
 
 def _enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, ...] = ()) -> tuple[Session, tuple[Action, ...]]:
     says = list(lead)
+    if flow.inferences:
+        session = _infer(flow, session, at)
     for _ in range(_MAX_CHAINED):
         node = flow.nodes.get(name)
         if node is None:
             return _fail(session, at)
+        if node.field in session.inferred and node.type in ("menu", "digits"):
+            # Already known from another answer: not asked; the flow goes on as if it had been.
+            value = session.answers.get(node.field)
+            session = _log(session.evolve(node=name, step=node.step or session.step), at, "skip", field=node.field, inferred=True)
+            name = next((choice.goto for choice in node.choices.values() if choice.answer == value), None) or node.next or \
+                next(iter(node.choices.values())).goto
+            continue
         step = node.step or session.step
         # One copy for the new position and its "enter" event (this runs at every question).
         session = session.evolve(

@@ -73,6 +73,16 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Inference:
+    """An answer the call already has that gives others: when every `when` answer is given, the
+    `then` answers are taken as given too (marked inferred) and their questions are not asked."""
+
+    line: int
+    when: Mapping[str, str]
+    then: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Guide:
     """A guide sent by SMS when the caller presses `key` (the text, with its link, is a prompt)."""
 
@@ -141,6 +151,7 @@ class Flow:
     after_hours: str | None = None  # where a caller goes who needs an agent while none can answer (closed, unanswered)
     satisfaction: str | None = None  # the rating question asked when an agent hands the caller back, by SMS when gone
     ratings_off: bool = False  # « satisfaction: false »: no rating asked anywhere (the rating steps are passed)
+    inferences: tuple[Inference, ...] = ()  # answers deduced from others: nothing asked twice
     # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
     closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import yamlfile
-from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Node, Settings
+from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Inference, Node, Settings
 from .identifiers import CHECKS
 from .prompts import Prompts
 from .yamlfile import LineMap, Problem
@@ -29,7 +29,7 @@ _FIELDS = {
     "branch": ({"branches", "next"}, {"step"}),
     "rating": ({"prompt", "next"}, {"step", "outcome"}),
 }
-_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction")
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences")
 
 
 
@@ -124,10 +124,47 @@ class Checker:
             self.error(data.line_of("satisfaction"),
                        "« satisfaction » nomme l'étape « rating » posée après un conseiller, ou vaut false (pas de notes)")
             satisfaction = None
+        inferences = self.inferences(data, nodes) if "inferences" in data else ()
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
-                    satisfaction, ratings_off, MappingProxyType(closed_prompts))
+                    satisfaction, ratings_off, inferences, MappingProxyType(closed_prompts))
+
+    def inferences(self, data: LineMap, nodes: dict[str, Node]) -> tuple[Inference, ...]:
+        # [{when: {champ: réponse}, then: {champ: réponse, …}}, …]: each field is asked by a step; a
+        # menu's answer must be one of its choices, so that the step it skips knows where to go on.
+        raw, line = data.get("inferences"), data.line_of("inferences")
+        if not isinstance(raw, list):
+            self.error(line, "« inferences » est une liste de règles {when: {champ: réponse}, then: {champ: réponse}}")
+            return ()
+        asked = {node.field: node for node in nodes.values() if node.field}
+        found = []
+        for index, rule in enumerate(raw):
+            where = f"« inferences », règle {index + 1}"
+            rule_line = rule.line if isinstance(rule, LineMap) else line
+            if not isinstance(rule, LineMap) or set(rule) != {"when", "then"} or not all(isinstance(rule[k], LineMap) and rule[k] for k in rule):
+                self.error(rule_line, f"{where} : elle s'écrit {{when: {{champ: réponse}}, then: {{champ: réponse, …}}}}")
+                continue
+            parts = {}
+            for part in ("when", "then"):
+                values = {}
+                for field_name, answer in rule[part].items():
+                    node = asked.get(str(field_name))
+                    answers = {choice.answer for choice in node.choices.values()} if node is not None and node.type == "menu" else None
+                    if node is None:
+                        self.error(rule[part].line_of(field_name), f"{where} : aucune étape ne demande « {field_name} »")
+                    elif answers is not None and str(answer) not in answers:
+                        possible = ", ".join(sorted(a for a in answers if a))
+                        self.error(rule[part].line_of(field_name),
+                                   f"{where} : « {answer} » n'est pas une réponse de l'étape « {node.name} » (possibles : {possible})")
+                    else:
+                        values[str(field_name)] = str(answer)
+                parts[part] = values
+            if set(parts["when"]) & set(parts["then"]):
+                self.error(rule_line, f"{where} : un champ ne peut pas se déduire de lui-même")
+                continue
+            found.append(Inference(rule_line, MappingProxyType(parts["when"]), MappingProxyType(parts["then"])))
+        return tuple(found)
 
     def closed_prompts(self, data: LineMap) -> dict[str, str]:
         # {phrase dite d'habitude: phrase dite à la place quand le service client est fermé}

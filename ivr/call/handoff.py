@@ -152,6 +152,7 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         "flow_version": session.flow_version,
         "incident": session.incident,  # the incident announcement the caller heard, if any
         "experiments": dict(session.arms),  # sentence → the wording ("A" or "B") the caller heard
+        "inferred": list(session.inferred),  # answers deduced from others (the flow's inferences), not given by the caller
         "context_url": context_url or None,
     }
     document["summary_fr"] = summary(document, session.started_at)
@@ -175,7 +176,7 @@ def summary(document: dict, started_at: float) -> str:
             label = answers["type_identifiant"]
         if answers.get(_VERSIONS.get(field, "")):
             value = f"{value} {answers[_VERSIONS[field]]}"
-        facts.append(f"{label} : {value}")
+        facts.append(f"{label} : {value}" + (" (déduit)" if field in (document.get("inferred") or ()) else ""))
     if answers.get("type_identifiant") and not answers.get("identifiant"):
         facts.append(f"identifiant : {answers['type_identifiant']}")
     sentences.extend(_capitalise(fact) + "." for fact in facts)

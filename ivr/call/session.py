@@ -166,6 +166,7 @@ class Session:
     arms: Mapping[str, str] = field(default_factory=dict)  # sentence → "A" or "B", for each experiment running when it started
     variants: Mapping[str, str] = field(default_factory=dict)  # sentence → the wording it hears instead (its "B" arms)
     rating: int | None = None  # 1 to 5, what the caller thought of the call
+    inferred: tuple[str, ...] = ()  # fields answered by the flow's inferences, not by the caller
     recorded: int = 0  # history entries already written to the call's events (by the shell)
     reply_token: str = ""  # Twilio's I-Twilio-Idempotency-Token of the last request answered (by the shell)
     reply: str = ""  # what that request was answered: the same again if Twilio retries it
@@ -193,6 +194,7 @@ class Session:
         values["answers"] = dict(values.get("answers") or {})
         for name in ("arms", "variants"):
             values[name] = dict(values.get(name) or {})
+        values["inferred"] = tuple(values.get("inferred") or ())
         values["history"] = tuple(values.get("history") or ())
         return cls(**values, revision=revision)
 

@@ -42,7 +42,16 @@ def mermaid(flow: Flow, figures: dict | None = None) -> str:
         for target, label in _edges(node):
             arrow = f' -->|"{label}"| ' if label else " --> "
             lines.append(f"    {node.name}{arrow}{target}")
+    for index, rule in enumerate(flow.inferences, 1):
+        lines.append(f'    deduit{index}>"{_rule(rule)}"]')
     return "\n".join(lines) + "\n"
+
+
+def _rule(rule) -> str:
+    """An inference rule as a supervisor reads it."""
+    when = ", ".join(f"{field} = {value}" for field, value in rule.when.items())
+    then = ", ".join(f"{field} = {value}" for field, value in rule.then.items())
+    return f"déduit : si {when}, alors {then} (non demandés)".replace('"', "'")
 
 
 def dot(flow: Flow, figures: dict | None = None) -> str:
@@ -54,5 +63,7 @@ def dot(flow: Flow, figures: dict | None = None) -> str:
     for node in flow.nodes.values():
         for target, label in _edges(node):
             lines.append(f'  {node.name} -> {target} [label="{label}"];')
+    for index, rule in enumerate(flow.inferences, 1):
+        lines.append(f'  deduit{index} [label="{_rule(rule)}", shape=note];')
     lines.append("}")
     return "\n".join(lines) + "\n"
