@@ -298,3 +298,30 @@ def test_a_caller_who_acted_after_the_announcement_is_not_counted_as_leaving_bec
     caller().call(["9", "9"])  # two wrong keys at the first question, then hangs up
     caller().call([])  # hangs up at once
     assert json.loads(ivr_cli("report", "--json").output)["incident"] == {"calls": 2, "hung_up_after_announcement": 1}
+
+
+def test_every_figure_at_the_nodes_is_compared_reach_and_median_time_included(tmp_path):
+    from ivr.call.library import load_bundle
+    from ivr.call.session import Conditions, Keys, NoInput
+    from ivr.storage.db import SQLite
+    from ivr.storage.experiments import Experiments
+    from ivr.storage.records import CallRecords
+    from ivr.supervisor import experiments as figures_module
+
+    flow = load_bundle(ROOT / "flows" / "ecps.yaml", ROOT / "prompts")[0].flow
+    db = SQLite(tmp_path / "ivr.sqlite3")
+    number = Experiments(db).start("etape1.question", B_TEXT, 50, "nadia", 1000.0)
+    experiment = Experiment(number, "etape1.question", B_TEXT, 50)
+    records = CallRecords(db)
+    for index in range(200):
+        start = 2000.0 + index * 100
+        session, _ = engine.start(flow, f"CA{index:032d}", "+33612345678", start, Conditions(experiments=(experiment,)))
+        slow = 9 if session.arms["etape1.question"] == "B" else 3  # B's callers take longer to answer
+        session, _ = engine.step(flow, session, Keys(session.node, session.phase, "1", start + slow + index % 3))
+        session, _ = engine.step(flow, session, NoInput(session.node, session.phase, start + 40))
+        records.progress(session, None, 0)
+    data = figures_module.figures(db, Experiments(db).get("etape1.question"), flow)
+    measures = {c["measure"]: c for c in data["comparisons"]}
+    assert {"etape1_a_jour.reach", "etape1_a_jour.time", "etape1_a_jour.repeat", "etape1_a_jour.dropped"} <= set(measures)
+    assert measures["etape1_a_jour.time"]["verdict"].startswith("B prend plus de temps que A (écart de +6,0 s")
+    assert measures["etape1_a_jour.reach"]["verdict"].startswith("pas de différence qui compte")  # every call reaches it

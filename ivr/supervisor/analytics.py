@@ -157,6 +157,7 @@ def _nodes(events, calls) -> dict:
             "visits": visits,
             "counts": {"silence": len(node["silence"]), "invalid": len(node["invalid"]), "repeat": len(node["repeat"]), "dropped": dropped[name]},
             "median_time_s": round(statistics.median(node["times"]), 1),
+            "times": sorted(round(t, 1) for t in node["times"]),
             "silence_rate": len(node["silence"]) / visits,
             "invalid_rate": len(node["invalid"]) / visits,
             "repeat_rate": len(node["repeat"]) / visits,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 from ..call.flow import Flow
 from ..call.prompts import fill
@@ -40,12 +41,37 @@ def figures(db: Database, experiment: dict, flow: Flow) -> dict:
                             arms["B"]["contained"], arms["B"]["calls"], experiment["share"], "appel")]
     for name in nodes:
         a, b = arms["A"]["nodes"].get(name), arms["B"]["nodes"].get(name)
+        comparisons.append(_compare(f"{name}.reach", f"la part des appels qui arrivent à l'étape « {name} »", True,
+                                    a["reach"] if a else 0, arms["A"]["calls"], b["reach"] if b else 0, arms["B"]["calls"],
+                                    experiment["share"], "appel"))
         if a is None or b is None:
             continue
+        comparisons.append(_time(name, a["times"], b["times"]))
         for measure, label, base in _NODE_MEASURES:
             comparisons.append(_compare(f"{name}.{measure}", f"{label} à l'étape « {name} »", False, a["counts"][measure], a[base],
                                         b["counts"][measure], b[base], experiment["share"], "passage à cette étape/passages à cette étape"))
     return {"experiment": experiment, "nodes": nodes, "arms": arms, "comparisons": comparisons, "verdict": comparisons[0]["verdict"]}
+
+
+def _time(name: str, times_a: list[float], times_b: list[float]) -> dict:
+    label = f"le temps passé à l'étape « {name} » (médiane)"
+    blank = {"measure": f"{name}.time", "label": label, "a": None, "b": None, "difference": None, "low": None, "high": None}
+    found = stats.median_difference(times_a, times_b) if min(len(times_a), len(times_b)) >= stats.ENOUGH else None
+    if found is None:
+        return {**blank, "verdict": f"pas encore assez de données : il en faut au moins {stats.ENOUGH} dans chaque version "
+                                    f"(A : {len(times_a)}, B : {len(times_b)})"}
+    value, low, high = found
+    gap = f"écart de {_seconds(value)}, intervalle à 95 % de {_seconds(low)} à {_seconds(high)}"
+    if low > 0 or high < 0:
+        verdict = f"{'B prend plus de temps que A' if value > 0 else 'B prend moins de temps que A'} ({gap})"
+    else:
+        verdict = f"pas de différence nette ({gap})"
+    return {**blank, "a": statistics.median(times_a), "b": statistics.median(times_b), "difference": value, "low": low, "high": high,
+            "verdict": verdict}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:+.1f}".replace(".", ",") + " s"
 
 
 def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: int, hits_b: int, n_b: int, share: int, unit: str) -> dict:

@@ -6,6 +6,8 @@ difference apart (normal approximation, for arms of unequal size)."""
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -68,6 +70,16 @@ def calls_needed(found: Difference, n_a: int, n_b: int, share_b: float) -> int:
     need_a = (Z95 + Z80) ** 2 * (a * (1 - a) + b * (1 - b) / ratio) / gap**2
     need_b = ratio * need_a
     return max(1, math.ceil(max(max(need_a - n_a, 0) / (1 - share_b), max(need_b - n_b, 0) / share_b)))
+
+
+def median_difference(a: list[float], b: list[float], rounds: int = 2000) -> tuple[float, float, float] | None:
+    """B's median minus A's, with a 95 % percentile-bootstrap interval (resamples drawn with a
+    fixed seed: the same figures every time they are shown); None while an arm has no value."""
+    if not a or not b:
+        return None
+    draw = random.Random(20261202)
+    differences = sorted(statistics.median(draw.choices(b, k=len(b))) - statistics.median(draw.choices(a, k=len(a))) for _ in range(rounds))
+    return statistics.median(b) - statistics.median(a), differences[int(0.025 * rounds)], differences[int(0.975 * rounds) - 1]
 
 
 def points(value: float) -> str:
