@@ -99,7 +99,13 @@ def test_step6_with_rpps_transfers_with_every_answer(app, caller):
     for fragment in ["Transfert : diagnostic des étapes 1 à 5 sans solution.", "Test e-CPS : KO.", f"RPPS : {VALID_RPPS}.",
                      "Système mobile : Android 15.", "Navigateurs : Chrome, Safari.", "Ordinateur : Windows 11.", "IP publique à demander."]:
         assert fragment in summary
-    # The task carries the compact context and the link to the whole document.
+    # The answers after the identifier were given while waiting in the queue: the document says so.
+    assert document["asked_in_queue"] == ["reproductible", "probleme_en_cours", "support", "systeme_mobile", "version_systeme_mobile",
+                                          "navigateurs", "systeme_ordinateur", "version_systeme_ordinateur", "lps"]
+    assert document["not_asked"] == []
+    # The task carries the compact context known when the caller joined the queue, and the link to the whole document.
+    summary = result.task["summary_fr"]
+    assert f"RPPS : {VALID_RPPS}." in summary and "Navigateurs" not in summary
     assert result.task == {
         "type": "ecps_support",
         "name": "+33611223344",
@@ -130,12 +136,14 @@ def test_questionnaire_can_be_skipped_with_announced_keys(app, caller):
     assert questionnaire["mobile_os_version"] is None
 
 
-def test_card_number_and_voice_message_are_kept(app, caller):
+def test_card_number_and_voice_message_are_kept(make_app, caller):
+    # With an agent's number (no queue) the questionnaire is asked before the transfer, a message too.
     # card (read back, confirmed), reproducible, now, tablet, iOS, version skipped, Edge, Linux, LPS, message
+    app = make_app(AGENT_NUMBER="+33140000000")
     answers = ["2100012345", "1", "1", "1", "2", "1", ".", "3", "#", "3", "1", "1", "rec"]
-    call = caller()
+    call = caller(target=app)
     result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *answers])
-    assert result.end == "enqueue"
+    assert result.end == "dial"
     assert result.questions[-1].record
     questionnaire = context_of(app, call.call_sid)["questionnaire"]
     assert questionnaire["card_number"] == "2100012345"
@@ -154,11 +162,12 @@ def test_silence_at_the_voice_message_skips_it(app, caller):
     assert context_of(app, call.call_sid)["questionnaire"]["voice_message_url"] is None
 
 
-def test_unknown_browser_key_is_named(caller):
-    result = caller().call([*TO_STEP6, "9", ".", "9", "2", "9", "9", "1", "7", "#", "9", "9", "2"])
+def test_unknown_browser_key_is_named(app, caller):
+    call = caller()
+    result = call.call([*TO_STEP6, "9", ".", "9", "2", "9", "9", "1", "7", "#", "9", "9", "2"])
     assert "La touche 7 ne correspond à aucun choix." in result.said
     assert result.end == "enqueue"
-    assert "Navigateurs : Chrome." in result.task["summary_fr"]
+    assert "Navigateurs : Chrome." in context_of(app, call.call_sid)["summary_fr"]
 
 
 def test_transfer_with_no_destination_offers_a_callback(make_app, caller, records):

@@ -82,8 +82,8 @@ def test_an_identifier_can_be_skipped_with_hash(app, caller):
     call = caller()
     result = call.call([*TO_STEP6, "1", "#", *AFTER_IDENTIFIER])
     assert result.end == "enqueue"
-    assert result.questions[-len(AFTER_IDENTIFIER) - 1].node == "etape6_rpps"
-    assert result.questions[-len(AFTER_IDENTIFIER)].node == "etape6_carte"
+    asked = [question.node for question in result.questions]
+    assert asked[asked.index("etape6_rpps") + 1] == "etape6_carte"  # passed: the next question comes
     document = record_of(app, call)["context"]
     assert document["questionnaire"]["identifier"] is None and document["answers"]["type_identifiant"] == "RPPS"
 
@@ -128,10 +128,17 @@ def test_a_test_that_could_not_be_run_goes_to_step_4_with_the_answer_kept(app, c
 
 
 # ---- 6. voice messages -------------------------------------------------------------------------------
-def test_an_empty_recording_is_no_message(app, caller):
-    call = caller()
+@pytest.fixture
+def dial_app(make_app):
+    """Transfers to an agent's number: no queue, the questionnaire and its message before the transfer."""
+    return make_app(AGENT_NUMBER="+33140000000")
+
+
+def test_an_empty_recording_is_no_message(dial_app, caller):
+    app = dial_app
+    call = caller(target=app)
     result = call.call([*TO_STEP6, "9", *QUESTIONS, "1", "rec:0"])
-    assert result.end == "enqueue"
+    assert result.end == "dial"
     assert "Je n'ai pas entendu de message." in result.said
     document = record_of(app, call)["context"]
     assert document["questionnaire"]["voice_message_url"] is None
@@ -160,7 +167,7 @@ def test_after_a_message_at_step_6_the_night_menu_offers_no_second_message(night
 # ---- 7. notices ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("days", "said"), [("90", "conservées 90 jours"), ("1", "conservées 1 jour.")])
 def test_notices_on_data_use_recording_and_speakerphone(make_app, caller, days, said):
-    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_RETENTION_DAYS=days)
+    app = make_app(AGENT_NUMBER="+33140000000", IVR_RETENTION_DAYS=days)
     result = caller(target=app).call([*TO_STEP6, "9", *QUESTIONS, "1", "rec"])
     assert "mettez votre téléphone sur haut-parleur" in result.said[0].lower()
     step6 = next(text for text in result.said if text.startswith("Étape 6."))
@@ -240,9 +247,13 @@ def test_hanging_up_after_bravo_counts_as_service(app, caller):
 
 
 # ---- 10. the task within Twilio's limit ------------------------------------------------------------
-def test_the_longest_answers_fit_in_the_task_and_keep_the_context_url(make_app):
+def test_the_longest_answers_fit_in_the_task_and_keep_the_context_url(make_app, files):
+    # A flow that asks everything before the queue (no « while_queued »): the longest task there is.
+    flow = files / "flows" / "ecps.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace("while_queued: {from: etape6_carte, to: etape6_message_choix}", ""),
+                    encoding="utf-8")
     public = "https://serveur-vocal.assistance-ecps.esante.gouv.fr"
-    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_PUBLIC_URL=public)
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_PUBLIC_URL=public, IVR_FLOW=str(flow), IVR_PROMPTS=str(files / "prompts"))
     call = Caller(FlaskTransport(app.test_client()), public, TOKEN, caller="+33612345678")
     longest = ["2", "73282932000074", "1", "1" * 20, "1", "1" * 20, "1", "1", "1", "1", "2", "15",
                "1", "2", "3", "4", "5", "1", "11", "1", "1", "rec"]

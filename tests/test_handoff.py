@@ -102,11 +102,13 @@ def test_helpdesk_receives_the_signed_document(helpdesk_app, caller):
     call = caller(target=helpdesk_app)
     call.call(FULL_CALL)
     outbox = helpdesk_app.extensions["ivr"].outbox
-    assert outbox.deliver_due() == (1, 0)
-    (sent,) = responses.calls
+    assert outbox.deliver_due() == (2, 0)
+    first, sent = responses.calls  # at the transfer, then completed with the answers given in the queue
+    assert first.request.headers["Idempotency-Key"] == f"{call.call_sid}:transfer"
+    assert json.loads(first.request.body)["questionnaire"]["browsers"] == []
     body = sent.request.body
     assert sent.request.headers["X-IVR-Signature"] == signature(body, SECRET)
-    assert sent.request.headers["Idempotency-Key"] == f"{call.call_sid}:transfer"
+    assert sent.request.headers["Idempotency-Key"] == f"{call.call_sid}:transfer:queue"
     document = json.loads(body)
     assert document == helpdesk_app.extensions["ivr"].records.get(call.call_sid)["context"]
     assert document["questionnaire"]["browsers"] == ["Chrome", "Safari"]

@@ -78,14 +78,15 @@ def test_ivr_purge_says_what_it_removed_and_refuses_a_bad_period_in_french(tmp_p
 
 
 @responses.activate
-def test_purge_deletes_the_voice_messages_at_twilio_and_keeps_what_could_not_be(app, caller):
+def test_purge_deletes_the_voice_messages_at_twilio_and_keeps_what_could_not_be(make_app, caller):
     """Callers are told their message is kept N days: past them it is deleted at Twilio too."""
     from test_calls import TO_STEP6
 
     from ivr.delivery.sms import recording_deleter
 
+    app = make_app(AGENT_NUMBER="+33140000000")  # a message is left before the transfer
     db = app.extensions["ivr"].db
-    calls = [caller(), caller()]
+    calls = [caller(target=app), caller(target=app)]
     for call in calls:
         call.call([*TO_STEP6, "9", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "1", "rec"])
     urls = [CallRecords(db).get(call.call_sid)["context"]["questionnaire"]["voice_message_url"] for call in calls]

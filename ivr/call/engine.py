@@ -102,6 +102,13 @@ def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float
     """A transfer while no agent can answer becomes the flow's after-hours part (callback, message);
     failing there ends the call (it would start the same menu again, forever). While the service is
     closed, the flow's `closed_prompts` are said instead of their usual sentences."""
+    ask = actions[-1] if actions else None
+    if (flow.while_queued and conditions.queue and conditions.service_open and conditions.agents and isinstance(ask, Ask)
+            and ask.node == flow.while_queued[0] and session.queue_next is None and not session.ended):
+        # The rest of the questions will be asked while the caller waits for an agent: to the queue now.
+        session = session.evolve(queue_next=ask.node, queue_phase="ask")
+        session, actions = _transfer(session, "diagnostic_complete", at, (*ask.says[:-1], Say("etape6.transfert_file")))
+        return session, _as_heard_now(flow, actions, conditions)
     transfer = next((action for action in actions if isinstance(action, Transfer)), None)
     if transfer is not None:
         if transfer.reason in ("no_input", "invalid_input") and _fell_back(session):
@@ -174,6 +181,38 @@ def _rated(flow: Flow, node: Node, session: Session, event: Event) -> tuple[Sess
         after = flow.nodes.get(node.next or "")
         return session, (Hangup((*lead, Say(after.prompt if after is not None and after.type == "end" else "fin.au_revoir"))),)
     return _enter(flow, session, node.next, event.at, lead)
+
+
+def queued_question(flow: Flow, session: Session, at: float) -> tuple[Session, Ask | None]:
+    """The question to ask now, while the caller waits for an agent (None when there is none left).
+    A question asked at the last turn of the wait and left unanswered is silence, as on the line:
+    skipped if it may be, else asked again, shorter, until `max_attempts`."""
+    if session.queue_next is None or session.queue_next not in flow.nodes:
+        return session, None
+    if session.queue_asked:
+        return queued_answer(flow, session, NoInput(session.queue_next, session.queue_phase, at))
+    node = flow.nodes[session.queue_next]
+    ask = _ask(flow, node, session.evolve(node=node.name, phase=session.queue_phase), full=True)
+    return session.evolve(queue_asked=True), ask if isinstance(ask, Ask) else None
+
+
+def queued_answer(flow: Flow, session: Session, event: Event) -> tuple[Session, Ask | None]:
+    """An answer given while waiting in the queue: kept at once; the next question (or None)."""
+    if event.node != session.queue_next or event.phase != session.queue_phase:
+        return session, None  # a stray or repeated answer: the wait goes on
+    kept = (session.node, session.outcome, session.outcome_step, session.transfer_reason)
+    probe = session.evolve(node=event.node, phase=event.phase, outcome=None)
+    after, actions = _step(flow, probe, event)
+    node, outcome, outcome_step, reason = kept
+    ask = actions[-1] if actions else None
+    stop = flow.while_queued[1] if flow.while_queued else None
+    if isinstance(ask, Ask) and ask.node != stop and flow.nodes[ask.node].type in ("menu", "digits"):
+        following, phase = ask.node, ask.phase
+    else:
+        following, phase, ask = None, "ask", None
+    after = after.evolve(node=node, outcome=outcome, outcome_step=outcome_step, transfer_reason=reason, queue_next=following,
+                         queue_phase=phase, queue_asked=ask is not None)
+    return _log(after, event.at, "queued_answer", field=flow.nodes[event.node].field), ask
 
 
 def _infer(flow: Flow, session: Session, at: float) -> Session:

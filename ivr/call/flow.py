@@ -61,6 +61,8 @@ SYSTEM_PROMPTS = (
     "satisfaction.sms_trop_tard",
     "satisfaction.sms_erreur",
     "fin.au_revoir",
+    "etape6.transfert_file",
+    "attente.questions_finies",
 )
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ class Flow:
     satisfaction: str | None = None  # the rating question asked when an agent hands the caller back, by SMS when gone
     ratings_off: bool = False  # « satisfaction: false »: no rating asked anywhere (the rating steps are passed)
     inferences: tuple[Inference, ...] = ()  # answers deduced from others: nothing asked twice
+    # With a queue (TaskRouter), the questions from the first of these steps up to the second (not
+    # included) are asked while the caller waits for an agent, not before.
+    while_queued: tuple[str, str] | None = None
     # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
     closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 

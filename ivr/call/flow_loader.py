@@ -29,7 +29,7 @@ _FIELDS = {
     "branch": ({"branches", "next"}, {"step"}),
     "rating": ({"prompt", "next"}, {"step", "outcome"}),
 }
-_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences")
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences", "while_queued")
 
 
 
@@ -125,10 +125,22 @@ class Checker:
                        "« satisfaction » nomme l'étape « rating » posée après un conseiller, ou vaut false (pas de notes)")
             satisfaction = None
         inferences = self.inferences(data, nodes) if "inferences" in data else ()
+        while_queued = self.while_queued(data, nodes) if "while_queued" in data else None
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
-                    satisfaction, ratings_off, inferences, MappingProxyType(closed_prompts))
+                    satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts))
+
+    def while_queued(self, data: LineMap, nodes: dict[str, Node]) -> tuple[str, str] | None:
+        raw, line = data.get("while_queued"), data.line_of("while_queued")
+        if not isinstance(raw, LineMap) or set(raw) != {"from", "to"} or not all(str(raw[k]) in nodes for k in raw):
+            self.error(line, "« while_queued » s'écrit {from: première_étape, to: étape_où_s_arrêter} (deux étapes du parcours)")
+            return None
+        first = nodes[str(raw["from"])]
+        if first.type not in ("menu", "digits"):
+            self.error(line, f"« while_queued » : « {first.name} » doit être une question (menu ou saisie)")
+            return None
+        return str(raw["from"]), str(raw["to"])
 
     def inferences(self, data: LineMap, nodes: dict[str, Node]) -> tuple[Inference, ...]:
         # [{when: {champ: réponse}, then: {champ: réponse, …}}, …]: each field is asked by a step; a

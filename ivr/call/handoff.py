@@ -153,10 +153,32 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         "incident": session.incident,  # the incident announcement the caller heard, if any
         "experiments": dict(session.arms),  # sentence → the wording ("A" or "B") the caller heard
         "inferred": list(session.inferred),  # answers deduced from others (the flow's inferences), not given by the caller
+        # Answers given while waiting in the queue, and the questions still to come when the agent took the call.
+        "asked_in_queue": list(dict.fromkeys(e["field"] for e in session.history
+                                             if e.get("event") == "queued_answer" and e.get("field") in session.answers)),
+        "not_asked": _not_asked(session, flow),
         "context_url": context_url or None,
     }
     document["summary_fr"] = summary(document, session.started_at)
     return document
+
+
+def _not_asked(session: Session, flow: Flow) -> list[str]:
+    """The questions of the queued part neither answered nor passed yet (the agent asks them)."""
+    if session.queue_next is None or flow.while_queued is None:
+        return []
+    stop, seen, todo, fields = flow.while_queued[1], set(), [session.queue_next], []
+    passed = {e.get("field") for e in session.history if e.get("event") == "skip"}
+    while todo:
+        name = todo.pop(0)
+        node = flow.nodes.get(name)
+        if name in seen or name == stop or node is None:
+            continue
+        seen.add(name)
+        if node.field and node.field not in session.answers and node.field not in passed and node.field not in fields:
+            fields.append(node.field)
+        todo.extend(node.exits)
+    return fields
 
 
 def summary(document: dict, started_at: float) -> str:

@@ -72,6 +72,7 @@ class Conditions:
     reopening: str = ""
     agents: bool = True  # a destination (queue, number…) is configured to put callers through to
     incident: tuple[int, str] | None = None  # (id, text) of the announcement new calls hear
+    queue: bool = False  # a transfer goes to a queue (TaskRouter), where questions can be asked while the caller waits
     experiments: tuple[Experiment, ...] = ()  # sentence experiments running: new calls get an arm of each
 
 
@@ -167,6 +168,9 @@ class Session:
     variants: Mapping[str, str] = field(default_factory=dict)  # sentence → the wording it hears instead (its "B" arms)
     rating: int | None = None  # 1 to 5, what the caller thought of the call
     inferred: tuple[str, ...] = ()  # fields answered by the flow's inferences, not by the caller
+    queue_next: str | None = None  # the question to ask next while the caller waits in the queue
+    queue_phase: str = "ask"
+    queue_asked: bool = False  # that question was asked at the last turn of the wait (no answer came yet)
     recorded: int = 0  # history entries already written to the call's events (by the shell)
     reply_token: str = ""  # Twilio's I-Twilio-Idempotency-Token of the last request answered (by the shell)
     reply: str = ""  # what that request was answered: the same again if Twilio retries it

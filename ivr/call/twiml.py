@@ -111,15 +111,25 @@ def dates_for_the_ear(text: str) -> str:
     return re.sub(r"(\d{2})/(\d{2})/(\d{4}) à (\d{1,2}) h (\d{2})", spoken, text)
 
 
-def hold(speech: Speech, position: int | None, minutes: int | None = None, offer_url: str = "", pause: int = 20) -> str:
+def hold(speech: Speech, position: int | None, minutes: int | None = None, offer_url: str = "", pause: int = 20,
+         question: Ask | None = None, question_url: str = "", lead: Sequence[Say] = ()) -> str:
     """The hold message while queued: the caller's position and the expected wait when Twilio gives
-    them, and after a while the offer to be called back instead (key 1)."""
+    them, and after a while the offer to be called back instead (key 1). With a `question` (the
+    rest of the questionnaire, asked while waiting), that question instead of the message: its
+    answer goes to `question_url`; unanswered, the wait goes on and asks it again."""
     response = VoiceResponse()
-    says = []
+    says = list(lead)
     if position:
         says.append(Say.filled("attente.position", position=str(position)))
     if minutes:
         says.append(Say.filled("attente.estimation", minutes=str(minutes)))
+    if question is not None:
+        _says(response, speech, says)
+        gather = Gather(input="dtmf", action=question_url, method="POST", timeout=question.timeout, finish_on_key=question.finish_on_key,
+                        num_digits=question.num_digits, action_on_empty_result=False)
+        _says(gather, speech, question.says)
+        response.append(gather)
+        return str(response)
     says.append(Say("attente.message"))
     _says(response, speech, says)
     if offer_url:

@@ -40,10 +40,11 @@ class Outbox:
         self.claim_seconds = claim_seconds
         self.http = requests.Session()
 
-    def add(self, call_sid: str, document: dict, now: float | None = None) -> str:
-        """Queue a document; the same call is delivered once (same idempotency key on every retry)."""
+    def add(self, call_sid: str, document: dict, now: float | None = None, version: str = "") -> str:
+        """Queue a document; the same call is delivered once (same idempotency key on every retry),
+        and once more per `version` (the document completed with the answers given in the queue)."""
         now = time.time() if now is None else now
-        key = f"{call_sid}:transfer"
+        key = f"{call_sid}:transfer" + (f":{version}" if version else "")
         body = json.dumps(document, ensure_ascii=False, sort_keys=True)
         self.db.execute(
             "INSERT INTO outbox (idempotency_key, call_sid, url, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?) "

@@ -109,6 +109,8 @@ def _guide_links(flow: Flow, prompts: Prompts) -> list[Problem]:
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
     used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms) if key}
     used |= set(flow.closed_prompts.values())
+    if flow.while_queued:
+        used.add("etape6.transfert_file")
     return [
         _warning(prompts.source, prompt.line, f"la phrase « {prompt.key} » n'est utilisée par aucune étape")
         for prompt in prompts.entries.values()

@@ -91,6 +91,8 @@ class CallResult:
     timings: list[float] = field(default_factory=list)  # seconds per webhook
     documents: list[str] = field(default_factory=list)
     heard_up_to: int = 0  # sentences already handed to a question's `heard`
+    wait_url: str = ""  # while queued: the <Enqueue>'s waitUrl, which Twilio requests again and again
+    said_before_queue: int = 0  # sentences heard before the <Enqueue> (the rest were heard while waiting)
 
     def hear(self, question: Question) -> Question:
         question.heard = self.said[self.heard_up_to :]
@@ -209,7 +211,8 @@ class Caller:
                 result.said.extend(question.said)
                 key = next_key(result.hear(question))
                 if key is None:
-                    result.end = "caller_hung_up"
+                    if not result.wait_url:  # in the queue, no more keys: the agent takes the call
+                        result.end = "caller_hung_up"
                     return None, {}
                 if key.startswith(SPEECH):
                     words, _, confidence = key[len(SPEECH):].partition(":")
@@ -237,6 +240,11 @@ class Caller:
                 result.enqueue = dict(verb.attrib)
                 task = verb.find("Task")
                 result.task = json.loads(task.text) if task is not None else None
+                result.said_before_queue = len(result.said)
+                if verb.get("waitUrl"):  # Twilio plays the wait URL while the caller waits for an agent
+                    result.wait_url = urljoin(url, verb.get("waitUrl"))
+                    return result.wait_url, self.params(QueuePosition="1", QueueTime="0", AvgQueueTime="0", CurrentQueueSize="1",
+                                                        QueueSid="QU" + "0" * 32)
                 return None, {}
             elif verb.tag == "Dial":
                 result.end = "dial"
@@ -245,6 +253,13 @@ class Caller:
                     result.dial[child.tag.lower()] = (child.text or "").strip()
                     result.dial[child.tag.lower() + "_attributes"] = dict(child.attrib)
                 return None, {}
+        if result.wait_url:
+            # A wait document that ran out: after a question left unanswered Twilio plays the wait URL
+            # again; after the hold message, the simulated agent takes the call.
+            if any(verb.tag == "Gather" for verb in root):
+                return result.wait_url, self.params(QueuePosition="1", QueueTime="30", AvgQueueTime="0", CurrentQueueSize="1",
+                                                    QueueSid="QU" + "0" * 32)
+            return None, {}
         result.end = "hangup"  # Twilio hangs up when a document runs out of verbs
         return None, {}
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..call import engine, handoff, twiml
-from ..call.session import Action, Event, GuideRequested, Session, Transfer
+from ..call.session import Action, Event, GuideRequested, Say, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .services import Services
@@ -100,6 +100,52 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
         return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
     now = ivr.clock()
     return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True)
+
+
+def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url) -> str:
+    """One turn of the wait in the queue: the next question of the questionnaire while there is one
+    (each answer is kept at once), else the hold message and, after a while, the callback offer."""
+    session = ivr.store.load(call_sid) if call_sid else None
+    if session is not None and session.queue_next:
+        bundle = ivr.bundle(session.flow_version)
+        session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
+        ivr.store.save(session, force=True)
+        if ask is not None:
+            return twiml.hold(ivr.speech(bundle, session.variants), position, minutes, question=ask,
+                              question_url=question_url(ask.node, ask.phase))
+        _queued_progress(ivr, session)
+    return twiml.hold(ivr.speech(), position, minutes, offer_url)
+
+
+def wait_answer(ivr: Services, call_sid: str, event: Event, question_url) -> str:
+    """An answer given in the queue: kept at once (the agent's document follows), then the next question."""
+    session = ivr.store.load(call_sid)
+    if session is None or not session.queue_next:
+        return twiml.empty()  # back to the wait
+    bundle = ivr.bundle(session.flow_version)
+    session, ask = engine.queued_answer(bundle.flow, session, event)
+    ivr.store.save(session, force=True)
+    document = _queued_progress(ivr, session)
+    if ask is None and ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
+        # The questions are over: the helpdesk gets the completed document, as a second version.
+        _write(ivr, "outbox", call_sid=call_sid, document=document, at=ivr.clock(), version="queue")
+        ivr.nudge_outbox()
+    if ask is None:
+        return twiml.hold(ivr.speech(bundle, session.variants), None, lead=(Say("attente.questions_finies"),), pause=1)
+    return twiml.hold(ivr.speech(bundle, session.variants), None, question=ask, question_url=question_url(ask.node, ask.phase))
+
+
+def _queued_progress(ivr: Services, session: Session) -> dict:
+    """The call's record and the agent's document with what was said in the queue."""
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), _context_url(ivr, session))
+    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
+    ivr.store.save(session.evolve(recorded=len(session.history)), force=True)
+    return document
+
+
+def _context_url(ivr: Services, session: Session) -> str:
+    record = ivr.records.get(session.call_sid) or {}
+    return ((record.get("context") or {}).get("context_url")) or ""
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:
@@ -282,7 +328,7 @@ def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
         "close": lambda a: ivr.records.close(a["call_sid"], a["status"], a["ended_at"], a["duration"], a["caller"]),
         "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"]),
         "callback": lambda a: ivr.callbacks.add(a["call_sid"], a["number"], a["kind"], a["document"], a["message_url"], a["at"]),
-        "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"]),
+        "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"], a.get("version", "")),
     }
 
 

@@ -16,7 +16,7 @@ from ..call import hours as hours_module
 from ..call.handoff import Destinations
 from ..call.hours import PARIS
 from ..call.library import Bundle, FlowLibrary
-from ..call.session import OPEN, Conditions, Experiment
+from ..call.session import Conditions, Experiment
 from ..call.twiml import Cache, Speech
 from ..delivery.outbox import Deliverer, Outbox
 from ..delivery.sms import Guides, recording_deleter
@@ -84,11 +84,10 @@ class Services:
         moment = datetime.fromtimestamp(now, PARIS)
         incident, experiments = self.announcements(now)
         if self.hours.is_open(moment):
-            if self.destinations.configured and incident is None and not experiments:
-                return OPEN
-            return Conditions(agents=self.destinations.configured, incident=incident, experiments=experiments)
+            return Conditions(agents=self.destinations.configured, incident=incident, experiments=experiments,
+                              queue=bool(self.destinations.workflow_sid))
         return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured,
-                          incident=incident, experiments=experiments)
+                          incident=incident, experiments=experiments, queue=bool(self.destinations.workflow_sid))
 
     def announcements(self, now: float) -> tuple[tuple[int, str] | None, tuple[Experiment, ...]]:
         """The incident announced and the experiments running, read at most every

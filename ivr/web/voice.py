@@ -109,12 +109,24 @@ def whisper():
 
 @bp.post("/wait")
 def wait():
-    """The hold loop while the caller waits in the queue (Twilio requests it again and again)."""
+    """The hold loop while the caller waits in the queue (Twilio requests it again and again): the
+    rest of the questionnaire first, then the hold message."""
     form = request.form
     average = count(form.get("AvgQueueTime")) or 0
     offer = (count(form.get("QueueTime")) or 0) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
-    return _xml(twiml.hold(services().speech(), count(form.get("QueuePosition")), round(average / 60) if average >= 60 else None,
-                           url_for("voice.wait_choice") if offer else ""))
+    return _xml(calls.wait(services(), form.get("CallSid", ""), count(form.get("QueuePosition")),
+                           round(average / 60) if average >= 60 else None, url_for("voice.wait_choice") if offer else "", _question_url))
+
+
+@bp.post("/wait/answer")
+def wait_answer():
+    """An answer to a question asked in the queue."""
+    ivr, form = services(), request.form
+    return _xml(calls.wait_answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), _question_url))
+
+
+def _question_url(node: str, phase: str) -> str:
+    return url_for("voice.wait_answer", node=node, phase=phase)
 
 
 @bp.post("/wait/choice")
@@ -151,7 +163,7 @@ def on_error(error: Exception):
         return error
     log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
     ivr = services()
-    if request.endpoint in ("voice.wait", "voice.wait_choice"):
+    if request.endpoint in ("voice.wait", "voice.wait_choice", "voice.wait_answer"):
         return _xml(twiml.hold(ivr.speech(), None))  # a wait URL must not enqueue nor dial: the caller stays in line
     if request.endpoint == "voice.whisper":
         return _xml(twiml.whisper(ivr.speech(), NO_SUMMARY))
