@@ -1,5 +1,6 @@
-"""Seconds of speech a caller hears before reaching an agent, on the main paths (at the supervisors'
-lint rate, 14 characters a second): the time the IVR takes on the phone, whatever the server's speed.
+"""Seconds of speech a caller hears before reaching an agent (before joining the queue), on the main
+paths, at the supervisors' lint rate (14 characters a second): the time the IVR takes on the phone,
+whatever the server's speed. What is asked while queued does not count: an agent may answer anytime.
 
     python bench/speech.py
 """
@@ -40,7 +41,8 @@ def main() -> None:
     for name, keys in PATHS.items():
         result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)
         assert result.end == "enqueue", f"{name}: ended by {result.end}"
-        seconds = [spoken_seconds(text) for text in result.said]
+        before = result.said[: result.said_before_queue or len(result.said)]  # what is said in the queue does not count
+        seconds = [spoken_seconds(text) for text in before]
         step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
         print(f"{name:32} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
 
