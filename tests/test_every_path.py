@@ -57,7 +57,7 @@ def test_failing_at_night_says_goodbye_with_the_hours_instead_of_the_menu_again(
 def test_at_night_step_6_says_it_is_closed_before_the_questions(night, caller):
     call = caller(target=night)
     result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER, "1", "1"])
-    step6 = next(text for text in result.said if text.startswith("Étape 6."))
+    step6 = next(text for text in result.said if text.startswith("Étape 6"))
     assert step6.startswith("Étape 6. Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30.")
     assert "vos réponses accompagneront votre demande de rappel ou votre message" in step6
     assert "Je vais vous mettre en relation" not in " ".join(result.said)
@@ -170,7 +170,7 @@ def test_notices_on_data_use_recording_and_speakerphone(make_app, caller, days, 
     app = make_app(AGENT_NUMBER="+33140000000", IVR_RETENTION_DAYS=days)
     result = caller(target=app).call([*TO_STEP6, "9", *QUESTIONS, "1", "rec"])
     assert "mettez votre téléphone sur haut-parleur" in result.said[0].lower()
-    step6 = next(text for text in result.said if text.startswith("Étape 6."))
+    step6 = next(text for text in result.said if text.startswith("Étape 6"))
     assert said in step6 and "transmises" in step6
     record = next(q for q in result.questions if q.record)
     before = " ".join(record.heard)

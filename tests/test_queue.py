@@ -11,7 +11,7 @@ def test_the_caller_joins_the_queue_after_the_identifier_and_answers_the_rest_wh
     call = caller()
     call.call([*TO_STEP6, "1", VALID_RPPS], hang_up_status=False)  # the number, then its read-back
     status, body = call.post("http://localhost/voice/answer?node=etape6_rpps&phase=confirm", call.params(Digits="1"))
-    assert "<Enqueue" in body and "En attendant qu'il vous réponde, je vous pose les dernières questions." in body.replace("&#39;", "'")
+    assert "<Enqueue" in body and "En attendant, quelques dernières questions." in body.replace("&#39;", "'")
     assert "Si vous avez une carte" not in body  # not asked before the queue
     # The wait URL asks the next question; each answer is in the agent's document at once.
     _, wait = call.post("http://localhost/voice/wait", call.params(QueuePosition="3", QueueTime="5", AvgQueueTime="0"))

@@ -62,7 +62,7 @@ def test_number_entry_ends_with_hash(caller):
     assert body == (
         f"{HEAD}<Response>"
         f'<Gather action="{action}" actionOnEmptyResult="false" finishOnKey="#" input="dtmf" method="POST" timeout="12">'
-        f"<Say {VOICE}>Tapez votre numéro RPPS : 11 chiffres, puis la touche dièse. Si vous ne l'avez pas, tapez simplement dièse.</Say>"
+        f"<Say {VOICE}>Tapez les 11 chiffres de votre RPPS, puis dièse. Vous ne l'avez pas : dièse seul.</Say>"
         "</Gather>"
         f'<Redirect method="POST">{action}</Redirect>'
         "</Response>"
