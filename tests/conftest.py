@@ -169,6 +169,8 @@ def make_app(tmp_path, backend):
         if services.deliverer is not None:
             services.deliverer.stop()
         services.db.forget_connection()
+        if hasattr(services.db, "close"):  # PostgreSQL: the connections other threads opened too
+            services.db.close()
 
 
 @pytest.fixture

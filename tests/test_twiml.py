@@ -22,8 +22,7 @@ def test_first_document(caller):
     assert body == (
         f"{HEAD}<Response>"
         f'<Gather action="{action}" actionOnEmptyResult="false" finishOnKey="" input="dtmf" method="POST" numDigits="1" timeout="6">'
-        f"<Say {VOICE}>Bonjour, vous êtes sur l'assistance é-C-P-S, pour la connexion à Pro Santé Connect. "
-        "Je vais vous guider en quelques étapes. Mettez votre téléphone sur haut-parleur : vous pourrez agir dessus tout en m'écoutant. "
+        f"<Say {VOICE}>Bonjour, vous êtes sur l'assistance é-C-P-S. Mettez votre téléphone sur haut-parleur. "
         "À tout moment, tapez étoile pour réécouter, ou 0 pour parler à un conseiller.</Say>"
         f"<Say {VOICE}>Étape 1. Vérifiez sur votre téléphone si l'application é-C-P-S est à jour. "
         "Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2.</Say>"
@@ -100,8 +99,7 @@ def test_prompt_with_audio_is_played(make_app, caller, files):
         "accueil:\n  bienvenue:\n    audio: https://cdn.example.fr/accueil.mp3\n    text: >-\n",
     )
     text = text.replace("\n    Bonjour, vous êtes", "\n      Bonjour, vous êtes").replace(
-        "\n    Je vais vous guider en quelques étapes.\n    Mettez", "\n      Je vais vous guider en quelques étapes.\n      Mettez"
-    ).replace("\n    À tout moment, tapez étoile", "\n      À tout moment, tapez étoile")
+        "\n    À tout moment, tapez étoile", "\n      À tout moment, tapez étoile")
     catalogue.write_text(text, encoding="utf-8")
     app = make_app(IVR_PROMPTS=str(files / "prompts"))
     body = post(caller(target=app), "/voice")

@@ -181,6 +181,7 @@ class Postgres(Database):
         self.url = url
         self.timeout = timeout  # seconds to connect, and for any statement: a stuck server fails the request, not the worker
         self._local = threading.local()
+        self._opened: weakref.WeakSet = weakref.WeakSet()  # every thread's connection, to close them all at the end
         self._watchdog = _Watchdog(timeout + 1)  # past statement_timeout: the server does not answer at all
         self._schema_lock = threading.Lock()
         self._schema_ready = False  # migrated at first use, not at start-up: a worker starts with the database down
@@ -205,7 +206,17 @@ class Postgres(Database):
             conn = self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=max(1, round(self.timeout)))
             conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
             self._local.conn = conn
+            self._opened.add(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (threads that ended leave theirs open until collected)."""
+        for conn in list(self._opened):
+            try:
+                conn.close()
+            except self._psycopg.Error:
+                pass
+        self._local.conn = None
 
     def forget_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
