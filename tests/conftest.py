@@ -86,7 +86,6 @@ def _tables(conn, name: str) -> list[str]:
 
 def _emptied_backend(migrated):
     import psycopg
-    import redis
 
     name, tables = migrated
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
@@ -98,7 +97,13 @@ def _emptied_backend(migrated):
         for (sequence,) in conn.execute("SELECT sequencename FROM pg_sequences WHERE schemaname = %s", (name,)).fetchall():
             conn.execute(f"ALTER SEQUENCE {name}.{sequence} RESTART")
         conn.execute(f"INSERT INTO {name}.revisions (name, value) VALUES ('prompts', 0)")
-    prefix = f"ivrtest:{name}:{uuid.uuid4().hex[:8]}:"
+    yield from _settings(name, f"ivrtest:{name}:{uuid.uuid4().hex[:8]}:")
+
+
+def _settings(name: str, prefix: str):
+    """The settings of the shared backend on schema `name`; its Redis keys (under `prefix`) go after."""
+    import redis
+
     try:
         yield {
             "DATABASE_URL": f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}",
@@ -113,26 +118,17 @@ def _emptied_backend(migrated):
 
 
 def _shared_backend():
+    """A schema of its own, empty (for the tests that build the schema themselves)."""
     import psycopg
-    import redis
 
     name = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
-    prefix = f"ivrtest:{name}:"
     try:
-        yield {
-            "DATABASE_URL": f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-            "IVR_REDIS_PREFIX": prefix,
-        }
+        yield from _settings(name, f"ivrtest:{name}:")
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        keys = list(client.scan_iter(prefix + "*"))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture

@@ -158,19 +158,25 @@ def test_the_verdict_reads_the_intervals():
     assert abs(stats.wilson(0, 10)[0]) < 1e-12 and 0.27 < stats.wilson(0, 10)[1] < 0.28
 
 
-def test_figures_per_arm_and_a_french_verdict(tmp_path):
+def synthetic_experiment(tmp_path):
+    """An experiment on etape1.question in a database of its own: (flow, db, experiment, records)."""
     from ivr.call.library import load_bundle
-    from ivr.call.session import Conditions, Keys
     from ivr.storage.db import SQLite
     from ivr.storage.experiments import Experiments
     from ivr.storage.records import CallRecords
-    from ivr.supervisor import experiments as figures_module
 
     flow = load_bundle(ROOT / "flows" / "ecps.yaml", ROOT / "prompts")[0].flow
     db = SQLite(tmp_path / "ivr.sqlite3")
     number = Experiments(db).start("etape1.question", B_TEXT, 50, "nadia", 1000.0)
-    experiment = Experiment(number, "etape1.question", B_TEXT, 50)
-    records = CallRecords(db)
+    return flow, db, Experiment(number, "etape1.question", B_TEXT, 50), CallRecords(db)
+
+
+def test_figures_per_arm_and_a_french_verdict(tmp_path):
+    from ivr.call.session import Conditions, Keys
+    from ivr.storage.experiments import Experiments
+    from ivr.supervisor import experiments as figures_module
+
+    flow, db, experiment, records = synthetic_experiment(tmp_path)
     for index in range(400):
         session, _ = engine.start(flow, f"CA{index:032d}", "+33612345678", 2000.0 + index, Conditions(experiments=(experiment,)))
         solved = session.arms["etape1.question"] == "B" or index % 3 == 0  # B solves every call, A one in three
@@ -301,18 +307,11 @@ def test_a_caller_who_acted_after_the_announcement_is_not_counted_as_leaving_bec
 
 
 def test_every_figure_at_the_nodes_is_compared_reach_and_median_time_included(tmp_path):
-    from ivr.call.library import load_bundle
     from ivr.call.session import Conditions, Keys, NoInput
-    from ivr.storage.db import SQLite
     from ivr.storage.experiments import Experiments
-    from ivr.storage.records import CallRecords
     from ivr.supervisor import experiments as figures_module
 
-    flow = load_bundle(ROOT / "flows" / "ecps.yaml", ROOT / "prompts")[0].flow
-    db = SQLite(tmp_path / "ivr.sqlite3")
-    number = Experiments(db).start("etape1.question", B_TEXT, 50, "nadia", 1000.0)
-    experiment = Experiment(number, "etape1.question", B_TEXT, 50)
-    records = CallRecords(db)
+    flow, db, experiment, records = synthetic_experiment(tmp_path)
     for index in range(200):
         start = 2000.0 + index * 100
         session, _ = engine.start(flow, f"CA{index:032d}", "+33612345678", start, Conditions(experiments=(experiment,)))
