@@ -98,6 +98,22 @@ class PostgresServer(OwnServer):
         return [os.path.join(self.bin, "postgres"), "-D", self.directory, "-p", str(self.port), "-k", self.directory,
                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], {"user": "postgres"}
 
+    def start(self) -> None:
+        """Started, and accepting connections: after a kill -9 PostgreSQL listens during its crash
+        recovery before it accepts anyone ("the database system is not yet accepting connections")."""
+        import psycopg
+
+        super().start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def remove(self) -> None:
         self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
