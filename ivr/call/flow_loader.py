@@ -10,7 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import yamlfile
-from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Inference, Node, Settings
+from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Node, Settings
+from .flow_sections import SectionChecks
 from .identifiers import CHECKS
 from .prompts import Prompts
 from .yamlfile import LineMap, Problem
@@ -71,7 +72,7 @@ def _digest(*paths: Path, extra: bytes = b"") -> str:
     return digest.hexdigest()[:12]
 
 
-class Checker:
+class Checker(SectionChecks):
     def __init__(self, name: str, prompts: Prompts, problems: list[Problem]):
         self.names: set[str] = set()
         self.broken_links = 0
@@ -130,67 +131,6 @@ class Checker:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
                     satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts))
-
-    def while_queued(self, data: LineMap, nodes: dict[str, Node]) -> tuple[str, str] | None:
-        raw, line = data.get("while_queued"), data.line_of("while_queued")
-        if not isinstance(raw, LineMap) or set(raw) != {"from", "to"} or not all(str(raw[k]) in nodes for k in raw):
-            self.error(line, "« while_queued » s'écrit {from: première_étape, to: étape_où_s_arrêter} (deux étapes du parcours)")
-            return None
-        first = nodes[str(raw["from"])]
-        if first.type not in ("menu", "digits"):
-            self.error(line, f"« while_queued » : « {first.name} » doit être une question (menu ou saisie)")
-            return None
-        return str(raw["from"]), str(raw["to"])
-
-    def inferences(self, data: LineMap, nodes: dict[str, Node]) -> tuple[Inference, ...]:
-        # [{when: {champ: réponse}, then: {champ: réponse, …}}, …]: each field is asked by a step; a
-        # menu's answer must be one of its choices, so that the step it skips knows where to go on.
-        raw, line = data.get("inferences"), data.line_of("inferences")
-        if not isinstance(raw, list):
-            self.error(line, "« inferences » est une liste de règles {when: {champ: réponse}, then: {champ: réponse}}")
-            return ()
-        asked = {node.field: node for node in nodes.values() if node.field}
-        found = []
-        for index, rule in enumerate(raw):
-            where = f"« inferences », règle {index + 1}"
-            rule_line = rule.line if isinstance(rule, LineMap) else line
-            if not isinstance(rule, LineMap) or set(rule) != {"when", "then"} or not all(isinstance(rule[k], LineMap) and rule[k] for k in rule):
-                self.error(rule_line, f"{where} : elle s'écrit {{when: {{champ: réponse}}, then: {{champ: réponse, …}}}}")
-                continue
-            parts = {}
-            for part in ("when", "then"):
-                values = {}
-                for field_name, answer in rule[part].items():
-                    node = asked.get(str(field_name))
-                    answers = {choice.answer for choice in node.choices.values()} if node is not None and node.type == "menu" else None
-                    if node is None:
-                        self.error(rule[part].line_of(field_name), f"{where} : aucune étape ne demande « {field_name} »")
-                    elif answers is not None and str(answer) not in answers:
-                        possible = ", ".join(sorted(a for a in answers if a))
-                        self.error(rule[part].line_of(field_name),
-                                   f"{where} : « {answer} » n'est pas une réponse de l'étape « {node.name} » (possibles : {possible})")
-                    else:
-                        values[str(field_name)] = str(answer)
-                parts[part] = values
-            if set(parts["when"]) & set(parts["then"]):
-                self.error(rule_line, f"{where} : un champ ne peut pas se déduire de lui-même")
-                continue
-            found.append(Inference(rule_line, MappingProxyType(parts["when"]), MappingProxyType(parts["then"])))
-        return tuple(found)
-
-    def closed_prompts(self, data: LineMap) -> dict[str, str]:
-        # {phrase dite d'habitude: phrase dite à la place quand le service client est fermé}
-        raw, line = data.get("closed_prompts"), data.line_of("closed_prompts")
-        if not isinstance(raw, LineMap):
-            self.error(line, "« closed_prompts » associe une phrase à celle dite à sa place quand le service est fermé")
-            return {}
-        found = {}
-        for usual, instead in raw.items():
-            where = f"« closed_prompts », « {usual} »"
-            self.prompt_ref(str(usual), raw.line_of(usual), where)
-            self.prompt_ref(instead, raw.line_of(usual), where)
-            found[str(usual)] = str(instead)
-        return found
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:
