@@ -162,8 +162,7 @@ def make_app(tmp_path, backend):
     yield factory
     for app in apps:  # close PostgreSQL connections before the schema is dropped
         services = app.extensions["ivr"]
-        if services.deliverer is not None:
-            services.deliverer.stop()
+        services.stop()  # its threads: retention, spool replay, helpdesk delivery
         services.db.forget_connection()
         if hasattr(services.db, "close"):  # PostgreSQL: the connections other threads opened too
             services.db.close()

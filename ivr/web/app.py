@@ -90,7 +90,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _check_numbers(config)
     ivr = app.extensions["ivr"] = services_module.build(config)
-    Replayer(ivr.spool, calls.writers(ivr), float(config["IVR_SPOOL_INTERVAL"])).start()
+    replayer = Replayer(ivr.spool, calls.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]))
+    replayer.start()
+    ivr.background.append(replayer)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
     app.session_interface = ConsoleSessions()
     app.permanent_session_lifetime = timedelta(hours=12)

@@ -63,6 +63,7 @@ class Services:
     twiml_cache: Cache = field(default_factory=Cache)
     hours: hours_module.Hours = hours_module.ALWAYS_OPEN
     retention_days: int = 90  # how long calls are kept: said to callers ({jours})
+    background: list = field(default_factory=list)  # this process's threads (retention, spool replay): stopped by `stop()`
     incidents: Incidents | None = None
     experiments: Experiments | None = None
     evidence_interval: float = 2.0  # seconds an incident or experiment read from the database is used before reading again
@@ -106,6 +107,11 @@ class Services:
             incident = None  # it ended by itself at its « until »
         return (incident[:2] if incident else None), experiments
 
+    def stop(self) -> None:
+        """Stop this process's background threads (tests build hundreds of apps in one process)."""
+        for thread in [*self.background, *([self.deliverer] if self.deliverer else [])]:
+            thread.stop() if hasattr(thread, "stop") else thread.stopped.set()
+
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
         if self.deliverer is not None:
@@ -145,7 +151,8 @@ def build(config: Mapping) -> Services:
     if not (retention.isascii() and retention.isdigit() and 1 <= int(retention) <= 3650):
         raise ConfigurationError(f"IVR_RETENTION_DAYS doit être un nombre de jours, de 1 à 3650 (trouvé : {retention!r}) : "
                                  "c'est la durée de conservation annoncée aux appelants")
-    Housekeeper(db, float(retention), recording_deleter(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"]))).start()
+    housekeeper = Housekeeper(db, float(retention), recording_deleter(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"])))
+    housekeeper.start()
     ttl = int(config["IVR_SESSION_TTL"])
     if config["REDIS_URL"]:
         store = RedisSessionStore(config["REDIS_URL"], ttl, config["IVR_REDIS_PREFIX"], float(config["IVR_REDIS_TIMEOUT"]))
@@ -170,6 +177,7 @@ def build(config: Mapping) -> Services:
         deliverer=deliverer,
         hours=opening,
         retention_days=int(retention),
+        background=[housekeeper],
         incidents=Incidents(db),
         experiments=Experiments(db),
         evidence_interval=float(config["IVR_RELOAD_INTERVAL"]),
