@@ -80,52 +80,49 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     """Twilio reports how a <Dial> or <Enqueue> ended: after an agent, the rating question (if the
     caller is still there); if nobody answered, the callback or message offer."""
     _write(ivr, "transfer_result", call_sid=call_sid, result=result)
-    if result in RATED and not caller_gone:
-        try:
-            session = ivr.store.load(call_sid)
-            if session is not None:
-                now = ivr.clock()
-                return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True)
-        except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
-            log.exception("[%s] the rating question cannot be asked", call_sid)
     if result in REACHED:
+        if result in RATED and not caller_gone:
+            try:
+                session = ivr.store.load(call_sid)
+                if session is not None:
+                    now = ivr.clock()
+                    return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True)
+            except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
+                log.exception("[%s] the rating question cannot be asked", call_sid)
         return twiml.goodbye(ivr.speech())
-    if result == "leave":
-        session = ivr.store.load(call_sid)
-        if session is not None and engine.waiting_for_callback(session):
-            return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
-    log.warning("[%s] transfer not answered: %s", call_sid, result)
     session = ivr.store.load(call_sid)
+    if result == "leave" and session is not None and engine.waiting_for_callback(session):
+        return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
+    log.warning("[%s] transfer not answered: %s", call_sid, result)
     if session is None or session.outcome != "transferred":
         return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
     now = ivr.clock()
     return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True)
 
 
-def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url) -> str:
+def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls) -> str:
     """One turn of the wait in the queue: the next question of the questionnaire while there is one
     (each answer is kept at once), else the hold message and, after a while, the callback offer."""
     session = ivr.store.load(call_sid) if call_sid else None
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
         session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
-        ivr.store.save(session, force=True)
         if ask is not None:
+            ivr.store.save(session, force=True)
             return twiml.hold(ivr.speech(bundle, session.variants), position, minutes, question=ask,
                               question_url=question_url(ask.node, ask.phase))
-        _queued_progress(ivr, session)
+        _queued_progress(ivr, session, urls)
     return twiml.hold(ivr.speech(), position, minutes, offer_url)
 
 
-def wait_answer(ivr: Services, call_sid: str, event: Event, question_url) -> str:
+def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
     """An answer given in the queue: kept at once (the agent's document follows), then the next question."""
     session = ivr.store.load(call_sid)
     if session is None or not session.queue_next:
         return twiml.empty()  # back to the wait
     bundle = ivr.bundle(session.flow_version)
     session, ask = engine.queued_answer(bundle.flow, session, event)
-    ivr.store.save(session, force=True)
-    document = _queued_progress(ivr, session)
+    document = _queued_progress(ivr, session, urls)
     if ask is None and ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
         # The questions are over: the helpdesk gets the completed document, as a second version.
         _write(ivr, "outbox", call_sid=call_sid, document=document, at=ivr.clock(), version="queue")
@@ -135,17 +132,12 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url) -> str
     return twiml.hold(ivr.speech(bundle, session.variants), None, question=ask, question_url=question_url(ask.node, ask.phase))
 
 
-def _queued_progress(ivr: Services, session: Session) -> dict:
-    """The call's record and the agent's document with what was said in the queue."""
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), _context_url(ivr, session))
-    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
+def _queued_progress(ivr: Services, session: Session, urls: Urls) -> dict:
+    """Save the session, and write the call's record and the agent's document with what was said in the queue."""
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid).context)
     ivr.store.save(session.evolve(recorded=len(session.history)), force=True)
+    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
     return document
-
-
-def _context_url(ivr: Services, session: Session) -> str:
-    record = ivr.records.get(session.call_sid) or {}
-    return ((record.get("context") or {}).get("context_url")) or ""
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:

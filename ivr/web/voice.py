@@ -115,14 +115,15 @@ def wait():
     average = count(form.get("AvgQueueTime")) or 0
     offer = (count(form.get("QueueTime")) or 0) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
     return _xml(calls.wait(services(), form.get("CallSid", ""), count(form.get("QueuePosition")),
-                           round(average / 60) if average >= 60 else None, url_for("voice.wait_choice") if offer else "", _question_url))
+                           round(average / 60) if average >= 60 else None, url_for("voice.wait_choice") if offer else "", _question_url,
+                           FlaskUrls()))
 
 
 @bp.post("/wait/answer")
 def wait_answer():
     """An answer to a question asked in the queue."""
     ivr, form = services(), request.form
-    return _xml(calls.wait_answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), _question_url))
+    return _xml(calls.wait_answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), _question_url, FlaskUrls()))
 
 
 def _question_url(node: str, phase: str) -> str:
