@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -10,6 +11,7 @@ from . import calls
 from .console import SECURITY_HEADERS
 from .services import services
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
@@ -34,14 +36,19 @@ def security_headers(response):
 
 @bp.get("/calls/<call_sid>/context")
 def call_context(call_sid: str):
-    """The document an agent gets: stored at transfer, or built live for a call still in the IVR."""
+    """The document an agent gets: built live while the call goes on (answers given in the queue
+    included, the moment they are given), else the one stored with the call's record."""
     ivr = services()
+    try:
+        session = ivr.store.load(call_sid)
+    except Exception:  # the session store is down: the document stored at the transfer
+        log.warning("[%s] context: the session store does not answer, the stored document is served", call_sid)
+        session = None
+    if session is not None:
+        return jsonify(calls.context_now(ivr, session, request.url))
     record = ivr.records.get(call_sid)
     if record is not None and record["context"] is not None:
         return jsonify(record["context"])
-    session = ivr.store.load(call_sid)
-    if session is not None:
-        return jsonify(calls.context_now(ivr, session, request.url))
     detail = "this call ended without a transfer" if record is not None else f"no call {call_sid}"
     return jsonify(error="not_found", detail=detail), 404
 

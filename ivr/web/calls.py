@@ -111,33 +111,35 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
             ivr.store.save(session, force=True)
             return twiml.hold(ivr.speech(bundle, session.variants), position, minutes, question=ask,
                               question_url=question_url(ask.node, ask.phase))
-        _queued_progress(ivr, session, urls)
+        _questions_over(ivr, session, urls)
     return twiml.hold(ivr.speech(), position, minutes, offer_url)
 
 
 def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
-    """An answer given in the queue: kept at once (the agent's document follows), then the next question."""
+    """An answer given in the queue: kept at once in the session (the agents' API serves it from
+    there), then the next question; the call's record and the helpdesk's document follow when the
+    questions are over, or when the call ends before."""
     session = ivr.store.load(call_sid)
     if session is None or not session.queue_next:
         return twiml.empty()  # back to the wait
     bundle = ivr.bundle(session.flow_version)
     session, ask = engine.queued_answer(bundle.flow, session, event)
-    document = _queued_progress(ivr, session, urls)
-    if ask is None and ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
-        # The questions are over: the helpdesk gets the completed document, as a second version.
-        _write(ivr, "outbox", call_sid=call_sid, document=document, at=ivr.clock(), version="queue")
-        ivr.nudge_outbox()
-    if ask is None:
-        return twiml.hold(ivr.speech(bundle, session.variants), None, lead=(Say("attente.questions_finies"),), pause=1)
-    return twiml.hold(ivr.speech(bundle, session.variants), None, question=ask, question_url=question_url(ask.node, ask.phase))
+    if ask is not None:
+        ivr.store.save(session, force=True)
+        return twiml.hold(ivr.speech(bundle, session.variants), None, question=ask, question_url=question_url(ask.node, ask.phase))
+    _questions_over(ivr, session, urls)
+    return twiml.hold(ivr.speech(bundle, session.variants), None, lead=(Say("attente.questions_finies"),), pause=1)
 
 
-def _queued_progress(ivr: Services, session: Session, urls: Urls) -> dict:
-    """Save the session, and write the call's record and the agent's document with what was said in the queue."""
+def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
+    """The questions asked in the queue are over: the session saved, the call's record and the
+    agent's document written with what was said, and the helpdesk sent it as a second version."""
     document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid).context)
-    ivr.store.save(session.evolve(recorded=len(session.history)), force=True)
+    ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
     _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-    return document
+    if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
+        _write(ivr, "outbox", call_sid=session.call_sid, document=document, at=ivr.clock(), version="queue")
+        ivr.nudge_outbox()
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:
@@ -148,10 +150,11 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
     return twiml.leave()
 
 
-def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str) -> None:
+def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str, urls: Urls | None = None) -> None:
     """Twilio's final status: the call's last events and its record are written, its session goes.
     Hanging up at a question whose flow says what that means (a message already left…) ends the
-    call so, and what the agents follow up joins their list."""
+    call so, and what the agents follow up joins their list. Answers given in the queue and not yet
+    written (the agent took the call mid-questions) join the agent's document in the record."""
     now = ivr.clock()
     try:
         session = ivr.store.take(call_sid)
@@ -161,7 +164,11 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
-        _write(ivr, "progress", session=session.to_dict(), context=None, events_from=session.recorded)
+        document = None
+        if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
+            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now,
+                                       urls.links(call_sid).context if urls is not None else "")
+        _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
     if session is not None:

@@ -143,7 +143,7 @@ def status():
     """Status callback: a final status closes the call's record."""
     form = request.form
     if form.get("CallStatus", "") in FINAL_STATUSES:
-        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), caller(form))
+        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), caller(form), FlaskUrls())
     return _xml(twiml.empty())
 
 
