@@ -108,7 +108,7 @@ def answer(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[A
         return _picked(flow, node, session, digits, event.at)
     if node.type == "digits":
         return _keyed_number(flow, node, session, digits, event.at)
-    return _choose(flow, node, session, digits, event.at)
+    return choose(flow, node, session, digits, event.at)
 
 
 def spoken_key(key: str) -> str:
@@ -226,7 +226,7 @@ def _failed(flow: Flow, node: Node, session: Session, at: float, event: str, rea
     return session, (ask(flow, node, session, full=False, lead=(why,)),)
 
 
-def _choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+def choose(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
     choice = node.choices.get(key)
     if choice is None:
         why = Say.filled("commun.touche_invalide", touche=spoken_key(key))
@@ -256,7 +256,7 @@ def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Ses
                        heard=identifiers.masked(event.text[:60]))
     if event.confidence * 100 >= flow.settings.speech_confidence:
         session = log(session, event.at, "spoken", key=keys[0], confidence=round(event.confidence, 2))
-        return _choose(flow, node, session, keys[0], event.at)
+        return choose(flow, node, session, keys[0], event.at)
     session = log(session, event.at, "spoken_unsure", {"phase": "speech", "pending": keys[0]}, key=keys[0],
                    confidence=round(event.confidence, 2))
     return session, (ask(flow, node, session, full=True),)
@@ -264,7 +264,7 @@ def _heard(flow: Flow, node: Node, session: Session, event: Spoken) -> tuple[Ses
 
 def _confirm_speech(flow: Flow, node: Node, session: Session, key: str, at: float) -> tuple[Session, tuple[Action, ...]]:
     if key == "1":
-        return _choose(flow, node, session.evolve(phase="ask"), session.pending or "", at)
+        return choose(flow, node, session.evolve(phase="ask"), session.pending or "", at)
     if key == "2":
         session = session.evolve(phase="ask", pending=None)
         return session, (ask(flow, node, session, full=True),)

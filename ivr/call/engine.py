@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+from . import visual
 from .answers import CALLER_FIELD, REASON_PROMPTS, spoken_key  # noqa: F401  (part of the engine's interface)
 from .answers import answer as _step
 from .answers import ask as _ask
@@ -23,6 +24,7 @@ from .session import (
     Hangup,
     Keys,
     NoInput,
+    PageAction,
     Say,
     Session,
     Transfer,
@@ -57,6 +59,8 @@ def arm_of(call_sid: str, experiment: Experiment) -> str:
 
 def step(flow: Flow, session: Session, event: Event, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
     """Apply one caller event to the session; return the new session and what to do next."""
+    if isinstance(event, PageAction):  # a button of the visual guide on the caller's phone
+        return _served(flow, *visual.apply(flow, session, event), event.at, conditions)
     return _served(flow, *_step(flow, session, event), event.at, conditions)
 
 

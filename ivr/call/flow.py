@@ -63,6 +63,9 @@ SYSTEM_PROMPTS = (
     "fin.au_revoir",
     "etape6.transfert_file",
     "attente.questions_finies",
+    "guide_visuel.note",
+    "guide_visuel.deja",
+    "sms.lien_general",
 )
 
 @dataclass(frozen=True)
@@ -93,6 +96,15 @@ class Guide:
 
 
 @dataclass(frozen=True)
+class VisualGuide:
+    """Where the visual guide's buttons lead: « C'est résolu » to `resolved`; « Ça ne marche pas »
+    to the step that comes next in the diagnostic (`not_working`, by step number)."""
+
+    resolved: str
+    not_working: Mapping[int, str]
+
+
+@dataclass(frozen=True)
 class Node:
     """One point of the call."""
 
@@ -119,6 +131,7 @@ class Node:
     silence: str | None = None  # menu: where silence leads (instead of asking again, then an agent)
     if_empty: str | None = None  # record: where an empty message leads (instead of `next`)
     branches: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))  # branch: answered field → node
+    visual: str | None = None  # menu, wait: the text the visual guide shows at this step (a prompt key)
 
     @property
     def exits(self) -> tuple[str, ...]:
@@ -159,6 +172,7 @@ class Flow:
     while_queued: tuple[str, str] | None = None
     # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
     closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    visual_guide: VisualGuide | None = None  # the buttons of the page on the caller's phone (none: no buttons)
 
 
 class FlowError(Exception):

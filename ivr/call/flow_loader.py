@@ -21,8 +21,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Which fields each node type takes; the first group is required.
 _FIELDS = {
     "say": ({"prompt", "next"}, {"step"}),
-    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide", "speech", "silence", "outcome"}),
-    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide", "speech"}),
+    "menu": ({"prompt", "choices"}, {"short", "field", "step", "say_caller", "guide", "speech", "silence", "outcome", "visual"}),
+    "wait": ({"prompt", "choices"}, {"short", "hold", "field", "step", "guide", "speech", "visual"}),
     "digits": ({"prompt", "field", "next"}, {"check", "options", "optional", "short", "confirm", "step"}),
     "record": ({"prompt", "field", "next"}, {"max_length", "step", "if_empty"}),
     "end": ({"prompt", "outcome"}, {"step"}),
@@ -30,7 +30,7 @@ _FIELDS = {
     "branch": ({"branches", "next"}, {"step"}),
     "rating": ({"prompt", "next"}, {"step", "outcome"}),
 }
-_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences", "while_queued")
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences", "while_queued", "visual_guide")
 
 
 
@@ -127,10 +127,11 @@ class Checker(SectionChecks):
             satisfaction = None
         inferences = self.inferences(data, nodes) if "inferences" in data else ()
         while_queued = self.while_queued(data, nodes) if "while_queued" in data else None
+        visual_guide = self.visual_guide(data, nodes) if "visual_guide" in data else None
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
-                    satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts))
+                    satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts), visual_guide)
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:
@@ -166,10 +167,10 @@ class Checker(SectionChecks):
         for key in sorted(set(raw) - required - optional - {"type"}, key=str):
             allowed = ", ".join(sorted(required | optional))
             self.error(raw.line_of(key), f"{where} ({kind}) : « {key} » n'a pas de sens ici (possibles : {allowed})")
-        for key in ("prompt", "short", "hold"):
+        for key in ("prompt", "short", "hold", "visual"):
             if key in raw:
                 self.prompt_ref(raw.get(key), raw.line_of(key), where)
-        values = {k: raw.get(k) for k in ("prompt", "short", "hold", "field", "next", "outcome", "reason", "silence", "if_empty")}
+        values = {k: raw.get(k) for k in ("prompt", "short", "hold", "field", "next", "outcome", "reason", "silence", "if_empty", "visual")}
         for key, value in values.items():
             if value is not None and not isinstance(value, str):
                 self.error(raw.line_of(key), f"{where} : « {key} » doit être un texte")
@@ -217,6 +218,7 @@ class Checker(SectionChecks):
             silence=values["silence"],
             if_empty=values["if_empty"],
             branches=MappingProxyType(branches),
+            visual=values["visual"],
         )
 
     def branches(self, raw: LineMap, where: str) -> dict[str, str]:

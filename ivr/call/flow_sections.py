@@ -1,16 +1,16 @@
 """The flow's top-level sections beyond the nodes (sentences said while closed, inferences, the
-questions asked while queued), checked for the loader's `Checker`, which these methods join."""
+questions asked while queued, the visual guide's buttons), checked for the loader's `Checker`, which these methods join."""
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from .flow import Inference, Node
+from .flow import Inference, Node, VisualGuide
 from .yamlfile import LineMap
 
 
 class SectionChecks:
-    """Checks of the flow's sections; `error` and `prompt_ref` are the Checker's."""
+    """Checks of the flow's sections; `error`, `link` and `prompt_ref` are the Checker's."""
 
     def closed_prompts(self, data: LineMap) -> dict[str, str]:
         # {phrase dite d'habitude: phrase dite à la place quand le service client est fermé}
@@ -73,3 +73,22 @@ class SectionChecks:
             return None
         return str(raw["from"]), str(raw["to"])
 
+
+    def visual_guide(self, data: LineMap, nodes: dict[str, Node]) -> VisualGuide | None:
+        # {resolved: étape, not_working: {numéro d'étape: étape suivante du diagnostic}}
+        raw, line = data.get("visual_guide"), data.line_of("visual_guide")
+        usage = "« visual_guide » s'écrit {resolved: étape_résolu, not_working: {1: étape, 2: étape, …}}"
+        if not isinstance(raw, LineMap) or set(raw) != {"resolved", "not_working"} or not isinstance(raw["not_working"], LineMap):
+            self.error(line, usage)
+            return None
+        resolved = str(raw["resolved"])
+        self.link(resolved, raw.line_of("resolved"), "« visual_guide », « resolved »")
+        steps = {}
+        for step, target in raw["not_working"].items():
+            where = f"« visual_guide », « not_working », étape {step}"
+            if not isinstance(step, int) or isinstance(step, bool) or not 1 <= step <= 6:
+                self.error(raw["not_working"].line_of(step), f"{where} : le numéro d'étape va de 1 à 6")
+                continue
+            self.link(str(target), raw["not_working"].line_of(step), where)
+            steps[step] = str(target)
+        return VisualGuide(resolved, MappingProxyType(steps))

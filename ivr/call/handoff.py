@@ -10,6 +10,7 @@ from urllib.parse import quote
 from .flow import Flow
 from .hours import PARIS
 from .session import Session
+from .visual import BUTTONS
 
 SCHEMA = 1
 SIP_HEADERS_MAX = 1024  # Twilio's limit for the headers carried in a <Sip> URI
@@ -101,6 +102,7 @@ class Links:
     context: str  # the agent API for this call's document
     whisper: str = ""  # what an agent's phone plays before the caller is connected
     wait: str = ""  # the hold message while queued
+    visual: str = ""  # the visual guide on the caller's phone (/g/<token>)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -110,11 +112,16 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def context(session: Session, flow: Flow, now: float, context_url: str = "") -> dict:
+def context(session: Session, flow: Flow, now: float, context_url: str = "", visual_url: str = "") -> dict:
     """The document that tells an agent everything the caller already said (schema 1)."""
     answers = dict(session.answers)
-    path = []
+    path, pages, page = [], [], None
     for entry in session.history:
+        if entry.get("event") == "page" and not entry.get("late"):
+            page = entry
+            pages.append({"step": entry.get("step"), "node": entry.get("node"), "button": BUTTONS.get(entry.get("action"), entry.get("action")),
+                          "at": iso(entry.get("at"))})
+            continue
         if entry.get("event") not in ("answer", "skip"):
             continue
         node = flow.nodes.get(entry.get("node", ""))
@@ -123,7 +130,8 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         if node is not None and node.type in ("digits", "record"):
             value = answers.get(field) if entry["event"] == "answer" else None
         path.append({"step": entry.get("step"), "node": entry.get("node"), "field": field, "answer": value,
-                     "skipped": entry["event"] == "skip", "at": iso(entry.get("at"))})
+                     "skipped": entry["event"] == "skip", "at": iso(entry.get("at")),
+                     "from_page": page is not None and page.get("node") == entry.get("node") and page.get("at") == entry.get("at")})
     identifier = None
     if answers.get("identifiant"):
         identifier = {"type": answers.get("type_identifiant"), "value": answers["identifiant"], "matricule": answers.get("matricule")}
@@ -157,7 +165,10 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "") -> 
         "asked_in_queue": list(dict.fromkeys(e["field"] for e in session.history
                                              if e.get("event") == "queued_answer" and e.get("field") in session.answers)),
         "not_asked": _not_asked(session, flow),
+        # Buttons the caller pressed on the visual guide (their answers are marked from_page in the path).
+        "from_page": pages,
         "context_url": context_url or None,
+        "visual_guide_url": visual_url or None,
     }
     document["summary_fr"] = summary(document, session.started_at)
     return document
@@ -207,6 +218,9 @@ def summary(document: dict, started_at: float) -> str:
     sent = [item["guide"].removeprefix("sms.") for item in document.get("sms") or [] if item["status"] == "sent"]
     if sent:
         sentences.append(f"Guide(s) envoyé(s) par SMS : {', '.join(sent)}.")
+    pressed = [f"« {item['button']} » (étape {item['step']})" for item in document.get("from_page") or []]
+    if pressed:
+        sentences.append(f"Sur la page du guide visuel : {', '.join(pressed)}.")
     if document.get("incident"):
         sentences.append("L'appelant a entendu l'annonce d'incident en cours.")
     sentences.append("IP publique à demander.")

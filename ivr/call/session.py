@@ -60,7 +60,18 @@ class NoInput:
     at: float
 
 
-Event = Keys | Recorded | Spoken | GuideRequested | NoInput
+@dataclass(frozen=True)
+class PageAction:
+    """A button of the visual guide, pressed on the caller's phone at question `node` (phase `phase`):
+    "fait", "resolu", "echec" or "conseiller"."""
+
+    node: str
+    phase: str
+    action: str
+    at: float
+
+
+Event = Keys | Recorded | Spoken | GuideRequested | NoInput | PageAction
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,7 @@ class Session:
     queue_next: str | None = None  # the question to ask next while the caller waits in the queue
     queue_phase: str = "ask"
     queue_asked: bool = False  # that question was asked at the last turn of the wait (no answer came yet)
+    page: str = ""  # a visual guide button pressed and not yet applied: "node|phase|action" (see visual.py)
     recorded: int = 0  # history entries already written to the call's events (by the shell)
     reply_token: str = ""  # Twilio's I-Twilio-Idempotency-Token of the last request answered (by the shell)
     reply: str = ""  # what that request was answered: the same again if Twilio retries it

@@ -9,10 +9,9 @@ from collections.abc import Callable
 
 import phonenumbers
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from ..storage.db import Database
+from .twilio_rest import client as rest_client
 
 log = logging.getLogger(__name__)
 # Mobiles of France and of its overseas departments and territories.
@@ -37,8 +36,7 @@ class Guides:
         self.db = db
         self.sender = sender
         # A short timeout: the caller is on the line, and Twilio gives up on our answer after 15 s.
-        http = TwilioHttpClient(timeout=timeout, max_retries=0)
-        self.client = Client(account_sid, auth_token, http_client=http) if account_sid and auth_token and sender else None
+        self.client = rest_client(account_sid, auth_token, timeout) if sender else None
 
     def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
         """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""
@@ -74,9 +72,9 @@ class Guides:
 def recording_deleter(account_sid: str, auth_token: str, timeout: float = 5.0) -> Callable[[str], bool] | None:
     """Deletes a voice message at Twilio from its RecordingUrl (True when it is gone, already gone
     included); None without Twilio's credentials."""
-    if not (account_sid and auth_token):
+    client = rest_client(account_sid, auth_token, timeout)
+    if client is None:
         return None
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout, max_retries=0))
 
     def forget(url: str) -> bool:
         sid = url.rstrip("/").rsplit("/", 1)[-1].split(".")[0]

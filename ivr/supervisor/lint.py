@@ -19,6 +19,7 @@ _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 _SERVER_PREFIXES = (
     "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
     "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec", "parole.", "incident.", "satisfaction.",
+    "guide_visuel.", "sms.lien_general",
 )
 # fin.rappel is also said by the server when a caller leaves the queue to be called back.
 
@@ -101,13 +102,14 @@ def _guide_links(flow: Flow, prompts: Prompts) -> list[Problem]:
     findings = []
     for key in sorted({node.guide.sms for node in flow.nodes.values() if node.guide}):
         prompt = prompts.entries.get(key)
-        if prompt is not None and not _LINK.search(prompt.text):
+        if prompt is not None and not _LINK.search(prompt.text) and "{lien}" not in prompt.text:
             findings.append(_warning(prompts.source, prompt.line, f"« {key} » : ce SMS n'a pas de lien https:// valide (ex. https://esante.gouv.fr/…)"))
     return findings
 
 
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
-    used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms) if key}
+    used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms, node.visual)
+            if key}
     used |= set(flow.closed_prompts.values())
     if flow.while_queued:
         used.add("etape6.transfert_file")

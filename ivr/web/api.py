@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 from . import calls
 from .console import SECURITY_HEADERS
 from .services import services
+from .voice import FlaskUrls
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -45,7 +46,7 @@ def call_context(call_sid: str):
         log.warning("[%s] context: the session store does not answer, the stored document is served", call_sid)
         session = None
     if session is not None:
-        return jsonify(calls.context_now(ivr, session, request.url))
+        return jsonify(calls.context_now(ivr, session, FlaskUrls().links(call_sid)))
     record = ivr.records.get(call_sid)
     if record is not None and record["context"] is not None:
         return jsonify(record["context"])

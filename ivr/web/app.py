@@ -21,6 +21,7 @@ from . import (
 from . import services as services_module
 from .api import bp as api_bp
 from .console import bp as console_bp
+from .guide import bp as guide_bp
 from .messages import bp as messages_bp
 from .services import ConfigurationError, resolve
 from .voice import bp as voice_bp
@@ -106,6 +107,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(messages_bp)
+    app.register_blueprint(guide_bp)
 
     @app.errorhandler(404)
     def not_found(error):

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from ..call import engine, handoff, twiml
-from ..call.session import Action, Event, GuideRequested, Say, Session, Transfer
+from ..call import engine, handoff, twiml, visual
+from ..call.session import Action, Event, GuideRequested, NoInput, Say, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .services import Services
@@ -66,12 +66,39 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
         if session is None:
             raise LookupError("no session for this call (expired or store lost)")
         bundle = ivr.bundle(session.flow_version)
+        page = visual.pressed(session, event.at)
+        if page is not None and isinstance(event, NoInput) and not session.ended:
+            # A button of the visual guide was pressed and the call was not moved then: its next quiet turn applies it.
+            return engine.step(bundle.flow, session, page, ivr.conditions(event.at))
+        if page is not None:  # the caller answered on the line meanwhile: that answer wins over the button
+            session = session.evolve(page="")
         guide = engine.requested_guide(bundle.flow, session, event)
         happened = event
         if guide is not None:
-            status = ivr.guides.send(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms))
+            # The SMS carries the call's visual guide when the server has a public address, else the general help page.
+            link = urls.links(call_sid).visual if ivr.public_base else bundle.prompts.text("sms.lien_general")
+            status = ivr.guides.send(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms, {"lien": link}))
             happened = GuideRequested(event.node, event.phase, guide.sms, status, event.at)
         return engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
+
+    return _advance(ivr, call_sid, decide, urls, token)
+
+
+def from_page(ivr: Services, call_sid: str, urls: Urls, token: str = "") -> str:
+    """Twilio asks for the call's next TwiML because the server moved the call: a button of the
+    visual guide was pressed. Applied now (« c'est noté », then where it leads); if another request
+    applied it already, the current question again; a call already put through goes through again."""
+
+    def decide(session: Session | None) -> Decision:
+        if session is None:
+            raise LookupError("no session for this call (expired or store lost)")
+        bundle, now = ivr.bundle(session.flow_version), ivr.clock()
+        if session.ended:
+            return session.evolve(page=""), visual.again(session) or (engine.resume(bundle.flow, session)[1])
+        page = visual.pressed(session, now)
+        if page is None:
+            return engine.resume(bundle.flow, session, ivr.conditions(now))
+        return engine.step(bundle.flow, session, page, ivr.conditions(now))
 
     return _advance(ivr, call_sid, decide, urls, token)
 
@@ -134,7 +161,8 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
 def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
     """The questions asked in the queue are over: the session saved, the call's record and the
     agent's document written with what was said, and the helpdesk sent it as a second version."""
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid).context)
+    links = urls.links(session.call_sid)
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links.context, links.visual)
     ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
     _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
     if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
@@ -166,8 +194,8 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
         document = None
         if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
-            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now,
-                                       urls.links(call_sid).context if urls is not None else "")
+            links = urls.links(call_sid) if urls is not None else handoff.Links("", "")
+            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, links.context, links.visual)
         _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
@@ -247,9 +275,10 @@ def _closed(ivr: Services, call_sid: str) -> bool:
         return False
 
 
-def context_now(ivr: Services, session: Session, context_url: str = "") -> dict:
+def context_now(ivr: Services, session: Session, links: handoff.Links | None = None) -> dict:
     """The agent's document for a call still in the IVR (the API, the console's simulator)."""
-    return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), context_url)
+    links = links or handoff.Links("", "")
+    return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links.context, links.visual)
 
 
 def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls, token: str,
@@ -288,7 +317,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     ending = session.ended and unrecorded < len(session.history)  # a late webhook on an ended call records nothing
     follow_up = ending and session.outcome in FOLLOWED_UP
     links = urls.links(session.call_sid) if transfer or follow_up else None
-    document = handoff.context(session, bundle.flow, now, links.context) if links else None
+    document = handoff.context(session, bundle.flow, now, links.context, links.visual) if links else None
     plan = handoff.plan(ivr.destinations, document, links) if transfer else None
     speech = ivr.speech(bundle, session.variants)
     if plan is None:

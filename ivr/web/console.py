@@ -64,6 +64,8 @@ def paris_time(timestamp: float) -> str:
 
 @bp.app_context_processor
 def template_globals():
+    if not request.path.startswith("/console"):  # other pages (the visual guide) have no console session
+        return {}
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
     return {"csrf_token": session["csrf"], "user": g.get("user"), "role": g.get("role")}

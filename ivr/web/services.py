@@ -20,6 +20,7 @@ from ..call.session import Conditions, Experiment
 from ..call.twiml import Cache, Speech
 from ..delivery.outbox import Deliverer, Outbox
 from ..delivery.sms import Guides, recording_deleter
+from ..delivery.twilio_rest import CallMover
 from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect
 from ..storage.experiments import Experiments
@@ -58,6 +59,7 @@ class Services:
     callbacks: Callbacks
     guides: Guides
     spool: Spool
+    mover: CallMover | None = None  # moves a live call when the caller presses a button of the visual guide
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
     twiml_cache: Cache = field(default_factory=Cache)
@@ -173,6 +175,7 @@ def build(config: Mapping) -> Services:
         callbacks=Callbacks(db),
         guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"], float(config["IVR_HTTP_TIMEOUT"])),
         spool=Spool(data_dir / "spool.jsonl"),
+        mover=CallMover(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"])),
         outbox=outbox,
         deliverer=deliverer,
         hours=opening,

@@ -15,6 +15,7 @@ from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from ..storage.sessions import StoreUnavailable
 from . import calls
+from .guide import guide_token
 from .services import services
 from .signature import is_signed
 
@@ -42,6 +43,7 @@ class FlaskUrls:
             context=base + url_for("api.call_context", call_sid=call_sid),
             whisper=base + url_for("voice.whisper", call=call_sid),
             wait=base + url_for("voice.wait"),
+            visual=base + url_for("guide.page", token=guide_token(call_sid)),
         )
 
 
@@ -87,6 +89,12 @@ def _event(form, args, now: float) -> Event:
     # Only what a keypad sends is ever used (and spoken back), and no more than any question asks.
     digits = "".join(key for key in form.get("Digits", "") if key in KEYPAD)[:MAX_DIGITS]
     return Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
+
+
+@bp.post("/page")
+def from_page():
+    """Twilio's request after the server moved the call: a button of the visual guide was pressed."""
+    return _xml(calls.from_page(services(), _call_sid(request.form), FlaskUrls(), _token()))
 
 
 @bp.post("/transfer-done")

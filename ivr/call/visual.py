@@ -1,0 +1,131 @@
+"""The visual guide on the caller's phone (the page is `web/guide.py`): which of its buttons apply at
+the question the call is at, what a button does to the call (as the engine takes it), and the text
+the page shows for a step. Pure: no Flask, no I/O.
+
+A button pressed on the page is kept in the session (`Session.page`) until a webhook of the call
+applies it: the one Twilio makes when the server moves the live call, or else the call's next turn."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from .answers import REASON_PROMPTS, ask, choose, enter, log, transfer
+from .flow import Flow, Node
+from .prompts import Prompts
+from .session import Action, PageAction, Say, Session, Transfer
+
+# The page's buttons, in the order shown, with what they say.
+BUTTONS = {"fait": "C'est fait", "resolu": "C'est résolu", "echec": "Ça ne marche pas", "conseiller": "Parler à un conseiller"}
+DONE_KEY = "1"  # « Tapez 1 quand c'est fait » : the key « C'est fait » stands for
+_QUESTIONS = ("wait", "menu", "digits")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_LABEL = re.compile(r"«\s*(.+?)\s*»")
+_KEY_TO_PRESS = re.compile(r"\btapez\b", re.IGNORECASE)
+
+
+def buttons(flow: Flow, session: Session) -> tuple[str, ...]:
+    """The buttons that apply at the question the call is at now (none once it has ended or is
+    with an agent): « C'est fait » where the caller acts on their phone, « C'est résolu » and « Ça
+    ne marche pas » there and at the « is it solved? » questions, « Parler à un conseiller » at any
+    question."""
+    node = flow.nodes.get(session.node)
+    if session.ended or node is None or node.type not in _QUESTIONS or session.phase != "ask":
+        return ()
+    found = []
+    done = node.choices.get(DONE_KEY)
+    if node.type == "wait" and done is not None and done.answer is None:
+        found.append("fait")
+    guide = flow.visual_guide
+    if guide is not None and (node.type == "wait" or any(choice.goto == guide.resolved for choice in node.choices.values())):
+        found.append("resolu")
+        if guide.not_working.get(node.step or 0) not in (None, node.name):
+            found.append("echec")
+    found.append("conseiller")
+    return tuple(found)
+
+
+def press(session: Session, action: str) -> Session:
+    """The session with a button pressed at its current question, to be applied by the call's next webhook."""
+    return session.evolve(page=f"{session.node}|{session.phase}|{action}")
+
+
+def pressed(session: Session, at: float) -> PageAction | None:
+    """The button pressed on the page and not yet applied, as the engine's event."""
+    if not session.page:
+        return None
+    node, phase, action = (session.page.split("|") + ["", ""])[:3]
+    return PageAction(node, phase, action, at)
+
+
+def apply(flow: Flow, session: Session, event: PageAction) -> tuple[Session, tuple[Action, ...]]:
+    """A button of the page, applied to the call: « c'est noté », then where the button leads. A
+    button pressed at a question the call has left since (a key pressed meanwhile) changes nothing:
+    the caller hears that, and the question they are at."""
+    session = session.evolve(page="")
+    node = flow.nodes.get(session.node)
+    if node is None or (event.node, event.phase) != (session.node, session.phase) or event.action not in buttons(flow, session):
+        session = log(session, event.at, "page", action=event.action, late=True)
+        if node is None or session.ended:
+            return session, ()
+        return session, (ask(flow, node, session, full=False, lead=(Say("guide_visuel.deja"),)),)
+    session = log(session, event.at, "page", action=event.action)
+    noted = Say("guide_visuel.note")
+    if event.action == "conseiller":
+        return transfer(session, "caller_request", event.at, (noted, Say(REASON_PROMPTS["caller_request"])))
+    key, target = _key_and_target(flow, node, event.action)
+    if key is not None:
+        session, actions = choose(flow, node, session, key, event.at)
+    else:
+        session, actions = enter(flow, session, target, event.at)
+    first, *rest = actions
+    return session, (replace(first, says=(noted, *first.says)), *rest)
+
+
+def again(session: Session) -> tuple[Action, ...]:
+    """What a call that is already with an agent does when Twilio asks for the page's webhook (the
+    call was moved as the transfer happened): the transfer again, not a hang-up."""
+    return (Transfer(session.transfer_reason or "caller_request", ()),) if session.outcome == "transferred" else ()
+
+
+def _key_and_target(flow: Flow, node: Node, action: str) -> tuple[str | None, str]:
+    """The key the button stands for at `node` (so that the answer is kept as if pressed), or None
+    and the step it leads to."""
+    if action == "fait":
+        return DONE_KEY, ""
+    guide = flow.visual_guide
+    target = guide.resolved if action == "resolu" else guide.not_working[node.step or 0]
+    return next((choice.key for choice in node.choices.values() if choice.goto == target), None), target
+
+
+# ---- what the page shows ------------------------------------------------------------------------
+
+
+def lines(prompts: Prompts, node: Node) -> tuple[str, ...]:
+    """The sentences the page shows at `node`: its `visual` text, else its spoken sentence without
+    the keys to press (the page has buttons)."""
+    if node.visual and node.visual in prompts:
+        return _sentences(prompts.text(node.visual))
+    if node.prompt not in prompts:
+        return ()
+    return tuple(sentence for sentence in _sentences(prompts.text(node.prompt)) if not _KEY_TO_PRESS.search(sentence))
+
+
+def segments(line: str) -> tuple[tuple[str, bool], ...]:
+    """A sentence cut into plain text and the « labels » to tap on the phone (True)."""
+    parts = _LABEL.split(line)
+    return tuple((part, index % 2 == 1) for index, part in enumerate(parts) if part)
+
+
+def whole_guide(flow: Flow, prompts: Prompts) -> tuple[tuple[int, tuple[tuple[str, ...], ...]], ...]:
+    """Every step where the caller acts on their phone and that has a visual text, in the flow's
+    order: (step, the texts of its actions)."""
+    steps: dict[int, list[tuple[str, ...]]] = {}
+    for node in flow.nodes.values():
+        if node.type == "wait" and node.visual and node.step is not None and node.visual in prompts:
+            steps.setdefault(node.step, []).append(lines(prompts, node))
+    return tuple((step, tuple(texts)) for step, texts in sorted(steps.items()))
+
+
+def _sentences(text: str) -> tuple[str, ...]:
+    return tuple(sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence)

@@ -1,0 +1,160 @@
+"""The visual guide: a mobile page for the caller (`/g/<token>`), one per call, valid 24 hours from
+the call's start. It shows the step the call is at, with the labels to tap, and buttons that move
+the live call (through Twilio's REST API); after the call it stays a plain guide of every step.
+
+The token is the call's identifier signed with the server's secret key (itsdangerous): nobody can
+make one up, and it is the same for the whole call. The buttons are POSTs carrying the token, from
+this origin only (CSRF); they work without JavaScript, which only makes the page follow the call."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ..call import visual
+from ..call.hours import PARIS
+from ..call.session import Session
+from ..storage.sessions import Conflict
+from .console import SECURITY_HEADERS
+from .services import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("guide", __name__, url_prefix="/g", template_folder="templates", static_folder="static")
+VALID_SECONDS = 24 * 3600
+FOLLOW_MILLISECONDS = 1500  # how often the page asks where the call is (the page follows it within 2 s)
+_SALT = "guide-visuel"
+# What the page says after a button, by the outcome of the press.
+NOTES = {
+    "ok": "C'est noté. L'appel passe à la suite.",
+    "bientot": "C'est noté. L'appel passera à la suite dans quelques secondes.",
+    "deja": "L'appel est déjà passé à la suite : voici où il en est.",
+    "fini": "L'appel est terminé : ce bouton ne peut plus rien changer.",
+}
+
+
+def guide_token(call_sid: str) -> str:
+    """The call's token: its identifier, signed."""
+    return URLSafeSerializer(current_app.secret_key, salt=_SALT).dumps(call_sid)
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    # The token is in the address: never sent to another site, never kept by a cache or a search engine.
+    response.headers.update({"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex",
+                             "Content-Language": "fr"})
+    return response
+
+
+@bp.get("/<token>")
+def page(token: str):
+    ivr = services()
+    call_sid, session, started_at = _call(token)
+    bundle = ivr.bundle(session.flow_version if session is not None else None)
+    flow, prompts = bundle.flow, bundle.prompts
+    node = flow.nodes.get(session.node) if session is not None and not session.ended else None
+    live = {}
+    if node is not None:
+        live = {"step": node.step, "lines": [visual.segments(line) for line in visual.lines(prompts, node)], "node": node.name,
+                "buttons": [(action, visual.BUTTONS[action]) for action in visual.buttons(flow, session)], "pending": bool(session.page)}
+    steps = [(step, [[visual.segments(line) for line in text] for text in texts]) for step, texts in visual.whole_guide(flow, prompts)]
+    until = datetime.fromtimestamp(started_at + VALID_SECONDS, PARIS)
+    return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session),
+                           with_agent=session is not None and session.outcome == "transferred", over=session is None or session.ended,
+                           until=f"{until:%d/%m} à {until:%H} h {until:%M}", note=NOTES.get(request.args.get("note", "")),
+                           follow=FOLLOW_MILLISECONDS)
+
+
+@bp.get("/<token>/etat")
+def state(token: str):
+    """Where the call is, for the page's script: it reloads the page when this changes."""
+    _, session, _ = _call(token)
+    return jsonify(etat=_state(session))
+
+
+@bp.post("/<token>")
+def press(token: str):
+    """A button: kept in the call's session, then the live call is moved so that it says « c'est
+    noté » and goes on at once; if Twilio cannot be reached, the call's next turn applies it."""
+    if not _same_origin():
+        log.warning("visual guide: a button posted from another site was refused")
+        abort(403)
+    ivr = services()
+    call_sid, session, _ = _call(token)
+    action, at = request.form.get("action", ""), request.form.get("etape", "")
+    if session is None or session.ended:
+        return _back(token, "fini")
+    flow = ivr.bundle(session.flow_version).flow
+    if action not in visual.buttons(flow, session) or at != session.node or session.page:
+        return _back(token, "deja")
+    try:
+        ivr.store.save(visual.press(session, action))
+    except Conflict:  # the call moved on at this very moment
+        return _back(token, "deja")
+    base = ivr.public_base or request.host_url.rstrip("/")
+    moved = ivr.mover is not None and ivr.mover.move(call_sid, base + url_for("voice.from_page"))
+    log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
+    return _back(token, "ok" if moved else "bientot")
+
+
+def _call(token: str) -> tuple[str, Session | None, float]:
+    """The call of a token: its identifier, its session while it goes on, and when it started; a
+    404 for a token that is not ours, a 410 once 24 hours have passed."""
+    try:
+        call_sid = URLSafeSerializer(current_app.secret_key, salt=_SALT).loads(token)
+    except BadSignature:
+        abort(404)
+    ivr = services()
+    try:
+        session = ivr.store.load(call_sid)
+    except Exception:  # the session store does not answer: the page is a plain guide meanwhile
+        log.warning("[%s] visual guide: the session store does not answer", call_sid)
+        session = None
+    started_at = session.started_at if session is not None else (ivr.records.get(call_sid) or {}).get("started_at")
+    if started_at is None:
+        abort(404)
+    if ivr.clock() - started_at > VALID_SECONDS:
+        abort(410)
+    return call_sid, session, started_at
+
+
+def _state(session: Session | None) -> str:
+    if session is None or session.ended:
+        return "transfert" if session is not None and session.outcome == "transferred" else "fin"
+    return f"{session.node}|{session.phase}|{'attente' if session.page else ''}"
+
+
+def _same_origin() -> bool:
+    """Whether a POST comes from this page (the browser's Origin, or Sec-Fetch-Site, when it sends them)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    ours = {request.host_url.rstrip("/")}
+    if services().public_base:
+        ours.add("/".join(services().public_base.split("/")[:3]))
+    return origin in ours
+
+
+def _back(token: str, note: str):
+    return redirect(url_for("guide.page", token=token, note=note), code=303)
+
+
+@bp.errorhandler(404)
+def unknown(error):
+    return render_template("guide/error.html", message="Ce lien de guide n'existe pas : vérifiez qu'il est recopié en entier."), 404
+
+
+@bp.errorhandler(410)
+def expired(error):
+    return render_template("guide/error.html", message="Ce lien de guide a expiré : il reste valable 24 heures après l'appel. "
+                                                       "Rappelez l'assistance e-CPS pour en recevoir un nouveau."), 410
+
+
+@bp.errorhandler(403)
+def refused(error):
+    return render_template("guide/error.html", message="Ce bouton doit être utilisé depuis la page du guide elle-même."), 403
