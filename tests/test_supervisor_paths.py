@@ -279,8 +279,7 @@ def test_at_start_the_server_warns_of_a_file_edit_hidden_by_the_console(make_app
 
 
 def test_a_guide_sms_without_a_link_is_flagged(files):
-    edit(files / "prompts" / "fr-FR.yaml", "Aide e-CPS : https://esante.gouv.fr/produits-services/e-cps\n  deconnexion",
-         "Aide e-CPS : http://exemple\n  deconnexion")
+    edit(files / "prompts" / "fr-FR.yaml", "Guide pas à pas : {lien}\n  deconnexion", "Aide e-CPS : http://exemple\n  deconnexion")
     result = cli(files, "validate", "--strict")
     assert result.exit_code == 1 and "« sms.tester_ecps » : ce SMS n'a pas de lien https:// valide" in result.output
 

@@ -98,12 +98,13 @@ _LINK = re.compile(r"https://[\w.-]+\.[a-z]{2,}(/\S*)?")
 
 
 def _guide_links(flow: Flow, prompts: Prompts) -> list[Problem]:
-    # A guide sent by SMS must carry its link: an https address a phone can open.
+    # A guide sent by SMS must carry its link: {lien} (the call's visual guide), or an https address a phone can open.
     findings = []
     for key in sorted({node.guide.sms for node in flow.nodes.values() if node.guide}):
         prompt = prompts.entries.get(key)
         if prompt is not None and not _LINK.search(prompt.text) and "{lien}" not in prompt.text:
-            findings.append(_warning(prompts.source, prompt.line, f"« {key} » : ce SMS n'a pas de lien https:// valide (ex. https://esante.gouv.fr/…)"))
+            findings.append(_warning(prompts.source, prompt.line,
+                                     f"« {key} » : ce SMS n'a pas de lien https:// valide (écrivez {{lien}} : le guide visuel de l'appel)"))
     return findings
 
 
