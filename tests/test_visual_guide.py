@@ -64,7 +64,7 @@ def test_the_sms_guide_carries_the_calls_page_which_shows_the_step_with_its_labe
     body = parse_qs(responses.calls[0].request.body)["Body"][0]
     assert body.endswith(f"Guide pas à pas : http://localhost{path}") and path.startswith("/g/") and len(path) > 40
     page = guide_app.test_client().get(path)
-    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "same-origin"
     html = page.get_data(as_text=True)
     assert "Étape 2 sur 6" in html and '<span class="label">Chrome</span>' in html and "Infos sur l&#39;appli" in html
     buttons = re.findall(r'<button type="submit" name="action" value="(\w+)"', html)

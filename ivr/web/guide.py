@@ -43,8 +43,9 @@ def guide_token(call_sid: str) -> str:
 @bp.after_request
 def headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
-    # The token is in the address: never sent to another site, never kept by a cache or a search engine.
-    response.headers.update({"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Robots-Tag": "noindex",
+    # The token is in the address: never sent to another site (the console's Referrer-Policy: same-origin,
+    # which keeps the Origin header of the page's own POSTs), never kept by a cache or a search engine.
+    response.headers.update({"Cache-Control": "no-store", "X-Robots-Tag": "noindex",
                              "Content-Language": "fr"})
     return response
 
