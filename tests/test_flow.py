@@ -50,9 +50,12 @@ def test_shipped_flow_loads():
         ("  max_attempts: 3", "  max_attempts: trois", "max_attempts: trois", "« max_attempts » doit être un nombre entier positif"),
         ("    next: etape1_a_jour\n", "    next: accueil\n", "  accueil:", "revient sur elle-même"),
         ("start: accueil", "start: bienvenue", "start: bienvenue", "« start » doit nommer une étape"),
+        ("2: etape3_test, 3: etape4", "2: etape3_tset, 3: etape4", "etape3_tset", "« not_working », étape 2 : renvoie vers « etape3_tset »"),
+        ("  resolved: fin_resolu", "  resolu: fin_resolu", "visual_guide:", "« visual_guide » s'écrit {resolved: étape_résolu"),
+        ("    visual: visuel.batterie", "    visual: visuel.batery", "visuel.batery", "la phrase « visuel.batery » n'existe pas"),
     ],
     ids=["unknown-destination", "missing-prompt", "unreachable", "reserved-key", "not-a-key", "unknown-type",
-         "misspelt-field", "unknown-check", "bad-setting", "say-loop", "bad-start"],
+         "misspelt-field", "unknown-check", "bad-setting", "say-loop", "bad-start", "visual-target", "visual-section", "visual-text"],
 )
 def test_broken_flow_is_refused_with_file_line_and_reason(files, old, new, line_fragment, message):
     path = files / "flows" / "ecps.yaml"

@@ -180,3 +180,43 @@ def test_without_a_public_address_the_sms_carries_the_general_help_page(make_app
         call.call([*TO_BATTERY, "8"], hang_up_status=False)
         body = parse_qs(mock.calls[0].request.body)["Body"][0]
     assert body.endswith("Guide pas à pas : https://esante.gouv.fr/produits-services/e-cps")
+
+
+# ---- the buttons, as the engine takes them (no web) ------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped():
+    from conftest import ROOT
+
+    from ivr.call.library import load_bundle
+
+    return load_bundle(ROOT / "flows" / "ecps.yaml", ROOT / "prompts")[0]
+
+
+@pytest.mark.parametrize(("node", "expected"), [
+    ("etape1_a_jour", ("conseiller",)),  # a question of fact: answered on the keypad
+    ("etape1_mise_a_jour", ("fait", "resolu", "echec", "conseiller")),
+    ("etape1_resolu", ("resolu", "echec", "conseiller")),
+    ("etape3_test", ("resolu", "echec", "conseiller")),  # its keys are results, not « done »
+    ("etape5_activation", ("fait", "resolu", "echec", "conseiller")),
+    ("etape6_rpps", ("conseiller",)),
+    ("fin_resolu", ()),
+])
+def test_the_buttons_that_apply_at_each_question(shipped, node, expected):
+    from ivr.call import visual
+    from ivr.call.session import Session
+
+    session = Session("CAx", "+33612345678", 0.0, shipped.flow.version, node=node)
+    assert visual.buttons(shipped.flow, session) == expected
+    assert visual.buttons(shipped.flow, session.evolve(phase="confirm")) == ()
+    assert visual.buttons(shipped.flow, session.evolve(outcome="transferred")) == ()
+
+
+def test_a_button_kept_for_a_question_the_call_has_left_is_said_to_come_too_late(shipped):
+    from ivr.call import engine, visual
+    from ivr.call.session import Ask, Session
+
+    session = visual.press(Session("CAx", "+33612345678", 0.0, shipped.flow.version, node="etape2_batterie"), "fait")
+    session = session.evolve(node="etape2_arriere_plan")  # moved on by a path that did not clear the button
+    after, actions = engine.step(shipped.flow, session, visual.pressed(session, 5.0))
+    assert after.page == "" and after.node == "etape2_arriere_plan" and after.history[-1]["late"] is True
+    assert isinstance(actions[0], Ask) and actions[0].says[0].key == "guide_visuel.deja" and actions[0].node == "etape2_arriere_plan"
