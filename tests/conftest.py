@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import uuid
@@ -214,3 +215,11 @@ def heard(text: str) -> str:
 
 
 _SOUNDS = None
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where the browser tests put their screenshots: IVR_SCREENSHOTS=docs/screenshots refreshes the documentation's."""
+    target = Path(os.environ.get("IVR_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target

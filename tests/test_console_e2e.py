@@ -5,12 +5,11 @@ Set IVR_SCREENSHOTS=docs/screenshots to refresh the screenshots of the documenta
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
+from test_calls import TO_STEP6
 from werkzeug.serving import make_server
 
 from ivr.storage.users import Users
@@ -38,13 +37,6 @@ def server(make_app, files, caller):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
     httpd.shutdown()
-
-
-@pytest.fixture
-def shots(tmp_path):
-    target = Path(os.environ.get("IVR_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
@@ -92,6 +84,19 @@ def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
         expect(transcript).to_contain_text(NEW_TEXT)
         page.locator("#keypad button[data-key='0']").click()
         expect(page.locator("#summary")).to_contain_text("Transfert : l'appelant a demandé un conseiller.")
+        expect(page.locator("#outcome")).to_contain_text("transféré à un conseiller")
+        # To step 6 with a queue: the simulator waits in the queue as Twilio does, where the last questions are asked.
+        page.get_by_role("button", name="Nouvel appel").click()
+        expect(transcript).to_contain_text(NEW_TEXT)
+        for key in [*TO_STEP6, "9"]:  # no identifier at hand: into the queue at once
+            page.locator(f"#keypad button[data-key='{key}']").click()
+        expect(transcript).to_contain_text("(en file d'attente)")
+        expect(transcript).to_contain_text("Si vous avez une carte CPS ou CPE, tapez son numéro, puis dièse.")
+        page.locator("#keypad button[data-key='#']").click()  # no card: the next question, still in the queue
+        expect(transcript).to_contain_text("Le problème se produit-il à chaque fois que vous essayez ?")
+        page.locator("#keypad button[data-key='1']").click()
+        expect(transcript).to_contain_text("Le problème se produit-il en ce moment")
+        page.get_by_role("button", name="Raccrocher").click()
         expect(page.locator("#outcome")).to_contain_text("transféré à un conseiller")
 
         page.get_by_role("link", name="Parcours").click()

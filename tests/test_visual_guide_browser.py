@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import responses
-from test_console_e2e import CHROMIUM, FLAGS, shots, sync_api  # noqa: F401  (shots: the screenshots fixture)
+from test_console_e2e import CHROMIUM, FLAGS, sync_api
 from werkzeug.serving import make_server
 
 ACCOUNT = "AC" + "1" * 32

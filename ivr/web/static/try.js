@@ -16,6 +16,10 @@
   let pending = null; // {action, numDigits, finishOnKey, rest, record}
   let buffer = "";
   let ended = false;
+  let waitUrl = null; // while queued: the <Enqueue>'s waitUrl, which Twilio requests again and again
+  let asking = false; // the document being played asks a question (a <Gather>)
+  const queue = (seconds) => ({ QueuePosition: "1", QueueTime: String(seconds), AvgQueueTime: "0", CurrentQueueSize: "1",
+                                QueueSid: "QU" + "0".repeat(32) });
 
   function line(text, who) {
     const item = document.createElement("li");
@@ -54,7 +58,9 @@
     setInput(false);
     statusLine.textContent = "…";
     try {
-      run(url, Array.from(new DOMParser().parseFromString(await post(url, extra), "text/xml").documentElement.children));
+      const verbs = Array.from(new DOMParser().parseFromString(await post(url, extra), "text/xml").documentElement.children);
+      asking = verbs.some((verb) => verb.tagName === "Gather");
+      run(url, verbs);
     } catch (error) {
       statusLine.textContent = "Erreur : " + error.message;
     }
@@ -83,8 +89,18 @@
       }
       else if (verb.tagName === "Redirect") { request(verb.textContent, {}); return; }
       else if (verb.tagName === "Hangup") { finish("Le serveur a raccroché."); return; }
+      else if (verb.tagName === "Enqueue" && verb.getAttribute("waitUrl") && !waitUrl) {
+        // As Twilio: the caller waits in the queue, where the wait URL may ask the last questions.
+        const wait = new URL(verb.getAttribute("waitUrl"), window.location.href);
+        waitUrl = wait.pathname + wait.search;
+        line("(en file d'attente)");
+        request(waitUrl, queue(0));
+        return;
+      }
       else if (verb.tagName === "Enqueue" || verb.tagName === "Dial") { finish("Transfert vers un conseiller."); return; }
     }
+    if (waitUrl && asking) { request(waitUrl, queue(30)); return; }  // a question left unanswered: the wait goes on
+    if (waitUrl) { finish("Un conseiller décroche (simulé) : transfert vers un conseiller."); return; }
     finish("Fin du document : Twilio raccroche.");
   }
 
@@ -162,6 +178,7 @@
     event.target.hidden = true;
     callSid = newSid();
     ended = false;
+    waitUrl = null;
     pending = null;
     buffer = "";
     typed.textContent = "";
