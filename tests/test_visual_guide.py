@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from servers import RedisServer
 
 ACCOUNT = "AC" + "1" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
@@ -196,7 +197,7 @@ def shipped():
     ("etape1_a_jour", ("conseiller",)),  # a question of fact: answered on the keypad
     ("etape1_mise_a_jour", ("fait", "resolu", "echec", "conseiller")),
     ("etape1_resolu", ("resolu", "echec", "conseiller")),
-    ("etape3_test", ("resolu", "echec", "conseiller")),  # its keys are results, not « done »
+    ("etape3_test", ("echec", "conseiller")),  # its keys are results (« Bravo » is not « solved »): « KO » is « ça ne marche pas »
     ("etape5_activation", ("fait", "resolu", "echec", "conseiller")),
     ("etape6_rpps", ("conseiller",)),
     ("fin_resolu", ()),
@@ -220,3 +221,75 @@ def test_a_button_kept_for_a_question_the_call_has_left_is_said_to_come_too_late
     after, actions = engine.step(shipped.flow, session, visual.pressed(session, 5.0))
     assert after.page == "" and after.node == "etape2_arriere_plan" and after.history[-1]["late"] is True
     assert isinstance(actions[0], Ask) and actions[0].says[0].key == "guide_visuel.deja" and actions[0].node == "etape2_arriere_plan"
+
+
+def test_every_question_shows_its_sentence_as_heard_with_nothing_left_to_fill(shipped):
+    from ivr.call import visual
+
+    params = {"jours": "90", "numero": "+33612345678", "quand": "demain à 8 heures 30"}
+    for node in shipped.flow.nodes.values():
+        if node.type in ("wait", "menu", "digits", "record", "rating"):
+            shown = visual.lines(shipped.prompts, node, params, shipped.flow.closed_prompts)
+            assert shown and not any("{" in line for line in shown), node.name
+    rpps = visual.lines(shipped.prompts, shipped.flow.nodes["etape6_rpps"], params)
+    assert rpps[0].startswith("Tapez les 11 chiffres de votre RPPS")
+
+
+def test_no_agent_button_when_no_agent_can_answer(make_app, caller):
+    app = make_app(TWILIO_ACCOUNT_SID=ACCOUNT, IVR_API_TOKEN="api")  # no destination configured
+    call = caller(target=app)
+    call.call(TO_BATTERY, hang_up_status=False)
+    document = app.test_client().get(f"/api/calls/{call.call_sid}/context", headers={"Authorization": "Bearer api"}).get_json()
+    page = app.test_client().get(urlsplit(document["visual_guide_url"]).path).get_data(as_text=True)
+    assert re.findall(r'<button type="submit" name="action" value="(\w+)"', page) == ["fait", "resolu", "echec"]
+    refused = press(app, urlsplit(document["visual_guide_url"]).path, "conseiller", "etape2_informations_application")
+    assert refused.headers["Location"].endswith("?note=deja")
+
+
+@responses.activate
+def test_without_a_public_address_the_call_is_never_moved_to_one_taken_from_the_request(make_app, caller):
+    app = make_app(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_WORKFLOW_SID="WW" + "a" * 32, IVR_API_TOKEN="api")
+    call, path = at_battery(app, caller)
+    forged = app.test_client().post(path, data={"action": "conseiller", "etape": "etape2_informations_application"},
+                                    headers={"Origin": "https://ailleurs.example"}, base_url="https://ailleurs.example")
+    assert forged.headers["Location"].endswith("?note=bientot") and len(responses.calls) == 0  # kept, applied by the call itself
+    _, twiml = call.post("http://localhost/voice/answer?node=etape2_informations_application&phase=ask", call.params())
+    assert "C'est noté." in unescape(twiml) and "<Enqueue" in twiml
+
+
+@responses.activate
+def test_a_button_waits_through_keys_that_leave_the_question_and_a_second_press_is_told_to_wait(guide_app, caller):
+    call, path = at_battery(guide_app, caller)
+    twilio_moves(call.call_sid, status=500)
+    assert press(guide_app, path, "conseiller", "etape2_informations_application").headers["Location"].endswith("?note=bientot")
+    assert press(guide_app, path, "fait", "etape2_informations_application").headers["Location"].endswith("?note=attente")
+    call.post("http://localhost/voice/answer?node=etape2_informations_application&phase=ask", call.params(Digits="*"))  # repeat
+    assert guide_app.test_client().get(path + "/etat").get_json()["etat"].endswith("|attente")
+    _, twiml = call.post("http://localhost/voice/answer?node=etape2_informations_application&phase=ask", call.params())
+    assert "C'est noté." in unescape(twiml) and "<Enqueue" in twiml
+    assert press(guide_app, path, "fait", "etape2_informations_application").headers["Location"].endswith("?note=conseiller")
+
+
+@pytest.mark.skipif(not RedisServer.available, reason="redis-server is not installed")
+def test_with_the_session_store_failing_the_page_says_so_and_never_fails(make_app, caller, backend):
+    import redis as redis_py
+
+    if backend.get("REDIS_URL"):
+        pytest.skip("one run is enough: the test starts its own redis-server")
+    server = RedisServer()
+    server.start()
+    try:
+        app = make_app(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_WORKFLOW_SID="WW" + "a" * 32, IVR_API_TOKEN="api", REDIS_URL=server.url)
+        call, path = at_battery(app, caller)
+        redis_py.Redis.from_url(server.url).config_set("maxmemory-policy", "noeviction")
+        redis_py.Redis.from_url(server.url).config_set("maxmemory", 1)  # reads work, writes are refused
+        pressed = press(app, path, "fait", "etape2_informations_application")
+        assert pressed.status_code == 303 and pressed.headers["Location"].endswith("?note=indisponible")
+        server.kill()
+        page = app.test_client().get(path)
+        assert page.status_code == 200 and "Guide momentanément indisponible" in page.get_data(as_text=True)
+        assert "Votre appel est terminé" not in page.get_data(as_text=True)
+        assert app.test_client().get(path + "/etat").get_json() == {"etat": "indisponible"}  # the page keeps asking
+        assert press(app, path, "fait", "etape2_informations_application").headers["Location"].endswith("?note=indisponible")
+    finally:
+        server.kill()

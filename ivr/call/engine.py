@@ -64,6 +64,11 @@ def step(flow: Flow, session: Session, event: Event, conditions: Conditions = OP
     return _served(flow, *_step(flow, session, event), event.at, conditions)
 
 
+def page_dropped(session: Session, page: PageAction) -> Session:
+    """A button of the visual guide that the caller's own answer on the line made pointless: noted in the history."""
+    return _log(session, page.at, "page", action=page.action, late=True, node_pressed=page.node)
+
+
 def requested_guide(flow: Flow, session: Session, event: Event) -> Guide | None:
     """The guide the caller asks for by SMS with this event (its key at the question they are at)."""
     node = flow.nodes.get(session.node)
@@ -101,7 +106,7 @@ def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float
         return session, _as_heard_now(flow, actions, conditions)
     transfer = next((action for action in actions if isinstance(action, Transfer)), None)
     if transfer is not None:
-        if transfer.reason in ("no_input", "invalid_input") and _fell_back(session):
+        if transfer.reason in ("no_input", "invalid_input") and fell_back(session):
             session, actions = _give_up(session, transfer.reason, at, conditions)
         elif not conditions.service_open or not conditions.agents:
             return unanswered(flow, session, at, conditions)
@@ -186,7 +191,7 @@ def queued_answer(flow: Flow, session: Session, event: Event) -> tuple[Session, 
     return _log(after, event.at, "queued_answer", field=flow.nodes[event.node].field), ask
 
 
-def _fell_back(session: Session) -> bool:
+def fell_back(session: Session) -> bool:
     """Whether the call is already in the part for when no agent can answer."""
     return any(entry.get("event") in ("closed", "unanswered") for entry in session.history)
 

@@ -8,6 +8,7 @@ applies it: the one Twilio makes when the server moves the live call, or else th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 
 from .answers import REASON_PROMPTS, ask, choose, enter, log, transfer
@@ -21,28 +22,30 @@ DONE_KEY = "1"  # « Tapez 1 quand c'est fait » : the key « C'est fait » stan
 _QUESTIONS = ("wait", "menu", "digits")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _LABEL = re.compile(r"«\s*(.+?)\s*»")
-_KEY_TO_PRESS = re.compile(r"\btapez\b", re.IGNORECASE)
 _NO_BREAK = re.compile(r" (?=[:;?!])")
 
 
-def buttons(flow: Flow, session: Session) -> tuple[str, ...]:
+def buttons(flow: Flow, session: Session, agents: bool = True) -> tuple[str, ...]:
     """The buttons that apply at the question the call is at now (none once it has ended or is
     with an agent): « C'est fait » where the caller acts on their phone, « C'est résolu » and « Ça
     ne marche pas » there and at the « is it solved? » questions, « Parler à un conseiller » at any
-    question."""
+    question while an agent can answer (`agents`)."""
     node = flow.nodes.get(session.node)
     if session.ended or node is None or node.type not in _QUESTIONS or session.phase != "ask":
         return ()
     found = []
     done = node.choices.get(DONE_KEY)
-    if node.type == "wait" and done is not None and done.answer is None:
+    acting = node.type == "wait" and not node.field  # an action on the phone, not a result to report (the test's)
+    if acting and done is not None and done.answer is None:
         found.append("fait")
     guide = flow.visual_guide
-    if guide is not None and (node.type == "wait" or any(choice.goto == guide.resolved for choice in node.choices.values())):
+    solved_question = guide is not None and node.type == "menu" and any(choice.goto == guide.resolved for choice in node.choices.values())
+    if guide is not None and (acting or solved_question):
         found.append("resolu")
-        if guide.not_working.get(node.step or 0) not in (None, node.name):
-            found.append("echec")
-    found.append("conseiller")
+    if guide is not None and (node.type == "wait" or solved_question) and guide.not_working.get(node.step or 0) not in (None, node.name):
+        found.append("echec")
+    if agents:
+        found.append("conseiller")
     return tuple(found)
 
 
@@ -102,14 +105,11 @@ def _key_and_target(flow: Flow, node: Node, action: str) -> tuple[str | None, st
 # ---- what the page shows ------------------------------------------------------------------------
 
 
-def lines(prompts: Prompts, node: Node) -> tuple[str, ...]:
-    """The sentences the page shows at `node`: its `visual` text, else its spoken sentence without
-    the keys to press (the page has buttons)."""
-    if node.visual and node.visual in prompts:
-        return _sentences(prompts.text(node.visual))
-    if node.prompt not in prompts:
-        return ()
-    return tuple(sentence for sentence in _sentences(prompts.text(node.prompt)) if not _KEY_TO_PRESS.search(sentence))
+def lines(prompts: Prompts, node: Node, params: Mapping[str, str] | None = None, instead: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The sentences the page shows at `node`: its `visual` text, else its spoken sentence (said
+    instead by another while closed: `instead`), filled with `params` as the caller hears it."""
+    key = node.visual if node.visual and node.visual in prompts else (instead or {}).get(node.prompt, node.prompt)
+    return _sentences(prompts.text(key, params)) if key in prompts else ()
 
 
 def segments(line: str) -> tuple[tuple[str, bool], ...]:
@@ -125,7 +125,7 @@ def whole_guide(flow: Flow, prompts: Prompts) -> tuple[tuple[int, tuple[tuple[st
     steps: dict[int, list[tuple[str, ...]]] = {}
     for node in flow.nodes.values():
         if node.type == "wait" and node.visual and node.step is not None and node.visual in prompts:
-            steps.setdefault(node.step, []).append(lines(prompts, node))
+            steps.setdefault(node.step, []).append(lines(prompts, node))  # visual texts have no placeholders
     return tuple((step, tuple(texts)) for step, texts in sorted(steps.items()))
 
 

@@ -70,8 +70,6 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
         if page is not None and isinstance(event, NoInput) and not session.ended:
             # A button of the visual guide was pressed and the call was not moved then: its next quiet turn applies it.
             return engine.step(bundle.flow, session, page, ivr.conditions(event.at))
-        if page is not None:  # the caller answered on the line meanwhile: that answer wins over the button
-            session = session.evolve(page="")
         guide = engine.requested_guide(bundle.flow, session, event)
         happened = event
         if guide is not None:
@@ -79,7 +77,12 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
             link = urls.links(call_sid).visual if ivr.public_base else bundle.prompts.text("sms.lien_general")
             status = ivr.guides.send(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms, {"lien": link}))
             happened = GuideRequested(event.node, event.phase, guide.sms, status, event.at)
-        return engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
+        after, actions = engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
+        if page is not None and (after.node, after.phase, after.ended) != (page.node, page.phase, False):
+            # The caller answered on the line meanwhile: that answer wins over the button (a key that
+            # leaves the question where it was, * or the SMS key, leaves the button waiting).
+            after = engine.page_dropped(after.evolve(page=""), page)
+        return after, actions
 
     return _advance(ivr, call_sid, decide, urls, token)
 

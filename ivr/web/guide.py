@@ -14,9 +14,9 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from ..call import visual
+from ..call import engine, visual
 from ..call.hours import PARIS
-from ..call.session import Session
+from ..call.session import Conditions, Session
 from ..storage.sessions import Conflict
 from .console import SECURITY_HEADERS
 from .services import services
@@ -30,9 +30,13 @@ _SALT = "guide-visuel"
 NOTES = {
     "ok": "C'est noté. L'appel passe à la suite.",
     "bientot": "C'est noté. L'appel passera à la suite dans quelques secondes.",
+    "attente": "Votre choix précédent est en cours : l'appel va suivre.",
     "deja": "L'appel est déjà passé à la suite : voici où il en est.",
+    "conseiller": "Un conseiller va vous répondre : les boutons ne servent plus pendant l'attente.",
     "fini": "L'appel est terminé : ce bouton ne peut plus rien changer.",
+    "indisponible": "Le guide ne peut pas transmettre votre choix pour le moment : répondez au téléphone, avec le clavier.",
 }
+UNAVAILABLE = "Le guide ne peut pas suivre l'appel pour le moment. Continuez au téléphone : tout fonctionne avec le clavier."
 
 
 def guide_token(call_sid: str) -> str:
@@ -53,76 +57,106 @@ def headers(response: Response) -> Response:
 @bp.get("/<token>")
 def page(token: str):
     ivr = services()
-    call_sid, session, started_at = _call(token)
+    call_sid, session, started_at, reachable = _call(token)
     bundle = ivr.bundle(session.flow_version if session is not None else None)
-    flow, prompts = bundle.flow, bundle.prompts
+    flow = bundle.flow
     node = flow.nodes.get(session.node) if session is not None and not session.ended else None
     live = {}
     if node is not None:
-        live = {"step": node.step, "lines": [visual.segments(line) for line in visual.lines(prompts, node)], "node": node.name,
-                "buttons": [(action, visual.BUTTONS[action]) for action in visual.buttons(flow, session)], "pending": bool(session.page)}
-    steps = [(step, [[visual.segments(line) for line in text] for text in texts]) for step, texts in visual.whole_guide(flow, prompts)]
+        now = ivr.clock()
+        conditions = ivr.conditions(now)
+        prompts = bundle.prompts.with_texts(session.variants)  # the wording this caller hears
+        params = {"jours": str(ivr.retention_days), "numero": session.caller, "quand": conditions.reopening}
+        shown = visual.lines(prompts, node, params, None if conditions.service_open else flow.closed_prompts)
+        agents = _agents_answer(conditions, session)
+        live = {"step": node.step, "lines": [visual.segments(line) for line in shown], "node": node.name, "pending": bool(session.page),
+                "buttons": [(action, visual.BUTTONS[action]) for action in visual.buttons(flow, session, agents)]}
+    steps = [(step, [[visual.segments(line) for line in text] for text in texts]) for step, texts in visual.whole_guide(flow, bundle.prompts)]
     until = datetime.fromtimestamp(started_at + VALID_SECONDS, PARIS)
-    return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session),
-                           with_agent=session is not None and session.outcome == "transferred", over=session is None or session.ended,
-                           until=f"{until:%d/%m} à {until:%H} h {until:%M}", note=NOTES.get(request.args.get("note", "")),
-                           follow=FOLLOW_MILLISECONDS)
+    return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session, reachable),
+                           with_agent=session is not None and session.outcome == "transferred", over=reachable and (session is None or session.ended),
+                           unavailable=None if reachable else UNAVAILABLE, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
+                           note=NOTES.get(request.args.get("note", "")), follow=FOLLOW_MILLISECONDS)
 
 
 @bp.get("/<token>/etat")
 def state(token: str):
     """Where the call is, for the page's script: it reloads the page when this changes."""
-    _, session, _ = _call(token)
-    return jsonify(etat=_state(session))
+    _, session, _, reachable = _call(token)
+    return jsonify(etat=_state(session, reachable))
 
 
 @bp.post("/<token>")
 def press(token: str):
     """A button: kept in the call's session, then the live call is moved so that it says « c'est
-    noté » and goes on at once; if Twilio cannot be reached, the call's next turn applies it."""
+    noté » and goes on at once; if it cannot be moved, the call's next quiet turn applies it.
+
+    The call is moved only to the configured public address (IVR_PUBLIC_URL): never to an address
+    taken from this request, whose Host anyone may write."""
     if not _same_origin():
         log.warning("visual guide: a button posted from another site was refused")
         abort(403)
     ivr = services()
-    call_sid, session, _ = _call(token)
+    call_sid, session, _, reachable = _call(token)
     action, at = request.form.get("action", ""), request.form.get("etape", "")
+    if not reachable:
+        return _back(token, "indisponible")
     if session is None or session.ended:
-        return _back(token, "fini")
+        return _back(token, "conseiller" if session is not None and session.outcome == "transferred" else "fini")
+    if session.page:
+        return _back(token, "attente")
     flow = ivr.bundle(session.flow_version).flow
-    if action not in visual.buttons(flow, session) or at != session.node or session.page:
+    if action not in visual.buttons(flow, session, _agents_answer(ivr.conditions(ivr.clock()), session)) or at != session.node:
         return _back(token, "deja")
     try:
         ivr.store.save(visual.press(session, action))
     except Conflict:  # the call moved on at this very moment
         return _back(token, "deja")
-    base = ivr.public_base or request.host_url.rstrip("/")
-    moved = ivr.mover is not None and ivr.mover.move(call_sid, base + url_for("voice.from_page"))
+    except Exception:  # the session store cannot be written: the caller goes on with the keypad
+        log.exception("[%s] visual guide: the button could not be kept", call_sid)
+        return _back(token, "indisponible")
+    moved = bool(ivr.public_base) and ivr.mover is not None and ivr.mover.move(call_sid, ivr.public_base + url_for("voice.from_page"))
     log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
     return _back(token, "ok" if moved else "bientot")
 
 
-def _call(token: str) -> tuple[str, Session | None, float]:
-    """The call of a token: its identifier, its session while it goes on, and when it started; a
-    404 for a token that is not ours, a 410 once 24 hours have passed."""
+def _call(token: str) -> tuple[str, Session | None, float, bool]:
+    """The call of a token: its identifier, its session while it goes on, when it started, and
+    whether the session store answered; a 404 for a token that is not ours, a 410 once 24 hours
+    have passed, a 503 when neither the session store nor the records answer."""
     try:
         call_sid = URLSafeSerializer(current_app.secret_key, salt=_SALT).loads(token)
     except BadSignature:
         abort(404)
     ivr = services()
     try:
-        session = ivr.store.load(call_sid)
-    except Exception:  # the session store does not answer: the page is a plain guide meanwhile
+        session, reachable = ivr.store.load(call_sid), True
+    except Exception:  # the session store does not answer: the page says so and keeps asking
         log.warning("[%s] visual guide: the session store does not answer", call_sid)
-        session = None
-    started_at = session.started_at if session is not None else (ivr.records.get(call_sid) or {}).get("started_at")
+        session, reachable = None, False
+    started_at = session.started_at if session is not None else None
+    if started_at is None:
+        try:
+            started_at = (ivr.records.get(call_sid) or {}).get("started_at")
+        except Exception:
+            log.warning("[%s] visual guide: the call records do not answer", call_sid)
+            abort(503)
     if started_at is None:
         abort(404)
     if ivr.clock() - started_at > VALID_SECONDS:
         abort(410)
-    return call_sid, session, started_at
+    return call_sid, session, started_at, reachable
 
 
-def _state(session: Session | None) -> str:
+def _agents_answer(conditions: Conditions, session: Session) -> bool:
+    """Whether « Parler à un conseiller » can put the caller through now (open, a destination, not
+    already in the part for when none can answer)."""
+    return conditions.service_open and conditions.agents and not engine.fell_back(session)
+
+
+def _state(session: Session | None, reachable: bool = True) -> str:
+    if not reachable:
+        return "indisponible"
     if session is None or session.ended:
         return "transfert" if session is not None and session.outcome == "transferred" else "fin"
     return f"{session.node}|{session.phase}|{'attente' if session.page else ''}"
@@ -152,8 +186,18 @@ def unknown(error):
 
 @bp.errorhandler(410)
 def expired(error):
-    return render_template("guide/error.html", message="Ce lien de guide a expiré : il reste valable 24 heures après l'appel. "
+    return render_template("guide/error.html", message="Ce lien de guide a expiré : il reste valable 24 heures après le début de l'appel. "
                                                        "Rappelez l'assistance e-CPS pour en recevoir un nouveau."), 410
+
+
+@bp.errorhandler(503)
+def unavailable(error):
+    return render_template("guide/error.html", message=UNAVAILABLE), 503
+
+
+@bp.errorhandler(413)
+def too_large(error):
+    return render_template("guide/error.html", message="Ce bouton a envoyé trop de données : revenez à la page du guide."), 413
 
 
 @bp.errorhandler(403)
