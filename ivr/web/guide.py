@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from ..call import engine, visual
 from ..call.hours import PARIS
 from ..call.session import Conditions, Session
+from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .console import SECURITY_HEADERS
 from .services import services
@@ -115,7 +116,8 @@ def press(token: str):
     except Exception:  # the session store cannot be written: the caller goes on with the keypad
         log.exception("[%s] visual guide: the button could not be kept", call_sid)
         return _back(token, "indisponible")
-    moved = bool(ivr.public_base) and ivr.mover is not None and ivr.mover.move(call_sid, ivr.public_base + url_for("voice.from_page"))
+    movable = bool(ivr.public_base) and ivr.mover is not None and not call_sid.startswith(SIMULATED_PREFIX)  # the console's calls are not at Twilio
+    moved = movable and ivr.mover.move(call_sid, ivr.public_base + url_for("voice.from_page"))
     log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
     return _back(token, "ok" if moved else "bientot")
 
