@@ -9,6 +9,7 @@ import pytest
 from conftest import heard
 
 from ivr.storage.users import Users
+from ivr.web.guide import guide_token
 
 EDITOR = ("claire", "mot-de-passe-editeur")
 VIEWER = ("victor", "mot-de-passe-lecteur")
@@ -249,3 +250,18 @@ def test_experiment_on_a_sentence_page(console, caller):
     editor.post("/console/prompts/etape1.question/experiment/stop", data={"keep": "B", "csrf_token": editor.token})
     assert console.extensions["ivr"].overrides.all()["etape1.question"] == b_text
     assert "B gardé" in editor.get("/console/history").get_data(as_text=True)
+
+
+def test_a_visual_guide_text_is_edited_like_a_sentence_and_shown_on_the_callers_page(console, caller):
+    client = login(console, EDITOR)
+    page = client.get("/console/prompts/visuel.batterie").get_data(as_text=True)
+    assert "Affichée sur le guide visuel" in page and "etape2_batterie" in page and "à l&#39;oral</p>" not in page
+    text = "Touchez « Batterie » : selon les téléphones, « Utilisation de la batterie »."
+    published = client.post("/console/prompts/visuel.batterie", data={"text": text, "csrf_token": client.token}, follow_redirects=True)
+    assert "le guide visuel l&#39;affiche dès maintenant" in published.get_data(as_text=True)
+    call = caller(target=console)
+    call.call(["2", "1", "1"], hang_up_status=False)  # at the battery step
+    with console.test_request_context():
+        token = guide_token(call.call_sid)
+    shown = console.test_client().get(f"/g/{token}").get_data(as_text=True)
+    assert '<span class="label">Batterie</span>' in shown and '<span class="label">Utilisation de la batterie</span>' in shown

@@ -31,6 +31,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+VISUAL_PREFIX = "visuel."  # the visual guide's texts: read on the caller's phone, not heard
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 PERIOD_DAYS = 7
 
@@ -157,7 +158,7 @@ def calls_csv():
 def _nodes_by_prompt(flow) -> dict[str, list[str]]:
     uses: dict[str, list[str]] = {}
     for node in flow.nodes.values():
-        for key in (node.prompt, node.short, node.hold):
+        for key in (node.prompt, node.short, node.hold, node.visual):
             if key:
                 uses.setdefault(key, []).append(node.name)
     return uses
@@ -201,7 +202,8 @@ def prompt_edit(key: str):
         ivr.overrides.set(key, text, g.user, current.text)
         ivr.library.reload()
         log.info("console: %s changed prompt %s", g.user, key)
-        flash(f"Phrase « {key} » publiée : les nouveaux appels l'entendent dès maintenant.", "success")
+        heard = "le guide visuel l'affiche" if key.startswith(VISUAL_PREFIX) else "les nouveaux appels l'entendent"
+        flash(f"Phrase « {key} » publiée : {heard} dès maintenant.", "success")
         for problem in problems:
             flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
         return redirect(url_for("console.prompt", key=key))
@@ -222,7 +224,8 @@ def _prompt_page(bundle, current, text: str, problems: list):
     experiment, figures = experiment_of(current.key)
     return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,
                            nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=services().overrides.history(current.key),
-                           seconds=spoken_seconds(text), experiment=experiment, figures=figures, percent=analytics.percent)
+                           seconds=spoken_seconds(text), shown=current.key.startswith(VISUAL_PREFIX), experiment=experiment,
+                           figures=figures, percent=analytics.percent)
 
 
 def _check_edit(key: str, text: str):
