@@ -225,14 +225,21 @@ def test_a_button_kept_for_a_question_the_call_has_left_is_said_to_come_too_late
 
 def test_every_question_shows_its_sentence_as_heard_with_nothing_left_to_fill(shipped):
     from ivr.call import visual
+    from ivr.call.session import Session
 
-    params = {"jours": "90", "numero": "+33612345678", "quand": "demain à 8 heures 30"}
+    params = {"jours": "90", "quand": "demain à 8 heures 30"}
+    call = Session("CAx", "+33612345678", 0.0, shipped.flow.version)
     for node in shipped.flow.nodes.values():
         if node.type in ("wait", "menu", "digits", "record", "rating"):
-            shown = visual.lines(shipped.prompts, node, params, shipped.flow.closed_prompts)
+            shown = visual.lines(shipped.flow, shipped.prompts, call.evolve(node=node.name), params, shipped.flow.closed_prompts)
             assert shown and not any("{" in line for line in shown), node.name
-    rpps = visual.lines(shipped.prompts, shipped.flow.nodes["etape6_rpps"], params)
+    rpps = visual.lines(shipped.flow, shipped.prompts, call.evolve(node="etape6_rpps"), params)
     assert rpps[0].startswith("Tapez les 11 chiffres de votre RPPS")
+    # The caller's number as heard; a number being read back, as it is read.
+    number = visual.lines(shipped.flow, shipped.prompts, call.evolve(node="rappel_numero"), params)
+    assert "06 12 34 56 78" in " ".join(number) and "+336" not in " ".join(number)
+    read_back = visual.lines(shipped.flow, shipped.prompts, call.evolve(node="etape6_rpps", phase="confirm", pending="10012345673"))
+    assert "1 0 0, 1 2 3, 4 5 6, 7 3" in " ".join(read_back)
 
 
 def test_no_agent_button_when_no_agent_can_answer(make_app, caller):

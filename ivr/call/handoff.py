@@ -112,8 +112,9 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-def context(session: Session, flow: Flow, now: float, context_url: str = "", visual_url: str = "") -> dict:
-    """The document that tells an agent everything the caller already said (schema 1)."""
+def context(session: Session, flow: Flow, now: float, links: Links | None = None) -> dict:
+    """The document that tells an agent everything the caller already said (schema 1), with the
+    addresses of `links` (the document's own, the caller's visual guide) when the web layer gives them."""
     answers = dict(session.answers)
     path, pages, page = [], [], None
     for entry in session.history:
@@ -167,8 +168,8 @@ def context(session: Session, flow: Flow, now: float, context_url: str = "", vis
         "not_asked": _not_asked(session, flow),
         # Buttons the caller pressed on the visual guide (their answers are marked from_page in the path).
         "from_page": pages,
-        "context_url": context_url or None,
-        "visual_guide_url": visual_url or None,
+        "context_url": links.context or None if links else None,
+        "visual_guide_url": links.visual or None if links else None,
     }
     document["summary_fr"] = summary(document, session.started_at)
     return document

@@ -14,7 +14,7 @@ from dataclasses import replace
 from .answers import REASON_PROMPTS, ask, choose, enter, log, transfer
 from .flow import Flow, Node
 from .prompts import Prompts
-from .session import Action, PageAction, Say, Session, Transfer
+from .session import Action, Hangup, PageAction, Say, Session, Transfer
 
 # The page's buttons, in the order shown, with what they say.
 BUTTONS = {"fait": "C'est fait", "resolu": "C'est résolu", "echec": "Ça ne marche pas", "conseiller": "Parler à un conseiller"}
@@ -87,9 +87,9 @@ def apply(flow: Flow, session: Session, event: PageAction) -> tuple[Session, tup
 
 
 def again(session: Session) -> tuple[Action, ...]:
-    """What a call that is already with an agent does when Twilio asks for the page's webhook (the
-    call was moved as the transfer happened): the transfer again, not a hang-up."""
-    return (Transfer(session.transfer_reason or "caller_request", ()),) if session.outcome == "transferred" else ()
+    """What an ended call does when Twilio asks for the page's webhook (the call was moved as it
+    ended): put through to an agent, the transfer again, not a hang-up; else its end."""
+    return (Transfer(session.transfer_reason or "caller_request", ()),) if session.outcome == "transferred" else (Hangup(),)
 
 
 def _key_and_target(flow: Flow, node: Node, action: str) -> tuple[str | None, str]:
@@ -105,11 +105,17 @@ def _key_and_target(flow: Flow, node: Node, action: str) -> tuple[str | None, st
 # ---- what the page shows ------------------------------------------------------------------------
 
 
-def lines(prompts: Prompts, node: Node, params: Mapping[str, str] | None = None, instead: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The sentences the page shows at `node`: its `visual` text, else its spoken sentence (said
-    instead by another while closed: `instead`), filled with `params` as the caller hears it."""
-    key = node.visual if node.visual and node.visual in prompts else (instead or {}).get(node.prompt, node.prompt)
-    return _sentences(prompts.text(key, params)) if key in prompts else ()
+def lines(flow: Flow, prompts: Prompts, session: Session, params: Mapping[str, str] | None = None,
+          instead: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The sentences the page shows at the question the call is at: its step's `visual` text, else
+    what the caller hears there now (a number read back, the wording said while closed: `instead`),
+    filled with `params` as on the line."""
+    node = flow.nodes[session.node]
+    if node.visual and node.visual in prompts and session.phase == "ask":
+        return _sentences(prompts.text(node.visual))
+    heard = ask(flow, node, session, full=True)
+    keys = [((instead or {}).get(say.key, say.key), {**(params or {}), **dict(say.params)}) for say in heard.says]
+    return _sentences(" ".join(prompts.text(key, values) for key, values in keys if key in prompts))
 
 
 def segments(line: str) -> tuple[tuple[str, bool], ...]:
@@ -125,7 +131,7 @@ def whole_guide(flow: Flow, prompts: Prompts) -> tuple[tuple[int, tuple[tuple[st
     steps: dict[int, list[tuple[str, ...]]] = {}
     for node in flow.nodes.values():
         if node.type == "wait" and node.visual and node.step is not None and node.visual in prompts:
-            steps.setdefault(node.step, []).append(lines(prompts, node))  # visual texts have no placeholders
+            steps.setdefault(node.step, []).append(_sentences(prompts.text(node.visual)))
     return tuple((step, tuple(texts)) for step, texts in sorted(steps.items()))
 
 

@@ -97,7 +97,7 @@ def from_page(ivr: Services, call_sid: str, urls: Urls, token: str = "") -> str:
             raise LookupError("no session for this call (expired or store lost)")
         bundle, now = ivr.bundle(session.flow_version), ivr.clock()
         if session.ended:
-            return session.evolve(page=""), visual.again(session) or (engine.resume(bundle.flow, session)[1])
+            return session.evolve(page=""), visual.again(session)
         page = visual.pressed(session, now)
         if page is None:
             return engine.resume(bundle.flow, session, ivr.conditions(now))
@@ -164,8 +164,7 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
 def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
     """The questions asked in the queue are over: the session saved, the call's record and the
     agent's document written with what was said, and the helpdesk sent it as a second version."""
-    links = urls.links(session.call_sid)
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links.context, links.visual)
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
     ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
     _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
     if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
@@ -197,8 +196,7 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
         document = None
         if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
-            links = urls.links(call_sid) if urls is not None else handoff.Links("", "")
-            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, links.context, links.visual)
+            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, urls.links(call_sid) if urls else None)
         _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
@@ -228,7 +226,7 @@ def _rating_by_sms(ivr: Services, session: Session) -> None:
 def _follow_up(ivr: Services, session: Session, document: dict | None, at: float) -> None:
     """The call joins the agents' list of callbacks and messages."""
     if document is None:
-        document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, "")
+        document = handoff.context(session, ivr.bundle(session.flow_version).flow, at)
     _write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
            document=document, message_url=session.answers.get("message_vocal"), at=at)
 
@@ -280,8 +278,7 @@ def _closed(ivr: Services, call_sid: str) -> bool:
 
 def context_now(ivr: Services, session: Session, links: handoff.Links | None = None) -> dict:
     """The agent's document for a call still in the IVR (the API, the console's simulator)."""
-    links = links or handoff.Links("", "")
-    return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links.context, links.visual)
+    return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links)
 
 
 def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls, token: str,
@@ -320,7 +317,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     ending = session.ended and unrecorded < len(session.history)  # a late webhook on an ended call records nothing
     follow_up = ending and session.outcome in FOLLOWED_UP
     links = urls.links(session.call_sid) if transfer or follow_up else None
-    document = handoff.context(session, bundle.flow, now, links.context, links.visual) if links else None
+    document = handoff.context(session, bundle.flow, now, links) if links else None
     plan = handoff.plan(ivr.destinations, document, links) if transfer else None
     speech = ivr.speech(bundle, session.variants)
     if plan is None:

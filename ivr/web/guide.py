@@ -18,7 +18,7 @@ from ..call import engine, visual
 from ..call.hours import PARIS
 from ..call.session import Conditions, Session
 from ..storage.records import SIMULATED_PREFIX
-from ..storage.sessions import Conflict
+from ..storage.sessions import Conflict, StoreUnavailable
 from .console import SECURITY_HEADERS
 from .services import services
 
@@ -30,14 +30,14 @@ _SALT = "guide-visuel"
 # What the page says after a button, by the outcome of the press.
 NOTES = {
     "ok": "C'est noté. L'appel passe à la suite.",
-    "bientot": "C'est noté. L'appel passera à la suite dans quelques secondes.",
+    "bientot": "C'est noté. L'appel passera à la suite dans moins d'une minute.",
     "attente": "Votre choix précédent est en cours : l'appel va suivre.",
     "deja": "L'appel est déjà passé à la suite : voici où il en est.",
     "conseiller": "Un conseiller va vous répondre : les boutons ne servent plus pendant l'attente.",
     "fini": "L'appel est terminé : ce bouton ne peut plus rien changer.",
     "indisponible": "Le guide ne peut pas transmettre votre choix pour le moment : répondez au téléphone, avec le clavier.",
 }
-UNAVAILABLE = "Le guide ne peut pas suivre l'appel pour le moment. Continuez au téléphone : tout fonctionne avec le clavier."
+UNAVAILABLE = "Le guide ne peut pas suivre l'appel pour le moment. Si vous êtes en ligne, continuez au téléphone : tout fonctionne avec le clavier."
 
 
 def guide_token(call_sid: str) -> str:
@@ -67,8 +67,8 @@ def page(token: str):
         now = ivr.clock()
         conditions = ivr.conditions(now)
         prompts = bundle.prompts.with_texts(session.variants)  # the wording this caller hears
-        params = {"jours": str(ivr.retention_days), "numero": session.caller, "quand": conditions.reopening}
-        shown = visual.lines(prompts, node, params, None if conditions.service_open else flow.closed_prompts)
+        params = {"jours": str(ivr.retention_days), "quand": conditions.reopening}
+        shown = visual.lines(flow, prompts, session, params, None if conditions.service_open else flow.closed_prompts)
         agents = _agents_answer(conditions, session)
         live = {"step": node.step, "lines": [visual.segments(line) for line in shown], "node": node.name, "pending": bool(session.page),
                 "buttons": [(action, visual.BUTTONS[action]) for action in visual.buttons(flow, session, agents)]}
@@ -130,11 +130,16 @@ def _call(token: str) -> tuple[str, Session | None, float, bool]:
         call_sid = URLSafeSerializer(current_app.secret_key, salt=_SALT).loads(token)
     except BadSignature:
         abort(404)
+    if not isinstance(call_sid, str) or not call_sid.startswith("CA") or len(call_sid) > 64:
+        abort(404)  # signed with our key, but not a call's link
     ivr = services()
     try:
         session, reachable = ivr.store.load(call_sid), True
-    except Exception:  # the session store does not answer: the page says so and keeps asking
+    except StoreUnavailable:  # the session store does not answer: the page says so and keeps asking
         log.warning("[%s] visual guide: the session store does not answer", call_sid)
+        session, reachable = None, False
+    except Exception:
+        log.exception("[%s] visual guide: the call's session cannot be read", call_sid)
         session, reachable = None, False
     started_at = session.started_at if session is not None else None
     if started_at is None:
@@ -194,7 +199,7 @@ def expired(error):
 
 @bp.errorhandler(503)
 def unavailable(error):
-    return render_template("guide/error.html", message=UNAVAILABLE), 503
+    return render_template("guide/error.html", message=UNAVAILABLE, title="Guide momentanément indisponible", again=True), 503
 
 
 @bp.errorhandler(413)
