@@ -116,6 +116,21 @@ def test_helpdesk_receives_the_signed_document(helpdesk_app, caller):
 
 
 @responses.activate
+def test_helpdesk_gets_the_answers_given_in_the_queue_when_the_agent_picks_up_mid_questions(helpdesk_app, caller):
+    responses.post(HELPDESK, status=200)
+    call = caller(target=helpdesk_app)
+    call.call([*TO_STEP6, "9"], hang_up_status=False)  # no identifier: queued at once, the card asked in the wait
+    call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=ask", call.params(Digits="2100012345"))
+    call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=confirm", call.params(Digits="1"))
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="400"))  # the agent took it
+    assert helpdesk_app.extensions["ivr"].outbox.deliver_due() == (2, 0)
+    first, sent = responses.calls
+    assert sent.request.headers["Idempotency-Key"] == f"{call.call_sid}:transfer:queue"
+    document = json.loads(sent.request.body)
+    assert document["questionnaire"]["card_number"] == "2100012345" and document["not_asked"][:1] == ["reproductible"]
+
+
+@responses.activate
 def test_helpdesk_down_then_restart_then_delivered_with_the_same_key(make_app, helpdesk_app, caller):
     responses.post(HELPDESK, status=503)
     responses.post(HELPDESK, body=requests.ConnectionError("refused"))

@@ -167,8 +167,13 @@ def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
     document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
     ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
     _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-    if ivr.outbox is not None and not session.call_sid.startswith(SIMULATED_PREFIX):
-        _write(ivr, "outbox", call_sid=session.call_sid, document=document, at=ivr.clock(), version="queue")
+    _deliver_again(ivr, session.call_sid, document, ivr.clock())
+
+
+def _deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> None:
+    """The helpdesk gets the document completed with the answers given in the queue, as a second version."""
+    if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
+        _write(ivr, "outbox", call_sid=call_sid, document=document, at=at, version="queue")
         ivr.nudge_outbox()
 
 
@@ -196,7 +201,9 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
         document = None
         if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
+            # The agent took the call before the questions asked in the queue were over: what was answered goes on.
             document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, urls.links(call_sid) if urls else None)
+            _deliver_again(ivr, call_sid, document, now)
         _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
