@@ -189,7 +189,8 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
 def purge(days: float, data_dir: str) -> None:
     """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel
     et les SMS de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps), et leurs
-    messages vocaux chez Twilio (avec TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN)."""
+    messages vocaux chez Twilio (avec TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN) ; aussi les connexions
+    à la console et les échecs de connexion de plus de N jours."""
     import time
 
     from ..delivery.sms import recording_deleter

@@ -14,7 +14,9 @@ from .base import _console_changes_option, _files, _help, _load, console_changes
 @main.command()
 @_help
 @_files
-@click.option("--keys", help='touches à jouer, séparées par des espaces (« . » = silence), ex. "2 2 1"')
+@click.option("--keys", help='touches à jouer, séparées par des espaces, ex. "2 2 1" : « . » = silence, « dit:oui » = répondre '
+                             "de vive voix, « rec:0 » = un message vide ; un numéro se tape d'un bloc, un # final est retiré "
+                             "comme le fait Twilio, # seul = pas de réponse")
 @click.option("--url", help="simuler contre un serveur qui tourne (défaut : en local, dans ce processus)")
 @click.option("--token", envvar="TWILIO_AUTH_TOKEN", help="TWILIO_AUTH_TOKEN du serveur visé par --url")
 @click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
