@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 
-from .answers import REASON_PROMPTS, ask, choose, enter, log, transfer
+from .answers import REASON_PROMPTS, ask, choose, enter, log, technical_failure, transfer
 from .flow import Flow, Node
 from .prompts import Prompts
 from .session import Action, Hangup, PageAction, Say, Session, Transfer
@@ -70,8 +70,10 @@ def apply(flow: Flow, session: Session, event: PageAction) -> tuple[Session, tup
     node = flow.nodes.get(session.node)
     if node is None or (event.node, event.phase) != (session.node, session.phase) or event.action not in buttons(flow, session):
         session = log(session, event.at, "page", action=event.action, late=True)
-        if node is None or session.ended:
-            return session, ()
+        if session.ended:
+            return session, again(session)
+        if node is None:
+            return technical_failure(session, event.at)
         return session, (ask(flow, node, session, full=False, lead=(Say("guide_visuel.deja"),)),)
     session = log(session, event.at, "page", action=event.action)
     noted = Say("guide_visuel.note")

@@ -42,7 +42,11 @@ UNAVAILABLE = "Le guide ne peut pas suivre l'appel pour le moment. Si vous êtes
 
 def guide_token(call_sid: str) -> str:
     """The call's token: its identifier, signed."""
-    return URLSafeSerializer(current_app.secret_key, salt=_SALT).dumps(call_sid)
+    return _signer().dumps(call_sid)
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt=_SALT)
 
 
 @bp.after_request
@@ -127,7 +131,7 @@ def _call(token: str) -> tuple[str, Session | None, float, bool]:
     whether the session store answered; a 404 for a token that is not ours, a 410 once 24 hours
     have passed, a 503 when neither the session store nor the records answer."""
     try:
-        call_sid = URLSafeSerializer(current_app.secret_key, salt=_SALT).loads(token)
+        call_sid = _signer().loads(token)
     except BadSignature:
         abort(404)
     if not isinstance(call_sid, str) or not call_sid.startswith("CA") or len(call_sid) > 64:
@@ -176,9 +180,8 @@ def _same_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    ours = {request.host_url.rstrip("/")}
-    if services().public_base:
-        ours.add("/".join(services().public_base.split("/")[:3]))
+    public_base = services().public_base
+    ours = {request.host_url.rstrip("/"), *(["/".join(public_base.split("/")[:3])] if public_base else [])}
     return origin in ours
 
 
