@@ -294,6 +294,8 @@ def test_the_whisper_spells_a_corsican_finess_and_says_dates():
 def test_inference_rules_are_checked_and_drawn(files):
     good = cli(files, "graph")
     assert "déduit : si android_15_et_navigateur = oui, alors support = téléphone" in good.output
+    assert "guide visuel : « C'est résolu » → fin_resolu ; « Ça ne marche pas » : étape 1 → etape1_android, étape 2 → etape3_test" \
+        in good.output
     edit(files / "flows" / "ecps.yaml", "then: {support: téléphone,", "then: {support: ordinateur, inconnu: x,")
     result = cli(files, "validate")
     assert result.exit_code == 1

@@ -44,6 +44,8 @@ def mermaid(flow: Flow, figures: dict | None = None) -> str:
             lines.append(f"    {node.name}{arrow}{target}")
     for index, rule in enumerate(flow.inferences, 1):
         lines.append(f'    deduit{index}>"{_rule(rule)}"]')
+    if flow.visual_guide is not None:
+        lines.append(f'    guide_visuel>"{_visual(flow)}"]')
     return "\n".join(lines) + "\n"
 
 
@@ -52,6 +54,13 @@ def _rule(rule) -> str:
     when = ", ".join(f"{field} = {value}" for field, value in rule.when.items())
     then = ", ".join(f"{field} = {value}" for field, value in rule.then.items())
     return f"déduit : si {when}, alors {then} (non demandés)".replace('"', "'")
+
+
+def _visual(flow: Flow) -> str:
+    """Where the visual guide's buttons lead, as a supervisor reads it."""
+    guide = flow.visual_guide
+    steps = ", ".join(f"étape {step} → {target}" for step, target in sorted(guide.not_working.items()))
+    return f"guide visuel : « C'est résolu » → {guide.resolved} ; « Ça ne marche pas » : {steps}"
 
 
 def dot(flow: Flow, figures: dict | None = None) -> str:
@@ -65,5 +74,7 @@ def dot(flow: Flow, figures: dict | None = None) -> str:
             lines.append(f'  {node.name} -> {target} [label="{label}"];')
     for index, rule in enumerate(flow.inferences, 1):
         lines.append(f'  deduit{index} [label="{_rule(rule)}", shape=note];')
+    if flow.visual_guide is not None:
+        lines.append(f'  guide_visuel [label="{_visual(flow)}", shape=note];')
     lines.append("}")
     return "\n".join(lines) + "\n"
