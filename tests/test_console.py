@@ -265,3 +265,6 @@ def test_a_visual_guide_text_is_edited_like_a_sentence_and_shown_on_the_callers_
         token = guide_token(call.call_sid)
     shown = console.test_client().get(f"/g/{token}").get_data(as_text=True)
     assert '<span class="label">Batterie</span>' in shown and '<span class="label">Utilisation de la batterie</span>' in shown
+    # The page's own words are sentences too: a button renamed in the console.
+    client.post("/console/prompts/page.fait", data={"text": "Je l'ai fait", "csrf_token": client.token})
+    assert 'value="fait" class="button fait">Je l&#39;ai fait</button>' in console.test_client().get(f"/g/{token}").get_data(as_text=True)

@@ -66,6 +66,11 @@ SYSTEM_PROMPTS = (
     "guide_visuel.note",
     "guide_visuel.deja",
     "sms.lien_general",
+    *(f"page.{name}" for name in (
+        "titre", "a_faire", "fait", "resolu", "echec", "conseiller", "clavier_aussi", "clavier", "choix_en_cours", "avec_conseiller_titre",
+        "avec_conseiller", "fin_titre", "fin", "tout_le_guide", "indisponible_titre", "indisponible", "note_ok", "note_bientot",
+        "note_attente", "note_deja", "note_conseiller", "note_fini", "note_indisponible", "lien_titre", "lien_inconnu", "lien_expire",
+        "autre_site", "trop_long")),  # the visual guide's page (web/guide.py)
 )
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-VISUAL_PREFIX = "visuel."  # the visual guide's texts: read on the caller's phone, not heard
+VISUAL_PREFIX = ("visuel.", "page.")  # the visual guide's texts: read on the caller's phone, not heard
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 PERIOD_DAYS = 7
 

@@ -27,17 +27,7 @@ bp = Blueprint("guide", __name__, url_prefix="/g", template_folder="templates", 
 VALID_SECONDS = 24 * 3600
 FOLLOW_MILLISECONDS = 1500  # how often the page asks where the call is (the page follows it within 2 s)
 _SALT = "guide-visuel"
-# What the page says after a button, by the outcome of the press.
-NOTES = {
-    "ok": "C'est noté. L'appel passe à la suite.",
-    "bientot": "C'est noté. L'appel passera à la suite dans moins d'une minute.",
-    "attente": "Votre choix précédent est en cours : l'appel va suivre.",
-    "deja": "L'appel est déjà passé à la suite : voici où il en est.",
-    "conseiller": "Un conseiller va vous répondre : les boutons ne servent plus pendant l'attente.",
-    "fini": "L'appel est terminé : ce bouton ne peut plus rien changer.",
-    "indisponible": "Le guide ne peut pas transmettre votre choix pour le moment : répondez au téléphone, avec le clavier.",
-}
-UNAVAILABLE = "Le guide ne peut pas suivre l'appel pour le moment. Si vous êtes en ligne, continuez au téléphone : tout fonctionne avec le clavier."
+NOTES = ("ok", "bientot", "attente", "deja", "conseiller", "fini", "indisponible")  # what the page says after a button: page.note_*
 
 
 def guide_token(call_sid: str) -> str:
@@ -75,13 +65,14 @@ def page(token: str):
         shown = visual.lines(flow, prompts, session, params, None if conditions.service_open else flow.closed_prompts)
         agents = _agents_answer(conditions, session)
         live = {"step": node.step, "lines": [visual.segments(line) for line in shown], "node": node.name, "pending": bool(session.page),
-                "buttons": [(action, visual.BUTTONS[action]) for action in visual.buttons(flow, session, agents)]}
+                "buttons": [(action, _text(action)) for action in visual.buttons(flow, session, agents)]}
     steps = [(step, [[visual.segments(line) for line in text] for text in texts]) for step, texts in visual.whole_guide(flow, bundle.prompts)]
     until = datetime.fromtimestamp(started_at + VALID_SECONDS, PARIS)
-    return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session, reachable),
+    note = request.args.get("note", "")
+    return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session, reachable), t=_text,
                            with_agent=session is not None and session.outcome == "transferred", over=reachable and (session is None or session.ended),
-                           unavailable=None if reachable else UNAVAILABLE, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
-                           note=NOTES.get(request.args.get("note", "")), follow=FOLLOW_MILLISECONDS)
+                           unavailable=not reachable, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
+                           note=_text("note_" + note) if note in NOTES else None, follow=FOLLOW_MILLISECONDS)
 
 
 @bp.get("/<token>/etat")
@@ -189,27 +180,35 @@ def _back(token: str, note: str):
     return redirect(url_for("guide.page", token=token, note=note), code=303)
 
 
+def _text(name: str, **params: str) -> str:
+    """A text of the page (the `page.*` sentences of the prompts, which supervisors tune)."""
+    return services().bundle().prompts.text(f"page.{name}", params)
+
+
+def _error(name: str, status: int, **extra):
+    return render_template("guide/error.html", message=_text(name), title=_text(extra.pop("title", "lien_titre")), t=_text, **extra), status
+
+
 @bp.errorhandler(404)
 def unknown(error):
-    return render_template("guide/error.html", message="Ce lien de guide n'existe pas : vérifiez qu'il est recopié en entier."), 404
+    return _error("lien_inconnu", 404)
 
 
 @bp.errorhandler(410)
 def expired(error):
-    return render_template("guide/error.html", message="Ce lien de guide a expiré : il reste valable 24 heures après le début de l'appel. "
-                                                       "Rappelez l'assistance e-CPS pour en recevoir un nouveau."), 410
+    return _error("lien_expire", 410)
 
 
 @bp.errorhandler(503)
 def unavailable(error):
-    return render_template("guide/error.html", message=UNAVAILABLE, title="Guide momentanément indisponible", again=True), 503
+    return _error("indisponible", 503, title="indisponible_titre", again=True)
 
 
 @bp.errorhandler(413)
 def too_large(error):
-    return render_template("guide/error.html", message="Ce bouton a envoyé trop de données : revenez à la page du guide."), 413
+    return _error("trop_long", 413)
 
 
 @bp.errorhandler(403)
 def refused(error):
-    return render_template("guide/error.html", message="Ce bouton doit être utilisé depuis la page du guide elle-même."), 403
+    return _error("autre_site", 403)
