@@ -185,30 +185,17 @@ def _text(name: str, **params: str) -> str:
     return services().bundle().prompts.text(f"page.{name}", params)
 
 
-def _error(name: str, status: int, **extra):
-    return render_template("guide/error.html", message=_text(name), title=_text(extra.pop("title", "lien_titre")), t=_text, **extra), status
+def _error(name: str, status: int, title: str = "lien_titre", again: bool = False):
+    return render_template("guide/error.html", message=_text(name), title=_text(title), again=again, t=_text), status
 
 
-@bp.errorhandler(404)
-def unknown(error):
-    return _error("lien_inconnu", 404)
+def _handles(status: int, name: str, **extra) -> None:
+    bp.register_error_handler(status, lambda error: _error(name, status, **extra))
 
 
-@bp.errorhandler(410)
-def expired(error):
-    return _error("lien_expire", 410)
-
-
-@bp.errorhandler(503)
-def unavailable(error):
-    return _error("indisponible", 503, title="indisponible_titre", again=True)
-
-
-@bp.errorhandler(413)
-def too_large(error):
-    return _error("trop_long", 413)
-
-
-@bp.errorhandler(403)
-def refused(error):
-    return _error("autre_site", 403)
+# A French page for each way a link or a button can fail (never werkzeug's English one).
+_handles(404, "lien_inconnu")
+_handles(410, "lien_expire")
+_handles(413, "trop_long")
+_handles(403, "autre_site")
+_handles(503, "indisponible", title="indisponible_titre", again=True)  # both stores down: the page reloads itself
