@@ -127,7 +127,7 @@ class Checker(SectionChecks):
             satisfaction = None
         inferences = self.inferences(data, nodes) if "inferences" in data else ()
         while_queued = self.while_queued(data, nodes) if "while_queued" in data else None
-        visual_guide = self.visual_guide(data, nodes) if "visual_guide" in data else None
+        visual_guide = self.visual_guide(data) if "visual_guide" in data else None
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,

@@ -73,8 +73,7 @@ class SectionChecks:
             return None
         return str(raw["from"]), str(raw["to"])
 
-
-    def visual_guide(self, data: LineMap, nodes: dict[str, Node]) -> VisualGuide | None:
+    def visual_guide(self, data: LineMap) -> VisualGuide | None:
         # {resolved: étape, not_working: {numéro d'étape: étape suivante du diagnostic}}
         raw, line = data.get("visual_guide"), data.line_of("visual_guide")
         usage = "« visual_guide » s'écrit {resolved: étape_résolu, not_working: {1: étape, 2: étape, …}}"

@@ -16,7 +16,8 @@ from .flow import Flow, Node
 from .prompts import Prompts
 from .session import Action, Hangup, PageAction, Say, Session, Transfer
 
-# The page's buttons, in the order shown, with what they say.
+# The page's buttons, in the order shown, named as the agent's document and the diagram name them
+# (the page itself shows the `page.*` sentences, which supervisors may reword).
 BUTTONS = {"fait": "C'est fait", "resolu": "C'est résolu", "echec": "Ça ne marche pas", "conseiller": "Parler à un conseiller"}
 DONE_KEY = "1"  # « Tapez 1 quand c'est fait » : the key « C'est fait » stands for
 _QUESTIONS = ("wait", "menu", "digits")

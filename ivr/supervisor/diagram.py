@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..call.engine import spoken_key
 from ..call.flow import Flow, Node
+from ..call.visual import BUTTONS
 
 _MERMAID_SHAPES = {"end": ("([", "])"), "transfer": ("[[", "]]"), "say": ("[/", "/]"), "record": ("[(", ")]"), "branch": ("{", "}")}
 _DOT_SHAPES = {"end": "doubleoctagon", "transfer": "box3d", "say": "note", "record": "cylinder", "digits": "component", "branch": "diamond"}
@@ -60,7 +61,7 @@ def _visual(flow: Flow) -> str:
     """Where the visual guide's buttons lead, as a supervisor reads it."""
     guide = flow.visual_guide
     steps = ", ".join(f"étape {step} → {target}" for step, target in sorted(guide.not_working.items()))
-    return f"guide visuel : « C'est résolu » → {guide.resolved} ; « Ça ne marche pas » : {steps}"
+    return f"guide visuel : « {BUTTONS['resolu']} » → {guide.resolved} ; « {BUTTONS['echec']} » : {steps}"
 
 
 def dot(flow: Flow, figures: dict | None = None) -> str:
