@@ -269,6 +269,20 @@ def test_the_session_goes_when_the_call_ends_and_a_repeated_status_changes_nothi
         assert [e["event"] for e in records.events(call.call_sid)] == ["enter", "enter", "answer", "enter"]
 
 
+def test_a_call_over_stays_over_even_for_a_forced_save(app, caller):
+    """A request still running when the status callback came (a hold turn, a transfer result) saves
+    with force: the call stays over, on either store, instead of coming back to life."""
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    session = store.load(call.call_sid)
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="5"))
+    with pytest.raises(Conflict):
+        store.save(session.evolve(answers={"a": "1"}), force=True)
+    assert store.load(call.call_sid) is None
+    assert store.take(call.call_sid) is None  # and a second end finds nothing to close again
+
+
 def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
     call = caller()
     call.post("http://localhost/voice", call.params())

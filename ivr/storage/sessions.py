@@ -76,12 +76,14 @@ class SqlSessionStore:
         saved = session.evolve(revision=session.revision + 1)
         data = encode(saved)
         if force:
-            self.db.execute(
+            changed = self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (call_sid) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, "
-                "revision = sessions.revision + 1",
+                "revision = sessions.revision + 1 WHERE sessions.revision >= 0",
                 (session.call_sid, data, now + self.ttl, saved.revision),
             )
+            if not changed:  # the call is over (its mark stays)
+                raise Conflict(session.call_sid)
         elif session.revision == 0:
             changed = self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, 1) ON CONFLICT (call_sid) DO NOTHING",
@@ -109,12 +111,17 @@ class SqlSessionStore:
 
     def take(self, call_sid: str) -> Session | None:
         """The call is over: its session is returned (None if it had none, or it had expired) and
-        replaced by a mark (revision -1) that no load returns and no save overwrites."""
+        marked over (revision -1): no load returns it, no save overwrites it, and it goes with the
+        expired sessions once TAKE_GRACE has passed. One statement when the call had a session."""
         now = time.time()
-        with self.db.transaction():
-            row = self.db.one("DELETE FROM sessions WHERE call_sid = ? RETURNING data, revision, expires_at", (call_sid,))
-            self.db.execute("INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, '', ?, -1)", (call_sid, now + self.TAKE_GRACE))
-        return None if row is None or row["expires_at"] <= now or row["revision"] < 0 else decode(row["data"], row["revision"])
+        row = self.db.one("UPDATE sessions SET revision = -1, expires_at = ? WHERE call_sid = ? AND revision >= 0 AND expires_at > ? "
+                          "RETURNING data", (now + self.TAKE_GRACE, call_sid, now))
+        if row is not None:
+            return decode(row["data"], -1)
+        self.db.execute("INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, '', ?, -1) "
+                        "ON CONFLICT (call_sid) DO UPDATE SET data = '', revision = -1, expires_at = excluded.expires_at",
+                        (call_sid, now + self.TAKE_GRACE))
+        return None
 
 
 # Compare-and-set in one round trip: write only if the stored revision is the one we loaded. The
