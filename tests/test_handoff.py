@@ -90,6 +90,22 @@ def test_queue_hold_message_says_the_position(client, caller):
     assert ET.fromstring(body).find("Pause").get("length") == "20"
 
 
+def test_the_hold_message_follows_the_position_and_a_published_edit(app, caller):
+    """The hold message is built once per wording and position: a new position, or a sentence a
+    supervisor changed in the console, is heard at the next turn of the wait."""
+    def says(position: str) -> list[str]:
+        call = caller()
+        _, body = call.post("http://localhost/voice/wait", call.params(QueuePosition=position, QueueTime="40"))
+        return [say.text for say in ET.fromstring(body).iter("Say")]
+
+    assert says("3")[0] == "Vous êtes en position 3 dans la file d'attente."
+    assert says("2")[0] == "Vous êtes en position 2 dans la file d'attente."
+    ivr = app.extensions["ivr"]
+    ivr.overrides.set("attente.message", "Merci de rester en ligne : un conseiller arrive.", "nadia", None)
+    ivr.library.reload()
+    assert says("2") == ["Vous êtes en position 2 dans la file d'attente.", "Merci de rester en ligne : un conseiller arrive."]
+
+
 # ---- helpdesk webhook ---------------------------------------------------------------------------
 @pytest.fixture
 def helpdesk_app(make_app):

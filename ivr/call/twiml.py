@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
@@ -46,28 +47,32 @@ def document(actions: Sequence[Action], speech: Speech, answer_url: Callable[[st
 
 
 class Cache:
-    """Documents of questions without variable parts: most webhooks ask a question whose TwiML never
-    changes for one flow version, so it is built once.
+    """Documents built once: most webhooks ask a question, or play the hold message, whose TwiML
+    never changes for one flow version.
 
-    A document depends on the actions, the sentences and voice (`speech`) and the URLs it points
-    to; `scope` names what else it depends on (the flow version, the URL prefix under which we are
-    served), and is part of the key."""
+    A document depends on what it says, the sentences and voice, and the URLs it points to; the key
+    names all of that. For questions, `scope` names what else it depends on (the flow version, the
+    URL prefix under which we are served, the call's experiment wordings)."""
 
     def __init__(self, limit: int = 2000):
         self.limit = limit
         self._documents: dict = {}
 
-    def document(self, scope: tuple, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
-        if any(say.params for action in actions for say in getattr(action, "says", ())):
-            return document(actions, speech, answer_url)  # a number or a time in it: built each time
-        key = (scope, speech.voice, speech.language, speech.values, tuple(actions))
+    def get(self, key: tuple, build: Callable[[], str]) -> str:
+        """The document under `key`, built by `build()` the first time."""
         body = self._documents.get(key)
         if body is None:
-            body = document(actions, speech, answer_url)
+            body = build()
             if len(self._documents) >= self.limit:
                 self._documents.clear()
             self._documents[key] = body
         return body
+
+    def document(self, scope: tuple, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
+        if any(say.params for action in actions for say in getattr(action, "says", ())):
+            return document(actions, speech, answer_url)  # a number or a time in it: built each time
+        key = (scope, speech.voice, speech.language, speech.values, tuple(actions))
+        return self.get(key, lambda: document(actions, speech, answer_url))
 
 
 def apology(speech: Speech, plan: TransferPlan | None, key: str = "transfert.erreur") -> str:
@@ -140,6 +145,7 @@ def hold(speech: Speech, position: int | None, minutes: int | None = None, offer
     return str(response)
 
 
+@cache
 def leave() -> str:
     """Take the caller out of the queue (Twilio then reports QueueResult=leave to the Enqueue action)."""
     response = VoiceResponse()
@@ -147,8 +153,9 @@ def leave() -> str:
     return str(response)
 
 
+@cache
 def empty() -> str:
-    """An empty <Response/>, for callbacks Twilio only notifies us through."""
+    """An empty <Response/>, for callbacks Twilio only notifies us through (built once)."""
     return str(VoiceResponse())
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..call import engine, handoff, twiml, visual
+from ..call.library import Bundle
 from ..call.session import Action, Event, GuideRequested, NoInput, Say, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
@@ -139,10 +140,9 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
         session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
         if ask is not None:
             ivr.store.save(session, force=True)
-            return twiml.hold(ivr.speech(bundle, session.variants), position, minutes, question=ask,
-                              question_url=question_url(ask.node, ask.phase))
+            return _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
         _questions_over(ivr, session, urls)
-    return twiml.hold(ivr.speech(), position, minutes, offer_url)
+    return _hold(ivr, ivr.bundle(), {}, position, minutes=minutes, offer_url=offer_url)
 
 
 def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
@@ -156,9 +156,16 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     session, ask = engine.queued_answer(bundle.flow, session, event)
     if ask is not None:
         ivr.store.save(session, force=True)
-        return twiml.hold(ivr.speech(bundle, session.variants), None, question=ask, question_url=question_url(ask.node, ask.phase))
+        return _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase))
     _questions_over(ivr, session, urls)
-    return twiml.hold(ivr.speech(bundle, session.variants), None, lead=(Say("attente.questions_finies"),), pause=1)
+    return _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
+
+
+def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
+    """The hold message (`twiml.hold`) in `bundle`'s words: built once for each flow version,
+    experiment wording, queue position and set of options, like the questions' documents."""
+    key = ("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items())))
+    return ivr.twiml_cache.get(key, lambda: twiml.hold(ivr.speech(bundle, variants), position, **options))
 
 
 def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
