@@ -143,10 +143,12 @@ class Caller:
         return params
 
     def headers(self, url: str, params: dict) -> dict:
-        """The headers Twilio would send: its signature of this URL and these parameters."""
-        if self.validator is None:
-            return {}
-        return {"X-Twilio-Signature": self.validator.compute_signature(url, SignedParams((k, [v]) for k, v in params.items()))}
+        """The headers Twilio would send: its signature of this URL and these parameters, and the
+        idempotency token every webhook carries (the same only on a retry, which a Caller never makes)."""
+        headers = {"I-Twilio-Idempotency-Token": uuid.uuid4().hex}
+        if self.validator is not None:
+            headers["X-Twilio-Signature"] = self.validator.compute_signature(url, SignedParams((k, [v]) for k, v in params.items()))
+        return headers
 
     def post(self, url: str, params: dict, result: CallResult | None = None) -> tuple[int, str]:
         """One signed webhook."""
