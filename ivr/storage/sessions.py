@@ -74,7 +74,7 @@ class SqlSessionStore:
         the saved session."""
         now = time.time()
         saved = session.evolve(revision=session.revision + 1)
-        data = encode(saved)
+        data = encode(session)  # the revision is the row's, not the document's
         if force:
             changed = self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
@@ -202,14 +202,13 @@ class RedisSessionStore:
         return None if data is None or over else decode(data, int(revision or 0))
 
     def save(self, session: Session, force: bool = False) -> Session:
-        saved = session.evolve(revision=session.revision + 1)
-        with self._unavailable():
+        with self._unavailable():  # the document does not hold the revision: the script keeps it
             client = self.redis
-            revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(saved), self.ttl, int(force)],
+            revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(session), self.ttl, int(force)],
                                         client=client)
         if not revision:
             raise Conflict(session.call_sid)
-        return saved.evolve(revision=int(revision))
+        return session.evolve(revision=int(revision))
 
     def ping(self) -> None:
         self.redis.ping()
