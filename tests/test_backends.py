@@ -76,7 +76,8 @@ def test_redis_sessions_survive_a_dropped_connection_and_a_forgotten_script(app,
     session = store.load(call.call_sid)
     # Redis drops this thread's connection (a restart, an idle timeout): the next command reconnects.
     store.redis.client_kill_filter(_id=store.redis.client_id())
-    session = store.save(session.evolve(answers={"a": "1"}))
+    session = session.evolve(answers={"a": "1"})
+    session = session.evolve(revision=store.save(session))
     assert store.load(call.call_sid).answers == {"a": "1"}
     # Redis restarted empty of scripts: the compare-and-set script is loaded again.
     store.redis.script_flush()
@@ -276,6 +277,7 @@ def test_a_call_over_stays_over_even_for_a_forced_save(app, caller):
     call = caller()
     call.post("http://localhost/voice", call.params())
     session = store.load(call.call_sid)
+    assert store.save(session, force=True) == store.load(call.call_sid).revision == session.revision + 1  # the revision now stored
     call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="5"))
     with pytest.raises(Conflict):
         store.save(session.evolve(answers={"a": "1"}), force=True)

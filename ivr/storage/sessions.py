@@ -34,7 +34,7 @@ class SessionStore(Protocol):
 
     def load(self, call_sid: str) -> Session | None: ...
 
-    def save(self, session: Session, force: bool = False) -> Session: ...
+    def save(self, session: Session, force: bool = False) -> int: ...
 
     def take(self, call_sid: str) -> Session | None: ...
 
@@ -69,21 +69,21 @@ class SqlSessionStore:
         row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ? AND revision >= 0", (call_sid, time.time()))
         return None if row is None else decode(row["data"], row["revision"])
 
-    def save(self, session: Session, force: bool = False) -> Session:
-        """Store `session` if nobody saved a newer one since it was loaded (any case with `force`);
-        the saved session."""
+    def save(self, session: Session, force: bool = False) -> int:
+        """Store `session` if nobody saved a newer one since it was loaded at `session.revision` (in
+        any case with `force`, unless the call is over); the revision it is now stored at."""
         now = time.time()
-        saved = session.evolve(revision=session.revision + 1)
         data = encode(session)  # the revision is the row's, not the document's
         if force:
-            changed = self.db.execute(
-                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, ?) "
+            row = self.db.one(
+                "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, 1) "
                 "ON CONFLICT (call_sid) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, "
-                "revision = sessions.revision + 1 WHERE sessions.revision >= 0",
-                (session.call_sid, data, now + self.ttl, saved.revision),
+                "revision = sessions.revision + 1 WHERE sessions.revision >= 0 RETURNING revision",
+                (session.call_sid, data, now + self.ttl),
             )
-            if not changed:  # the call is over (its mark stays)
+            if row is None:  # the call is over (its mark stays)
                 raise Conflict(session.call_sid)
+            revision = row["revision"]
         elif session.revision == 0:
             changed = self.db.execute(
                 "INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, ?, ?, 1) ON CONFLICT (call_sid) DO NOTHING",
@@ -91,17 +91,19 @@ class SqlSessionStore:
             )
             if not changed:
                 raise Conflict(session.call_sid)
+            revision = 1
         else:
+            revision = session.revision + 1
             changed = self.db.execute(
                 "UPDATE sessions SET data = ?, expires_at = ?, revision = ? WHERE call_sid = ? AND revision = ?",
-                (data, now + self.ttl, saved.revision, session.call_sid, session.revision),
+                (data, now + self.ttl, revision, session.call_sid, session.revision),
             )
             if not changed:
                 raise Conflict(session.call_sid)
         self._saves += 1
         if self._saves % self.PURGE_EVERY == 0:
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-        return saved
+        return revision
 
     def ping(self) -> None:
         """Raise if the sessions cannot be reached."""
@@ -201,14 +203,14 @@ class RedisSessionStore:
             data, revision, over = self.redis.hmget(self.key(call_sid), "data", "rev", "over")
         return None if data is None or over else decode(data, int(revision or 0))
 
-    def save(self, session: Session, force: bool = False) -> Session:
+    def save(self, session: Session, force: bool = False) -> int:
         with self._unavailable():  # the document does not hold the revision: the script keeps it
             client = self.redis
             revision = self._local.save(keys=[self.key(session.call_sid)], args=[session.revision, encode(session), self.ttl, int(force)],
                                         client=client)
         if not revision:
             raise Conflict(session.call_sid)
-        return session.evolve(revision=int(revision))
+        return int(revision)
 
     def ping(self) -> None:
         self.redis.ping()

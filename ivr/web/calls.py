@@ -344,7 +344,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         changes["recorded"] = len(session.history)
     if changes:
         session = session.evolve(**changes)
-    session = ivr.store.save(session, force=force)
+    ivr.store.save(session, force=force)
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
