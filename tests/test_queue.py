@@ -20,6 +20,8 @@ def test_the_caller_joins_the_queue_after_the_identifier_and_answers_the_rest_wh
     assert "/voice/wait/answer?node=etape6_carte" in wait and "<Gather" in wait
     _, next_question = call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=ask", call.params(Digits="2100012345"))
     assert "Vous avez tapé" in next_question  # the card number read back, in the queue too
+    # Built for this caller only: the server's documents built once hold no caller's digits.
+    assert not any("2 1 0" in document for document in app.extensions["ivr"].twiml_cache._documents.values())
     _, next_question = call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=confirm", call.params(Digits="1"))
     assert "node=etape6_reproductible" in next_question
     api = app.test_client().get(f"/api/calls/{call.call_sid}/context", headers={"Authorization": "Bearer api"})

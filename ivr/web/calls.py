@@ -163,9 +163,15 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
 
 def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
     """The hold message (`twiml.hold`) in `bundle`'s words: built once for each flow version,
-    experiment wording, queue position and set of options, like the questions' documents."""
-    key = ("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items())))
-    return ivr.twiml_cache.get(key, lambda: twiml.hold(ivr.speech(bundle, variants), position, **options))
+    experiment wording, queue position and set of options, like the questions' documents; a
+    question that reads back what this caller keyed in is built each time."""
+    def build() -> str:
+        return twiml.hold(ivr.speech(bundle, variants), position, **options)
+
+    question = options.get("question")
+    if question is not None and any(say.params for say in question.says):
+        return build()
+    return ivr.twiml_cache.get(("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items()))), build)
 
 
 def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
