@@ -113,12 +113,14 @@ class SqlSessionStore:
 
     def take(self, call_sid: str) -> Session | None:
         """The call is over: its session is returned (None if it had none, or it had expired) and
-        marked over (revision -1): no load returns it, no save overwrites it, and it goes with the
-        expired sessions once TAKE_GRACE has passed. One statement when the call had a session."""
+        marked over (revision -1): no load returns it, no save overwrites it, and the mark goes with
+        the expired sessions once TAKE_GRACE has passed. What the caller said is not kept there: it
+        is in the call's record."""
         now = time.time()
         row = self.db.one("UPDATE sessions SET revision = -1, expires_at = ? WHERE call_sid = ? AND revision >= 0 AND expires_at > ? "
                           "RETURNING data", (now + self.TAKE_GRACE, call_sid, now))
         if row is not None:
+            self.db.execute("UPDATE sessions SET data = '' WHERE call_sid = ? AND revision = -1", (call_sid,))
             return decode(row["data"], -1)
         self.db.execute("INSERT INTO sessions (call_sid, data, expires_at, revision) VALUES (?, '', ?, -1) "
                         "ON CONFLICT (call_sid) DO UPDATE SET data = '', revision = -1, expires_at = excluded.expires_at",
