@@ -287,6 +287,17 @@ def test_a_call_over_stays_over_even_for_a_forced_save(app, caller):
     assert store.take(call.call_sid) is None  # and a second end finds nothing to close again
 
 
+def test_a_session_taken_at_the_end_of_the_call_cannot_be_saved_back(app, caller):
+    store = app.extensions["ivr"].store
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    taken = store.take(call.call_sid)
+    assert taken is not None and taken.call_sid == call.call_sid
+    with pytest.raises(Conflict):
+        store.save(taken.evolve(answers={"a": "1"}))
+    assert store.load(call.call_sid) is None
+
+
 def test_a_call_hung_up_mid_way_is_recorded_at_the_status_callback(app, caller):
     call = caller()
     call.post("http://localhost/voice", call.params())

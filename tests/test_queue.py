@@ -60,3 +60,26 @@ def test_with_an_agents_number_the_questions_come_before_the_transfer(make_app, 
     result = caller(target=app).call([*TO_STEP6, "9", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "2"])
     assert result.end == "dial" and "etape6_lps" in [q.node for q in result.questions]
 
+
+
+def test_a_turn_of_the_wait_that_ends_with_the_call_answers_nothing_and_logs_no_error(app, caller, caplog):
+    """The status callback comes while a turn of the wait is being answered (between reading the
+    session and saving it): the call is over, the turn gets an empty answer, no error is logged."""
+    call = caller()
+    call.call([*TO_STEP6, "9"], hang_up_status=False)  # in the queue, with questions left
+    ivr = app.extensions["ivr"]
+    real_clock, client = ivr.clock, app.test_client()
+
+    def clock_that_lets_the_call_end() -> float:  # read by the turn after it loaded the session
+        ivr.clock = real_clock
+        url, params = "http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="60")
+        assert client.post(url, data=params, headers=call.headers(url, params)).status_code == 200
+        return real_clock()
+
+    ivr.clock = clock_that_lets_the_call_end
+    with caplog.at_level("INFO"):
+        status, body = call.post("http://localhost/voice/wait", call.params(QueuePosition="1", QueueTime="5"))
+    assert status == 200 and "<Gather" not in body and "<Enqueue" not in body
+    assert "the call ended while /voice/wait was handled" in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert ivr.store.load(call.call_sid) is None

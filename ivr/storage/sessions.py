@@ -58,12 +58,14 @@ def decode(data: str | bytes, revision: int) -> Session:
 class SqlSessionStore:
     """Sessions in the SQL database."""
 
-    PURGE_EVERY = 500  # saves between two purges of expired sessions
+    PURGE_EVERY = 500  # saves between two purges of expired sessions and marks of ended calls…
+    PURGE_INTERVAL = 3600  # …or seconds, whichever comes first on a server taking calls
 
     def __init__(self, db: Database, ttl: int = DEFAULT_TTL):
         self.db = db
         self.ttl = ttl
         self._saves = 0
+        self._next_purge = time.time() + self.PURGE_INTERVAL
 
     def load(self, call_sid: str) -> Session | None:
         row = self.db.one("SELECT data, revision FROM sessions WHERE call_sid = ? AND expires_at > ? AND revision >= 0", (call_sid, time.time()))
@@ -72,6 +74,8 @@ class SqlSessionStore:
     def save(self, session: Session, force: bool = False) -> int:
         """Store `session` if nobody saved a newer one since it was loaded at `session.revision` (in
         any case with `force`, unless the call is over); the revision it is now stored at."""
+        if session.revision < 0:  # taken at the end of the call: over for good
+            raise Conflict(session.call_sid)
         now = time.time()
         data = encode(session)  # the revision is the row's, not the document's
         if force:
@@ -101,7 +105,8 @@ class SqlSessionStore:
             if not changed:
                 raise Conflict(session.call_sid)
         self._saves += 1
-        if self._saves % self.PURGE_EVERY == 0:
+        if self._saves % self.PURGE_EVERY == 0 or now >= self._next_purge:
+            self._next_purge = now + self.PURGE_INTERVAL
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
         return revision
 
@@ -113,9 +118,9 @@ class SqlSessionStore:
 
     def take(self, call_sid: str) -> Session | None:
         """The call is over: its session is returned (None if it had none, or it had expired) and
-        marked over (revision -1): no load returns it, no save overwrites it, and the mark goes with
-        the expired sessions once TAKE_GRACE has passed. What the caller said is not kept there: it
-        is in the call's record."""
+        marked over (revision -1): no load returns it, no save overwrites it, and the mark is purged
+        with the expired sessions once TAKE_GRACE has passed. The mark keeps nothing the caller said
+        (the call's record has it)."""
         now = time.time()
         row = self.db.one("UPDATE sessions SET revision = -1, expires_at = ? WHERE call_sid = ? AND revision >= 0 AND expires_at > ? "
                           "RETURNING data", (now + self.TAKE_GRACE, call_sid, now))

@@ -13,7 +13,7 @@ from ..call import handoff, twiml
 from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
-from ..storage.sessions import StoreUnavailable
+from ..storage.sessions import Conflict, StoreUnavailable
 from . import calls
 from .guide import guide_token
 from .services import services
@@ -170,6 +170,9 @@ def on_error(error: Exception):
     Twilio only waits for TwiML of another kind (the hold loop, the agent's whisper, a status), that."""
     if isinstance(error, HTTPException):
         return error
+    if isinstance(error, Conflict):  # a save that must win found the call over (its status came meanwhile)
+        log.info("[%s] the call ended while %s was handled: nothing to do", g.get("call_sid", "-"), request.path)
+        return _xml(twiml.empty())
     log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
     ivr = services()
     if request.endpoint in ("voice.wait", "voice.wait_choice", "voice.wait_answer"):
