@@ -142,7 +142,10 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
             ivr.store.save(session, force=True)
             return _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
         _questions_over(ivr, session, urls)
-    return _hold(ivr, ivr.bundle(), {}, position, minutes=minutes, offer_url=offer_url)
+    if session is None:  # no session to read (store down, or a call we never saw): the words in service
+        return _hold(ivr, ivr.bundle(), {}, position, minutes=minutes, offer_url=offer_url)
+    # The call's own flow version, and its experiment's wording if it hears B.
+    return _hold(ivr, ivr.bundle(session.flow_version), session.variants, position, minutes=minutes, offer_url=offer_url)
 
 
 def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
@@ -199,7 +202,8 @@ def wants_callback(ivr: Services, call_sid: str) -> str:
 
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str, urls: Urls | None = None) -> None:
-    """Twilio's final status: the call's last events and its record are written, its session goes.
+    """Twilio's final status: the call's last events and its record are written, its session is
+    taken (no later request of the call reads it or saves it back).
     Hanging up at a question whose flow says what that means (a message already left…) ends the
     call so, and what the agents follow up joins their list. Answers given in the queue and not yet
     written (the agent took the call mid-questions) join the agent's document in the record."""
