@@ -69,10 +69,16 @@ class Cache:
         return body
 
     def document(self, scope: tuple, actions: Sequence[Action], speech: Speech, answer_url: Callable[[str, str], str]) -> str:
-        if any(say.params for action in actions for say in getattr(action, "says", ())):
-            return document(actions, speech, answer_url)  # a number or a time in it: built each time
+        if filled_in(actions):
+            return document(actions, speech, answer_url)
         key = (scope, speech.voice, speech.language, speech.values, tuple(actions))
         return self.get(key, lambda: document(actions, speech, answer_url))
+
+
+def filled_in(actions: Sequence[Action]) -> bool:
+    """Whether a sentence of `actions` carries a value of this call (a number read back, a time):
+    its document is built each time, never kept among the documents built once."""
+    return any(say.params for action in actions for say in getattr(action, "says", ()))
 
 
 def apology(speech: Speech, plan: TransferPlan | None, key: str = "transfert.erreur") -> str:

@@ -142,10 +142,10 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
             ivr.store.save(session, force=True)
             return _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
         _questions_over(ivr, session, urls)
-    if session is None:  # no session to read (store down, or a call we never saw): the words in service
-        return _hold(ivr, ivr.bundle(), {}, position, minutes=minutes, offer_url=offer_url)
-    # The call's own flow version, and its experiment's wording if it hears B.
-    return _hold(ivr, ivr.bundle(session.flow_version), session.variants, position, minutes=minutes, offer_url=offer_url)
+    # The call's own flow version and experiment wording; without a session (store down, a call we
+    # never saw), the words in service.
+    bundle, variants = (ivr.bundle(session.flow_version), session.variants) if session is not None else (ivr.bundle(), {})
+    return _hold(ivr, bundle, variants, position, minutes=minutes, offer_url=offer_url)
 
 
 def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
@@ -172,7 +172,7 @@ def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: 
         return twiml.hold(ivr.speech(bundle, variants), position, **options)
 
     question = options.get("question")
-    if question is not None and any(say.params for say in question.says):
+    if question is not None and twiml.filled_in((question,)):
         return build()
     return ivr.twiml_cache.get(("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items()))), build)
 
