@@ -51,8 +51,11 @@ def fault_app(tmp_path, postgres, redis_server):
         return app
 
     yield factory
-    for app in apps:
-        app.extensions["ivr"].db.forget_connection()
+    for app in apps:  # its threads (retention, spool replay) stop with the test, its connections close
+        services = app.extensions["ivr"]
+        services.stop()
+        services.db.forget_connection()
+        services.db.close()
 
 
 def caller_on(app) -> Caller:
