@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -264,9 +265,9 @@ def measure(server: Server, coroutine) -> tuple:
     return (*result, time.monotonic() - began, server.cpu_seconds() - cpu)
 
 
-def backend_env(name: str, data_dir: str) -> dict:
+def backend_env(data_dir: str, settings: dict) -> dict:
     return {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
-            "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1", **backend_settings(name)}
+            "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1", **settings}
 
 
 def main() -> None:
@@ -299,11 +300,12 @@ def main() -> None:
         where = "the load generator runs on the same cores"
     print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} workers x {args.threads} threads; {where}")
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, contextlib.ExitStack() as backends:
         servers = {"ceiling": Server("bench.ceiling:create_app()", {}, args.workers, args.threads, server_cpus)}
         try:
             for name in names:
-                servers[name] = Server("ivr:create_app()", backend_env(name, tempfile.mkdtemp(dir=data_dir)), args.workers,
+                settings = backends.enter_context(backend_settings(name))  # removed after the servers stop
+                servers[name] = Server("ivr:create_app()", backend_env(tempfile.mkdtemp(dir=data_dir), settings), args.workers,
                                        args.threads, server_cpus)
             runs: dict[str, list] = {name: [] for name in servers}
             # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.

@@ -113,7 +113,7 @@ def _settings(name: str, prefix: str):
         }
     finally:
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-        keys = list(client.scan_iter(prefix + "*"))
+        keys = list(client.scan_iter(prefix + "*", count=1000))  # the machine's Redis may hold many other keys
         if keys:
             client.delete(*keys)
 
