@@ -29,12 +29,7 @@ def backend_settings(name: str) -> Iterator[dict]:
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
-        batch = []
-        for key in client.scan_iter(f"{schema}:*", count=1000):
-            batch.append(key)
-            if len(batch) == 1000:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+        keys = list(client.scan_iter(f"{schema}:*", count=1000))
+        if keys:
+            client.unlink(*keys)
         subprocess.run([*POSTGRES, f"SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE"], check=True)
