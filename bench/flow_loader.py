@@ -1,10 +1,12 @@
 """Time the flow loader (parse + every check + lint) on generated flows of growing size.
 
     python bench/flow_loader.py            # 250, 500, 1,000 and 2,000 nodes
+    python bench/flow_loader.py 5000       # one size of your own
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -38,8 +40,10 @@ def generate(directory: Path, nodes: int) -> tuple[Path, Path]:
     return flow, prompt_dir
 
 
-def main() -> None:
-    sizes = [int(arg) for arg in sys.argv[1:]] or [250, 500, 1000, 2000]
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, metavar="NODES", help="flow sizes to time (default: 250 500 1000 2000)")
+    sizes = parser.parse_args(argv).sizes or [250, 500, 1000, 2000]
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'nodes':>6} {'load (ms)':>10} {'+ lint (ms)':>12} {'µs/node':>8}")
         for size in sizes:

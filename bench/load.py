@@ -335,8 +335,8 @@ def main() -> None:
                 done, failed, latencies, elapsed, cpu = measure(
                     server, paced(server.port, args.paced_calls, args.paced_seconds, args.interval, args.connections))
                 inside, _ = server.request_seconds(logged)
-                print(f"\npaced, {name}: {args.paced_calls} concurrent calls, a webhook every {args.interval:.0f} s, new calls for "
-                      f"{args.paced_seconds:.0f} s (each then runs to its end; {elapsed:.0f} s in all)")
+                print(f"\npaced, {name}: {args.paced_calls} concurrent calls, a webhook every {args.interval:g} s, new calls for "
+                      f"{args.paced_seconds:g} s (each then runs to its end; {elapsed:.0f} s in all)")
                 print(f"  {len(latencies)} webhooks, {done} calls, failed calls {failed}; latency p50 {pct(latencies, .5):.1f} ms, "
                       f"p95 {pct(latencies, .95):.1f} ms, p99 {pct(latencies, .99):.1f} ms (target p99 < 50 ms)")
                 print(f"  inside the server (gunicorn's access log; the rest is the network and the load generator): "

@@ -7,6 +7,7 @@ whatever the server's speed. What is asked while queued does not count: an agent
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -29,14 +30,23 @@ PATHS = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.pop("REDIS_URL", None)
     os.environ.pop("DATABASE_URL", None)
     from ivr import create_app
 
-    app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-speech-"), "IVR_ALWAYS_OPEN": "1",
-                      "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
+    with tempfile.TemporaryDirectory(prefix="ivr-speech-") as data_dir:
+        app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": data_dir, "IVR_ALWAYS_OPEN": "1", "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
+        try:
+            _print_paths(app)
+        finally:
+            app.extensions["ivr"].stop()
+            app.extensions["ivr"].db.forget_connection()
+
+
+def _print_paths(app) -> None:
     print(f"{'path':32} {'before the agent':>17} {'from « Étape 6 »':>17}")
     for name, keys in PATHS.items():
         result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)

@@ -41,19 +41,23 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.url:
-        transport, base = HttpTransport(), args.url
-        where = f"HTTP {args.url}"
-    else:
-        from ivr import create_app
+        play(args, HttpTransport(), args.url, f"HTTP {args.url}")
+        return
+    from ivr import create_app
 
-        data_dir = tempfile.mkdtemp(prefix="ivr-bench-")
-        os.environ.pop("REDIS_URL", None)
-        os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("DATABASE_URL", None)
+    with tempfile.TemporaryDirectory(prefix="ivr-bench-") as data_dir:  # removed at the end of the run
         app = create_app({"TWILIO_AUTH_TOKEN": args.token, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
                           "IVR_ALWAYS_OPEN": "1"})
-        transport, base = FlaskTransport(app.test_client()), "http://localhost"
-        where = f"in-process, SQLite in {data_dir}"
+        try:
+            play(args, FlaskTransport(app.test_client()), "http://localhost", "in-process, SQLite in a temporary folder")
+        finally:
+            app.extensions["ivr"].stop()
+            app.extensions["ivr"].db.forget_connection()
 
+
+def play(args, transport, base: str, where: str) -> None:
     timings: list[float] = []
     began = time.perf_counter()
     for number in range(args.calls):

@@ -47,7 +47,7 @@ def test_the_speech_benchmark_plays_each_path_to_the_agent(capsys):
     """bench/speech.py: every path it measures reaches the agent, and the seconds are printed."""
     from bench import speech
 
-    speech.main()
+    speech.main([])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("path") and len(lines) == 1 + len(speech.PATHS)
     assert all(line.rstrip().endswith(" s") for line in lines[1:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,6 +129,26 @@ def test_version_and_help_in_french():
     assert CliRunner().invoke(main, ["--version"]).output.startswith("ivr, serveur vocal e-CPS, version ")
     bare = CliRunner().invoke(main, [], prog_name="ivr")
     assert bare.output.startswith("Utilisation : ivr") and "Commandes" in bare.output and "Usage" not in bare.output
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        yield (*path, name)
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_s_help_is_french_down_to_click_s_own_words():
+    """A supervisor reads `--help` of any command: no TEXT, FILE, INTEGER, [required] or Usage left."""
+    english = re.compile(r"\b(TEXT|FILE|INTEGER|FLOAT|RANGE|PATH|DIRECTORY|KEY|NODE|USERNAME|Usage|required|default)\b")
+    commands = list(_commands(main))
+    assert ("experiment", "stop") in commands and ("purge",) in commands
+    for command in commands:
+        shown = CliRunner().invoke(main, [*command, "--help"], prog_name="ivr").output
+        assert shown.startswith("Utilisation : ivr"), command
+        assert not english.findall(shown), (command, english.findall(shown))
+    assert "--older-than NOMBRE" in CliRunner().invoke(main, ["purge", "--help"]).output
+    assert "[obligatoire]" in CliRunner().invoke(main, ["experiment", "stop", "--help"]).output
 
 
 def test_preview_audio_to_an_unwritable_place_fails(files):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import click
@@ -73,15 +74,27 @@ def _help(function):
 
 
 class FrenchFormatter(click.HelpFormatter):
-    """Click's help in French: its headings are English."""
+    """Click's help in French: its headings, the kinds of values (TEXT, FILE…) and the marks it
+    adds after an option's help ([required], a range) are English."""
 
     SECTIONS = {"Options": "Options", "Commands": "Commandes", "Arguments": "Arguments"}
+    KINDS = {"INTEGER RANGE": "ENTIER", "FLOAT RANGE": "NOMBRE", "INTEGER": "ENTIER", "FLOAT": "NOMBRE", "TEXT": "TEXTE",
+             "FILE": "FICHIER", "PATH": "CHEMIN", "DIRECTORY": "DOSSIER"}
+    _KIND = re.compile(r"\b(" + "|".join(KINDS) + r")\b")
+    _MARKS = re.compile(r"\[([^\[\]]*)\]$")
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
         super().write_usage(prog, args.replace("COMMAND", "COMMANDE"), prefix="Utilisation : ")
 
     def section(self, name: str):
         return super().section(self.SECTIONS.get(name, name))
+
+    def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
+        def marks(match: re.Match) -> str:
+            return "[" + match.group(1).replace("required", "obligatoire").replace("default: ", "défaut : ").replace("; ", " ; ") + "]"
+
+        super().write_dl([(self._KIND.sub(lambda m: self.KINDS[m.group(1)], term), self._MARKS.sub(marks, text)) for term, text in rows],
+                         col_max, col_spacing)
 
 
 class FrenchContext(click.Context):

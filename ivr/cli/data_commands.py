@@ -20,12 +20,12 @@ def user() -> None:
 
 @user.command("add")
 @_help
-@click.argument("username")
+@click.argument("username", metavar="IDENTIFIANT")
 @click.option("--role", type=click.Choice(["viewer", "editor"]), default="viewer", help="rôle (défaut : viewer)")
 @click.option("--password", help="mot de passe (demandé s'il manque, sans s'afficher)")
 @_data_dir_option
 def user_add(username: str, role: str, password: str | None, data_dir: str) -> None:
-    """Créer le compte USERNAME (la base de données est créée si c'est le premier compte)."""
+    """Créer le compte IDENTIFIANT (la base de données est créée si c'est le premier compte)."""
     from ..storage.users import Users
 
     fresh = not os.environ.get("DATABASE_URL") and not (Path(data_dir) / "ivr.sqlite3").exists()
@@ -52,21 +52,21 @@ def _change_users(data_dir: str, method: str, *args, users=None) -> None:
 
 @user.command("passwd")
 @_help
-@click.argument("username")
+@click.argument("username", metavar="IDENTIFIANT")
 @click.password_option("--password", prompt="Nouveau mot de passe", confirmation_prompt="Confirmez", help="nouveau mot de passe")
 @_data_dir_option
 def user_passwd(username: str, password: str, data_dir: str) -> None:
-    """Changer le mot de passe de USERNAME."""
+    """Changer le mot de passe de IDENTIFIANT."""
     _change_users(data_dir, "set_password", username, password)
     click.echo(f"Mot de passe de « {username} » changé.")
 
 
 @user.command("remove")
 @_help
-@click.argument("username")
+@click.argument("username", metavar="IDENTIFIANT")
 @_data_dir_option
 def user_remove(username: str, data_dir: str) -> None:
-    """Supprimer le compte USERNAME."""
+    """Supprimer le compte IDENTIFIANT."""
     _change_users(data_dir, "remove", username)
     click.echo(f"Compte « {username} » supprimé.")
 

@@ -25,11 +25,11 @@ def incident() -> None:
 
 @incident.command("set")
 @_help
-@click.argument("text")
+@click.argument("text", metavar="TEXTE")
 @click.option("--until", "until", help="fin de l'annonce, heure de Paris « AAAA-MM-JJ HH:MM » (défaut : jusqu'à « ivr incident clear »)")
 @_data_dir_option
 def incident_set(text: str, until: str | None, data_dir: str) -> None:
-    """Annoncer TEXT à chaque nouvel appel (sur tous les serveurs, sans redémarrage)."""
+    """Annoncer TEXTE à chaque nouvel appel (sur tous les serveurs, sans redémarrage)."""
     from ..storage.incidents import Incidents
     from ..supervisor.lint import check_announcement
 
@@ -99,13 +99,13 @@ def experiment() -> None:
 
 @experiment.command("start")
 @_help
-@click.argument("key")
-@click.argument("text_b")
+@click.argument("key", metavar="CLE")
+@click.argument("text_b", metavar="TEXTE_B")
 @click.option("--share", default=50, type=click.IntRange(1, 99), help="part des nouveaux appels qui entendent B, en % (défaut : 50)")
 @_files
 @_data_dir_option
 def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_dir: str, data_dir: str) -> None:
-    """Essayer TEXT_B à la place de la phrase KEY, pour une part des nouveaux appels."""
+    """Essayer TEXTE_B à la place de la phrase CLE, pour une part des nouveaux appels."""
     from ..call.library import load_bundle
     from ..storage.experiments import ExperimentError, Experiments
     from ..supervisor.lint import check_change
@@ -135,12 +135,12 @@ def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_
 
 @experiment.command("show")
 @_help
-@click.argument("key", required=False)
+@click.argument("key", required=False, metavar="[CLE]")
 @click.option("--json", "as_json", is_flag=True, help="sortie JSON")
 @_files
 @_data_dir_option
 def experiment_show(key: str | None, as_json: bool, flow_path: str, prompts_dir: str, data_dir: str) -> None:
-    """Les expériences en cours ; avec KEY, les chiffres de chaque version et le verdict."""
+    """Les expériences en cours ; avec CLE, les chiffres de chaque version et le verdict."""
     from ..storage.experiments import Experiments
     from ..supervisor import experiments as figures_module
 
@@ -195,13 +195,13 @@ def report(data: dict, text_a: str) -> str:
 
 @experiment.command("stop")
 @_help
-@click.argument("key")
+@click.argument("key", metavar="CLE")
 @click.option("--keep", type=click.Choice(["A", "B"]), required=True,
               help="la formulation gardée : A (l'actuelle) ou B (devient une modification de la console)")
 @_files
 @_data_dir_option
 def experiment_stop(key: str, keep: str, flow_path: str, prompts_dir: str, data_dir: str) -> None:
-    """Arrêter l'expérience sur KEY en gardant A ou B."""
+    """Arrêter l'expérience sur CLE en gardant A ou B."""
     from ..storage.experiments import ExperimentError, Experiments
     from ..storage.overrides import PromptOverrides
 

@@ -53,12 +53,12 @@ def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float,
 
 @main.command()
 @_help
-@click.argument("node")
+@click.argument("node", metavar="ETAPE")
 @_files
 @click.option("--audio", type=click.Path(dir_okay=False, writable=True), help="écrire aussi la phrase en WAV (voix française d'espeak-ng)")
 @_console_changes_option
 def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None, data_dir: str, file_only: bool) -> None:
-    """Afficher ce que l'appelant entend à l'étape NODE : texte, touches, délais et TwiML."""
+    """Afficher ce que l'appelant entend à l'étape ETAPE : texte, touches, délais et TwiML."""
     bundle = _load(flow_path, prompts_dir, console_changes(data_dir, file_only))
     flow, prompts = bundle.flow, bundle.prompts
     if node not in flow.nodes:
