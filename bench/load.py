@@ -208,26 +208,11 @@ async def play(pool: Pool, number: int, pause: float, latencies: list, ceiling: 
         return False
 
 
-async def saturate(port: int, callers: int, seconds: float, ceiling: bool) -> tuple[int, int, list]:
-    pool = Pool(port, callers)
-    latencies: list[float] = []
-    failures = 0
-    deadline = time.monotonic() + seconds
-    counter = iter(range(10**9))
-
-    async def loop():
-        nonlocal failures
-        while time.monotonic() < deadline:
-            if not await play(pool, next(counter), 0, latencies, ceiling):
-                failures += 1
-
-    await asyncio.gather(*(loop() for _ in range(callers)))
-    return len(latencies), failures, latencies
-
-
-async def paced(port: int, calls: int, seconds: float, interval: float, connections: int) -> tuple[int, int, list]:
-    """`calls` concurrent calls during `seconds`: each starts at a random moment in the first
-    interval, makes a webhook every `interval` seconds, and is replaced by a new one when it ends."""
+async def drive(port: int, calls: int, seconds: float, interval: float, connections: int, ceiling: bool = False) -> tuple[int, int, list]:
+    """`calls` concurrent calls during `seconds`, each replaced by a new one when it ends. With an
+    `interval` (paced), each starts at a random moment in the first interval and makes a webhook
+    every `interval` seconds; with none (saturation), as fast as the server answers. Returns the
+    calls played, those that failed, and every webhook's latency."""
     pool = Pool(port, connections)
     latencies: list[float] = []
     done = failed = 0
@@ -238,7 +223,7 @@ async def paced(port: int, calls: int, seconds: float, interval: float, connecti
         nonlocal done, failed
         await asyncio.sleep(random.uniform(0, interval))
         while time.monotonic() < deadline:
-            ok = await play(pool, next(counter), interval, latencies, False)
+            ok = await play(pool, next(counter), interval, latencies, ceiling)
             done += 1
             failed += not ok
 
@@ -263,11 +248,6 @@ def measure(server: Server, coroutine) -> tuple:
     began = time.monotonic()
     result = asyncio.run(coroutine)
     return (*result, time.monotonic() - began, server.cpu_seconds() - cpu)
-
-
-def backend_env(data_dir: str, settings: dict) -> dict:
-    return {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": data_dir, "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
-            "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1", **settings}
 
 
 def main() -> None:
@@ -304,16 +284,17 @@ def main() -> None:
         servers = {"ceiling": Server("bench.ceiling:create_app()", {}, args.workers, args.threads, server_cpus)}
         try:
             for name in names:
-                settings = backends.enter_context(backend_settings(name))  # removed after the servers stop
-                servers[name] = Server("ivr:create_app()", backend_env(tempfile.mkdtemp(dir=data_dir), settings), args.workers,
-                                       args.threads, server_cpus)
+                env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(dir=data_dir), "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+                       "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1",
+                       **backends.enter_context(backend_settings(name))}  # its data removed after the servers stop
+                servers[name] = Server("ivr:create_app()", env, args.workers, args.threads, server_cpus)
             runs: dict[str, list] = {name: [] for name in servers}
             # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.
             for _ in range(args.repeat):
                 for name, server in servers.items():
-                    hooks, failures, latencies, elapsed, cpu = measure(
-                        server, saturate(server.port, args.callers, args.seconds, name == "ceiling"))
-                    runs[name].append((hooks / elapsed, cpu / hooks, pct(latencies, .5), failures))
+                    _, failures, latencies, elapsed, cpu = measure(
+                        server, drive(server.port, args.callers, args.seconds, 0, args.callers, name == "ceiling"))
+                    runs[name].append((len(latencies) / elapsed, cpu / len(latencies), pct(latencies, .5), failures))
             ceiling_cpu = statistics.median(run[1] for run in runs["ceiling"])
             print(f"\nsaturation ({args.callers} callers with no pause, {args.repeat} x {args.seconds:.0f} s each, medians):")
             for name, results in runs.items():
@@ -333,7 +314,7 @@ def main() -> None:
                 server = servers[name]
                 _, logged = server.request_seconds()
                 done, failed, latencies, elapsed, cpu = measure(
-                    server, paced(server.port, args.paced_calls, args.paced_seconds, args.interval, args.connections))
+                    server, drive(server.port, args.paced_calls, args.paced_seconds, args.interval, args.connections))
                 inside, _ = server.request_seconds(logged)
                 print(f"\npaced, {name}: {args.paced_calls} concurrent calls, a webhook every {args.interval:g} s, new calls for "
                       f"{args.paced_seconds:g} s (each then runs to its end; {elapsed:.0f} s in all)")

@@ -39,22 +39,16 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="ivr-speech-") as data_dir:
         app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": data_dir, "IVR_ALWAYS_OPEN": "1", "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
-        try:
-            _print_paths(app)
-        finally:
-            app.extensions["ivr"].stop()
-            app.extensions["ivr"].db.forget_connection()
-
-
-def _print_paths(app) -> None:
-    print(f"{'path':32} {'before the agent':>17} {'from « Étape 6 »':>17}")
-    for name, keys in PATHS.items():
-        result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)
-        assert result.end == "enqueue", f"{name}: ended by {result.end}"
-        before = result.said[: result.said_before_queue or len(result.said)]  # what is said in the queue does not count
-        seconds = [spoken_seconds(text) for text in before]
-        step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
-        print(f"{name:32} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
+        print(f"{'path':32} {'before the agent':>17} {'from « Étape 6 »':>17}")
+        for name, keys in PATHS.items():
+            result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)
+            assert result.end == "enqueue", f"{name}: ended by {result.end}"
+            before = result.said[: result.said_before_queue or len(result.said)]  # what is said in the queue does not count
+            seconds = [spoken_seconds(text) for text in before]
+            step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
+            print(f"{name:32} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
+        app.extensions["ivr"].stop()
+        app.extensions["ivr"].db.forget_connection()
 
 
 if __name__ == "__main__":

@@ -24,12 +24,8 @@ sys.path.insert(0, str(ROOT))
 import logging  # noqa: E402
 
 from bench.calls import SCRIPTS  # noqa: E402
+from bench.load import pct  # noqa: E402
 from ivr.supervisor.simulator import Caller, FlaskTransport, HttpTransport  # noqa: E402
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def main() -> None:
@@ -69,7 +65,7 @@ def play(args, transport, base: str, where: str) -> None:
     print(f"where:            {where}")
     print(f"calls:            {args.calls} ({len(timings)} webhooks, status callbacks not counted)")
     print(f"webhook median:   {statistics.median(timings) * 1000:.2f} ms")
-    print(f"webhook p99:      {percentile(timings, 0.99) * 1000:.2f} ms")
+    print(f"webhook p99:      {pct(timings, 0.99):.2f} ms")
     print(f"webhook max:      {max(timings) * 1000:.2f} ms")
     print(f"throughput:       {len(timings) / elapsed:.0f} webhooks/s on one thread")
 

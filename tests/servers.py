@@ -66,6 +66,10 @@ class RedisServer(OwnServer):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     def command(self):
         return [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.directory], {}

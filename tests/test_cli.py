@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -162,9 +163,11 @@ def test_preview_audio_without_espeak_says_so(run, tmp_path):
     assert "« Étape 1." in result.output  # the text preview still came out
 
 
-def test_simulate_scripted_call_to_solution(run):
+def test_simulate_scripted_call_to_solution(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the simulation's own database goes
     result = run("simulate", "--keys", "1 1 1")
     assert result.exit_code == 0, result.output
+    assert not list(tmp_path.glob("ivr-simulate-*"))  # and is gone once the call is played
     out = result.output
     assert "[etape1_a_jour] appelant : 1" in out
     assert "serveur : « Parfait, votre problème est résolu." in out

@@ -33,7 +33,7 @@ def redis_server():
     server = RedisServer()
     server.start()
     yield server
-    server.kill()
+    server.remove()
 
 
 @pytest.fixture

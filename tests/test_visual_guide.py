@@ -299,4 +299,4 @@ def test_with_the_session_store_failing_the_page_says_so_and_never_fails(make_ap
         assert app.test_client().get(path + "/etat").get_json() == {"etat": "indisponible"}  # the page keeps asking
         assert press(app, path, "fait", "etape2_informations_application").headers["Location"].endswith("?note=indisponible")
     finally:
-        server.kill()
+        server.remove()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import tempfile
@@ -33,72 +34,77 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
     """
     from ..supervisor.simulator import Caller, FlaskTransport, HttpTransport
 
-    app = None
-    if url:
-        transport, base = HttpTransport(), url
-    else:
-        changes = console_changes(data_dir, file_only)
-        _load(flow_path, prompts_dir, changes)  # clear errors before anything else
-        from .. import create_app
-        from ..call.flow import FlowError
-        from ..call.prompts import PromptsError
-        from ..web.services import ConfigurationError
+    with contextlib.ExitStack() as cleanup:
+        app = None
+        if url:
+            transport, base = HttpTransport(), url
+        else:
+            changes = console_changes(data_dir, file_only)
+            _load(flow_path, prompts_dir, changes)  # clear errors before anything else
+            from .. import create_app
+            from ..call.flow import FlowError
+            from ..call.prompts import PromptsError
+            from ..web.services import ConfigurationError
 
-        token = secrets.token_hex(16)
+            token = secrets.token_hex(16)
+            # A database of its own, removed at the end with the app's threads and connection.
+            temporary = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="ivr-simulate-"))
+            try:
+                app = _app(create_app, token, temporary, flow_path, prompts_dir, service)
+            except (ConfigurationError, FlowError, PromptsError) as error:
+                raise click.ClickException(f"le serveur simulé ne démarre pas : {error}") from error
+            cleanup.callback(app.extensions["ivr"].db.forget_connection)
+            cleanup.callback(app.extensions["ivr"].stop)
+            for key, text in changes.items():  # what the server says: the console's sentences too
+                app.extensions["ivr"].overrides.set(key, text, "ivr simulate", None)
+            transport, base = FlaskTransport(app.test_client()), "http://localhost"
+        caller = Caller(transport, base, token, caller=caller_number)
+        scripted = keys.split() if keys is not None else None
+
+        def answer(question) -> str | None:
+            _print_said(question.heard)
+            if question.record:
+                click.echo("serveur : (bip, enregistrement du message)")
+            if scripted is not None:
+                key = scripted.pop(0) if scripted else None
+                click.echo(f"    [{question.node}] appelant : {_spoken(key)}")
+                return key
+            key = click.prompt(f"    [{question.node}] touche(s) ('.' silence, 'q' raccrocher)", default=".", show_default=False).strip()
+            return None if key.lower() == "q" else (key or ".")
+
         try:
-            app = _app(create_app, token, flow_path, prompts_dir, service)
-        except (ConfigurationError, FlowError, PromptsError) as error:
-            raise click.ClickException(f"le serveur simulé ne démarre pas : {error}") from error
-        for key, text in changes.items():  # what the server says: the console's sentences too
-            app.extensions["ivr"].overrides.set(key, text, "ivr simulate", None)
-        transport, base = FlaskTransport(app.test_client()), "http://localhost"
-    caller = Caller(transport, base, token, caller=caller_number)
-    scripted = keys.split() if keys is not None else None
+            result = caller.call(answer)
+        except BrokenPipeError:  # the output was cut short (| head): nothing more to say
+            return
+        except OSError as error:
+            if not url:
+                raise
+            raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
+        except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
+            if "403" in str(error):
+                raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token) n'est pas celui du serveur") from error
+            raise click.ClickException(f"le serveur a refusé l'appel simulé ({str(error)[:120]})") from error
+        _print_said(result.last_heard)
+        click.echo(f"\nFin de l'appel : {_ending(result)}")
+        if app is not None:
+            from ..supervisor.analytics import outcome_label
 
-    def answer(question) -> str | None:
-        _print_said(question.heard)
-        if question.record:
-            click.echo("serveur : (bip, enregistrement du message)")
-        if scripted is not None:
-            key = scripted.pop(0) if scripted else None
-            click.echo(f"    [{question.node}] appelant : {_spoken(key)}")
-            return key
-        key = click.prompt(f"    [{question.node}] touche(s) ('.' silence, 'q' raccrocher)", default=".", show_default=False).strip()
-        return None if key.lower() == "q" else (key or ".")
-
-    try:
-        result = caller.call(answer)
-    except BrokenPipeError:  # the output was cut short (| head): nothing more to say
-        return
-    except OSError as error:
-        if not url:
-            raise
-        raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
-    except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
-        if "403" in str(error):
-            raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token) n'est pas celui du serveur") from error
-        raise click.ClickException(f"le serveur a refusé l'appel simulé ({str(error)[:120]})") from error
-    _print_said(result.last_heard)
-    click.echo(f"\nFin de l'appel : {_ending(result)}")
-    if app is not None:
-        from ..supervisor.analytics import outcome_label
-
-        record = app.extensions["ivr"].records.get(caller.call_sid)
-        click.echo(f"Résultat enregistré : {outcome_label(record['outcome'])} ({record['outcome']})"
-                   + (f", étape {record['outcome_step']}" if record["outcome_step"] else ""))
-        if record["context"]:
-            click.echo("\nFiche transmise au conseiller :")
-            click.echo(json.dumps(record["context"], ensure_ascii=False, indent=2))
-    elif result.task:
-        click.echo("\nTâche transmise :")
-        click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+            record = app.extensions["ivr"].records.get(caller.call_sid)
+            click.echo(f"Résultat enregistré : {outcome_label(record['outcome'])} ({record['outcome']})"
+                       + (f", étape {record['outcome_step']}" if record["outcome_step"] else ""))
+            if record["context"]:
+                click.echo("\nFiche transmise au conseiller :")
+                click.echo(json.dumps(record["context"], ensure_ascii=False, indent=2))
+        elif result.task:
+            click.echo("\nTâche transmise :")
+            click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
 
 
-def _app(create_app, token: str, flow_path: str, prompts_dir: str, service: str):
+def _app(create_app, token: str, data_dir: str, flow_path: str, prompts_dir: str, service: str):
     """An app of its own for the simulated call: a temporary database, no SMS, no helpdesk."""
     return create_app({
         "TWILIO_AUTH_TOKEN": token,
-        "IVR_DATA_DIR": tempfile.mkdtemp(prefix="ivr-simulate-"),
+        "IVR_DATA_DIR": data_dir,
         "IVR_FLOW": flow_path,
         "IVR_PROMPTS": prompts_dir,
         "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
