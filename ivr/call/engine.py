@@ -138,6 +138,12 @@ def hung_up(flow: Flow, session: Session, at: float) -> Session:
     return _log(session, at, "end", {"outcome": node.outcome, "outcome_step": session.step}, outcome=node.outcome)
 
 
+def put_through(session: Session, at: float) -> Session:
+    """The caller was put through without the session (the fallback, or the store down then): the
+    session says so now, as a transfer for a technical error."""
+    return _transfer(session, "technical_error", at)[0]
+
+
 def rate_after_agent(flow: Flow, session: Session, at: float) -> tuple[Session, tuple[Action, ...]]:
     """The agent hung up and Twilio hands the caller back: the flow's rating question, once."""
     node = flow.nodes.get(flow.satisfaction or "")
@@ -172,9 +178,14 @@ def queued_question(flow: Flow, session: Session, at: float) -> tuple[Session, A
     return session.evolve(queue_asked=True), ask if isinstance(ask, Ask) else None
 
 
+def answers_queued_question(session: Session, event: Event) -> bool:
+    """Whether `event` answers the question asked in the queue now (not a stray or late answer)."""
+    return session.queue_next is not None and event.node == session.queue_next and event.phase == session.queue_phase
+
+
 def queued_answer(flow: Flow, session: Session, event: Event) -> tuple[Session, Ask | None]:
     """An answer given while waiting in the queue: kept at once; the next question (or None)."""
-    if event.node != session.queue_next or event.phase != session.queue_phase:
+    if not answers_queued_question(session, event):
         return session, None  # a stray or repeated answer: the wait goes on
     kept = (session.node, session.outcome, session.outcome_step, session.transfer_reason)
     probe = session.evolve(node=event.node, phase=event.phase, outcome=None)

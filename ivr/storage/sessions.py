@@ -154,15 +154,16 @@ end
 return 0
 """
 # The call is over: its session is returned and marked over by this request's token (no load finds
-# it, no save changes it). It stays a short while: the same command sent again after a lost reply
-# (the same token) returns it again; any other request gets nothing.
+# it, no save changes it), a call without a session too (its first webhook may be saving it now).
+# The mark stays a short while: the same command sent again after a lost reply (the same token)
+# returns the session again; any other request gets nothing.
 _TAKE = """
 local over = redis.call('HGET', KEYS[1], 'over')
 if over and over ~= ARGV[2] then
   return {false, false}
 end
 local found = redis.call('HMGET', KEYS[1], 'data', 'rev')
-if found[1] and not over then
+if not over then
   redis.call('HSET', KEYS[1], 'over', ARGV[2])
   redis.call('EXPIRE', KEYS[1], ARGV[1])
 end

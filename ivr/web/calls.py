@@ -9,8 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..call import engine, handoff, twiml, visual
-from ..call.library import Bundle
-from ..call.session import Action, Event, GuideRequested, NoInput, Say, Session, Transfer
+from ..call.session import Action, Event, GuideRequested, NoInput, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .services import Services
@@ -107,83 +106,43 @@ def from_page(ivr: Services, call_sid: str, urls: Urls, token: str = "") -> str:
     return _advance(ivr, call_sid, decide, urls, token)
 
 
-def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_gone: bool = False) -> str:
+def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_gone: bool = False, token: str = "") -> str:
     """Twilio reports how a <Dial> or <Enqueue> ended: after an agent, the rating question (if the
-    caller is still there); if nobody answered, the callback or message offer."""
+    caller is still there); if nobody answered, the callback or message offer. Sent again by
+    Twilio (the same token), the same answer."""
+    try:
+        session, unreadable = ivr.store.load(call_sid), None
+    except Exception as error:  # the store is down: the agent's result is still written
+        session, unreadable = None, error
+    if _replayed(session, token):
+        return session.reply
     _write(ivr, "transfer_result", call_sid=call_sid, result=result)
+    now = ivr.clock()
+    if session is not None and session.outcome is None:  # put through by the fallback, without its session
+        session = engine.put_through(session, now)
+        ivr.store.save(session, force=True)  # and the record at the call's end
     if result in REACHED:
-        if result in RATED and not caller_gone:
+        if result in RATED and not caller_gone and session is not None:
             try:
-                session = ivr.store.load(call_sid)
-                if session is not None:
-                    now = ivr.clock()
-                    return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True)
+                return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True,
+                                token=token)
             except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
                 log.exception("[%s] the rating question cannot be asked", call_sid)
         return twiml.goodbye(ivr.speech())
-    session = ivr.store.load(call_sid)
+    if unreadable is not None:
+        raise unreadable
     if result == "leave" and session is not None and engine.waiting_for_callback(session):
-        return _respond(ivr, *engine.called_back_later(session, ivr.clock()), urls, force=True)
+        return _respond(ivr, *engine.called_back_later(session, now), urls, force=True, token=token)
     log.warning("[%s] transfer not answered: %s", call_sid, result)
     if session is None or session.outcome != "transferred":
         return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
-    now = ivr.clock()
-    return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True)
+    return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True,
+                    token=token)
 
 
-def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls) -> str:
-    """One turn of the wait in the queue: the next question of the questionnaire while there is one
-    (each answer is kept at once), else the hold message and, after a while, the callback offer."""
-    session = ivr.store.load(call_sid) if call_sid else None
-    if session is not None and session.queue_next:
-        bundle = ivr.bundle(session.flow_version)
-        session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
-        if ask is not None:
-            ivr.store.save(session, force=True)
-            return _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
-        _questions_over(ivr, session, urls)
-    # The call's own flow version and experiment wording; without a session (store down, a call we
-    # never saw), the words in service.
-    bundle, variants = (ivr.bundle(session.flow_version), session.variants) if session is not None else (ivr.bundle(), {})
-    return _hold(ivr, bundle, variants, position, minutes=minutes, offer_url=offer_url)
-
-
-def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls) -> str:
-    """An answer given in the queue: kept at once in the session (the agents' API serves it from
-    there), then the next question; the call's record and the helpdesk's document follow when the
-    questions are over, or when the call ends before."""
-    session = ivr.store.load(call_sid)
-    if session is None or not session.queue_next:
-        return twiml.empty()  # back to the wait
-    bundle = ivr.bundle(session.flow_version)
-    session, ask = engine.queued_answer(bundle.flow, session, event)
-    if ask is not None:
-        ivr.store.save(session, force=True)
-        return _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase))
-    _questions_over(ivr, session, urls)
-    return _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
-
-
-def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
-    """The hold message (`twiml.hold`) in `bundle`'s words: built once for each flow version,
-    experiment wording, queue position and set of options, like the questions' documents; a
-    question that reads back what this caller keyed in is built each time."""
-    def build() -> str:
-        return twiml.hold(ivr.speech(bundle, variants), position, **options)
-
-    question = options.get("question")
-    if question is not None and twiml.filled_in((question,)):
-        return build()
-    return ivr.twiml_cache.get(("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items()))), build)
-
-
-def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
-    """The questions asked in the queue are over: the session saved, the call's record and the
-    agent's document written with what was said, and the helpdesk sent it as a second version."""
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
-    ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
-    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-    _deliver_again(ivr, session.call_sid, document, ivr.clock())
+def _with_reply(session: Session, token: str, body: str) -> Session:
+    """The session that keeps `body` as the answer to the request of `token` (for Twilio's retry)."""
+    return session.evolve(reply_token=token, reply=body) if token else session
 
 
 def _deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> None:
@@ -191,14 +150,6 @@ def _deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> N
     if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
         _write(ivr, "outbox", call_sid=call_sid, document=document, at=at, version="queue")
         ivr.nudge_outbox()
-
-
-def wants_callback(ivr: Services, call_sid: str) -> str:
-    """The caller, waiting in the queue, pressed the key to be called back: leave the queue."""
-    session = ivr.store.load(call_sid)
-    if session is not None:
-        ivr.store.save(engine.wants_callback(session, ivr.clock()), force=True)
-    return twiml.leave()
 
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str, urls: Urls | None = None) -> None:
@@ -313,19 +264,27 @@ def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], De
     for attempt in range(RACE_RETRIES):
         unread = first_webhook and attempt == 0
         loaded = None if unread else ivr.store.load(call_sid)
-        if token and loaded is not None and loaded.reply_token == token:
-            log.info("[%s] Twilio sent this request again: the same answer", call_sid)
+        if loaded is None and not unread and _closed(ivr, call_sid):  # its status came first, or meanwhile
+            log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
+            return twiml.empty()
+        if _replayed(loaded, token):
             return loaded.reply
         session, actions = decide(loaded)
         try:
             return _respond(ivr, session, actions, urls, token=token)
         except Conflict:
-            if loaded is None and not unread and _closed(ivr, call_sid):
-                log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
-                return twiml.empty()
             if not unread:
                 log.info("[%s] another request of this call saved first: replaying on the fresh session", call_sid)
     raise RuntimeError("the session kept changing under this request")
+
+
+def _replayed(session: Session | None, token: str) -> bool:
+    """Whether Twilio sent this request again (the token of the last one answered): its answer is
+    given again, and nothing is counted twice."""
+    if token and session is not None and session.reply_token == token:
+        log.info("[%s] Twilio sent this request again: the same answer", session.call_sid)
+        return True
+    return False
 
 
 def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls: Urls, force: bool = False, token: str = "") -> str:
@@ -349,16 +308,14 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         body = ivr.twiml_cache.document(scope, actions, speech, urls.answer)
     else:
         body = twiml.document(actions, speech, urls.answer, plan)
-    changes = {"reply_token": token, "reply": body} if token else {}
+    session = _with_reply(session, token, body)
     if unrecorded == 0 or ending:
-        changes["recorded"] = len(session.history)
-    if changes:
-        session = session.evolve(**changes)
+        session = session.evolve(recorded=len(session.history))
     ivr.store.save(session, force=force)
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
-    if "recorded" in changes:
+    if unrecorded == 0 or ending:
         _write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
     if follow_up:
         _follow_up(ivr, session, document, now)

@@ -14,7 +14,7 @@ from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from ..storage.sessions import Conflict, StoreUnavailable
-from . import calls
+from . import calls, waiting
 from .guide import guide_token
 from .services import services
 from .signature import is_signed
@@ -103,7 +103,7 @@ def transfer_done():
     form = request.form
     result = form.get("DialCallStatus") or form.get("QueueResult") or "unknown"
     caller_gone = form.get("CallStatus") in FINAL_STATUSES  # the caller hung up: our answer would not be heard
-    return _xml(calls.transfer_done(services(), _call_sid(form), result, FlaskUrls(), caller_gone))
+    return _xml(calls.transfer_done(services(), _call_sid(form), result, FlaskUrls(), caller_gone, _token()))
 
 
 @bp.post("/whisper")
@@ -122,16 +122,16 @@ def wait():
     form = request.form
     average = count(form.get("AvgQueueTime")) or 0
     offer = (count(form.get("QueueTime")) or 0) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
-    return _xml(calls.wait(services(), form.get("CallSid", ""), count(form.get("QueuePosition")),
+    return _xml(waiting.wait(services(), form.get("CallSid", ""), count(form.get("QueuePosition")),
                            round(average / 60) if average >= 60 else None, url_for("voice.wait_choice") if offer else "", _question_url,
-                           FlaskUrls()))
+                           FlaskUrls(), _token()))
 
 
 @bp.post("/wait/answer")
 def wait_answer():
     """An answer to a question asked in the queue."""
     ivr, form = services(), request.form
-    return _xml(calls.wait_answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), _question_url, FlaskUrls()))
+    return _xml(waiting.wait_answer(ivr, _call_sid(form), _event(form, request.args, ivr.clock()), _question_url, FlaskUrls(), _token()))
 
 
 def _question_url(node: str, phase: str) -> str:
@@ -143,7 +143,7 @@ def wait_choice():
     """Key 1 during the wait: leave the queue, to be called back (transfer-done ends the call)."""
     if request.form.get("Digits") != "1":
         return _xml(twiml.empty())  # back to the hold loop
-    return _xml(calls.wants_callback(services(), _call_sid(request.form)))
+    return _xml(waiting.wants_callback(services(), _call_sid(request.form)))
 
 
 @bp.post("/status")

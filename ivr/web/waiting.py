@@ -1,0 +1,85 @@
+"""The call while it waits in the queue: the turns of the wait (the questions left, then the hold
+message and the callback offer), the answers given there, and leaving the queue to be called back.
+Like `calls`, no Flask: the web layer gives the URLs and the event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..call import engine, handoff, twiml
+from ..call.library import Bundle
+from ..call.session import Event, Say, Session
+from .calls import Urls, _deliver_again, _replayed, _with_reply, _write
+from .services import Services
+
+
+def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls,
+         token: str = "") -> str:
+    """One turn of the wait in the queue: the next question of the questionnaire while there is one
+    (each answer is kept at once), else the hold message and, after a while, the callback offer."""
+    session = ivr.store.load(call_sid) if call_sid else None
+    if _replayed(session, token):
+        return session.reply
+    if session is not None and session.queue_next:
+        bundle = ivr.bundle(session.flow_version)
+        session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
+        if ask is not None:
+            body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
+            ivr.store.save(_with_reply(session, token, body), force=True)
+            return body
+        _questions_over(ivr, session, urls)
+    # The call's own flow version and experiment wording; without a session (store down, a call we
+    # never saw), the words in service.
+    bundle, variants = (ivr.bundle(session.flow_version), session.variants) if session is not None else (ivr.bundle(), {})
+    return _hold(ivr, bundle, variants, position, minutes=minutes, offer_url=offer_url)
+
+
+def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: Urls, token: str = "") -> str:
+    """An answer given in the queue: kept at once in the session (the agents' API serves it from
+    there), then the next question; the call's record and the helpdesk's document follow when the
+    questions are over, or when the call ends before. An answer to no question asked now (late, or
+    sent twice) changes nothing: back to the wait."""
+    session = ivr.store.load(call_sid)
+    if _replayed(session, token):
+        return session.reply
+    if session is None or not engine.answers_queued_question(session, event):
+        return twiml.empty()  # back to the wait
+    bundle = ivr.bundle(session.flow_version)
+    session, ask = engine.queued_answer(bundle.flow, session, event)
+    if ask is not None:
+        body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase))
+        ivr.store.save(_with_reply(session, token, body), force=True)
+        return body
+    body = _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
+    _questions_over(ivr, _with_reply(session, token, body), urls)
+    return body
+
+
+def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
+    """The hold message (`twiml.hold`) in `bundle`'s words: built once for each flow version,
+    experiment wording, queue position and set of options, like the questions' documents; a
+    question that reads back what this caller keyed in is built each time."""
+    def build() -> str:
+        return twiml.hold(ivr.speech(bundle, variants), position, **options)
+
+    question = options.get("question")
+    if question is not None and twiml.filled_in((question,)):
+        return build()
+    return ivr.twiml_cache.get(("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items()))), build)
+
+
+def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
+    """The questions asked in the queue are over: the session saved, the call's record and the
+    agent's document written with what was said, and the helpdesk sent it as a second version."""
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
+    ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
+    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
+    _deliver_again(ivr, session.call_sid, document, ivr.clock())
+
+
+def wants_callback(ivr: Services, call_sid: str) -> str:
+    """The caller, waiting in the queue, pressed the key to be called back: leave the queue."""
+    session = ivr.store.load(call_sid)
+    if session is not None:
+        ivr.store.save(engine.wants_callback(session, ivr.clock()), force=True)
+    return twiml.leave()
