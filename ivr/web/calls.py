@@ -114,9 +114,9 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
         session, unreadable = ivr.store.load(call_sid), None
     except Exception as error:  # the store is down: the agent's result is still written
         session, unreadable = None, error
-    if _replayed(session, token):
+    if replayed(session, token):
         return session.reply
-    _write(ivr, "transfer_result", call_sid=call_sid, result=result)
+    write(ivr, "transfer_result", call_sid=call_sid, result=result)
     now = ivr.clock()
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
@@ -140,15 +140,18 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
                     token=token)
 
 
-def _with_reply(session: Session, token: str, body: str) -> Session:
-    """The session that keeps `body` as the answer to the request of `token` (for Twilio's retry)."""
-    return session.evolve(reply_token=token, reply=body) if token else session
+def with_reply(session: Session, token: str, body: str, **changes) -> Session:
+    """The session with `changes`, keeping `body` as the answer to the request of `token` (for
+    Twilio's retry): one copy, or none when there is nothing to change."""
+    if token:
+        changes.update(reply_token=token, reply=body)
+    return session.evolve(**changes) if changes else session
 
 
-def _deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> None:
+def deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> None:
     """The helpdesk gets the document completed with the answers given in the queue, as a second version."""
     if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
-        _write(ivr, "outbox", call_sid=call_sid, document=document, at=at, version="queue")
+        write(ivr, "outbox", call_sid=call_sid, document=document, at=at, version="queue")
         ivr.nudge_outbox()
 
 
@@ -171,13 +174,13 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
             # The agent took the call before the questions asked in the queue were over: what was answered goes on.
             document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, urls.links(call_sid) if urls else None)
-            _deliver_again(ivr, call_sid, document, now)
-        _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
+            deliver_again(ivr, call_sid, document, now)
+        write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
     if session is not None:
         _rating_by_sms(ivr, session)
-    _write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
+    write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
     log.info("[%s] call ended: %s", call_sid, status)
 
 
@@ -202,7 +205,7 @@ def _follow_up(ivr: Services, session: Session, document: dict | None, at: float
     """The call joins the agents' list of callbacks and messages."""
     if document is None:
         document = handoff.context(session, ivr.bundle(session.flow_version).flow, at)
-    _write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
+    write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
            document=document, message_url=session.answers.get("message_vocal"), at=at)
 
 
@@ -237,7 +240,7 @@ def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_no
     record = Session(call_sid, caller, now, ivr.library.current_bundle.version, outcome="transferred", transfer_reason="technical_error")
     args = {"session": record.to_dict(), "context": bare, "events_from": 0}
     try:
-        ivr.spool.add("progress", args) if read_nothing else _write(ivr, "progress", **args)
+        ivr.spool.add("progress", args) if read_nothing else write(ivr, "progress", **args)
     except OSError:
         log.exception("[%s] the record of this transfer cannot be kept", call_sid)
     return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
@@ -267,7 +270,7 @@ def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], De
         if loaded is None and not unread and _closed(ivr, call_sid):  # its status came first, or meanwhile
             log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
             return twiml.empty()
-        if _replayed(loaded, token):
+        if replayed(loaded, token):
             return loaded.reply
         session, actions = decide(loaded)
         try:
@@ -278,7 +281,7 @@ def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], De
     raise RuntimeError("the session kept changing under this request")
 
 
-def _replayed(session: Session | None, token: str) -> bool:
+def replayed(session: Session | None, token: str) -> bool:
     """Whether Twilio sent this request again (the token of the last one answered): its answer is
     given again, and nothing is counted twice."""
     if token and session is not None and session.reply_token == token:
@@ -308,24 +311,23 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         body = ivr.twiml_cache.document(scope, actions, speech, urls.answer)
     else:
         body = twiml.document(actions, speech, urls.answer, plan)
-    session = _with_reply(session, token, body)
-    if unrecorded == 0 or ending:
-        session = session.evolve(recorded=len(session.history))
+    recording = unrecorded == 0 or ending
+    session = with_reply(session, token, body, **({"recorded": len(session.history)} if recording else {}))
     ivr.store.save(session, force=force)
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
-    if unrecorded == 0 or ending:
-        _write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
+    if recording:
+        write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
     if follow_up:
         _follow_up(ivr, session, document, now)
     if plan is not None:
         log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
-            _write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
+            write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
             ivr.nudge_outbox()
         if plan.kind == "none":
-            _write(ivr, "transfer_result", call_sid=call_sid, result="no_destination")
+            write(ivr, "transfer_result", call_sid=call_sid, result="no_destination")
     return body
 
 
@@ -341,7 +343,7 @@ def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
     }
 
 
-def _write(ivr: Services, what: str, **args) -> None:
+def write(ivr: Services, what: str, **args) -> None:
     """A write for later: the caller in front of us comes first. If the database fails, the write is
     spooled on this server's disk and made once the database answers."""
     try:

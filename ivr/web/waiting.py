@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from ..call import engine, handoff, twiml
 from ..call.library import Bundle
 from ..call.session import Event, Say, Session
-from .calls import Urls, _deliver_again, _replayed, _with_reply, _write
+from .calls import Urls, deliver_again, replayed, with_reply, write
 from .services import Services
 
 
@@ -18,14 +18,14 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
     """One turn of the wait in the queue: the next question of the questionnaire while there is one
     (each answer is kept at once), else the hold message and, after a while, the callback offer."""
     session = ivr.store.load(call_sid) if call_sid else None
-    if _replayed(session, token):
+    if replayed(session, token):
         return session.reply
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
         session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
         if ask is not None:
             body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
-            ivr.store.save(_with_reply(session, token, body), force=True)
+            ivr.store.save(with_reply(session, token, body), force=True)
             return body
         _questions_over(ivr, session, urls)
     # The call's own flow version and experiment wording; without a session (store down, a call we
@@ -40,7 +40,7 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     questions are over, or when the call ends before. An answer to no question asked now (late, or
     sent twice) changes nothing: back to the wait."""
     session = ivr.store.load(call_sid)
-    if _replayed(session, token):
+    if replayed(session, token):
         return session.reply
     if session is None or not engine.answers_queued_question(session, event):
         return twiml.empty()  # back to the wait
@@ -48,10 +48,10 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     session, ask = engine.queued_answer(bundle.flow, session, event)
     if ask is not None:
         body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase))
-        ivr.store.save(_with_reply(session, token, body), force=True)
+        ivr.store.save(with_reply(session, token, body), force=True)
         return body
     body = _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
-    _questions_over(ivr, _with_reply(session, token, body), urls)
+    _questions_over(ivr, with_reply(session, token, body), urls)
     return body
 
 
@@ -73,8 +73,8 @@ def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
     agent's document written with what was said, and the helpdesk sent it as a second version."""
     document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
     ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
-    _write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-    _deliver_again(ivr, session.call_sid, document, ivr.clock())
+    write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
+    deliver_again(ivr, session.call_sid, document, ivr.clock())
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:
