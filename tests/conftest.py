@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,9 +30,99 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+class _Errors(logging.Handler):
+    """Every ERROR record, and every record that carries a traceback, logged while a test runs."""
+
+    def __init__(self):
+        super().__init__(level=logging.NOTSET)
+        self.seen: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        if record.levelno >= logging.ERROR or record.exc_info:
+            self.seen.append(record)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "logs_errors(*fragments): the test goes through error paths whose logged errors contain one of "
+                                       "these fragments; any other error logged fails it")
+    config.addinivalue_line("markers", "only_backend(name, why): the test is about one backend only (sqlite or redis+postgres)")
+
+
+# IVR_TEST_NO_SKIP=1 (CI sets it): a test that would be skipped because something it needs is missing
+# (Redis, PostgreSQL, a server binary, root, chromium, espeak-ng, graphviz) fails instead, so that a
+# green run means every backend and every browser test ran.
+NO_SKIP = os.environ.get("IVR_TEST_NO_SKIP", "") not in ("", "0")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked `only_backend` runs on that backend only: the other is not collected (not skipped)."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (dropped if marker and params.get("backend", marker.args[0]) != marker.args[0] else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _no_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _no_skip(outcome.get_result())
+
+
+def _no_skip(report) -> None:
+    if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"would be skipped ({reason}), but IVR_TEST_NO_SKIP is set: every test must run"
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_error(request):
+    """A crash must never pass as an answer: the voice error handler turns any exception into an
+    apology and a transfer (HTTP 200), so a test in which the app logged an error (or any traceback)
+    it did not declare with `@pytest.mark.logs_errors(...)` fails."""
+    errors = _Errors()
+    root = logging.getLogger()
+    root.addHandler(errors)
+    try:
+        yield errors
+    finally:
+        root.removeHandler(errors)
+    expected = [fragment for marker in request.node.iter_markers("logs_errors") for fragment in marker.args]
+    unexpected = [record for record in errors.seen if not any(fragment in _text(record) for fragment in expected)]
+    if unexpected:
+        pytest.fail("the app logged an error this test does not expect:\n" + "\n".join(_text(record) for record in unexpected[:5]),
+                    pytrace=False)
+
+
+def _text(record: logging.LogRecord) -> str:
+    text = f"{record.levelname} {record.name}: {record.getMessage()}"
+    if record.exc_info and record.exc_info[1] is not None:
+        text += f" [{type(record.exc_info[1]).__name__}: {record.exc_info[1]}]"
+    return text
+
+
+# The servers the Redis + PostgreSQL half of the suite uses (a database it may create schemas in, a
+# Redis whose keys under its own prefix it removes): this machine's by default, or the settings'.
+POSTGRES_ADMIN = os.environ.get("IVR_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_TEST_URL = os.environ.get("IVR_TEST_REDIS") or "redis://127.0.0.1:6379/0"
+POSTGRES = (urlsplit(POSTGRES_ADMIN).hostname or "127.0.0.1", urlsplit(POSTGRES_ADMIN).port or 5432)
+REDIS = (urlsplit(REDIS_TEST_URL).hostname or "127.0.0.1", urlsplit(REDIS_TEST_URL).port or 6379)
+
+
+def _require_servers() -> None:
+    for name, address in (("PostgreSQL", POSTGRES), ("Redis", REDIS)):
+        if not _listening(address):
+            pytest.skip(f"{name} is not listening on {address[0]}:{address[1]} (IVR_TEST_POSTGRES, IVR_TEST_REDIS)")
 
 
 def _listening(address) -> bool:
@@ -47,8 +139,7 @@ def backend(request):
     if request.param == "sqlite":
         yield {}
         return
-    if not (_listening(POSTGRES) and _listening(REDIS)):
-        pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
+    _require_servers()
     yield from _emptied_backend(request.getfixturevalue("migrated_schema"))
 
 
@@ -75,9 +166,14 @@ def _migrate(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         conn.execute(f"CREATE SCHEMA {name}")
-    database = connect(f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}", None)
+    database = connect(_in_schema(name), None)
     database.migrate()
     database.forget_connection()
+
+
+def _in_schema(name: str) -> str:
+    """The test database's URL with `name` as its search path."""
+    return f"{POSTGRES_ADMIN}{'&' if '?' in POSTGRES_ADMIN else '?'}options=-csearch_path%3D{name}"
 
 
 def _tables(conn, name: str) -> list[str]:
@@ -107,12 +203,12 @@ def _settings(name: str, prefix: str):
 
     try:
         yield {
-            "DATABASE_URL": f"{POSTGRES_ADMIN}?options=-csearch_path%3D{name}",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "DATABASE_URL": _in_schema(name),
+            "REDIS_URL": REDIS_TEST_URL,
             "IVR_REDIS_PREFIX": prefix,
         }
     finally:
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        client = redis.Redis.from_url(REDIS_TEST_URL)
         keys = list(client.scan_iter(prefix + "*", count=1000))  # the machine's Redis may hold many other keys
         if keys:
             client.delete(*keys)
@@ -135,8 +231,7 @@ def _shared_backend():
 @pytest.fixture
 def shared_backend():
     """Redis + PostgreSQL only (for what only matters with many servers)."""
-    if not (_listening(POSTGRES) and _listening(REDIS)):
-        pytest.skip("PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running")
+    _require_servers()
     yield from _shared_backend()
 
 

@@ -11,6 +11,7 @@ from conftest import WORKFLOW
 APOLOGY = "Nous rencontrons un problème technique, veuillez nous en excuser. Je vous mets en relation avec un conseiller."
 
 
+@pytest.mark.logs_errors("no session for this call")
 def test_unknown_session_apologises_and_transfers(caller):
     call = caller()
     status, body = call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="1"))
@@ -19,16 +20,64 @@ def test_unknown_session_apologises_and_transfers(caller):
     assert f'workflowSid="{WORKFLOW}"' in body
 
 
-def test_session_on_a_node_the_flow_no_longer_has(app, caller, records):
+@pytest.mark.logs_errors("error while handling /voice/answer")
+def test_an_apology_puts_the_caller_through_with_what_they_already_said(app, caller, records):
+    """Our code fails mid-call (here the stored session is on a node the flow no longer has): sorry,
+    and the agent gets the caller's answers, not an empty context."""
     call = caller()
     call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
     store = app.extensions["ivr"].store
     store.save(replace(store.load(call.call_sid), node="etape_supprimee"))
     status, body = call.post("http://localhost/voice/answer?node=etape_supprimee&phase=ask", call.params(Digits="1"))
     assert status == 200 and APOLOGY in body
-    assert records.get(call.call_sid)["transfer_reason"] == "technical_error"
+    task = _task(body)
+    assert (task["reason"], task["last_step"], task["caller"]) == ("technical_error", 1, call.caller)
+    assert "Application à jour : oui." in task["summary_fr"]
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_reason"]) == ("transferred", "technical_error")
+    assert record["context"]["answers"] == {"application_a_jour": "oui"}
+    timeline = [(event["event"], event["node"]) for event in records.events(call.call_sid)]
+    assert timeline[-4:] == [("answer", "etape1_a_jour"), ("enter", "etape1_android"), ("error", "etape_supprimee"), ("transfer", "etape_supprimee")]
 
 
+def _apologise(app, call_sid: str, caller_number: str) -> str:
+    from ivr.web import calls
+    from ivr.web.voice import FlaskUrls
+
+    with app.test_request_context("/voice/answer", method="POST"):
+        return calls.apologise(app.extensions["ivr"], call_sid, caller_number, FlaskUrls())
+
+
+def test_an_apology_for_a_call_whose_status_came_says_nothing(app, caller, records):
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="4"))
+    assert _apologise(app, call.call_sid, call.caller) == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+    assert records.get(call.call_sid)["outcome"] == "hung_up"  # no transfer written over the end
+
+
+def test_an_apology_after_the_problem_was_solved_says_goodbye_and_transfers_nobody(app, caller, records):
+    call = caller()
+    result = call.call(["1", "1", "1", "5"], hang_up_status=False)  # not up to date, updated, solved, rated 5: the status is still to come
+    assert "Parfait, votre problème est résolu." in result.said
+    assert _apologise(app, call.call_sid, call.caller) == '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
+    assert records.get(call.call_sid)["outcome"] == "solved"
+
+
+def test_an_apology_for_a_call_already_put_through_puts_it_through_again_with_its_context(app, caller, records):
+    call = caller()
+    call.call(["2", "2", "0"], hang_up_status=False)  # up to date, no Android, then 0: an agent (still on the line)
+    body = _apologise(app, call.call_sid, call.caller)
+    assert APOLOGY in body and f'workflowSid="{WORKFLOW}"' in body
+    assert _task(body)["summary_fr"] == records.get(call.call_sid)["context"]["summary_fr"]
+
+
+def _task(body: str) -> dict:
+    return json.loads(body.split("<Task>")[1].split("</Task>")[0].replace("&quot;", '"'))
+
+
+@pytest.mark.logs_errors("error while handling /voice/answer", "could not build the transfer")
 def test_store_down_still_transfers(make_app, backend, caller):
     if backend.get("REDIS_URL"):
         app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, REDIS_URL="redis://127.0.0.1:9/0")  # nothing listens there
@@ -43,6 +92,7 @@ def test_store_down_still_transfers(make_app, backend, caller):
     assert task["reason"] == "technical_error" and task["caller"] == call.caller
 
 
+@pytest.mark.logs_errors("fallback: Twilio error 11200")
 def test_fallback_url_transfers_without_reading_and_the_agent_finds_what_the_caller_said(make_app, caller):
     """Twilio calls the fallback when our answer failed: it is built from the configuration and the
     request alone (what failed may be the store); the task's context URL gives the agent the rest."""
@@ -79,11 +129,12 @@ def test_second_incoming_webhook_resumes_instead_of_restarting(caller, caplog):
     assert caplog.text.count("call started") == 1 and "replaying" not in caplog.text
 
 
-def test_status_busy_closes_the_record_with_that_status(caller, records):
+@pytest.mark.parametrize("status", ["busy", "no-answer", "failed", "canceled"])
+def test_a_final_status_other_than_completed_is_the_calls_outcome(caller, records, status):
     call = caller()
     call.post("http://localhost/voice", call.params())
-    call.post("http://localhost/voice/status", call.params(CallStatus="canceled"))
-    assert records.get(call.call_sid)["outcome"] == "canceled"
+    call.post("http://localhost/voice/status", call.params(CallStatus=status))
+    assert (records.get(call.call_sid)["outcome"], records.get(call.call_sid)["call_status"]) == (status, status)
 
 
 def test_intermediate_status_does_not_close(caller, records):
@@ -101,6 +152,7 @@ def test_status_for_a_call_we_never_saw_still_leaves_a_record(caller, records):
     assert record["ended_at"] - record["started_at"] == pytest.approx(30)
 
 
+@pytest.mark.logs_errors("could not write progress now: spooled for later")
 def test_records_database_down_does_not_stop_the_call(app, caller):
     # A real failure of the records: their table is gone; the diagnostic itself goes on.
     app.extensions["ivr"].db.execute("DROP TABLE events")

@@ -67,6 +67,7 @@ def transfers(body: str) -> bool:
     return root.find("Enqueue") is not None and root.find("Enqueue").get("workflowSid") == WORKFLOW
 
 
+@pytest.mark.logs_errors("error while handling /voice")
 def test_redis_killed_mid_call_every_caller_reaches_an_agent_and_health_says_so(fault_app, redis_server):
     app = fault_app()
     call = caller_on(app)
@@ -86,6 +87,7 @@ def test_redis_killed_mid_call_every_caller_reaches_an_agent_and_health_says_so(
 
 
 @responses.activate
+@pytest.mark.logs_errors("spooled for later", "fallback: Twilio error 11200")
 def test_postgres_killed_mid_call_the_call_goes_on_and_zero_reaches_an_agent(fault_app, postgres):
     responses.post("https://helpdesk.example.fr/hook", status=200)
     app = fault_app(HANDOFF_WEBHOOK_URL="https://helpdesk.example.fr/hook", IVR_WEBHOOK_SECRET="s", IVR_OUTBOX_THREAD="0")
@@ -104,6 +106,7 @@ def test_postgres_killed_mid_call_the_call_goes_on_and_zero_reaches_an_agent(fau
     postgres.start()
 
 
+@pytest.mark.logs_errors("(database unreachable)", "spooled for later")
 def test_a_worker_started_while_the_database_is_down_serves_and_recovers(fault_app, postgres):
     postgres.kill()
     app = fault_app()  # a gunicorn worker booting now: no connection, no migration needed to start
@@ -118,6 +121,7 @@ def test_a_worker_started_while_the_database_is_down_serves_and_recovers(fault_a
     assert app.test_client().get("/health").status_code == 200
 
 
+@pytest.mark.logs_errors("error while handling /voice/wait")
 def test_with_the_store_down_a_finished_transfer_says_goodbye_and_the_wait_never_enqueues(fault_app, redis_server):
     app = fault_app()
     call = caller_on(app)
@@ -143,6 +147,7 @@ def test_a_hanging_sms_api_does_not_hold_the_call(fault_app, monkeypatch):
 
 
 @responses.activate
+@pytest.mark.logs_errors("(database unreachable)", "spooled for later", "the rating could not be asked by SMS")
 def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(fault_app, postgres):
     """Records, events and the helpdesk document of a call transferred while PostgreSQL was down are
     spooled on the server's disk, written once it is back, and the helpdesk gets the document once."""
@@ -188,6 +193,7 @@ def test_after_a_restart_of_postgresql_the_first_write_of_each_thread_is_not_los
     assert records.get(call.call_sid)["transfer_reason"] == "caller_request"
 
 
+@pytest.mark.logs_errors("error while handling /voice/answer", "session cannot be read at its end")
 def test_redis_that_fails_is_asked_once_a_request_and_the_status_still_closes_the_call(fault_app, redis_server):
     app = fault_app()
     call = caller_on(app)
@@ -265,6 +271,7 @@ def test_a_gunicorn_worker_killed_while_the_database_is_down_is_replaced_and_ser
         server.wait(timeout=30)
 
 
+@pytest.mark.logs_errors("spooled for later")
 def test_a_frozen_postgresql_does_not_hold_the_call(fault_app, postgres, redis_server):
     """A server that accepts but never answers (stopped, its host gone): the statement's connection
     is cut after IVR_DB_TIMEOUT, the write goes to the spool, and the caller is put through."""

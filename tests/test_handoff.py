@@ -174,6 +174,7 @@ def test_helpdesk_down_then_restart_then_delivered_with_the_same_key(make_app, h
 
 
 @responses.activate
+@pytest.mark.logs_errors("helpdesk delivery abandoned after 15 attempts")
 def test_helpdesk_delivery_gives_up_after_max_attempts(helpdesk_app, caller):
     responses.post(HELPDESK, status=500)
     caller(target=helpdesk_app).call(["0"])

@@ -125,9 +125,8 @@ def test_callbacks_api_oldest_first_and_done(closed_app, caller):
     assert everything[0]["status"] == "done" and everything[0]["done_by"] == "nadia"
 
 
+@pytest.mark.only_backend("sqlite", "the command reads the embedded database of --data-dir")
 def test_ivr_callbacks_lists_and_marks_done(make_app, caller, tmp_path, backend):
-    if backend:
-        pytest.skip("the command reads the embedded database of --data-dir")
     sunday_night = at("2026-11-29 03:00").timestamp()
     app = make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(ROOT / "flows" / "horaires.yaml"), IVR_CLOCK=lambda: sunday_night,
                    IVR_DATA_DIR=str(tmp_path / "cb"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import TOKEN
+from conftest import TOKEN, heard
 from twilio.request_validator import RequestValidator
 
 from ivr.call.identifiers import check
@@ -22,16 +22,26 @@ def test_a_request_without_callsid_is_refused_and_leaves_nothing(app, client):
     assert app.extensions["ivr"].records.get("") is None and app.extensions["ivr"].store.load("") is None
 
 
-@pytest.mark.parametrize("digits", ["\x00", "1\x00", "\ufffd", "5" * 20000, "٣"])
-def test_only_keypad_keys_are_ever_spoken_back_and_never_many(caller, digits):
+def _first_answer(caller, **params) -> str:
     call = caller()
     call.post("http://localhost/voice", call.params())
-    status, body = call.post(MENU, call.params(Digits=digits))
+    status, body = call.post(MENU, call.params(**params))
     assert status == 200
-    root = ET.fromstring(body)  # well-formed
-    spoken = " ".join(say.text or "" for say in root.iter("Say"))
-    assert "\x00" not in body and "\ufffd" not in spoken and "٣" not in spoken
-    assert max(len(say.text or "") for say in root.iter("Say")) < 400
+    return body
+
+
+@pytest.mark.parametrize("digits, same_as", [("\x00", {}), ("\ufffd", {}), ("٣", {}), ("1\x00", {"Digits": "1"}), ("²1", {"Digits": "1"})])
+def test_what_is_not_a_keypad_key_is_ignored_and_the_caller_gets_the_answer_to_the_keys_pressed(caller, digits, same_as):
+    """Only keypad keys count: with none, the answer to silence (the question again); with one, its answer."""
+    assert _first_answer(caller, Digits=digits) == _first_answer(caller, **same_as)
+
+
+def test_too_many_keys_are_named_and_the_question_asked_again(caller):
+    body = _first_answer(caller, Digits="5" * 20000)
+    said = [say.text for say in ET.fromstring(body).iter("Say")]
+    assert said == [f"La touche {'5' * 32} ne correspond à aucun choix.", said[1]]
+    assert said[1] == heard("Si l'application e-CPS n'est pas à jour, tapez 1. Si elle est à jour, tapez 2.")
+    assert "node=etape1_a_jour" in body
 
 
 def test_a_recording_posted_to_a_menu_asks_the_question_again(app, caller):
@@ -44,11 +54,22 @@ def test_a_recording_posted_to_a_menu_asks_the_question_again(app, caller):
     assert app.extensions["ivr"].records.get(call.call_sid)["context"]["answers"] == {}
 
 
-@pytest.mark.parametrize("field, value", [("QueuePosition", "²"), ("QueuePosition", "٣"), ("QueueTime", "1e9"), ("AvgQueueTime", "-60")])
+@pytest.mark.parametrize("field, value", [("QueuePosition", "²"), ("QueuePosition", "٣"), ("QueuePosition", "-1"), ("QueueTime", "1e9"),
+                                          ("AvgQueueTime", "-60"), ("AvgQueueTime", "١٢٠")])
 def test_twilios_numeric_fields_take_ascii_digits_only(caller, field, value):
-    call = caller()
-    status, body = call.post("http://localhost/voice/wait", call.params(**{field: value}))
-    assert status == 200 and "<Pause" in body and "<Enqueue" not in body
+    """A value that is not a number of ASCII digits is as if Twilio had not sent it: the hold
+    message alone (no position, no average wait, no callback offer), the caller stays in line."""
+    def hold(**params):
+        call = caller()
+        status, body = call.post("http://localhost/voice/wait", call.params(**params))
+        assert status == 200
+        return body
+
+    body = hold(**{field: value})
+    assert body == hold()
+    hold_message = "Merci de patienter : un conseiller va vous répondre. Il aura déjà vos réponses."
+    assert [say.text for say in ET.fromstring(body).iter("Say")] == [hold_message]
+    assert "<Enqueue" not in body and "<Gather" not in body
 
 
 @pytest.mark.parametrize("kind, digits", [("finess", "١٢٣٤٥٦٧٨٩"), ("matricule", "١٢٣"), ("carte", "۱۲۳۴۵"), ("rpps", "¹0012345673")])

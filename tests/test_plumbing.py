@@ -56,15 +56,15 @@ def test_a_form_that_is_not_utf8_reads_as_werkzeug_reads_it(client):
 
 @pytest.fixture
 def lossy_redis(make_app, backend):
-    """An app whose Redis is behind a proxy that can lose one reply."""
-    if not backend.get("REDIS_URL"):
-        pytest.skip("Redis only: redis-py's retry of a command whose reply was lost")
+    """An app whose Redis is behind a proxy that can lose one reply (tests marked Redis only)."""
+    assert backend.get("REDIS_URL"), "a test of lossy_redis is marked only_backend('redis+postgres')"
     proxy = LossyProxy(REDIS)
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0", TWILIO_WORKFLOW_SID="WW" + "a" * 32)
     yield app, proxy
     proxy.close()
 
 
+@pytest.mark.only_backend("redis+postgres", "redis-py's retry of a command whose reply was lost")
 def test_a_wrong_key_whose_save_reply_was_lost_counts_once(lossy_redis, caller):
     """redis-py sends a command again when its reply is lost; the compare-and-set save recognises
     its own write instead of replaying the key press on top of it."""
@@ -79,6 +79,7 @@ def test_a_wrong_key_whose_save_reply_was_lost_counts_once(lossy_redis, caller):
     assert session.failures == 1 and [entry["event"] for entry in session.history].count("invalid") == 1
 
 
+@pytest.mark.only_backend("redis+postgres", "redis-py's retry of a command whose reply was lost")
 def test_the_end_of_a_call_whose_read_reply_was_lost_still_records_its_events(lossy_redis, caller):
     app, proxy = lossy_redis
     call = caller(target=app)

@@ -60,6 +60,7 @@ def test_flow_edit_applies_to_new_calls_only(live, files, caller):
     assert result.questions[-1].node == "etape4_deconnexion"
 
 
+@pytest.mark.logs_errors("edited flow or prompts refused")
 def test_broken_edit_is_refused_and_last_good_version_keeps_serving(live, files, caller, caplog):
     version = live.extensions["ivr"].library.current().version
     edit(files / "flows" / "ecps.yaml", "goto: etape1_android}", "goto: etape_inconnue}")
@@ -81,6 +82,7 @@ def test_broken_edit_is_refused_and_last_good_version_keeps_serving(live, files,
     assert live.test_client().get("/health").json["refused"] == []
 
 
+@pytest.mark.logs_errors("edited flow or prompts refused")
 def test_broken_yaml_in_prompts_is_refused(live, files, caller):
     edit(files / "prompts" / "fr-FR.yaml", "accueil:\n", "accueil: [\n")
     result = caller(target=live).call(["1", "1", "1"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 
+import pytest
 from conftest import WORKFLOW
 from test_calls import TO_STEP6
 
@@ -83,6 +84,7 @@ def test_the_rating_question_sent_again_is_asked_again(make_app, caller):
     assert events(app, call.call_sid).count("rating_offer") == 1
 
 
+@pytest.mark.logs_errors("fallback: Twilio error 11200")
 def test_after_the_fallback_an_unanswered_transfer_offers_the_after_hours_part_and_the_record_keeps_the_transfer(make_app, caller):
     """Twilio could not use our answer (/voice/fallback): the caller was put through without the
     session. Nobody answers: the callback or message offer, as after any transfer; the record says
@@ -99,16 +101,19 @@ def test_after_the_fallback_an_unanswered_transfer_offers_the_after_hours_part_a
     assert (record["transfer_reason"], record["transfer_result"]) == ("technical_error", "error")
 
 
-def _status_while_handling(app, call):
-    """The test's clock lets the call's status callback in while the next webhook is being handled
-    (after it read the session, before it saves)."""
+def _status_while_handling(app, call, at_reading: int):
+    """The test's clock lets the call's status callback in while the next webhook is being handled,
+    at its `at_reading`-th reading of the clock: an answer reads it first for its event (before the
+    session is loaded), then once more when it saves (after the load): the second is the race."""
     ivr = app.extensions["ivr"]
-    real_clock, client = ivr.clock, app.test_client()
+    real_clock, client, readings = ivr.clock, app.test_client(), []
 
     def clock() -> float:
-        ivr.clock = real_clock
-        url, params = BASE + "/voice/status", call.params(CallStatus="completed", CallDuration="1")
-        assert client.post(url, data=params, headers=call.headers(url, params)).status_code == 200
+        readings.append(1)
+        if len(readings) == at_reading:
+            ivr.clock = real_clock
+            url, params = BASE + "/voice/status", call.params(CallStatus="completed", CallDuration="1")
+            assert client.post(url, data=params, headers=call.headers(url, params)).status_code == 200
         return real_clock()
 
     ivr.clock = clock
@@ -116,7 +121,7 @@ def _status_while_handling(app, call):
 
 def test_a_status_during_the_first_webhook_ends_the_call_for_good(app, caller):
     call = caller()
-    _status_while_handling(app, call)
+    _status_while_handling(app, call, at_reading=1)
     _, first = call.post(BASE + "/voice", call.params(CallStatus="ringing"))
     assert "<Gather" not in first
     store = app.extensions["ivr"].store
@@ -125,12 +130,16 @@ def test_a_status_during_the_first_webhook_ends_the_call_for_good(app, caller):
     assert "<Gather" not in late and store.load(call.call_sid) is None
 
 
-def test_a_status_during_an_answer_is_no_error(app, caller, caplog):
+@pytest.mark.parametrize("at_reading, raced", [(1, False), (2, True)])
+def test_a_status_during_an_answer_is_no_error(app, caller, caplog, at_reading, raced):
+    """Whether the status comes before the answer loads the session or after (its save then finds
+    the call over and replays on nothing), the answer is empty and nothing is logged as an error."""
     call = caller()
     call.post(BASE + "/voice", call.params())
-    _status_while_handling(app, call)
+    _status_while_handling(app, call, at_reading)
     with caplog.at_level(logging.INFO):
         _, body = call.post(BASE + "/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
-    assert "<Gather" not in body and "<Enqueue" not in body
-    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert body == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+    assert ("another request of this call saved first" in caplog.text) is raced  # the race was hit, or not, as the test says
+    assert "a webhook after the call ended: nothing to do" in caplog.text
     assert app.extensions["ivr"].records.get(call.call_sid)["call_status"] == "completed"

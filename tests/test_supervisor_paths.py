@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -51,9 +52,8 @@ def test_preview_shows_what_callers_hear_and_names_the_console_changes(files, co
     assert CONSOLE_TEXT not in alone.output and "Nous allons réinstaller votre e-CPS" in alone.output
 
 
+@pytest.mark.only_backend("sqlite", "the console change is in the embedded database of --data-dir")
 def test_validate_prints_the_version_the_server_serves(files, console_changed, make_app, backend):
-    if backend:
-        pytest.skip("the console change is in the embedded database of --data-dir")
     result = cli(files, "validate", data=console_changed)
     assert result.exit_code == 0, result.output
     app = make_app(IVR_DATA_DIR=str(console_changed), IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"))
@@ -151,9 +151,16 @@ def test_every_command_s_help_is_french_down_to_click_s_own_words():
     assert "[obligatoire]" in CliRunner().invoke(main, ["experiment", "stop", "--help"]).output
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
 def test_preview_audio_to_an_unwritable_place_fails(files):
     result = cli(files, "preview", "accueil", "--audio", "/nonexistent/folder/accueil.wav")
-    one_sentence(result, "impossible d'écrire" if "espeak" not in result.output else "espeak-ng")
+    one_sentence(result, "impossible d'écrire /nonexistent/folder/accueil.wav : le dossier /nonexistent/folder n'existe pas")
+
+
+def test_preview_audio_without_espeak_says_how_to_install_it(files, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng on this PATH
+    result = cli(files, "preview", "accueil", "--audio", str(tmp_path / "accueil.wav"))
+    one_sentence(result, "espeak-ng n'est pas installé", "apt-get install espeak-ng")
 
 
 @pytest.mark.parametrize(("setting", "value"), [("IVR_SESSION_TTL", "abc"), ("IVR_DB_TIMEOUT", "vite"), ("IVR_RETENTION_DAYS", "")])

@@ -146,7 +146,7 @@ def main() -> None:
     app = create_app({"IVR_OUTBOX_THREAD": "0"})
     outbox = app.extensions["ivr"].outbox
     if outbox is None:
-        raise SystemExit("HANDOFF_WEBHOOK_URL is not set: nothing to deliver")
+        raise SystemExit("HANDOFF_WEBHOOK_URL n'est pas donné : le worker n'a rien à livrer.")
     log.info("outbox worker delivering to %s", outbox.url)
     Deliverer(outbox).run()
 

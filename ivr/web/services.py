@@ -111,8 +111,12 @@ class Services:
 
     def stop(self) -> None:
         """Stop this process's background threads (tests build hundreds of apps in one process)."""
-        for thread in [*self.background, *([self.deliverer] if self.deliverer else [])]:
+        threads = [*self.background, *([self.deliverer] if self.deliverer else [])]
+        for thread in threads:
             thread.stop() if hasattr(thread, "stop") else thread.stopped.set()
+        for thread in threads:  # a round under way ends before the caller closes what it uses (the database)
+            if thread.is_alive():
+                thread.join(timeout=10)
 
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
