@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import replace
 
 import pytest
-from conftest import TOKEN, WORKFLOW
+from conftest import POSTGRES_ADMIN, ROOT, TOKEN, WORKFLOW
 
 from ivr.storage import db as db_module
 from ivr.storage.db import MIGRATIONS, SQLite, connect
@@ -122,37 +124,85 @@ def test_one_call_across_two_instances_sharing_redis_and_postgres(make_app, shar
         assert record["call_status"] == "completed"
 
 
-def test_sqlite_upgrade_keeps_data(tmp_path):
+# A database as the migrations of an early release built it (tests/fixtures, never regenerated): an
+# upgrade starts from what shipped, so an edit of a shipped migration shows as a schema that differs
+# from a new database's, or as a migration that fails.
+SHIPPED = ROOT / "tests" / "fixtures"
+OLD_CALL = "CAold0000000000000000000000000001"
+
+
+def _sqlite_schema(database) -> dict:
+    tables = [row["name"] for row in database.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    columns = {table: sorted((row["name"], row["type"], row["notnull"], row["dflt_value"], row["pk"])
+                             for row in database.query(f"PRAGMA table_info({table})")) for table in tables}
+    indexes = sorted((row["name"], row["tbl_name"], " ".join(row["sql"].split()))
+                     for row in database.query("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
+    return {"columns": columns, "indexes": indexes}
+
+
+def test_a_sqlite_database_of_an_early_release_upgrades_to_todays_schema_and_keeps_its_data(tmp_path):
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path)
-    conn.executescript(MIGRATIONS[0].format(id="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL"))
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO calls (call_sid, caller, started_at, outcome) VALUES ('CAold', '+33600000000', 1.0, 'solved')")
-    conn.commit()
+    with sqlite3.connect(path) as conn:
+        conn.executescript((SHIPPED / "schema-5434382.sqlite.sql").read_text(encoding="utf-8"))
     conn.close()
-    database = SQLite(path)
-    assert database.one("SELECT * FROM calls WHERE call_sid = 'CAold'")["outcome"] == "solved"
-    assert database.one("SELECT simulated FROM calls WHERE call_sid = 'CAold'")["simulated"] == 0
-    assert database.one("PRAGMA user_version")["user_version"] == len(MIGRATIONS)
-    assert database.query("SELECT * FROM users") == []
+    upgraded = SQLite(path)
+    assert upgraded.one("PRAGMA user_version")["user_version"] == len(MIGRATIONS)
+    assert _sqlite_schema(upgraded) == _sqlite_schema(SQLite(tmp_path / "new.sqlite3"))
+    _assert_old_data_kept(upgraded)
 
 
-def test_postgres_upgrade_keeps_data(shared_backend):
+def test_a_postgresql_database_of_an_early_release_upgrades_to_todays_schema_and_keeps_its_data(shared_backend):
     import psycopg
 
     url = shared_backend["DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as conn:
-        for statement in filter(str.strip, MIGRATIONS[0].format(id="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION").split(";")):
+        for statement in filter(str.strip, _without_comments(SHIPPED / "schema-5434382.postgres.sql").split(";\n")):
             conn.execute(statement)
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        conn.execute("INSERT INTO schema_version VALUES (1)")
-        conn.execute("INSERT INTO calls (call_sid, caller, started_at, outcome) VALUES ('CAold', '+33600000000', 1.0, 'solved')")
-    database = connect(url, None)
-    assert database.one("SELECT outcome, simulated FROM calls WHERE call_sid = 'CAold'") == {"outcome": "solved", "simulated": 0}
-    assert database.one("SELECT version FROM schema_version")["version"] == len(MIGRATIONS)
-    database.forget_connection()
+        schema = conn.execute("SELECT current_schema() AS name").fetchone()[0]
+    upgraded = connect(url, None)
+    try:
+        assert upgraded.one("SELECT version FROM schema_version")["version"] == len(MIGRATIONS)
+        _assert_old_data_kept(upgraded)
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            fresh = "t_" + uuid.uuid4().hex[:12]
+            conn.execute(f"CREATE SCHEMA {fresh}")
+            try:
+                new = connect(f"{url.split('?')[0]}?options=-csearch_path%3D{fresh}", None)
+                new.migrate()
+                new.forget_connection()
+                assert _postgres_schema(conn, schema) == _postgres_schema(conn, fresh)
+            finally:
+                conn.execute(f"DROP SCHEMA {fresh} CASCADE")
+    finally:
+        upgraded.forget_connection()
+
+
+def _without_comments(path) -> str:
+    return "\n".join(line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("--")) + "\n"
+
+
+def _postgres_schema(conn, schema: str) -> dict:
+    columns = conn.execute("SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+                           "WHERE table_schema = %s ORDER BY table_name, column_name", (schema,)).fetchall()
+    indexes = conn.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY indexname", (schema,)).fetchall()
+    def unqualified(text):
+        return text.replace(f"{schema}.", "") if text else text
+
+    return {"columns": [(*row[:4], unqualified(row[4])) for row in columns],
+            "indexes": [(table, name, unqualified(definition)) for table, name, definition in indexes]}
+
+
+def _assert_old_data_kept(database) -> None:
+    call = database.one("SELECT * FROM calls WHERE call_sid = ?", (OLD_CALL,))
+    assert (call["outcome"], call["transfer_result"], call["simulated"]) == ("transferred", "bridged", 0)
+    assert json.loads(call["context"])["summary_fr"] == "Appel ancien : é-C-P-S, « KO »."
+    assert database.one("SELECT COUNT(*) AS n FROM calls")["n"] == 2
+    assert [row["event"] for row in database.query("SELECT event FROM events WHERE call_sid = ?", (OLD_CALL,))] == ["answer"]
+    assert database.one("SELECT delivered_at FROM outbox WHERE call_sid = ?", (OLD_CALL,))["delivered_at"] == 1764000301.0
+    assert database.one("SELECT role FROM users WHERE username = 'nadia'")["role"] == "superviseur"
+    assert database.one("SELECT text FROM prompt_overrides WHERE key = 'attente.message'")["text"].startswith("Merci de rester en ligne")
 
 
 def test_postgres_reconnects_after_the_server_dropped_its_connection(shared_backend):
