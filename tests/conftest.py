@@ -102,6 +102,8 @@ def no_unexpected_error(request):
     if unexpected:
         pytest.fail("the app logged an error this test does not expect:\n" + "\n".join(_text(record) for record in unexpected[:5]),
                     pytrace=False)
+    if expected and not errors.seen:
+        pytest.fail(f"the test declares errors ({', '.join(expected)}) but the app logged none: is the error path still taken?", pytrace=False)
 
 
 def _text(record: logging.LogRecord) -> str:

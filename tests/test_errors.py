@@ -20,10 +20,9 @@ def test_unknown_session_apologises_and_transfers(caller):
     assert f'workflowSid="{WORKFLOW}"' in body
 
 
-@pytest.mark.logs_errors("error while handling /voice/answer")
-def test_an_apology_puts_the_caller_through_with_what_they_already_said(app, caller, records):
-    """Our code fails mid-call (here the stored session is on a node the flow no longer has): sorry,
-    and the agent gets the caller's answers, not an empty context."""
+def test_a_session_on_a_node_the_flow_no_longer_has_goes_to_an_agent_with_what_the_caller_said(app, caller, records):
+    """The engine meets a node its flow lost (an edit while the call was on it): sorry, and the
+    agent gets the caller's answers, not an empty context."""
     call = caller()
     call.post("http://localhost/voice", call.params())
     call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
@@ -39,6 +38,22 @@ def test_an_apology_puts_the_caller_through_with_what_they_already_said(app, cal
     assert record["context"]["answers"] == {"application_a_jour": "oui"}
     timeline = [(event["event"], event["node"]) for event in records.events(call.call_sid)]
     assert timeline[-4:] == [("answer", "etape1_a_jour"), ("enter", "etape1_android"), ("error", "etape_supprimee"), ("transfer", "etape_supprimee")]
+
+
+def test_an_apology_puts_the_caller_through_with_what_they_already_said(app, caller, records):
+    """Our code failed mid-call (the voice error handler calls `apologise`): sorry, and the agent
+    gets the stored session's answers, not a blank call."""
+    call = caller()
+    call.post("http://localhost/voice", call.params())
+    call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+    body = _apologise(app, call.call_sid, call.caller)
+    assert APOLOGY in body and f'workflowSid="{WORKFLOW}"' in body
+    task = _task(body)
+    assert (task["reason"], task["last_step"]) == ("technical_error", 1)
+    assert "Application à jour : oui." in task["summary_fr"]
+    record = records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_reason"], record["last_node"]) == ("transferred", "technical_error", "etape1_android")
+    assert record["context"]["answers"] == {"application_a_jour": "oui"}
 
 
 def _apologise(app, call_sid: str, caller_number: str) -> str:

@@ -35,8 +35,12 @@ def test_tampered_parameters_are_refused(client):
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.logs_errors("no session for this call", "fallback: Twilio error")
+# A signed answer for a call we have no session of gets an apology (logged), the fallback logs Twilio's error.
+EXPECTED_ERRORS = {"/voice/answer?node=etape1_a_jour&phase=ask": "no session for this call", "/voice/fallback": "fallback: Twilio error"}
+
+
+@pytest.mark.parametrize("path", [pytest.param(path, marks=pytest.mark.logs_errors(EXPECTED_ERRORS[path])) if path in EXPECTED_ERRORS else path
+                                  for path in PATHS])
 def test_good_signature_is_accepted(client, path):
     response = client.post(path, data=PARAMS, headers={"X-Twilio-Signature": sign("http://localhost" + path)})
     assert response.status_code == 200
