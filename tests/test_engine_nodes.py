@@ -270,3 +270,203 @@ def test_options_take_one_key_then_ask_for_more(flow):
     session, _ = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "1", AT + 1))
     session, _ = engine.step(flow, session, NoInput("navigateurs", "more", AT + 2))
     assert session.answers == {"navigateurs": "Chrome"}
+
+
+# ==== How one question takes its answer (answers.py), each outcome checked whole: the history entry it
+# writes, the session's position, and what the caller hears next (README, "Mutation testing"). ====
+QUESTION_AGAIN = Ask("question", "ask", (Say("etape1.question"),), 6, hints=("non", "oui"))
+
+
+def entry(node: str, step, event: str, at: float = AT + 1, **details) -> dict:
+    return {"at": at, "node": node, "step": step, "event": event, **details}
+
+
+# ---- words ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("confidence", [0.5, 0.876])
+def test_a_word_heard_surely_enough_is_the_key_it_stands_for(flow, confidence):
+    session, actions = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "Oui, c'est à jour.", confidence, AT + 1))
+    assert session.history[-3] == entry("question", 1, "spoken", key="2", confidence=round(confidence, 2))
+    assert session.history[-2] == entry("question", 1, "answer", key="2", field="a_jour", answer="oui")
+    assert (session.node, session.phase, session.answers) == ("numero", "ask", {"a_jour": "oui"})
+    assert actions == (Ask("numero", "ask", (Say("etape6.rpps"),), 12, None, "#"),)
+
+
+def test_a_word_heard_unsurely_is_read_back_then_confirmed_corrected_or_refused(flow):
+    unsure, actions = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "NON", 0.494, AT + 1))
+    assert (unsure.phase, unsure.pending, unsure.failures) == ("speech", "1", 0)
+    assert unsure.history[-1] == entry("question", 1, "spoken_unsure", key="1", confidence=0.49)
+    assert actions == (Ask("question", "speech", (Say.filled("parole.confirmation", mot="non"),), 6),)
+
+    confirmed, actions = engine.step(flow, unsure, Keys("question", "speech", "1", AT + 2))
+    assert (confirmed.node, confirmed.phase, confirmed.answers) == ("agir", "ask", {"a_jour": "non"})
+    assert confirmed.history[-2] == entry("question", 1, "answer", AT + 2, key="1", field="a_jour", answer="non")
+
+    corrected, actions = engine.step(flow, unsure, Keys("question", "speech", "2", AT + 2))
+    assert (corrected.node, corrected.phase, corrected.pending, corrected.answers) == ("question", "ask", None, {})
+    assert actions == (QUESTION_AGAIN,)
+
+    refused, actions = engine.step(flow, unsure, Keys("question", "speech", "7", AT + 2))
+    assert (refused.phase, refused.pending, refused.failures) == ("speech", "1", 1)
+    assert refused.history[-1] == entry("question", 1, "invalid", AT + 2, key="7")
+    assert actions == (Ask("question", "speech", (Say.filled("commun.touche_invalide", touche="7"), Say.filled("parole.confirmation", mot="non")),
+                           6),)
+
+
+@pytest.mark.parametrize("text", ["peut-être", "oui ou non", "nonobstant"])
+def test_words_that_are_not_one_answer_are_not_understood_and_count_as_a_failure(flow, text):
+    session, actions = engine.step(flow, at(flow, "question"), Spoken("question", "ask", text, 0.99, AT + 1))
+    assert (session.node, session.failures, session.answers) == ("question", 1, {})
+    assert session.history[-1] == entry("question", 1, "invalid", heard=text)
+    assert actions == (Ask("question", "ask", (Say("parole.pas_compris"), Say("etape1.question_courte")), 6, hints=("non", "oui")),)
+    session, actions = engine.step(flow, session, Spoken("question", "ask", text, 0.99, AT + 2))
+    assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),)
+    assert (session.outcome, session.transfer_reason) == ("transferred", "invalid_input")
+
+
+def test_what_was_heard_is_kept_short_and_masked_in_the_history(flow):
+    said = "mon numéro est le 10012345673 " + "x" * 80
+    session, _ = engine.step(flow, at(flow, "question"), Spoken("question", "ask", said, 0.99, AT + 1))
+    heard = session.history[-1]["heard"]
+    assert heard == "mon numéro est le •••••••••73 " + "x" * 30  # the first 60 characters, numbers masked
+
+
+def test_a_word_at_a_read_back_is_not_an_answer(flow):
+    unsure, _ = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "non", 0.2, AT + 1))
+    again, actions = engine.step(flow, unsure, Spoken("question", "speech", "oui", 0.99, AT + 2))
+    assert (again.phase, again.failures, again.answers) == ("speech", 1, {})
+    assert actions[0].says[0] == Say("parole.pas_compris")
+
+
+# ---- numbers -------------------------------------------------------------------------------------------------
+def test_a_number_is_read_back_then_confirmed(flow):
+    session, actions = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", VALID_RPPS, AT + 1))
+    assert (session.phase, session.pending, session.failures) == ("confirm", VALID_RPPS, 0)
+    assert actions == (Ask("numero", "confirm", (Say.filled("saisie.relecture", chiffres="1 0 0, 1 2 3, 4 5 6, 7 3"),), 6),)
+    session, actions = engine.step(flow, session, Keys("numero", "confirm", "1", AT + 2))
+    assert session.history[-2] == entry("numero", 6, "answer", AT + 2, field="identifiant", length=11)
+    assert (session.node, session.answers) == ("navigateurs", {"identifiant": VALID_RPPS})
+
+
+def test_a_number_read_back_can_be_keyed_again_and_a_wrong_key_there_counts(flow):
+    read_back, _ = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", VALID_RPPS, AT + 1))
+    again, actions = engine.step(flow, read_back.evolve(failures=1), Keys("numero", "confirm", "2", AT + 2))
+    assert (again.phase, again.pending, again.failures) == ("ask", None, 0)
+    assert again.history[-1] == entry("numero", 6, "correct", AT + 2)
+    assert actions == (Ask("numero", "ask", (Say("etape6.rpps"),), 12, None, "#"),)
+    wrong, actions = engine.step(flow, read_back, Keys("numero", "confirm", "5", AT + 2))
+    assert (wrong.phase, wrong.pending, wrong.failures) == ("confirm", VALID_RPPS, 1)
+    assert wrong.history[-1] == entry("numero", 6, "invalid", AT + 2, key="5")
+    assert actions == (Ask("numero", "confirm", (Say.filled("commun.touche_invalide", touche="5"),
+                                                  Say.filled("saisie.relecture_courte", chiffres="1 0 0, 1 2 3, 4 5 6, 7 3")), 6),)
+
+
+@pytest.mark.parametrize("digits, problem, why", [
+    ("10012", "length", Say.filled("saisie.longueur", compte="5", attendu="11")),
+    ("20012345673", "prefix", Say("saisie.prefixe")),
+    ("10012345674", "checksum", Say("saisie.cle")),
+])
+def test_a_wrong_number_says_what_is_wrong_with_it(flow, digits, problem, why):
+    session, actions = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", digits, AT + 1))
+    assert (session.phase, session.failures, session.answers) == ("ask", 1, {})
+    assert session.history[-1] == entry("numero", 6, "invalid", problem=problem, length=len(digits))
+    assert actions == (Ask("numero", "ask", (why, Say("etape6.rpps_court")), 12, None, "#"),)
+
+
+def test_a_number_never_given_right_is_passed_when_optional(flow):
+    optional = flow.nodes["numero"]
+    session = at(flow, "numero", failures=flow.settings.max_attempts - 1)
+    after, actions = engine.step(flow, session, Keys("numero", "ask", "12", AT + 1))
+    if optional.optional:
+        assert after.node == "navigateurs" and after.history[-2]["event"] == "skip"
+    else:
+        assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),)
+
+
+# ---- options -------------------------------------------------------------------------------------------------
+def test_options_pressed_at_once_or_one_by_one(flow):
+    both, _ = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "21", AT + 1))
+    assert both.answers == {"navigateurs": "Firefox, Chrome"}
+    assert both.history[-2] == entry("navigateurs", 6, "answer", field="navigateurs", length=len("Firefox, Chrome"))
+    one, actions = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "1", AT + 1))
+    assert (one.phase, one.pending) == ("more", "1")
+    assert one.history[-1] == entry("navigateurs", 6, "option", key="1")
+    twice, actions = engine.step(flow, one, Keys("navigateurs", "more", "1", AT + 2))
+    assert (twice.phase, twice.pending, twice.answers) == ("more", "1", {})  # the same key again adds nothing: asked for more again
+    assert actions == (Ask("navigateurs", "more", (Say.filled("saisie.autre_option", choix="Chrome"),), 6, 1, "#"),)
+
+
+def test_an_option_that_does_not_exist_is_named(flow):
+    session, actions = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "17", AT + 1))
+    assert (session.failures, session.answers) == (1, {})
+    assert session.history[-1] == entry("navigateurs", 6, "invalid", key="7")
+    assert actions == (Ask("navigateurs", "ask", (Say.filled("commun.touche_invalide", touche="7"), Say("etape6.navigateurs")), 6, 1, "#"),)
+
+
+# ---- the rating ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ecps():
+    return flow_loader.load(ROOT / "flows" / "ecps.yaml", prompts.load(ROOT / "prompts"))
+
+
+def test_a_rating_after_a_solved_problem_thanks_and_ends_the_call(ecps):
+    session = at(ecps, "note_resolu", outcome=None)
+    rated, actions = engine.step(ecps, session, Keys("note_resolu", "ask", "4", AT + 1))
+    assert rated.rating == 4
+    assert rated.history[-3] == entry("note_resolu", None, "rating", rating=4)
+    after = ecps.nodes[ecps.nodes["note_resolu"].next]
+    assert actions == (Hangup((Say("satisfaction.merci"), Say(after.prompt))),) and rated.outcome == after.outcome
+
+
+@pytest.mark.parametrize("event", [Keys("note_resolu", "ask", "6", AT + 1), Keys("note_resolu", "ask", "45", AT + 1),
+                                   NoInput("note_resolu", "ask", AT + 1)])
+def test_anything_but_a_rating_skips_it_and_the_call_ends_as_it_would(ecps, event):
+    rated, actions = engine.step(ecps, at(ecps, "note_resolu"), event)
+    assert rated.rating is None and rated.history[-3] == entry("note_resolu", None, "skip", field="note")
+    after = ecps.nodes[ecps.nodes["note_resolu"].next]
+    assert actions == (Hangup((Say(after.prompt),)),)
+
+
+def test_a_rating_after_an_agent_keeps_the_transfer_as_the_outcome(ecps):
+    session = engine.put_through(at(ecps, "etape6_introduction"), AT)
+    asked, _ = engine.rate_after_agent(ecps, session, AT + 60)
+    rated, actions = engine.step(ecps, asked, Keys(asked.node, "ask", "5", AT + 61))
+    assert (rated.rating, rated.outcome, rated.transfer_reason) == (5, "transferred", "technical_error")
+    after = ecps.nodes.get(ecps.nodes[asked.node].next or "")
+    last = Say(after.prompt) if after is not None and after.type == "end" else Say("fin.au_revoir")
+    assert actions == (Hangup((Say("satisfaction.merci"), last)),)
+    skipped, actions = engine.step(ecps, asked, NoInput(asked.node, "ask", AT + 61))
+    assert skipped.rating is None and actions == (Hangup((last,)),)
+
+
+# ---- nobody to answer ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """A flow without an after-hours part."""
+    path = tmp_path_factory.mktemp("flow") / "bare.yaml"
+    path.write_text("""
+start: question
+nodes:
+  question: {type: menu, step: 1, prompt: etape1.question, field: a_jour, choices: {"1": {answer: non, goto: conseiller}}}
+  conseiller: {type: transfer, step: 6, prompt: etape6.transfert, reason: diagnostic_complete}
+""", encoding="utf-8")
+    return flow_loader.load(path, prompts.load(ROOT / "prompts"))
+
+
+def test_without_an_after_hours_part_a_closed_service_says_when_it_opens_and_goodbye(bare):
+    session, actions = engine.step(bare, at(bare, "question"), Keys("question", "ask", "1", AT + 1), CLOSED)
+    assert actions == (Hangup((Say.filled("horaires.ferme", quand="demain à 8 heures 30"), Say("horaires.au_revoir"))),)
+    assert (session.outcome, session.history[-1]["event"]) == ("closed", "end")
+    assert session.history[-2] == entry("conseiller", 6, "closed", reason="diagnostic_complete")
+
+
+def test_without_an_after_hours_part_and_no_agent_the_caller_is_told_and_goodbye(bare):
+    session, actions = engine.step(bare, at(bare, "question"), Keys("question", "ask", "1", AT + 1), Conditions(agents=False))
+    assert actions == (Hangup((Say("conseiller.indisponible"),)),)
+    assert (session.outcome, session.history[-2]["event"]) == ("unanswered", "unanswered")
+
+
+def test_with_an_after_hours_part_the_caller_hears_why_then_its_offer(flow):
+    session, actions = engine.step(flow, at(flow, "question"), Keys("question", "ask", "0", AT + 1), CLOSED)
+    assert (session.node, session.outcome) == ("ferme", None)
+    assert session.history[-2] == entry("question", 1, "closed", reason="caller_request")
+    assert actions[0].says[0] == Say.filled("horaires.ferme", quand="demain à 8 heures 30")
