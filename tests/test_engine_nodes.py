@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT, VALID_RPPS
 
 from ivr.call import engine, flow_loader, prompts
-from ivr.call.session import Ask, Conditions, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Spoken, Transfer
+from ivr.call.session import Ask, Conditions, GuideRequested, Hangup, Keys, Listen, NoInput, PageAction, Recorded, Say, Spoken, Transfer
 
 FLOW = """
 start: bonjour
@@ -372,14 +372,12 @@ def test_a_wrong_number_says_what_is_wrong_with_it(flow, digits, problem, why):
     assert actions == (Ask("numero", "ask", (why, Say("etape6.rpps_court")), 12, None, "#"),)
 
 
-def test_a_number_never_given_right_is_passed_when_optional(flow):
-    optional = flow.nodes["numero"]
-    session = at(flow, "numero", failures=flow.settings.max_attempts - 1)
-    after, actions = engine.step(flow, session, Keys("numero", "ask", "12", AT + 1))
-    if optional.optional:
-        assert after.node == "navigateurs" and after.history[-2]["event"] == "skip"
-    else:
-        assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),)
+def test_a_number_never_given_right_puts_the_caller_through_or_is_passed_when_optional(flow, ecps):
+    session, actions = engine.step(flow, at(flow, "numero", failures=1), Keys("numero", "ask", "12", AT + 1))
+    assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),)
+    session, actions = engine.step(ecps, at(ecps, "etape6_rpps", failures=2), Keys("etape6_rpps", "ask", "12", AT + 1))
+    assert session.history[-2] == entry_at("etape6_rpps", 6, "skip", field="identifiant")
+    assert actions[0].says[:2] == (Say.filled("saisie.longueur", compte="2", attendu="11"), Say("saisie.passee"))
 
 
 # ---- options -------------------------------------------------------------------------------------------------
@@ -470,3 +468,121 @@ def test_with_an_after_hours_part_the_caller_hears_why_then_its_offer(flow):
     assert (session.node, session.outcome) == ("ferme", None)
     assert session.history[-2] == entry("question", 1, "closed", reason="caller_request")
     assert actions[0].says[0] == Say.filled("horaires.ferme", quand="demain à 8 heures 30")
+
+
+# ---- the rest of a question's paths, checked whole ---------------------------------------------------------
+def test_a_button_of_the_visual_guide_is_noted_then_applied(flow):
+    session, actions = engine.step(flow, at(flow, "agir"), PageAction("agir", "ask", "fait", AT + 1))
+    assert session.history[-4] == entry("agir", 2, "page", action="fait")
+    assert (session.outcome, session.node) == ("solved", "fini")
+    assert actions == (Hangup((Say("guide_visuel.note"), Say("fin.resolu"))),)
+    late, actions = engine.step(flow, at(flow, "question"), PageAction("agir", "ask", "fait", AT + 1), CLOSED)
+    assert late.history[-1] == entry("question", 1, "page", action="fait", late=True)
+    assert actions == (short_question(Say("guide_visuel.deja")),)
+
+
+def short_question(lead: Say) -> Ask:
+    return Ask("question", "ask", (lead, Say("etape1.question_courte")), 6, hints=("non", "oui"))
+
+
+@pytest.mark.parametrize("status, said", [("sent", "sms.envoye"), ("already", "sms.deja_envoye"), ("not_mobile", "sms.pas_mobile"),
+                                          ("unavailable", "sms.indisponible"), ("failed", "sms.echec")])
+def test_a_guide_asked_by_sms_says_how_it_went_and_asks_again(flow, status, said):
+    session, actions = engine.step(flow, at(flow, "agir"), GuideRequested("agir", "ask", "sms.batterie", status, AT + 1))
+    assert session.history[-1] == entry("agir", 2, "sms", guide="sms.batterie", status=status)
+    assert (session.node, session.failures) == ("agir", 0)
+    assert actions == (Ask("agir", "ask", (Say(said), Say("commun.quand_fait")), 6, pause=10),)
+
+
+def test_a_message_left_is_an_answer_with_its_length(flow):
+    session, _ = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 12, AT + 1))
+    assert session.history[-3] == entry("message", 6, "answer", field="message_vocal", duration=12)
+    stray, actions = engine.step(flow, at(flow, "question"), Recorded("question", "ask", "https://api.twilio.com/R2", 5, AT + 1))
+    assert stray == at(flow, "question") and actions == (Ask("question", "ask", (Say("etape1.question_courte"),), 6, hints=("non", "oui")),)
+
+
+def test_every_step_entered_is_in_the_history_with_its_time_and_step(flow):
+    session, _ = engine.step(flow, at(flow, "question"), Keys("question", "ask", "1", AT + 1.23456))
+    assert session.history[-1] == entry("agir", 2, "enter", 1001.235)
+    position = (session.node, session.step, session.entered_at, session.phase, session.failures, session.pending)
+    assert position == ("agir", 2, AT + 1.23456, "ask", 0, None)
+
+
+def test_the_end_of_a_call_is_in_the_history_with_its_outcome(flow):
+    session, _ = engine.step(flow, at(flow, "agir"), Keys("agir", "ask", "1", AT + 1))
+    assert session.history[-1] == entry("fini", 2, "end", outcome="solved")
+    assert session.history[-3] == entry("agir", 2, "answer", key="1")
+
+
+def test_an_answer_known_from_another_is_not_asked_and_the_agent_reads_it_as_inferred(tmp_path):
+    path = tmp_path / "inferred.yaml"
+    path.write_text("""
+start: android
+inferences:
+  - when: {android: oui}
+    then: {support: téléphone}
+nodes:
+  android: {type: menu, step: 1, prompt: etape1.question, field: android, choices: {"1": {answer: oui, goto: support}}}
+  support:
+    type: menu
+    step: 6
+    prompt: etape6.support
+    field: support
+    choices: {"1": {answer: téléphone, goto: fini}, "2": {answer: tablette, goto: message}}
+  message: {type: record, step: 6, prompt: etape6.message, field: message_vocal, next: fini}
+  fini: {type: end, prompt: fin.resolu, outcome: solved}
+""", encoding="utf-8")
+    inferred = flow_loader.load(path, prompts.load(ROOT / "prompts"))
+    session, _ = engine.start(inferred, "CA1", "+33612345678", AT)
+    session, actions = engine.step(inferred, session, Keys("android", "ask", "1", AT + 1))
+    assert (session.answers, session.inferred) == ({"android": "oui", "support": "téléphone"}, ("support",))
+    assert [entry for entry in session.history if entry["event"] in ("inferred", "skip")] == [
+        entry_at("android", 1, "inferred", fields=["support"]), entry_at("support", 6, "skip", field="support", inferred=True)]
+    assert (session.outcome, actions) == ("solved", (Hangup((Say("fin.resolu"),)),))  # the way « téléphone » goes
+
+
+def entry_at(node: str, step, event: str, **details) -> dict:
+    return entry(node, step, event, AT + 1, **details)
+
+
+def test_a_flow_without_ratings_passes_its_rating_questions(ecps):
+    from dataclasses import replace
+
+    off = replace(ecps, ratings_off=True)
+    session, actions = engine.step(off, at(off, "etape1_resolu"), Keys("etape1_resolu", "ask", "1", AT + 1))
+    rating = ecps.nodes["note_resolu"]
+    assert (session.node, session.outcome, session.rating) == (rating.next, ecps.nodes[rating.next].outcome, None)
+    assert actions == (Hangup((Say("fin.resolu"), Say(ecps.nodes[rating.next].prompt))),)
+
+
+def test_silence_where_the_flow_says_it_is_an_answer_is_noted_as_a_skip(tmp_path):
+    path = tmp_path / "silence.yaml"
+    path.write_text("""
+start: bravo
+nodes:
+  bravo: {type: menu, step: 3, prompt: fin.service, outcome: service, silence: au_revoir, field: suite, choices: {"1": au_revoir}}
+  au_revoir: {type: end, prompt: fin.au_revoir, outcome: service}
+""", encoding="utf-8")
+    quiet = flow_loader.load(path, prompts.load(ROOT / "prompts"))
+    session, _ = engine.start(quiet, "CA1", "+33612345678", AT)
+    ended, _ = engine.step(quiet, session, NoInput("bravo", "ask", AT + 1))
+    assert ended.history[-3] == entry_at("bravo", 3, "skip", field="suite")
+
+
+def test_an_optional_identifier_skipped_by_silence_says_the_agent_will_ask_it(ecps):
+    session, actions = engine.step(ecps, at(ecps, "etape6_rpps"), NoInput("etape6_rpps", "ask", AT + 1))
+    assert session.history[-2] == entry_at("etape6_rpps", 6, "skip", field="identifiant")
+    assert actions[0].says[0] == Say("saisie.passee")
+
+
+def test_the_options_chosen_so_far_are_the_answer_when_silence_follows(flow):
+    one, _ = engine.step(flow, at(flow, "navigateurs"), Keys("navigateurs", "ask", "2", AT + 1))
+    done, _ = engine.step(flow, one, NoInput("navigateurs", "more", AT + 2))
+    assert done.history[-2] == entry("navigateurs", 6, "answer", AT + 2, field="navigateurs", length=len("Firefox"))
+
+
+def test_the_wait_reminder_is_noted_and_is_no_failure_until_wait_max(flow):
+    session, _ = engine.step(flow, at(flow, "agir"), NoInput("agir", "ask", AT + 100))
+    assert session.failures == 1  # at wait_max exactly, silence counts
+    session, _ = engine.step(flow, at(flow, "agir"), NoInput("agir", "ask", AT + 99))
+    assert (session.failures, session.history[-1]) == (0, entry("agir", 2, "wait", AT + 99))
