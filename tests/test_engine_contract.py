@@ -225,3 +225,52 @@ def test_no_queued_question_without_one_to_ask(ecps):
     session = transferred(ecps)
     assert engine.queued_question(ecps, session, AT) == (session, None)
     assert engine.queued_question(ecps, replace(session, queue_next="disparu"), AT) == (replace(session, queue_next="disparu"), None)
+
+
+def test_what_was_said_before_the_first_queued_question_is_said_before_the_queue(ecps):
+    session, actions = engine.step(ecps, at_node(ecps, "etape6_rpps"), NoInput("etape6_rpps", "ask", AT + 1), QUEUE)
+    assert actions == (Transfer("diagnostic_complete", (Say("saisie.passee"), Say("etape6.transfert_file"))),)
+    assert (session.queue_next, session.outcome) == ("etape6_carte", "transferred")
+
+
+def test_the_first_queued_question_is_asked_in_full(ecps):
+    session, _ = queued(ecps)
+    asking, ask = engine.queued_question(ecps, session, AT + 10)
+    assert ask == Ask("etape6_carte", "ask", (Say("etape6.carte"),), 12, None, "#")
+    assert (asking.node, asking.queue_next, asking.queue_asked) == (session.node, "etape6_carte", True)
+
+
+def test_a_queued_question_left_unanswered_is_skipped_if_it_may_be_else_asked_again_shorter(ecps):
+    session, _ = queued(ecps)
+    asking, _ = engine.queued_question(ecps, session, AT + 10)
+    skipped, ask = engine.queued_question(ecps, asking, AT + 20)  # the next turn of the wait: no answer came
+    assert ask == Ask("etape6_reproductible", "ask", (Say("etape6.reproductible"),), 6)
+    assert [entry["event"] for entry in skipped.history[-3:]] == ["skip", "enter", "queued_answer"]
+    assert skipped.history[-1] == {"at": AT + 20, "node": session.node, "step": 6, "event": "queued_answer", "field": "numero_carte"}
+    assert (skipped.queue_next, skipped.queue_phase, skipped.queue_asked) == ("etape6_reproductible", "ask", True)
+    again, ask = engine.queued_question(ecps, skipped, AT + 30)
+    assert ask == Ask("etape6_reproductible", "ask", (Say("commun.silence"), Say("etape6.reproductible_court")), 6)
+    assert (again.queue_next, again.queue_asked) == ("etape6_reproductible", True)
+
+
+def test_answers_in_the_queue_keep_the_call_as_it_was_put_through(ecps):
+    session, _ = queued(ecps)
+    session = replace(session, outcome_step=6)
+    asking, _ = engine.queued_question(ecps, session, AT + 10)
+    after, ask = engine.queued_answer(ecps, asking, NoInput("etape6_carte", "ask", AT + 11))
+    kept = (after.node, after.outcome, after.outcome_step, after.transfer_reason)
+    assert kept == (session.node, "transferred", 6, "diagnostic_complete")
+    answered, following = engine.queued_answer(ecps, after, Keys("etape6_reproductible", "ask", "1", AT + 12))
+    assert answered.answers["reproductible"] == ecps.nodes["etape6_reproductible"].choices["1"].answer
+    assert following is not None and (answered.queue_next, answered.queue_phase) == (following.node, following.phase)
+
+
+def test_the_queues_questions_stop_before_the_message(ecps):
+    stop = ecps.while_queued[1]
+    last = next(name for name, node in ecps.nodes.items() if node.type == "menu" and any(c.goto == stop for c in node.choices.values()))
+    key = next(key for key, choice in ecps.nodes[last].choices.items() if choice.goto == stop)
+    session, _ = queued(ecps)
+    at_last = replace(session, queue_next=last, queue_phase="ask", queue_asked=True)
+    after, ask = engine.queued_answer(ecps, at_last, Keys(last, "ask", key, AT + 40))
+    assert ask is None and (after.queue_next, after.queue_phase, after.queue_asked) == (None, "ask", False)
+    assert (after.node, after.outcome) == (session.node, "transferred")

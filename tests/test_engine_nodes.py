@@ -586,3 +586,96 @@ def test_the_wait_reminder_is_noted_and_is_no_failure_until_wait_max(flow):
     assert session.failures == 1  # at wait_max exactly, silence counts
     session, _ = engine.step(flow, at(flow, "agir"), NoInput("agir", "ask", AT + 99))
     assert (session.failures, session.history[-1]) == (0, entry("agir", 2, "wait", AT + 99))
+
+
+def test_a_version_is_taken_as_keyed_without_a_read_back(ecps):
+    session, actions = engine.step(ecps, at(ecps, "etape6_version_mobile"), Keys("etape6_version_mobile", "ask", "15", AT + 1))
+    assert (session.node, session.answers, session.pending) == ("etape6_navigateurs", {"version_systeme_mobile": "15"}, None)
+    assert session.history[-2] == entry_at("etape6_version_mobile", 6, "answer", field="version_systeme_mobile", length=2)
+
+
+@pytest.mark.parametrize("digits, why", [("200000000", Say("saisie.corse")), ("2A0000000", Say("saisie.chiffres"))])
+def test_a_finess_from_corsica_or_with_a_letter_is_explained(ecps, digits, why):
+    session, actions = engine.step(ecps, at(ecps, "etape6_finess"), Keys("etape6_finess", "ask", digits, AT + 1))
+    assert session.failures == 1 and actions[0].says[0] == why
+
+
+def test_the_callers_own_number_is_read_in_pairs_to_be_called_back(ecps):
+    session = at(ecps, "rappel_numero", caller="+33612345678")
+    _, (ask,) = engine.resume(ecps, session)
+    assert ask.says == (Say.filled("rappel.numero", numero="06 12 34 56 78"),)
+
+
+def test_another_number_to_call_back_is_read_back_in_pairs(ecps):
+    session, (ask,) = engine.step(ecps, at(ecps, "rappel_autre_numero"), Keys("rappel_autre_numero", "ask", "0612345678", AT + 1))
+    assert ask == Ask("rappel_autre_numero", "confirm", (Say.filled("saisie.relecture", chiffres="06 12 34 56 78"),), 6)
+    session, actions = engine.step(ecps, session, Keys("rappel_autre_numero", "confirm", "1", AT + 2))
+    assert (session.outcome, session.answers["numero_rappel"]) == ("callback", "+33612345678")  # kept as Twilio dials it
+
+
+def test_a_word_read_back_then_wrong_keys_end_with_an_agent_for_wrong_keys(flow):
+    unsure, _ = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "non", 0.2, AT + 1))
+    wrong, _ = engine.step(flow, unsure, Keys("question", "speech", "7", AT + 2))
+    ended, actions = engine.step(flow, wrong, Keys("question", "speech", "7", AT + 3))
+    assert (ended.outcome, ended.transfer_reason) == ("transferred", "invalid_input")
+    assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),)
+
+
+FLOW_AFTER_HOURS = """
+start: question
+after_hours: ferme
+nodes:
+  question: {type: menu, step: 1, prompt: etape1.question, choices: {"1": conseiller}}
+  conseiller: {type: transfer, step: 6, prompt: etape6.transfert, reason: diagnostic_complete}
+  ferme: {type: menu, prompt: horaires.choix, choices: {"1": au_revoir, "2": note}}
+  note: {type: rating, prompt: satisfaction.question, next: ferme}
+  au_revoir: {type: end, prompt: fin.ferme, outcome: closed}
+"""
+
+
+@pytest.fixture(scope="module")
+def after_hours(tmp_path_factory):
+    path = tmp_path_factory.mktemp("flow") / "after_hours.yaml"
+    path.write_text(FLOW_AFTER_HOURS, encoding="utf-8")
+    return flow_loader.load(path, prompts.load(ROOT / "prompts"))
+
+
+def _in_after_hours(flow, conditions):
+    session, _ = engine.start(flow, "CA1", "+33612345678", AT, conditions)
+    return engine.step(flow, session, Keys("question", "ask", "1", AT + 1), conditions)[0]
+
+
+@pytest.mark.parametrize("event, why", [(NoInput, Say("commun.silence")), (Keys, Say("parole.pas_compris"))])
+def test_failing_in_the_after_hours_part_when_closed_says_when_it_opens_and_goodbye(after_hours, event, why):
+    session = _in_after_hours(after_hours, CLOSED)
+    assert session.node == "ferme"
+    for second in range(2, 2 + after_hours.settings.max_attempts):
+        happened = NoInput("ferme", "ask", AT + second) if event is NoInput else Keys("ferme", "ask", "7", AT + second)
+        session, actions = engine.step(after_hours, session, happened, CLOSED)
+    assert actions == (Hangup((why, Say.filled("horaires.ferme", quand="demain à 8 heures 30"), Say("horaires.au_revoir"))),)
+    assert (session.outcome, session.history[-1]) == ("closed", entry("ferme", 6, "end", AT + second, outcome="closed"))
+
+
+def test_failing_in_the_after_hours_part_when_nobody_answered_says_no_agent_can(after_hours):
+    session = _in_after_hours(after_hours, Conditions(agents=False))
+    for second in range(2, 2 + after_hours.settings.max_attempts):
+        session, actions = engine.step(after_hours, session, NoInput("ferme", "ask", AT + second), Conditions(agents=False))
+    assert actions == (Hangup((Say("commun.silence"), Say("conseiller.indisponible"))),)
+    assert session.outcome == "unanswered"
+
+
+def test_an_end_marked_closed_reached_because_nobody_answered_is_counted_unanswered(after_hours):
+    open_unstaffed = _in_after_hours(after_hours, Conditions(agents=False))
+    ended, _ = engine.step(after_hours, open_unstaffed, Keys("ferme", "ask", "1", AT + 2), Conditions(agents=False))
+    assert (ended.outcome, ended.history[-1]["outcome"]) == ("unanswered", "unanswered")
+    closed, _ = engine.step(after_hours, _in_after_hours(after_hours, CLOSED), Keys("ferme", "ask", "1", AT + 2), CLOSED)
+    assert closed.outcome == "closed"
+
+
+def test_a_rating_whose_next_is_a_question_goes_on_there_and_after_an_agent_says_goodbye(after_hours):
+    session = _in_after_hours(after_hours, CLOSED)
+    rating, _ = engine.step(after_hours, session, Keys("ferme", "ask", "2", AT + 2), CLOSED)
+    rated, actions = engine.step(after_hours, rating, Keys("note", "ask", "3", AT + 3), CLOSED)
+    assert (rated.node, rated.rating) == ("ferme", 3) and actions[0].says[0] == Say("satisfaction.merci")
+    after_agent, actions = engine.step(after_hours, rating.evolve(outcome="transferred"), Keys("note", "ask", "3", AT + 3))
+    assert actions == (Hangup((Say("satisfaction.merci"), Say("fin.au_revoir"))),)

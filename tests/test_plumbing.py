@@ -52,6 +52,7 @@ def test_a_form_that_is_not_utf8_reads_as_werkzeug_reads_it(client):
     signature = RequestValidator(TOKEN).compute_signature("http://localhost/voice", form)
     response = client.post("/voice", data=body, content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": signature})
     assert response.status_code == 200
+    assert "<Gather action=\"/voice/answer?node=etape1_a_jour&amp;phase=ask\"" in response.get_data(as_text=True)  # the call starts as any other
 
 
 @pytest.fixture
