@@ -274,3 +274,32 @@ def test_the_queues_questions_stop_before_the_message(ecps):
     after, ask = engine.queued_answer(ecps, at_last, Keys(last, "ask", key, AT + 40))
     assert ask is None and (after.queue_next, after.queue_phase, after.queue_asked) == (None, "ask", False)
     assert (after.node, after.outcome) == (session.node, "transferred")
+
+
+def test_the_arms_are_those_every_release_gives(ecps):
+    """Pinned: servers of two releases (a rolling deploy) must give a call the same arm."""
+    experiment = Experiment(4, "etape1.question", "B", 50)
+    assert [engine.arm_of(f"CA{n:032x}", experiment) for n in range(12)] == ["B", "B", "B", "B", "B", "A", "A", "B", "A", "B", "B", "B"]
+    for n in range(12):
+        session, _ = engine.start(ecps, f"CA{n:032x}", "+33612345678", AT, Conditions(experiments=(experiment,)))
+        assert session.arms == {"etape1.question": engine.arm_of(f"CA{n:032x}", experiment)}
+
+
+def test_a_key_for_an_agent_in_the_queue_keeps_the_reason_the_call_was_put_through(ecps):
+    session, _ = queued(ecps)
+    asking, _ = engine.queued_question(ecps, session, AT + 10)
+    after, ask = engine.queued_answer(ecps, asking, Keys("etape6_carte", "ask", "0", AT + 11))
+    assert (after.outcome, after.transfer_reason, after.node) == ("transferred", "diagnostic_complete", session.node)
+
+
+def test_a_number_read_back_in_the_queue_is_asked_as_its_read_back(ecps):
+    session, _ = queued(ecps)
+    reading = replace(session, queue_next="etape6_carte", queue_phase="confirm", pending="1234")
+    asking, ask = engine.queued_question(ecps, reading, AT + 10)
+    assert ask == Ask("etape6_carte", "confirm", (Say.filled("saisie.relecture", chiffres="1 2 3, 4"),), 6)
+
+
+def test_the_rating_question_starts_fresh_whatever_the_call_was_doing(ecps):
+    session = replace(transferred(ecps), phase="confirm", pending="0612")
+    rated, _ = engine.rate_after_agent(ecps, session, AT + 60)
+    assert (rated.phase, rated.pending) == ("ask", None)

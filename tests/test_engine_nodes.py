@@ -629,6 +629,7 @@ nodes:
   conseiller: {type: transfer, step: 6, prompt: etape6.transfert, reason: diagnostic_complete}
   ferme: {type: menu, prompt: horaires.choix, choices: {"1": au_revoir, "2": note}}
   note: {type: rating, prompt: satisfaction.question, next: ferme}
+  note_fin: {type: rating, prompt: satisfaction.question, next: au_revoir}
   au_revoir: {type: end, prompt: fin.ferme, outcome: closed}
 """
 
@@ -679,3 +680,30 @@ def test_a_rating_whose_next_is_a_question_goes_on_there_and_after_an_agent_says
     assert (rated.node, rated.rating) == ("ferme", 3) and actions[0].says[0] == Say("satisfaction.merci")
     after_agent, actions = engine.step(after_hours, rating.evolve(outcome="transferred"), Keys("note", "ask", "3", AT + 3))
     assert actions == (Hangup((Say("satisfaction.merci"), Say("fin.au_revoir"))),)
+
+
+def test_a_rating_after_an_agent_whose_next_is_an_end_says_that_ends_sentence(after_hours):
+    session = _in_after_hours(after_hours, CLOSED).evolve(node="note_fin", outcome="transferred")
+    rated, actions = engine.step(after_hours, session, Keys("note_fin", "ask", "5", AT + 3))
+    assert actions == (Hangup((Say("satisfaction.merci"), Say("fin.ferme"))),)
+    assert (rated.outcome, rated.rating) == ("transferred", 5)
+
+
+def test_answers_known_from_step_1_skip_every_question_they_answer_menus_and_numbers_alike(ecps):
+    session = at(ecps, "etape6_support", answers={"android_15_et_navigateur": "oui"})
+    from ivr.call.answers import enter
+
+    after, actions = enter(ecps, session, "etape6_support", AT + 1)
+    assert after.node == "etape6_navigateurs"
+    skipped = [(item["node"], item["field"]) for item in after.history if item["event"] == "skip"]
+    assert skipped == [("etape6_support", "support"), ("etape6_systeme_mobile", "systeme_mobile"),
+                       ("etape6_version_mobile", "version_systeme_mobile")]
+    assert after.answers["version_systeme_mobile"] == "15 ou plus" and actions[0].node == "etape6_navigateurs"
+
+
+@pytest.mark.parametrize("caller, asked", [("+33612345678", "rappel_numero"), ("", "rappel_autre_numero")])
+def test_the_callers_own_number_is_offered_only_when_the_network_gave_it(ecps, caller, asked):
+    from ivr.call.answers import enter
+
+    after, actions = enter(ecps, at(ecps, "horaires_tri", caller=caller), "rappel_tri", AT + 1)
+    assert (after.node, actions[0].node) == (asked, asked)
