@@ -75,6 +75,17 @@ def test_session_round_trips_through_a_dict(ecps):
     assert engine.Session.from_dict(session.to_dict(), revision=7) == replace(session, revision=7)
 
 
+def test_a_session_read_back_from_json_has_its_arms_variants_and_inferred_answers(ecps):
+    import json
+
+    session, _ = engine.start(ecps, "CA1", "+33612345678", 1000.0)
+    session = replace(session, arms={"etape1.question": "B"}, variants={"etape1.question": "Texte B"}, inferred=("support",),
+                      answers={"support": "téléphone"})
+    read = engine.Session.from_dict(json.loads(json.dumps(session.to_dict())))  # as the stores keep it: lists, not tuples
+    assert read == session
+    assert (read.arms, read.variants, read.inferred) == ({"etape1.question": "B"}, {"etape1.question": "Texte B"}, ("support",))
+
+
 def test_session_from_a_dict_of_an_older_release_or_a_broken_one():
     # A session saved before a field existed takes the field's default; unknown or missing fields
     # are refused as the dataclass itself refuses them.

@@ -707,3 +707,39 @@ def test_the_callers_own_number_is_offered_only_when_the_network_gave_it(ecps, c
 
     after, actions = enter(ecps, at(ecps, "horaires_tri", caller=caller), "rappel_tri", AT + 1)
     assert (after.node, actions[0].node) == (asked, asked)
+
+
+def test_after_a_number_confirmed_the_next_question_starts_fresh(flow):
+    read_back, _ = engine.step(flow, at(flow, "numero"), Keys("numero", "ask", VALID_RPPS, AT + 1))
+    confirmed, actions = engine.step(flow, read_back, Keys("numero", "confirm", "1", AT + 1.23456))
+    assert (confirmed.node, confirmed.phase, confirmed.pending) == ("navigateurs", "ask", None)
+    assert confirmed.history[-2]["at"] == 1001.235  # times kept to the millisecond
+    assert actions == (Ask("navigateurs", "ask", (Say("etape6.navigateurs"),), 6, 1, "#"),)
+
+
+@pytest.mark.parametrize("confidence, sure", [(0.497, False), (0.5, True)])
+def test_the_confidence_threshold_is_the_flows_percentage(flow, confidence, sure):
+    session, _ = engine.step(flow, at(flow, "question"), Spoken("question", "ask", "oui", confidence, AT + 1))
+    assert (session.phase == "speech") is not sure
+
+
+def test_a_hash_at_a_menu_is_named_dieze_and_a_choice_without_answer_records_none(ecps):
+    session, actions = engine.step(ecps, at(ecps, "etape1_a_jour"), Keys("etape1_a_jour", "ask", "#", AT + 1))
+    assert actions[0].says[0] == Say.filled("commun.touche_invalide", touche="dièse")
+    assert session.history[-1] == entry_at("etape1_a_jour", 1, "invalid", key="#")
+    chosen, _ = engine.step(ecps, at(ecps, "rappel_numero", answers={"a": "b"}), Keys("rappel_numero", "ask", "1", AT + 1))
+    assert chosen.answers == {"a": "b"} and chosen.outcome == "callback"
+
+
+def test_wrong_keys_at_a_read_back_end_with_an_agent_and_at_optional_options_pass_the_question(flow):
+    session = at(flow, "numero", phase="confirm", pending=VALID_RPPS, failures=flow.settings.max_attempts - 1)
+    ended, actions = engine.step(flow, session, Keys("numero", "confirm", "7", AT + 1))
+    assert actions == (Transfer("invalid_input", (Say("transfert.touches"),)),) and ended.transfer_reason == "invalid_input"
+    session = at(flow, "navigateurs", failures=flow.settings.max_attempts - 1)
+    passed, actions = engine.step(flow, session, Keys("navigateurs", "ask", "7", AT + 1))
+    assert passed.node == "message" and actions[0].says[:2] == (Say.filled("commun.touche_invalide", touche="7"), Say("saisie.passee"))
+
+
+def test_an_empty_message_is_noted_as_skipped(flow):
+    session, _ = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 0, AT + 1))
+    assert session.history[-3] == entry_at("message", 6, "skip", field="message_vocal")
