@@ -743,3 +743,16 @@ def test_wrong_keys_at_a_read_back_end_with_an_agent_and_at_optional_options_pas
 def test_an_empty_message_is_noted_as_skipped(flow):
     session, _ = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 0, AT + 1))
     assert session.history[-3] == entry_at("message", 6, "skip", field="message_vocal")
+
+
+def test_the_options_chosen_so_far_are_read_back_in_the_order_pressed(ecps):
+    first, _ = engine.step(ecps, at(ecps, "etape6_navigateurs"), Keys("etape6_navigateurs", "ask", "2", AT + 1))
+    second, actions = engine.step(ecps, first, Keys("etape6_navigateurs", "more", "3", AT + 2))
+    options = ecps.nodes["etape6_navigateurs"].options
+    assert actions == (Ask("etape6_navigateurs", "more", (Say.filled("saisie.autre_option", choix=f"{options['2']}, {options['3']}"),), 6, 1, "#"),)
+
+
+def test_the_ecps_test_step_listens_for_bravo_and_ko_while_the_caller_tries(ecps):
+    _, (ask,) = engine.resume(ecps, at(ecps, "etape3_test"))
+    assert (ask.pause, ask.says) == (ecps.settings.wait_pause, (Say("etape3.test"),))
+    assert ask.hints == ("bravo", "ko", "k o", "ca ne marche pas", "erreur", "pas pu", "autre message", "impossible")
