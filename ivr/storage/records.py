@@ -93,8 +93,9 @@ class CallRecords:
                                     (rating, channel, at, call_sid)))
 
     def transfer_result(self, call_sid: str, result: str) -> None:
-        """How the transfer ended (answered, busy, no-answer, bridged, no_destination…)."""
-        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ? AND call_status IS NULL", (result, call_sid))
+        """How the transfer ended (answered, busy, no-answer, bridged, no_destination…), whenever it
+        comes: Twilio documents no order between a verb's action and the call's status callback."""
+        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
 
     def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:
         """The call is over: a call that ended with no outcome was hung up (or never answered).

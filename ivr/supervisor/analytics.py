@@ -10,6 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 
+from ..call import transfer_results
 from ..call.handoff import REASON_LABELS, iso
 from ..call.hours import PARIS
 from ..call.prompts import fill
@@ -65,6 +66,7 @@ def figures(db: Database, start: float, end: float) -> dict:
         "outcomes": dict(outcomes.most_common()),
         "solved_by_step": _counts(call["outcome_step"] for call in calls if call["outcome"] == "solved"),
         "transferred_by_reason": _counts(call["transfer_reason"] for call in calls if call["outcome"] == "transferred"),
+        "transfers": _transfers(calls),
         "hung_up_by_node": _counts(call["last_node"] for call in calls if call["outcome"] == "hung_up"),
         "funnel": _funnel(events),
         "nodes": _nodes(events, calls),
@@ -108,6 +110,15 @@ def satisfaction(calls) -> dict:
                        for version in sorted({c["flow_version"] or "" for c in rated})},
         "by_arm": {name: summary(rows) for name, rows in sorted(arms.items())},
     }
+
+
+def _transfers(calls) -> dict:
+    """How the transfers ended: taken by an agent (Flex's `redirected` included) or not, by Twilio's result."""
+    put_through = [call for call in calls if call["transfer_result"] is not None or call["outcome"] == "transferred"]
+    taken = [call for call in put_through if call["transfer_result"] is not None and transfer_results.of(call["transfer_result"]).agent]
+    return {"count": len(put_through), "answered": len(taken),
+            "by_result": _counts(transfer_results.of(call["transfer_result"]).label if call["transfer_result"] else "résultat pas encore reçu"
+                                 for call in put_through)}
 
 
 def _counts(values) -> dict:
@@ -215,6 +226,10 @@ def report(data: dict, first: date, last: date) -> str:
     lines.append(f"  orientés vers le service (« Bravo ») : {outcomes.get('service', 0)}")
     reasons = ", ".join(f"{REASON_LABELS.get(r, r)} : {n}" for r, n in data["transferred_by_reason"].items())
     lines.append(f"Transférés à un conseiller : {outcomes.get('transferred', 0)}" + (f" ({reasons})" if reasons else ""))
+    transfers = data["transfers"]
+    if transfers["count"]:
+        results = ", ".join(f"{label} : {n}" for label, n in transfers["by_result"].items())
+        lines.append(f"  pris par un conseiller : {transfers['answered']} sur {transfers['count']} ({results})")
     hung = ", ".join(f"{node} : {n}" for node, n in data["hung_up_by_node"].items())
     lines.append(f"Raccrochés en cours de route : {outcomes.get('hung_up', 0)}" + (f" ({hung})" if hung else ""))
     others = {k: v for k, v in outcomes.items() if k not in ("solved", "service", "transferred", "hung_up")}

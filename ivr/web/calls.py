@@ -8,21 +8,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from ..call import engine, handoff, twiml, visual
+from ..call import engine, handoff, transfer_results, twiml, visual
 from ..call.session import Action, Event, GuideRequested, NoInput, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .services import Services
 
 log = logging.getLogger(__name__)
-# Results of <Dial> or <Enqueue> that mean the caller did talk to an agent.
-REACHED = frozenset({"completed", "answered", "bridged", "hangup"})
-# Those where Twilio hands the caller back once the agent has hung up: the rating question is asked.
-RATED = frozenset({"completed", "answered", "bridged"})
-# Those where no agent took the call (Twilio's <Dial> and <Enqueue> results, and ours); any other, or
-# none at all (a Flex conference that ended the call), is a call an agent took.
-NOT_REACHED = frozenset({"busy", "no-answer", "failed", "canceled", "error", "system-error", "queue-full", "leave", "hangup", "no_destination",
-                         "unknown"})
 # Times a webhook replays its event when another request of the call saved first; each conflict means
 # another request of the call succeeded, so N requests racing need at most N - 1 replays.
 RACE_RETRIES = 10
@@ -121,13 +113,15 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
         ivr.store.save(session, force=True)  # and the record at the call's end
-    if result in REACHED:
-        if result in RATED and not caller_gone and session is not None:
-            try:
-                return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True,
-                                token=token)
-            except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
-                log.exception("[%s] the rating question cannot be asked", call_sid)
+    meaning = transfer_results.of(result)
+    if not transfer_results.documented(result):
+        log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
+    if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
+        try:
+            return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)
+        except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
+            log.exception("[%s] the rating question cannot be asked", call_sid)
+    if meaning.agent or not meaning.caller_back:  # an agent took it (Flex: Twilio ignores this answer), or the caller left the queue
         return twiml.goodbye(ivr.speech())
     if unreadable is not None:
         raise unreadable
@@ -192,7 +186,8 @@ def _rating_by_sms(ivr: Services, session: Session) -> None:
         if not engine.wants_rating_by_sms(bundle.flow, session):
             return
         record = ivr.records.get(session.call_sid) or {}
-        if record.get("transfer_result") in NOT_REACHED:  # nobody took the call: nothing to rate
+        result = record.get("transfer_result")
+        if result is not None and not transfer_results.of(result).agent:  # nobody took the call: nothing to rate
             return
         status = ivr.guides.send(session.call_sid, session.caller, RATING_SMS, bundle.prompts.text(RATING_SMS))
         log.info("[%s] rating asked by SMS: %s", session.call_sid, status)
