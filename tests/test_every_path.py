@@ -329,3 +329,18 @@ def test_what_step_1_said_is_not_asked_again_and_the_agent_reads_it_as_inferred(
 def test_a_caller_without_android_15_is_asked_everything(caller):
     result = caller().call([*TO_STEP6, "9", *QUESTIONS, "2"])
     assert {"etape6_support", "etape6_systeme_mobile", "etape6_version_mobile"} <= {q.node for q in result.questions}
+
+
+def test_star_and_zero_at_a_number_question_count_once_sent_with_hash_or_after_the_silence(app, caller):
+    """A number question takes several keys: Twilio sends them on # (its only finishOnKey) or after
+    its 12 s timeout (https://www.twilio.com/docs/voice/twiml/gather#finishonkey). `*` alone then
+    says the question again in full and `0` alone reaches an agent, as at every other question."""
+    call = caller()
+    result = call.call([*TO_STEP6, "1"], hang_up_status=False)  # at the RPPS question
+    question = result.questions[-1]
+    assert (question.node, question.finish_on_key, question.num_digits) == ("etape6_rpps", "#", None)
+    assert 'finishOnKey="#"' in result.documents[-1] and 'timeout="12"' in result.documents[-1]
+    _, body = call.post("http://localhost/voice/answer?node=etape6_rpps&phase=ask", call.params(Digits="*"))
+    assert "node=etape6_rpps" in body and "Tapez les 11 chiffres de votre RPPS, puis dièse." in body  # in full
+    _, body = call.post("http://localhost/voice/answer?node=etape6_rpps&phase=ask", call.params(Digits="0"))
+    assert "<Enqueue" in body and record_of(app, call)["transfer_reason"] == "caller_request"
