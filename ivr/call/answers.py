@@ -87,11 +87,15 @@ def answer(flow: Flow, session: Session, event: Event) -> tuple[Session, tuple[A
     if isinstance(event, Recorded) and node.type != "record":
         # A message posted to a question that records none (a forged or stray request): ask again.
         return session, (ask(flow, node, session, full=False),)
+    if isinstance(event, Recorded) and event.hung_up and event.duration == 0:
+        return session, (Hangup(),)  # gone without a word: the status callback ends the call as hung up
     if isinstance(event, Recorded) and event.duration == 0:
         return _no_message(flow, node, session, event.at)
     if isinstance(event, Recorded):
         session = log(session, event.at, "answer", {"answers": {**session.answers, node.field: event.url}}, field=node.field,
                        duration=event.duration)
+        if event.hung_up:  # the message is kept and followed up; what comes next (a transfer…) never happened
+            return log(session, event.at, "end", {"outcome": "voicemail", "outcome_step": session.step}, outcome="voicemail"), (Hangup(),)
         return enter(flow, session, node.next, event.at)
     digits = event.digits
     if REPEAT_KEY in digits:

@@ -20,13 +20,14 @@ class Keys:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The caller left a voice message."""
+    """The caller left a voice message (`hung_up`: the recording ended because they hung up)."""
 
     node: str
     phase: str
     url: str
     duration: int
     at: float
+    hung_up: bool = False
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,10 @@ class CallRecords:
 
     def transfer_result(self, call_sid: str, result: str) -> None:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…), whenever it
-        comes: Twilio documents no order between a verb's action and the call's status callback."""
-        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ?", (result, call_sid))
+        comes for a call that was put through: Twilio documents no order between a verb's action and
+        the call's status callback. A result for a call closed without a transfer changes nothing."""
+        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ? AND (call_status IS NULL OR outcome = 'transferred')",
+                        (result, call_sid))
 
     def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:
         """The call is over: a call that ended with no outcome was hung up (or never answered).
@@ -114,6 +116,10 @@ class CallRecords:
             """,
             (call_sid, caller, ended_at - (duration_s or 0), ended_at, duration_s, status, fallback),
         )
+
+    def late_message(self, call_sid: str) -> None:
+        """A call closed as hung up whose voice message arrived afterwards: it ended with that message."""
+        self.db.execute("UPDATE calls SET outcome = 'voicemail' WHERE call_sid = ? AND (outcome = 'hung_up' OR outcome IS NULL)", (call_sid,))
 
     def closed(self, call_sid: str) -> bool:
         """Whether Twilio has already said the call is over (its status callback came)."""

@@ -226,8 +226,8 @@ def report(data: dict, first: date, last: date) -> str:
     lines.append(f"  orientés vers le service (« Bravo ») : {outcomes.get('service', 0)}")
     reasons = ", ".join(f"{REASON_LABELS.get(r, r)} : {n}" for r, n in data["transferred_by_reason"].items())
     lines.append(f"Transférés à un conseiller : {outcomes.get('transferred', 0)}" + (f" ({reasons})" if reasons else ""))
-    transfers = data["transfers"]
-    if transfers["count"]:
+    transfers = data.get("transfers") or {}
+    if transfers.get("count"):
         results = ", ".join(f"{label} : {n}" for label, n in transfers["by_result"].items())
         lines.append(f"  pris par un conseiller : {transfers['answered']} sur {transfers['count']} ({results})")
     hung = ", ".join(f"{node} : {n}" for node, n in data["hung_up_by_node"].items())

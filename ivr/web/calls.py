@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..call import engine, handoff, transfer_results, twiml, visual
-from ..call.session import Action, Event, GuideRequested, NoInput, Session, Transfer
+from ..call.session import Action, Event, GuideRequested, NoInput, Recorded, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
 from .services import Services
@@ -76,7 +76,20 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
             after = engine.page_dropped(after.evolve(page=""), page)
         return after, actions
 
-    return _advance(ivr, call_sid, decide, urls, token)
+    late = (lambda: _late_message(ivr, call_sid, event)) if isinstance(event, Recorded) and event.duration != 0 else None
+    return _advance(ivr, call_sid, decide, urls, token, on_closed=late)
+
+
+def _late_message(ivr: Services, call_sid: str, event: Recorded) -> None:
+    """A message whose recording's action came after the call's status (the caller hung up to end
+    it, and Twilio sent the status first): it is kept and followed up all the same."""
+    record = ivr.records.get(call_sid)
+    if record is None or record["outcome"] not in ("hung_up", None):
+        return
+    document = record["context"] or {"call_sid": call_sid, "caller": record["caller"], "last_step": record["last_step"]}
+    write(ivr, "late_message", call_sid=call_sid)
+    write(ivr, "callback", call_sid=call_sid, number=record["caller"], kind="voicemail", document=document, message_url=event.url, at=event.at)
+    log.info("[%s] a message recorded as the caller hung up is kept (its status came first)", call_sid)
 
 
 def from_page(ivr: Services, call_sid: str, urls: Urls, token: str = "") -> str:
@@ -255,7 +268,7 @@ def context_now(ivr: Services, session: Session, links: handoff.Links | None = N
 
 
 def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], Decision], urls: Urls, token: str,
-             first_webhook: bool = False) -> str:
+             first_webhook: bool = False, on_closed: Callable[[], None] | None = None) -> str:
     """Load the session, let the engine decide, save; replay on a fresh session if another request
     of the same call saved first (no lost write). A request Twilio retries (the same idempotency
     token as the last one answered) gets the same answer, and nothing is counted twice."""
@@ -264,6 +277,8 @@ def _advance(ivr: Services, call_sid: str, decide: Callable[[Session | None], De
         loaded = None if unread else ivr.store.load(call_sid)
         if loaded is None and not unread and _closed(ivr, call_sid):  # its status came first, or meanwhile
             log.info("[%s] a webhook after the call ended: nothing to do", call_sid)
+            if on_closed is not None:
+                on_closed()
             return twiml.empty()
         if replayed(loaded, token):
             return loaded.reply
@@ -333,6 +348,7 @@ def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
         "progress": lambda a: ivr.records.progress(Session.from_dict(a["session"]), a["context"], a["events_from"]),
         "close": lambda a: ivr.records.close(a["call_sid"], a["status"], a["ended_at"], a["duration"], a["caller"]),
         "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"]),
+        "late_message": lambda a: ivr.records.late_message(a["call_sid"]),
         "callback": lambda a: ivr.callbacks.add(a["call_sid"], a["number"], a["kind"], a["document"], a["message_url"], a["at"]),
         "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"], a.get("version", "")),
     }

@@ -85,7 +85,10 @@ def _event(form, args, now: float) -> Event:
         return Spoken(node, phase, form["SpeechResult"], confidence, now)
     if form.get("RecordingUrl"):
         duration = count(form.get("RecordingDuration"))  # 0: an empty recording, which is no message
-        return Recorded(node, phase, form["RecordingUrl"], -1 if duration is None else duration, now)
+        # <Record>'s action gets Digits=hangup when the caller hung up to end the recording
+        # (https://www.twilio.com/docs/voice/twiml/record#attributes-action): the call is over.
+        hung_up = form.get("Digits") == "hangup" or form.get("CallStatus") in FINAL_STATUSES
+        return Recorded(node, phase, form["RecordingUrl"], -1 if duration is None else duration, now, hung_up)
     # Only what a keypad sends is ever used (and spoken back), and no more than any question asks.
     digits = "".join(key for key in form.get("Digits", "") if key in KEYPAD)[:MAX_DIGITS]
     return Keys(node, phase, digits, now) if digits else NoInput(node, phase, now)
