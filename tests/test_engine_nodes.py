@@ -756,3 +756,13 @@ def test_the_ecps_test_step_listens_for_bravo_and_ko_while_the_caller_tries(ecps
     _, (ask,) = engine.resume(ecps, at(ecps, "etape3_test"))
     assert (ask.pause, ask.says) == (ecps.settings.wait_pause, (Say("etape3.test"),))
     assert ask.hints == ("bravo", "ko", "k o", "ca ne marche pas", "erreur", "pas pu", "autre message", "impossible")
+
+
+def test_a_message_ended_by_hanging_up_is_kept_and_ends_the_call_as_a_message(flow):
+    left, actions = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 9, AT + 1, hung_up=True))
+    assert (left.outcome, left.outcome_step, actions) == ("voicemail", 6, (Hangup(),))
+    assert left.answers == {"message_vocal": "https://api.twilio.com/R1"}
+    assert left.history[-2:] == (entry_at("message", 6, "answer", field="message_vocal", duration=9),
+                                 entry_at("message", 6, "end", outcome="voicemail"))
+    silent, actions = engine.step(flow, at(flow, "message"), Recorded("message", "ask", "https://api.twilio.com/R1", 0, AT + 1, hung_up=True))
+    assert (silent, actions) == (at(flow, "message"), (Hangup(),))  # nothing to keep: the status callback ends the call
