@@ -147,6 +147,29 @@ def test_helpdesk_gets_the_answers_given_in_the_queue_when_the_agent_picks_up_mi
 
 
 @responses.activate
+@pytest.mark.parametrize("rating", ["4", "."])
+def test_answers_given_in_the_queue_reach_the_record_and_the_helpdesk_when_the_caller_rates_after_the_agent(helpdesk_app, caller, rating):
+    """Twilio requests the <Enqueue> action once the bridged parties hang up: the caller is handed
+    back, asked the rating and answers it (or lets it go): the answers given in the queue before the
+    agent picked up are in the record and reach the helpdesk as its second version, once."""
+    responses.post(HELPDESK, status=200)
+    call = caller(target=helpdesk_app)
+    call.call([*TO_STEP6, "9"], hang_up_status=False)
+    call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=ask", call.params(Digits="2100012345"))
+    call.post("http://localhost/voice/wait/answer?node=etape6_carte&phase=confirm", call.params(Digits="1"))
+    _, body = call.post("http://localhost/voice/transfer-done", call.params(QueueResult="bridged", QueueTime="30"))
+    assert "node=note_conseiller" in body
+    answer = {"Digits": rating} if rating != "." else {}
+    call.post("http://localhost/voice/answer?node=note_conseiller&phase=ask", call.params(**answer))
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="400"))
+    record = helpdesk_app.extensions["ivr"].records.get(call.call_sid)
+    assert record["context"]["questionnaire"]["card_number"] == "2100012345"
+    assert record["context"]["asked_in_queue"] == ["numero_carte"] and record["context"]["not_asked"][:1] == ["reproductible"]
+    assert helpdesk_app.extensions["ivr"].outbox.deliver_due() == (2, 0)
+    assert [c.request.headers["Idempotency-Key"] for c in responses.calls] == [f"{call.call_sid}:transfer", f"{call.call_sid}:transfer:queue"]
+
+
+@responses.activate
 def test_helpdesk_down_then_restart_then_delivered_with_the_same_key(make_app, helpdesk_app, caller):
     responses.post(HELPDESK, status=503)
     responses.post(HELPDESK, body=requests.ConnectionError("refused"))

@@ -162,6 +162,17 @@ def deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> No
         ivr.nudge_outbox()
 
 
+def queue_answers(ivr: Services, session: Session, since: int, at: float, links: handoff.Links | None) -> dict | None:
+    """The agent's document again when answers given in the queue since history entry `since` are
+    not in the record yet (the agent took the call before the questions were over, and the caller
+    then hung up or rated the call): for the record, and for the helpdesk as its second version."""
+    if session.outcome != "transferred" or not any(entry.get("event") == "queued_answer" for entry in session.history[since:]):
+        return None
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, links)
+    deliver_again(ivr, session.call_sid, document, at)
+    return document
+
+
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str, urls: Urls | None = None) -> None:
     """Twilio's final status: the call's last events and its record are written, its session is
     taken (no later request of the call reads it or saves it back).
@@ -177,11 +188,7 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
     if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
-        document = None
-        if session.outcome == "transferred" and any(e.get("event") == "queued_answer" for e in session.history[session.recorded:]):
-            # The agent took the call before the questions asked in the queue were over: what was answered goes on.
-            document = handoff.context(session, ivr.bundle(session.flow_version).flow, now, urls.links(call_sid) if urls else None)
-            deliver_again(ivr, call_sid, document, now)
+        document = queue_answers(ivr, session, session.recorded, now, urls.links(call_sid) if urls else None)
         write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
@@ -327,8 +334,9 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
-    if recording:
-        write(ivr, "progress", session=session.to_dict(), context=document if transfer else None, events_from=unrecorded)
+    if recording:  # at a transfer the agent's document; at the end, the one completed by answers given in the queue, if any
+        context = document if transfer else queue_answers(ivr, session, unrecorded, now, urls.links(call_sid)) if ending else None
+        write(ivr, "progress", session=session.to_dict(), context=context, events_from=unrecorded)
     if follow_up:
         _follow_up(ivr, session, document, now)
     if plan is not None:
