@@ -282,7 +282,9 @@ def test_a_flex_call_ended_by_the_conference_is_asked_by_sms_and_only_asked_call
     solved = caller(target=app)
     solved.call(["1", "1", "1", "5"])  # rated on the line: never asked by SMS
     flex = caller(target=app, caller="+33611111111")
-    flex.call(["0"])  # to the queue; the conference ends the call: only the status callback comes
+    flex.call(["0"], hang_up_status=False)  # to the queue; an agent accepts the Task: Flex moves the call to its conference
+    flex.post("http://localhost/voice/transfer-done", flex.params(QueueResult="redirected", QueueTime="20"))
+    flex.post("http://localhost/voice/status", flex.params(CallStatus="completed", CallDuration="300"))  # the conference ends the call
     assert len(responses.calls) == 1 and parse_qs(responses.calls[0].request.body)["To"] == ["+33611111111"]
     sms = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN)
 

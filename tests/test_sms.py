@@ -37,10 +37,12 @@ def test_only_french_mobiles_receive(number, mobile):
 def test_guide_sent_once_and_recorded(sms_app, caller):
     twilio_accepts()
     call = caller(target=sms_app)
-    result = call.call(["2", "2", "8", "8", "2", "0"])
+    result = call.call(["2", "2", "8", "8", "2", "0"], hang_up_status=False)
     assert result.said.count(SENT) == 1
     assert "Ce guide vous a déjà été envoyé par SMS." in result.said
-    sent, rating = responses.calls  # the guide, then (the call went to an agent and ended) the rating question
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="300"))  # gone while with the agent
+    call.post("http://localhost/voice/transfer-done", call.params(QueueResult="bridged", CallStatus="completed"))
+    sent, rating = responses.calls  # the guide, then (an agent took the call, the caller was gone after) the rating question
     assert "notez votre appel" in parse_qs(rating.request.body)["Body"][0]
     form = parse_qs(sent.request.body)
     assert form["To"] == ["+33612345678"] and form["From"] == ["+33700000000"]

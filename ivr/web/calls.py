@@ -129,6 +129,8 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     meaning = transfer_results.of(result)
     if not transfer_results.documented(result):
         log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
+    if meaning.agent and session is None and unreadable is None:  # the call's status came first
+        _late_rating_by_sms(ivr, call_sid)
     if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
         try:
             return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)
@@ -205,14 +207,35 @@ def _rating_by_sms(ivr: Services, session: Session) -> None:
         bundle = ivr.bundle(session.flow_version)
         if not engine.wants_rating_by_sms(bundle.flow, session):
             return
-        record = ivr.records.get(session.call_sid) or {}
-        result = record.get("transfer_result")
-        if result is not None and not transfer_results.of(result).agent:  # nobody took the call: nothing to rate
+        result = (ivr.records.get(session.call_sid) or {}).get("transfer_result")
+        if result is None:  # Twilio documents no order: the transfer's action, when it comes, asks if an agent took it
+            log.info("[%s] the rating SMS waits for the transfer's result", session.call_sid)
             return
-        status = ivr.guides.send(session.call_sid, session.caller, RATING_SMS, bundle.prompts.text(RATING_SMS))
-        log.info("[%s] rating asked by SMS: %s", session.call_sid, status)
+        if transfer_results.of(result).agent:
+            _send_rating(ivr, session.call_sid, session.caller, bundle)
     except Exception:
         log.exception("[%s] the rating could not be asked by SMS", session.call_sid)
+
+
+def _late_rating_by_sms(ivr: Services, call_sid: str) -> None:
+    """An agent took the call, and Twilio reported it after the call's status: the rating SMS that
+    waited for it, on the same conditions (put through, not rated, not asked on the line)."""
+    try:
+        record = ivr.records.get(call_sid)
+        if record is None or record["call_status"] is None or record["outcome"] != "transferred" or record["rating"] is not None:
+            return
+        bundle = ivr.bundle(record["flow_version"])
+        if bundle.flow.satisfaction is None or bundle.flow.ratings_off:
+            return
+        if not any(event["event"] == "rating_offer" for event in ivr.records.events(call_sid)):
+            _send_rating(ivr, call_sid, record["caller"], bundle)
+    except Exception:
+        log.exception("[%s] the rating could not be asked by SMS", call_sid)
+
+
+def _send_rating(ivr: Services, call_sid: str, number: str, bundle) -> None:
+    status = ivr.guides.send(call_sid, number, RATING_SMS, bundle.prompts.text(RATING_SMS))  # once per call, whoever asks twice
+    log.info("[%s] rating asked by SMS: %s", call_sid, status)
 
 
 
