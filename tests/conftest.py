@@ -59,6 +59,8 @@ def pytest_collection_modifyitems(config, items):
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("only_backend")
+        if marker and marker.args[0] not in ("sqlite", "redis+postgres"):
+            raise pytest.UsageError(f"{item.nodeid}: only_backend({marker.args[0]!r}) names no backend (sqlite, redis+postgres)")
         params = getattr(getattr(item, "callspec", None), "params", {})
         (dropped if marker and params.get("backend", marker.args[0]) != marker.args[0] else kept).append(item)
     if dropped:

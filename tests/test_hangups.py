@@ -84,3 +84,24 @@ def test_the_action_sent_again_by_twilio_keeps_one_message(app, caller):
     hung_up_recording(call)
     hung_up_recording(call)
     assert len([item for item in app.extensions["ivr"].callbacks.list() if item["call_sid"] == call.call_sid]) == 1
+
+
+@pytest.mark.parametrize("order", [["action", "status"], ["status", "action"], ["status", "action", "action", "status"]])
+def test_a_callback_asked_in_the_queue_is_kept_once_whatever_the_order_of_leave_and_status(make_app, caller, order):
+    """Key 1 in the wait: <Leave>; Twilio then requests the <Enqueue> action (QueueResult=leave) and,
+    if the caller hangs up at once, the status callback, in either order (or twice)."""
+    app = make_app(TWILIO_WORKFLOW_SID="WW" + "a" * 32)
+    call = caller(target=app)
+    call.call(["2", "2", "0"], hang_up_status=False)
+    _, body = call.post(BASE + "/voice/wait/choice", call.params(Digits="1"))
+    assert "<Leave />" in body
+    client = app.test_client()
+    for request in order:
+        path, fields = ((("/voice/transfer-done", {"QueueResult": "leave"})) if request == "action"
+                        else ("/voice/status", {"CallStatus": "completed", "CallDuration": "95"}))
+        url, params = BASE + path, call.params(**fields)
+        assert client.post(url, data=params, headers={**call.headers(url, params), "I-Twilio-Idempotency-Token": request}).status_code == 200
+    requests = [item for item in app.extensions["ivr"].callbacks.list() if item["call_sid"] == call.call_sid]
+    assert [(item["kind"], item["number"]) for item in requests] == [("callback", call.caller)]
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_result"]) == ("callback", "leave")

@@ -51,21 +51,38 @@ def answer_to(call, field: str, value: str, **more) -> str:
     return body
 
 
-EVERY_RESULT = [("QueueResult", value) for value in QUEUE_RESULTS] + [("DialCallStatus", value) for value in DIAL_STATUSES]
+# What the caller gets after each result, written out (not read from the table under test):
+# "rating" (the agent hung up, Twilio hands the caller back), "goodbye" (nothing offered: an agent
+# has the call, or the caller is gone), "offer" (nobody took it: callback or message).
+EXPECTED = {
+    ("QueueResult", "bridged"): ("rating", True), ("QueueResult", "bridging-in-process"): ("goodbye", False),
+    ("QueueResult", "redirected"): ("goodbye", True), ("QueueResult", "redirected-from-bridged"): ("goodbye", True),
+    ("QueueResult", "hangup"): ("goodbye", False), ("QueueResult", "leave"): ("offer", False),
+    ("QueueResult", "queue-full"): ("offer", False), ("QueueResult", "error"): ("offer", False),
+    ("QueueResult", "system-error"): ("offer", False),
+    ("DialCallStatus", "completed"): ("rating", True), ("DialCallStatus", "answered"): ("rating", True),
+    ("DialCallStatus", "busy"): ("offer", False), ("DialCallStatus", "no-answer"): ("offer", False),
+    ("DialCallStatus", "failed"): ("offer", False), ("DialCallStatus", "canceled"): ("offer", False),
+}
 
 
-@pytest.mark.parametrize("field, result", EVERY_RESULT)
+def test_every_documented_value_has_its_expectation():
+    assert {value for _, value in EXPECTED} == set(QUEUE_RESULTS + DIAL_STATUSES)
+
+
+@pytest.mark.parametrize("field, result", sorted(EXPECTED))
 def test_each_result_gets_the_answer_its_meaning_calls_for(make_app, caller, field, result):
     app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW) if field == "QueueResult" else make_app(AGENT_NUMBER="+33140000000")
     call = put_through(app, caller)
     body = answer_to(call, field, result)
-    meaning = transfer_results.of(result)
-    if meaning.agent and meaning.caller_back:
-        assert said(body)[0].startswith(RATING) and "node=note_conseiller" in body  # the agent hung up: Twilio hands the caller back
-    elif meaning.agent or not meaning.caller_back:
-        assert body == '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'  # nothing is offered to nobody
+    answer, answered = EXPECTED[(field, result)]
+    if answer == "rating":
+        assert said(body)[0].startswith(RATING) and "node=note_conseiller" in body
+    elif answer == "goodbye":
+        assert body == '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
     else:
-        assert said(body)[0] == OFFER and "<Gather" in body  # nobody took it: the after-hours part (callback, message)
+        assert said(body)[0] == OFFER and "<Gather" in body
+    assert transfer_results.of(result).agent is answered  # what the figures count as taken by an agent
     assert app.extensions["ivr"].records.get(call.call_sid)["transfer_result"] == result
 
 
@@ -131,3 +148,26 @@ def test_a_caller_gone_after_the_agent_gets_one_rating_sms_whatever_the_order(ma
     assert len([c for c in responses.calls if c.request.url == MESSAGES]) == texts
     record = app.extensions["ivr"].records.get(call.call_sid)
     assert (record["outcome"], record["transfer_result"], record["call_status"]) == ("transferred", result, "completed")
+
+
+@responses.activate
+def test_a_status_that_comes_while_the_transfers_result_is_handled_still_gets_one_rating_sms(make_app, caller):
+    """The caller hangs up as the agent does: Twilio sends the status callback and the action at the
+    same moment. The test's clock lets the whole status callback in after the action read the
+    session and before it writes the result (its first reading of the clock)."""
+    responses.post(MESSAGES, status=201, json={"sid": "SM" + "2" * 32, "status": "queued", "account_sid": ACCOUNT})
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, TWILIO_ACCOUNT_SID=ACCOUNT, IVR_SMS_FROM="+33700000000")
+    call = put_through(app, caller)
+    ivr, client, real_clock = app.extensions["ivr"], app.test_client(), app.extensions["ivr"].clock
+
+    def clock() -> float:
+        ivr.clock = real_clock
+        assert ivr.records.get(call.call_sid)["transfer_result"] is None  # the race: the action has not written its result yet
+        url, params = BASE + "/voice/status", call.params(CallStatus="completed", CallDuration="300")
+        assert client.post(url, data=params, headers=call.headers(url, params)).status_code == 200
+        assert ivr.records.get(call.call_sid)["call_status"] == "completed"  # the status is written before the result
+        return real_clock()
+
+    ivr.clock = clock
+    answer_to(call, "QueueResult", "bridged", CallStatus="completed")
+    assert len([c for c in responses.calls if c.request.url == MESSAGES]) == 1

@@ -27,7 +27,12 @@ class TransferResult:
 RESULTS: dict[str, TransferResult] = {
     # <Enqueue> QueueResult
     "bridged": TransferResult(True, True, "pris par un conseiller"),
-    "bridging-in-process": TransferResult(True, False, "pris par un conseiller"),
+    # Dequeued but the bridge was not made when the action came (the caller gone meanwhile): not
+    # counted as answered, and nothing offered to a caller who is not there.
+    "bridging-in-process": TransferResult(False, False, "raccroché pendant la mise en relation"),
+    # Moved out of the queue through the REST API. This server never moves a queued call (the visual
+    # guide moves only calls still in the diagnostic): with a TaskRouter workflow it is Flex putting
+    # the agent who accepted the Task and the caller in its conference.
     "redirected": TransferResult(True, False, "pris par un conseiller (Flex)"),
     "redirected-from-bridged": TransferResult(True, False, "pris par un conseiller (Flex)"),
     "hangup": TransferResult(False, False, "raccroché en attente"),

@@ -96,7 +96,7 @@ class CallRecords:
         """How the transfer ended (answered, busy, no-answer, bridged, no_destination…), whenever it
         comes for a call that was put through: Twilio documents no order between a verb's action and
         the call's status callback. A result for a call closed without a transfer changes nothing."""
-        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ? AND (call_status IS NULL OR outcome = 'transferred')",
+        self.db.execute("UPDATE calls SET transfer_result = ? WHERE call_sid = ? AND (call_status IS NULL OR transfer_reason IS NOT NULL)",
                         (result, call_sid))
 
     def close(self, call_sid: str, status: str, ended_at: float, duration_s: int | None, caller: str = "") -> None:

@@ -121,15 +121,15 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
         session, unreadable = None, error
     if replayed(session, token):
         return session.reply
-    write(ivr, "transfer_result", call_sid=call_sid, result=result)
     now = ivr.clock()
+    write(ivr, "transfer_result", call_sid=call_sid, result=result)
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
         ivr.store.save(session, force=True)  # and the record at the call's end
     meaning = transfer_results.of(result)
     if not transfer_results.documented(result):
         log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
-    if meaning.agent and session is None and unreadable is None:  # the call's status came first
+    if meaning.agent and unreadable is None:  # the call's status came first, or meanwhile: the rating SMS waited for this
         _late_rating_by_sms(ivr, call_sid)
     if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
         try:
@@ -186,6 +186,8 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         session = ivr.store.take(call_sid)
         if session is not None and not session.ended:
             session = engine.hung_up(ivr.bundle(session.flow_version).flow, session, now)
+        elif session is not None and session.outcome == "transferred" and engine.waiting_for_callback(session):
+            session = engine.called_back_later(session, now)[0]  # it left the queue to be called back; its <Leave> action comes late
     except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
@@ -194,9 +196,9 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             _follow_up(ivr, session, None, now)
-    if session is not None:
-        _rating_by_sms(ivr, session)
     write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
+    if session is not None:  # after the close: a transfer result written meanwhile finds the call closed and asks itself
+        _rating_by_sms(ivr, session)
     log.info("[%s] call ended: %s", call_sid, status)
 
 
