@@ -6,10 +6,14 @@ helpdesk document sent, no rating asked: nobody reached an agent. Signed webhook
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import responses
-from conftest import VALID_RPPS
+from conftest import ROOT, VALID_RPPS
 from test_calls import QUESTIONNAIRE, TO_STEP6
+
+from ivr.call.hours import PARIS
 
 BASE = "http://localhost"
 MESSAGE = BASE + "/voice/answer?node=etape6_message&phase=ask"
@@ -105,3 +109,22 @@ def test_a_callback_asked_in_the_queue_is_kept_once_whatever_the_order_of_leave_
     assert [(item["kind"], item["number"]) for item in requests] == [("callback", call.caller)]
     record = app.extensions["ivr"].records.get(call.call_sid)
     assert (record["outcome"], record["transfer_result"]) == ("callback", "leave")
+
+
+@pytest.mark.parametrize("order", ["action first", "status first"])
+def test_a_message_left_at_night_by_a_caller_who_hangs_up_while_recording_is_kept(make_app, caller, order):
+    """At night « 0 » leads to the after-hours part; « 2 » records a message; the caller hangs up to
+    end it. Whatever the order of the recording's action and the status, the message is in the list."""
+    sunday_night = datetime(2026, 11, 29, 3, 0, tzinfo=PARIS).timestamp()
+    app = make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(ROOT / "flows" / "horaires.yaml"), IVR_CLOCK=lambda: sunday_night,
+                   TWILIO_WORKFLOW_SID="WW" + "a" * 32)
+    call = caller(target=app)
+    result = call.call(["0", "2"], hang_up_status=False)
+    assert result.questions[-1].node == "rappel_message" and result.questions[-1].record
+    action = BASE + "/voice/answer?node=rappel_message&phase=ask"
+    requests = [lambda: call.post(action, call.params(RecordingUrl=RECORDING, RecordingDuration="11", Digits="hangup")), lambda: status(call)]
+    for send in requests if order == "action first" else reversed(requests):
+        send()
+    follow_up = [item for item in app.extensions["ivr"].callbacks.list() if item["call_sid"] == call.call_sid]
+    assert [(item["kind"], item["message_url"]) for item in follow_up] == [("voicemail", RECORDING)]
+    assert app.extensions["ivr"].records.get(call.call_sid)["outcome"] == "voicemail"
