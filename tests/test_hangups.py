@@ -128,3 +128,23 @@ def test_a_message_left_at_night_by_a_caller_who_hangs_up_while_recording_is_kep
     follow_up = [item for item in app.extensions["ivr"].callbacks.list() if item["call_sid"] == call.call_sid]
     assert [(item["kind"], item["message_url"]) for item in follow_up] == [("voicemail", RECORDING)]
     assert app.extensions["ivr"].records.get(call.call_sid)["outcome"] == "voicemail"
+
+
+@pytest.mark.parametrize("order", [["action", "status"], ["status", "action"]])
+@pytest.mark.parametrize("field, result", [("DialCallStatus", "no-answer"), ("DialCallStatus", "canceled"), ("QueueResult", "hangup")])
+def test_a_caller_who_hangs_up_while_put_through_stays_a_transfer_nobody_took(make_app, caller, order, field, result):
+    """Gone while the agent's phone rang (or while queued): nothing is offered to nobody, and the
+    record says what happened, in either order of the action and the status."""
+    app = make_app(AGENT_NUMBER="+33140000000") if field == "DialCallStatus" else make_app(TWILIO_WORKFLOW_SID="WW" + "a" * 32)
+    call = caller(target=app)
+    call.call(["2", "2", "0"], hang_up_status=False)
+    client = app.test_client()
+    for request in order:
+        path, fields = (("/voice/transfer-done", {field: result, "CallStatus": "completed"}) if request == "action"
+                        else ("/voice/status", {"CallStatus": "completed", "CallDuration": "40"}))
+        url, params = BASE + path, call.params(**fields)
+        response = client.post(url, data=params, headers=call.headers(url, params))
+        assert response.status_code == 200 and "<Gather" not in response.get_data(as_text=True)
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_reason"], record["transfer_result"]) == ("transferred", "caller_request", result)
+    assert [item for item in app.extensions["ivr"].callbacks.list() if item["call_sid"] == call.call_sid] == []

@@ -136,8 +136,8 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
             return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)
         except Exception:  # the agent took the call: a rating is not worth an error, nor a second transfer
             log.exception("[%s] the rating question cannot be asked", call_sid)
-    if meaning.agent or not meaning.caller_back:  # an agent took it (Flex: Twilio ignores this answer), or the caller left the queue
-        return twiml.goodbye(ivr.speech())
+    if meaning.agent or not meaning.caller_back or caller_gone:  # an agent took it (Flex: Twilio ignores this answer), or the caller left
+        return twiml.goodbye(ivr.speech())  # nothing offered to nobody: the call stays a transfer, with its result
     if unreadable is not None:
         raise unreadable
     if result == "leave" and session is not None and engine.waiting_for_callback(session):
