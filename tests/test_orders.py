@@ -33,6 +33,7 @@ class Ending:
     documents: int  # helpdesk documents (the transfer's)
     follow_up: tuple  # kinds in the agents' list
     texts: int  # rating SMS
+    before: tuple = ()  # (path, fields) the caller's requests after the keys, before the last ones
 
 
 QUEUE = {"TWILIO_WORKFLOW_SID": WORKFLOW}
@@ -51,6 +52,8 @@ ENDINGS = {
                                     "no-answer", 1, (), 0),
     "step-6 message, hung up while recording": Ending(DIAL, TO_MESSAGE, ("/voice/answer?node=etape6_message&phase=ask", RECORDED), "voicemail",
                                                       None, 0, ("voicemail",), 0),
+    "queue, callback asked while waiting": Ending(QUEUE, ("2", "2", "0"), ("/voice/transfer-done", {"QueueResult": "leave"}), "callback", "leave",
+                                                  1, ("callback",), 0, before=(("/voice/wait/choice", {"Digits": "1"}),)),
     "night message, hung up while recording": Ending({**QUEUE, "IVR_ALWAYS_OPEN": "", "IVR_HOURS": str(ROOT / "flows" / "horaires.yaml"),
                                                       "IVR_CLOCK": lambda: SUNDAY_NIGHT}, ("0", "2"),
                                                      ("/voice/answer?node=rappel_message&phase=ask", RECORDED), "voicemail", None, 0,
@@ -70,6 +73,8 @@ def test_a_calls_end_is_the_same_in_every_order_of_its_last_requests(make_app, c
                    IVR_WEBHOOK_SECRET="s3cret", IVR_OUTBOX_THREAD="0")
     call = caller(target=app)
     call.call(list(ending.keys), hang_up_status=False)
+    for path, fields in ending.before:
+        call.post(BASE + path, call.params(**fields))
     client = app.test_client()
     for request in ORDERS[order]:
         path, fields = ending.action if request == "action" else ("/voice/status", {"CallDuration": "200"})
