@@ -87,3 +87,23 @@ def test_a_calls_end_is_the_same_in_every_order_of_its_last_requests(make_app, c
     assert len([item for item in ivr.outbox.items() if item["call_sid"] == call.call_sid]) == ending.documents
     assert tuple(item["kind"] for item in ivr.callbacks.list() if item["call_sid"] == call.call_sid) == ending.follow_up
     assert len([c for c in responses.calls if c.request.url == MESSAGES]) == ending.texts
+
+
+@responses.activate
+@pytest.mark.parametrize("first", ["the rating's silence", "the status"])
+def test_a_caller_who_hangs_up_at_the_rating_question_is_not_asked_again_by_sms(make_app, caller, first):
+    """Handed back after the agent, the caller hears the rating question and hangs up: Twilio may
+    still post the question's fall-through (silence) before or after the status, or not at all."""
+    responses.post(MESSAGES, status=201, json={"sid": "SM" + "2" * 32, "status": "queued", "account_sid": ACCOUNT})
+    app = make_app(**QUEUE, TWILIO_ACCOUNT_SID=ACCOUNT, IVR_SMS_FROM="+33700000000")
+    call = caller(target=app)
+    call.call(["2", "2", "0"], hang_up_status=False)
+    _, body = call.post(BASE + "/voice/transfer-done", call.params(QueueResult="bridged"))
+    assert "node=note_conseiller" in body
+    silence = (BASE + "/voice/answer?node=note_conseiller&phase=ask", {})
+    status = (BASE + "/voice/status", {"CallStatus": "completed", "CallDuration": "300"})
+    for url, fields in ((silence, status) if first == "the rating's silence" else (status, silence)):
+        call.post(url, call.params(**fields))
+    record = app.extensions["ivr"].records.get(call.call_sid)
+    assert (record["outcome"], record["transfer_result"], record["rating"]) == ("transferred", "bridged", None)
+    assert [c for c in responses.calls if c.request.url == MESSAGES] == []  # asked on the line already
