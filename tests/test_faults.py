@@ -151,7 +151,7 @@ def test_a_hanging_sms_api_does_not_hold_the_call(fault_app, monkeypatch):
 def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(fault_app, postgres):
     """Records, events and the helpdesk document of a call transferred while PostgreSQL was down are
     spooled on the server's disk, written once it is back, and the helpdesk gets the document once."""
-    from ivr.web import calls
+    from ivr.web import writes
 
     responses.post("https://helpdesk.example.fr/hook", status=200)
     app = fault_app(HANDOFF_WEBHOOK_URL="https://helpdesk.example.fr/hook", IVR_WEBHOOK_SECRET="s", IVR_OUTBOX_THREAD="0",
@@ -167,12 +167,12 @@ def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(
     postgres.start()
     total = 0
     for _ in range(2):  # the first write may meet the connection the restart broke: the rest waits for the next round
-        written, waiting = ivr.spool.replay(calls.writers(ivr))
+        written, waiting = ivr.spool.replay(writes.writers(ivr))
         total += written
         if not waiting:
             break
     assert (total, waiting) == (spooled, 0)
-    assert ivr.spool.replay(calls.writers(ivr)) == (0, 0)  # once
+    assert ivr.spool.replay(writes.writers(ivr)) == (0, 0)  # once
     for call in during:
         record = ivr.records.get(call.call_sid)
         assert (record["outcome"], record["transfer_reason"], record["call_status"]) == ("transferred", "caller_request", "completed")
@@ -279,7 +279,7 @@ def test_a_frozen_postgresql_does_not_hold_the_call(fault_app, postgres, redis_s
     import signal
     import threading
 
-    from ivr.web import calls
+    from ivr.web import writes
 
     app = fault_app(IVR_DB_TIMEOUT="1", IVR_SPOOL_INTERVAL="3600")
     call = caller_on(app)
@@ -295,6 +295,6 @@ def test_a_frozen_postgresql_does_not_hold_the_call(fault_app, postgres, redis_s
         os.kill(postgres.process.pid, signal.SIGCONT)
     ivr = app.extensions["ivr"]
     for _ in range(2):
-        if ivr.spool.replay(calls.writers(ivr))[1] == 0:
+        if ivr.spool.replay(writes.writers(ivr))[1] == 0:
             break
     assert ivr.records.get(call.call_sid)["transfer_reason"] == "caller_request"

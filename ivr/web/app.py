@@ -15,8 +15,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ..storage.sessions import DEFAULT_TTL
 from ..storage.spool import Replayer
 from . import (
-    calls,
     console_evidence,  # noqa: F401  (its pages join the console)
+    writes,
 )
 from . import services as services_module
 from .api import bp as api_bp
@@ -91,7 +91,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _check_numbers(config)
     ivr = app.extensions["ivr"] = services_module.build(config)
-    replayer = Replayer(ivr.spool, calls.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]))
+    replayer = Replayer(ivr.spool, writes.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]))
     replayer.start()
     ivr.background.append(replayer)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))

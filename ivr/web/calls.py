@@ -5,22 +5,21 @@ URLs (`Urls`) and the event; this module gives back a TwiML document."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 from ..call import engine, handoff, transfer_results, twiml, visual
 from ..call.session import Action, Event, GuideRequested, NoInput, Recorded, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict
+from . import endings
 from .services import Services
+from .writes import FOLLOWED_UP, follow_up, write
 
 log = logging.getLogger(__name__)
 # Times a webhook replays its event when another request of the call saved first; each conflict means
 # another request of the call succeeded, so N requests racing need at most N - 1 replays.
 RACE_RETRIES = 10
-RATING_SMS = "satisfaction.sms"  # the sentence sent to ask a caller gone after the agent for a rating
-# Ways a call can end that the agents follow up (the callback list).
-FOLLOWED_UP = ("callback", "voicemail")
 
 Decision = tuple[Session, tuple[Action, ...]]
 
@@ -76,20 +75,8 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
             after = engine.page_dropped(after.evolve(page=""), page)
         return after, actions
 
-    late = (lambda: _late_message(ivr, call_sid, event)) if isinstance(event, Recorded) and event.duration != 0 else None
+    late = (lambda: endings.late_message(ivr, call_sid, event)) if isinstance(event, Recorded) and event.duration != 0 else None
     return _advance(ivr, call_sid, decide, urls, token, on_closed=late)
-
-
-def _late_message(ivr: Services, call_sid: str, event: Recorded) -> None:
-    """A message whose recording's action came after the call's status (the caller hung up to end
-    it, and Twilio sent the status first): it is kept and followed up all the same."""
-    record = ivr.records.get(call_sid)
-    if record is None or record["outcome"] not in ("hung_up", None):
-        return
-    document = record["context"] or {"call_sid": call_sid, "caller": record["caller"], "last_step": record["last_step"]}
-    write(ivr, "late_message", call_sid=call_sid)
-    write(ivr, "callback", call_sid=call_sid, number=record["caller"], kind="voicemail", document=document, message_url=event.url, at=event.at)
-    log.info("[%s] a message recorded as the caller hung up is kept (its status came first)", call_sid)
 
 
 def from_page(ivr: Services, call_sid: str, urls: Urls, token: str = "") -> str:
@@ -130,7 +117,7 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if not transfer_results.documented(result):
         log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
     if meaning.agent and unreadable is None:  # the call's status came first, or meanwhile: the rating SMS waited for this
-        _late_rating_by_sms(ivr, call_sid)
+        endings.late_rating_by_sms(ivr, call_sid)
     if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
         try:
             return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)
@@ -155,98 +142,6 @@ def with_reply(session: Session, token: str, body: str, **changes) -> Session:
     if token:
         changes.update(reply_token=token, reply=body)
     return session.evolve(**changes) if changes else session
-
-
-def deliver_again(ivr: Services, call_sid: str, document: dict, at: float) -> None:
-    """The helpdesk gets the document completed with the answers given in the queue, as a second version."""
-    if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
-        write(ivr, "outbox", call_sid=call_sid, document=document, at=at, version="queue")
-        ivr.nudge_outbox()
-
-
-def queue_answers(ivr: Services, session: Session, since: int, at: float, links: handoff.Links | None) -> dict | None:
-    """The agent's document again when answers given in the queue since history entry `since` are
-    not in the record yet (the agent took the call before the questions were over, and the caller
-    then hung up or rated the call): for the record, and for the helpdesk as its second version."""
-    if session.outcome != "transferred" or not any(entry.get("event") == "queued_answer" for entry in session.history[since:]):
-        return None
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, links)
-    deliver_again(ivr, session.call_sid, document, at)
-    return document
-
-
-def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str, urls: Urls | None = None) -> None:
-    """Twilio's final status: the call's last events and its record are written, its session is
-    taken (no later request of the call reads it or saves it back).
-    Hanging up at a question whose flow says what that means (a message already left…) ends the
-    call so, and what the agents follow up joins their list. Answers given in the queue and not yet
-    written (the agent took the call mid-questions) join the agent's document in the record."""
-    now = ivr.clock()
-    try:
-        session = ivr.store.take(call_sid)
-        if session is not None and not session.ended:
-            session = engine.hung_up(ivr.bundle(session.flow_version).flow, session, now)
-        elif session is not None and session.outcome == "transferred" and engine.waiting_for_callback(session):
-            session = engine.called_back_later(session, now)[0]  # it left the queue to be called back; its <Leave> action comes late
-    except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
-        log.exception("[%s] the call's session cannot be read at its end", call_sid)
-        session = None
-    if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
-        document = queue_answers(ivr, session, session.recorded, now, urls.links(call_sid) if urls else None)
-        write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-        if session.outcome in FOLLOWED_UP:
-            _follow_up(ivr, session, None, now)
-    write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
-    if session is not None:  # after the close: a transfer result written meanwhile finds the call closed and asks itself
-        _rating_by_sms(ivr, session)
-    log.info("[%s] call ended: %s", call_sid, status)
-
-
-def _rating_by_sms(ivr: Services, session: Session) -> None:
-    """A caller who talked with an agent but was gone before the rating question: one SMS asks for it
-    (when SMS is configured); the answer comes to POST /sms."""
-    try:
-        bundle = ivr.bundle(session.flow_version)
-        if not engine.wants_rating_by_sms(bundle.flow, session):
-            return
-        result = (ivr.records.get(session.call_sid) or {}).get("transfer_result")
-        if result is None:  # Twilio documents no order: the transfer's action, when it comes, asks if an agent took it
-            log.info("[%s] the rating SMS waits for the transfer's result", session.call_sid)
-            return
-        if transfer_results.of(result).agent:
-            _send_rating(ivr, session.call_sid, session.caller, bundle)
-    except Exception:
-        log.exception("[%s] the rating could not be asked by SMS", session.call_sid)
-
-
-def _late_rating_by_sms(ivr: Services, call_sid: str) -> None:
-    """An agent took the call, and Twilio reported it after the call's status: the rating SMS that
-    waited for it, on the same conditions (put through, not rated, not asked on the line)."""
-    try:
-        record = ivr.records.get(call_sid)
-        if record is None or record["call_status"] is None or record["outcome"] != "transferred" or record["rating"] is not None:
-            return
-        bundle = ivr.bundle(record["flow_version"])
-        if bundle.flow.satisfaction is None or bundle.flow.ratings_off:
-            return
-        if not any(event["event"] == "rating_offer" for event in ivr.records.events(call_sid)):
-            _send_rating(ivr, call_sid, record["caller"], bundle)
-    except Exception:
-        log.exception("[%s] the rating could not be asked by SMS", call_sid)
-
-
-def _send_rating(ivr: Services, call_sid: str, number: str, bundle) -> None:
-    status = ivr.guides.send(call_sid, number, RATING_SMS, bundle.prompts.text(RATING_SMS))  # once per call, whoever asks twice
-    log.info("[%s] rating asked by SMS: %s", call_sid, status)
-
-
-
-def _follow_up(ivr: Services, session: Session, document: dict | None, at: float) -> None:
-    """The call joins the agents' list of callbacks and messages."""
-    if document is None:
-        document = handoff.context(session, ivr.bundle(session.flow_version).flow, at)
-    write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
-           document=document, message_url=session.answers.get("message_vocal"), at=at)
 
 
 def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
@@ -343,8 +238,8 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     transfer = any(isinstance(action, Transfer) for action in actions)
     unrecorded = session.recorded
     ending = session.ended and unrecorded < len(session.history)  # a late webhook on an ended call records nothing
-    follow_up = ending and session.outcome in FOLLOWED_UP
-    links = urls.links(session.call_sid) if transfer or follow_up else None
+    followed_up = ending and session.outcome in FOLLOWED_UP
+    links = urls.links(session.call_sid) if transfer or followed_up else None
     document = handoff.context(session, bundle.flow, now, links) if links else None
     plan = handoff.plan(ivr.destinations, document, links) if transfer else None
     speech = ivr.speech(bundle, session.variants)
@@ -360,10 +255,10 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
     call_sid = session.call_sid
     if recording:  # at a transfer the agent's document; at the end, the one completed by answers given in the queue, if any
-        context = document if transfer else queue_answers(ivr, session, unrecorded, now, urls.links(call_sid)) if ending else None
+        context = document if transfer else endings.queue_answers(ivr, session, unrecorded, now, lambda: urls.links(call_sid)) if ending else None
         write(ivr, "progress", session=session.to_dict(), context=context, events_from=unrecorded)
-    if follow_up:
-        _follow_up(ivr, session, document, now)
+    if followed_up:
+        follow_up(ivr, session, document, now)
     if plan is not None:
         log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
@@ -374,24 +269,3 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     return body
 
 
-def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
-    """The writes a call makes for later (records, the agents' lists), by kind, from plain data: the
-    same run now or replayed from the spool after an outage."""
-    return {
-        "progress": lambda a: ivr.records.progress(Session.from_dict(a["session"]), a["context"], a["events_from"]),
-        "close": lambda a: ivr.records.close(a["call_sid"], a["status"], a["ended_at"], a["duration"], a["caller"]),
-        "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"]),
-        "late_message": lambda a: ivr.records.late_message(a["call_sid"]),
-        "callback": lambda a: ivr.callbacks.add(a["call_sid"], a["number"], a["kind"], a["document"], a["message_url"], a["at"]),
-        "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"], a.get("version", "")),
-    }
-
-
-def write(ivr: Services, what: str, **args) -> None:
-    """A write for later: the caller in front of us comes first. If the database fails, the write is
-    spooled on this server's disk and made once the database answers."""
-    try:
-        writers(ivr)[what](args)
-    except Exception:
-        log.exception("[%s] could not write %s now: spooled for later", args.get("call_sid") or args["session"]["call_sid"], what)
-        ivr.spool.add(what, args)

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ..call.flow import RATINGS
-from .calls import RATING_SMS
+from .endings import RATING_SMS
 from .services import services
 from .signature import is_signed
 

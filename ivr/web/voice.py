@@ -14,7 +14,7 @@ from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from ..storage.sessions import Conflict, StoreUnavailable
-from . import calls, waiting
+from . import calls, endings, waiting
 from .guide import guide_token
 from .services import services
 from .signature import is_signed
@@ -154,7 +154,7 @@ def status():
     """Status callback: a final status closes the call's record."""
     form = request.form
     if form.get("CallStatus", "") in FINAL_STATUSES:
-        calls.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), caller(form), FlaskUrls())
+        endings.ended(services(), _call_sid(form), form["CallStatus"], count(form.get("CallDuration")), caller(form), FlaskUrls().links)
     return _xml(twiml.empty())
 
 

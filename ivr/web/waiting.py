@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from ..call import engine, handoff, twiml
 from ..call.library import Bundle
 from ..call.session import Event, Say, Session
-from .calls import Urls, deliver_again, replayed, with_reply, write
+from .calls import Urls, replayed, with_reply
 from .services import Services
+from .writes import deliver_again, write
 
 
 def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls,
