@@ -117,7 +117,7 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if not transfer_results.documented(result):
         log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
     if meaning.agent and unreadable is None:  # the call's status came first, or meanwhile: the rating SMS waited for this
-        endings.late_rating_by_sms(ivr, call_sid)
+        endings.rating_by_sms(ivr, call_sid)
     if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
         try:
             return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)

@@ -41,8 +41,8 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         if session.outcome in FOLLOWED_UP:
             follow_up(ivr, session, None, now)
     write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
-    if session is not None:  # after the close: a transfer result written meanwhile finds the call closed and asks itself
-        _rating_by_sms(ivr, session)
+    if session is not None and engine.wants_rating_by_sms(ivr.bundle(session.flow_version).flow, session):
+        rating_by_sms(ivr, call_sid)  # after the close: a transfer result written meanwhile finds the call closed and asks itself
     log.info("[%s] call ended: %s", call_sid, status)
 
 
@@ -69,32 +69,20 @@ def late_message(ivr: Services, call_sid: str, event: Recorded) -> None:
     log.info("[%s] a message recorded as the caller hung up is kept (its status came first)", call_sid)
 
 
-def _rating_by_sms(ivr: Services, session: Session) -> None:
-    """A caller who talked with an agent but was gone before the rating question: one SMS asks for it
-    (when SMS is configured); the answer comes to POST /sms."""
-    try:
-        bundle = ivr.bundle(session.flow_version)
-        if not engine.wants_rating_by_sms(bundle.flow, session):
-            return
-        result = (ivr.records.get(session.call_sid) or {}).get("transfer_result")
-        if result is None:  # Twilio documents no order: the transfer's action, when it comes, asks if an agent took it
-            log.info("[%s] the rating SMS waits for the transfer's result", session.call_sid)
-            return
-        if transfer_results.of(result).agent:
-            _send_rating(ivr, session.call_sid, session.caller, bundle)
-    except Exception:
-        log.exception("[%s] the rating could not be asked by SMS", session.call_sid)
-
-
-def late_rating_by_sms(ivr: Services, call_sid: str) -> None:
-    """An agent took the call, and Twilio reported it after the call's status: the rating SMS that
-    waited for it, on the same conditions (put through, not rated, not asked on the line)."""
+def rating_by_sms(ivr: Services, call_sid: str) -> None:
+    """One rule, asked by the status callback and by the transfer's result, whichever comes last: a
+    caller put through and gone before the rating question gets one SMS asking for it (when SMS is
+    configured; the answer comes to POST /sms) once the call is closed and its transfer's result
+    says an agent took it; not if they rated or were asked on the line."""
     try:
         record = ivr.records.get(call_sid)
         if record is None or record["call_status"] is None or record["outcome"] != "transferred" or record["rating"] is not None:
             return
+        if record["transfer_result"] is None:  # Twilio documents no order: the transfer's action, when it comes, asks again
+            log.info("[%s] the rating SMS waits for the transfer's result", call_sid)
+            return
         bundle = ivr.bundle(record["flow_version"])
-        if bundle.flow.satisfaction is None or bundle.flow.ratings_off:
+        if not transfer_results.of(record["transfer_result"]).agent or bundle.flow.satisfaction is None or bundle.flow.ratings_off:
             return
         if not any(event["event"] == "rating_offer" for event in ivr.records.events(call_sid)):
             _send_rating(ivr, call_sid, record["caller"], bundle)
