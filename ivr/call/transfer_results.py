@@ -51,12 +51,11 @@ RESULTS: dict[str, TransferResult] = {
     "no_destination": TransferResult(False, True, "aucun conseiller configuré"),
     "unknown": TransferResult(False, True, "résultat inconnu"),
 }
-_UNDOCUMENTED = TransferResult(False, True, "résultat inconnu")
 
 
 def of(result: str) -> TransferResult:
     """What `result` means (an undocumented value: nobody took the call)."""
-    return RESULTS.get(result, _UNDOCUMENTED)
+    return RESULTS.get(result) or RESULTS["unknown"]
 
 
 def documented(result: str) -> bool:

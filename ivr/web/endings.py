@@ -52,7 +52,12 @@ def queue_answers(ivr: Services, session: Session, since: int, at: float, links:
     then hung up or rated the call): for the record, and for the helpdesk as its second version."""
     if session.outcome != "transferred" or not any(entry.get("event") == "queued_answer" for entry in session.history[since:]):
         return None
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, links())
+    return completed_document(ivr, session, at, links())
+
+
+def completed_document(ivr: Services, session: Session, at: float, links: handoff.Links | None) -> dict:
+    """The agent's document with what was answered in the queue, sent to the helpdesk as its second version."""
+    document = handoff.context(session, ivr.bundle(session.flow_version).flow, at, links)
     deliver_again(ivr, session.call_sid, document, at)
     return document
 

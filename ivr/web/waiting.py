@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..call import engine, handoff, twiml
+from ..call import engine, twiml
 from ..call.library import Bundle
 from ..call.session import Event, Say, Session
+from . import endings
 from .calls import Urls, replayed, with_reply
 from .services import Services
-from .writes import deliver_again, write
+from .writes import write
 
 
 def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls,
@@ -72,10 +73,10 @@ def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: 
 def _questions_over(ivr: Services, session: Session, urls: Urls) -> None:
     """The questions asked in the queue are over: the session saved, the call's record and the
     agent's document written with what was said, and the helpdesk sent it as a second version."""
-    document = handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), urls.links(session.call_sid))
+    at = ivr.clock()
     ivr.store.save(session.evolve(recorded=len(session.history), queue_next=None), force=True)
+    document = endings.completed_document(ivr, session, at, urls.links(session.call_sid))
     write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
-    deliver_again(ivr, session.call_sid, document, ivr.clock())
 
 
 def wants_callback(ivr: Services, call_sid: str) -> str:
