@@ -34,6 +34,7 @@ class Ending:
     follow_up: tuple  # kinds in the agents' list
     texts: int  # rating SMS
     before: tuple = ()  # (path, fields) the caller's requests after the keys, before the last ones
+    reason: str | None = "caller_request"  # why the caller was put through (0 pressed), if they were
 
 
 QUEUE = {"TWILIO_WORKFLOW_SID": WORKFLOW}
@@ -50,8 +51,10 @@ ENDINGS = {
                                      "completed", 1, (), 1),
     "dial, nobody answered": Ending(DIAL, ("2", "2", "0"), ("/voice/transfer-done", {"DialCallStatus": "no-answer"}), "transferred",
                                     "no-answer", 1, (), 0),
+    "dial, gone while it rang": Ending(DIAL, ("2", "2", "0"), ("/voice/transfer-done", {"DialCallStatus": "canceled"}), "transferred",
+                                       "canceled", 1, (), 0),
     "step-6 message, hung up while recording": Ending(DIAL, TO_MESSAGE, ("/voice/answer?node=etape6_message&phase=ask", RECORDED), "voicemail",
-                                                      None, 0, ("voicemail",), 0),
+                                                      None, 0, ("voicemail",), 0, reason=None),
     "queue, callback asked while waiting": Ending(QUEUE, ("2", "2", "0"), ("/voice/transfer-done", {"QueueResult": "leave"}), "callback", "leave",
                                                   1, ("callback",), 0, before=(("/voice/wait/choice", {"Digits": "1"}),)),
     "night message, hung up while recording": Ending({**QUEUE, "IVR_ALWAYS_OPEN": "", "IVR_HOURS": str(ROOT / "flows" / "horaires.yaml"),
@@ -80,12 +83,15 @@ def test_a_calls_end_is_the_same_in_every_order_of_its_last_requests(make_app, c
         path, fields = ending.action if request == "action" else ("/voice/status", {"CallDuration": "200"})
         url, params = BASE + path, call.params(**fields, CallStatus="completed")
         headers = {**call.headers(url, params), "I-Twilio-Idempotency-Token": f"{request}-once"}  # a retry carries the same token
-        assert client.post(url, data=params, headers=headers).status_code == 200
+        response = client.post(url, data=params, headers=headers)
+        assert response.status_code == 200 and "<Gather" not in response.get_data(as_text=True)  # nothing offered to a caller gone
     ivr = app.extensions["ivr"]
     record = ivr.records.get(call.call_sid)
     assert (record["outcome"], record["transfer_result"], record["call_status"]) == (ending.outcome, ending.transfer_result, "completed")
     assert len([item for item in ivr.outbox.items() if item["call_sid"] == call.call_sid]) == ending.documents
-    assert tuple(item["kind"] for item in ivr.callbacks.list() if item["call_sid"] == call.call_sid) == ending.follow_up
+    assert tuple((item["kind"], item["number"], item["message_url"]) for item in ivr.callbacks.list() if item["call_sid"] == call.call_sid) == tuple(
+        (kind, call.caller, RECORDING if kind == "voicemail" else None) for kind in ending.follow_up)
+    assert record["transfer_reason"] == ending.reason
     assert len([c for c in responses.calls if c.request.url == MESSAGES]) == ending.texts
 
 

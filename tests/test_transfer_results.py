@@ -124,33 +124,6 @@ MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
 
 
 @responses.activate
-@pytest.mark.parametrize("order, result, texts", [
-    (["action", "status"], "bridged", 1),
-    (["status", "action"], "bridged", 1),
-    (["status", "action", "action", "status"], "bridged", 1),  # Twilio sends each again (the same idempotency token)
-    (["action", "status"], "hangup", 0),
-    (["status", "action"], "hangup", 0),
-    (["status", "action"], "redirected", 1),
-])
-def test_a_caller_gone_after_the_agent_gets_one_rating_sms_whatever_the_order(make_app, caller, order, result, texts):
-    """The caller hangs up before being handed back: one SMS asks for the rating if an agent took the
-    call, none if nobody did; the action and the status callback come in either order, or twice."""
-    responses.post(MESSAGES, status=201, json={"sid": "SM" + "2" * 32, "status": "queued", "account_sid": ACCOUNT})
-    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, TWILIO_ACCOUNT_SID=ACCOUNT, IVR_SMS_FROM="+33700000000")
-    call = put_through(app, caller)
-    client = app.test_client()
-    for request in order:
-        path, fields = (("/voice/transfer-done", {"QueueResult": result, "CallStatus": "completed"}) if request == "action"
-                        else ("/voice/status", {"CallStatus": "completed", "CallDuration": "300"}))
-        url, params = BASE + path, call.params(**fields)
-        headers = {**call.headers(url, params), "I-Twilio-Idempotency-Token": f"{request}-token"}
-        assert client.post(url, data=params, headers=headers).status_code == 200
-    assert len([c for c in responses.calls if c.request.url == MESSAGES]) == texts
-    record = app.extensions["ivr"].records.get(call.call_sid)
-    assert (record["outcome"], record["transfer_result"], record["call_status"]) == ("transferred", result, "completed")
-
-
-@responses.activate
 def test_a_status_that_comes_while_the_transfers_result_is_handled_still_gets_one_rating_sms(make_app, caller):
     """The caller hangs up as the agent does: Twilio sends the status callback and the action at the
     same moment. The test's clock lets the whole status callback in after the action read the
