@@ -102,3 +102,22 @@ def test_purge_deletes_the_voice_messages_at_twilio_and_keeps_what_could_not_be(
     assert CallRecords(db).get(calls[1].call_sid) is not None  # its message is still at Twilio: tried again next time
     responses.replace(responses.DELETE, f"{base}/{sids[1]}.json", status=404, json={"code": 20404, "message": "not found", "status": 404})
     assert purge(db, time.time() - 30 * DAY, recording_deleter(account, "token"))["calls"] == 1
+
+
+@pytest.mark.logs_errors()
+def test_purge_without_twilio_credentials_keeps_the_only_link_to_a_message_still_at_twilio(make_app, caller, caplog):
+    """Before: `ivr purge` without TWILIO_ACCOUNT_SID deleted the record holding the message's URL,
+    the only way anyone could ever delete the recording that stays at Twilio."""
+    from test_calls import TO_STEP6
+
+    app = make_app(AGENT_NUMBER="+33140000000")
+    db = app.extensions["ivr"].db
+    with_message, without = caller(target=app), caller(target=app)
+    with_message.call([*TO_STEP6, "9", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2", "1", "rec"])
+    without.call(["0"])
+    db.execute("UPDATE calls SET started_at = started_at - ?", (40 * DAY,))
+    db.execute("UPDATE events SET at = at - ?", (40 * DAY,))
+    removed = purge(db, time.time() - 30 * DAY)  # what `ivr purge` does without TWILIO_ACCOUNT_SID
+    assert removed["calls"] == 1
+    assert CallRecords(db).get(with_message.call_sid) is not None and CallRecords(db).get(without.call_sid) is None
+    assert "set TWILIO_ACCOUNT_SID" in caplog.text

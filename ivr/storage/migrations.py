@@ -186,4 +186,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE calls ADD COLUMN rating_channel TEXT;
     ALTER TABLE calls ADD COLUMN rating_at {real};
     """,
+    # Facts written twice change nothing (a statement sent before the database froze and its spooled
+    # copy, a replay killed midway): each event is its call's history entry number `seq`; a record is
+    # moved on only by a later state of its session (`progress_seq`, its history's length); the
+    # fallback's transfer is kept beside it (`fallback_at`), and a transfer's result as it came
+    # (`transfer_result_raw`: it counts once the call is known to have been put through). Facts that cannot be written while the
+    # database answers are set aside with the reason, for `ivr journal`.
+    """
+    ALTER TABLE events ADD COLUMN seq INTEGER;
+    CREATE UNIQUE INDEX events_seq ON events (call_sid, seq);
+    ALTER TABLE calls ADD COLUMN progress_seq INTEGER;
+    ALTER TABLE calls ADD COLUMN fallback_at {real};
+    ALTER TABLE calls ADD COLUMN transfer_result_raw TEXT;
+    CREATE TABLE set_aside (
+        id {id},
+        call_sid TEXT,
+        kind TEXT NOT NULL,
+        line TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    CREATE INDEX set_aside_at ON set_aside (at);
+    """,
 )

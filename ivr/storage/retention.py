@@ -25,6 +25,7 @@ _PURGES = (
     ("sms", "DELETE FROM sms WHERE sent_at < ?"),
     ("console_logins", "DELETE FROM console_logins WHERE seen_at < ?"),
     ("login_failures", "DELETE FROM login_failures WHERE at < ?"),
+    ("set_aside", "DELETE FROM set_aside WHERE at < ?"),
 )
 
 
@@ -33,15 +34,15 @@ def purge(db: Database, before: float, forget_recording: Callable[[str], bool] |
     documents not yet delivered stay until delivered or abandoned.
 
     Voice messages live at Twilio: `forget_recording(url)` deletes one there (True when it is gone).
-    A call whose message could not be deleted keeps its record and callback until the next purge,
-    so that the link to delete it is not lost."""
+    A call whose message could not be deleted (or cannot be: no `forget_recording`, TWILIO_ACCOUNT_SID
+    not set) keeps its record and callback until a purge can, so that the link to delete it is not lost."""
     kept: set[str] = set()
     for call_sid, url in _recordings(db, before):
         if forget_recording is None or not forget_recording(url):
             kept.add(call_sid)
-    if forget_recording is None and kept:
-        log.warning("%d voice message(s) past the retention period stay at Twilio: TWILIO_ACCOUNT_SID is not set", len(kept))
-        kept = set()  # nothing could ever delete them: the records go all the same
+    if forget_recording is None and kept:  # their record holds the only link to delete them: kept until it can be used
+        log.warning("%d voice message(s) past the retention period stay at Twilio, and their calls here until they can be deleted "
+                    "there: set TWILIO_ACCOUNT_SID (and TWILIO_AUTH_TOKEN)", len(kept))
     removed = {}
     for table, sql in _PURGES:
         if table in ("calls", "callbacks") and kept:

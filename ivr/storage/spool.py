@@ -2,9 +2,17 @@
 helpdesk documents, callback requests), kept in a local append-only file under IVR_DATA_DIR and
 written once the database answers again.
 
-One JSON line per write, appended under an exclusive lock (every worker of a server shares the file).
-A replay takes the whole file at once (renamed away under the lock), writes each line, and puts back
-the lines that still fail: each write is replayed once."""
+One JSON line per write, appended and synced under an exclusive lock (every worker of a server
+shares the file). A replay takes the file by renaming it to a name of its own and holds a lock on
+what it took: a replay killed midway leaves its file, which the next replay (any worker's) finds
+unlocked and takes over before the newer lines. Lines are written in their order; when the database
+stops answering, the rest stays where it was, in front of anything newer. Each write is a fact that
+can be written twice without changing more than once (call records merge, events are numbered,
+the agents' lists are keyed by call), so a line replayed again after a kill, or a statement that
+ran when a frozen database resumed and then from the spool, is counted once.
+
+A line the database refuses while it answers (it was tried twice) is a poison line: it is set aside
+with the reason (`set_aside`, listed, retried or dropped by `ivr journal`) and the rest flows on."""
 
 from __future__ import annotations
 
@@ -13,10 +21,12 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+TAKEN = ".replaying"  # the suffix of a file taken by a replay
 
 
 class Spool:
@@ -25,66 +35,144 @@ class Spool:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.lock_path = self.path.with_suffix(".lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def add(self, kind: str, args: Mapping) -> None:
         """Keep one write for later."""
         line = json.dumps({"kind": kind, "args": args}, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._locked():
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(descriptor, line.encode("utf-8"))
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+        with _locked(self.lock_path):
+            _append(self.path, line)
 
     def __len__(self) -> int:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                return sum(1 for _ in handle)
-        except FileNotFoundError:
-            return 0
+        return sum(_count_lines(path) for path in (self.path, *self.taken()))
 
-    def replay(self, writers: Mapping[str, Callable[[Mapping], None]]) -> tuple[int, int]:
-        """Write what was kept; (written, still waiting)."""
-        with self._locked():
+    def taken(self) -> list[Path]:
+        """Files taken by replays (under way, or left by one that was killed), oldest first."""
+        found = self.path.parent.glob(f"{self.path.name}.*{TAKEN}")
+        return sorted(found, key=lambda path: (path.stat().st_mtime_ns if path.exists() else 0, path.name))
+
+    def replay(self, writers: Mapping[str, Callable[[Mapping], None]],
+               set_aside: Callable[[str, str, str, str], None] | None = None,
+               answers: Callable[[], bool] = lambda: False) -> tuple[int, int]:
+        """Write what was kept, oldest first: (written, still waiting). `answers` says whether the
+        database answers (a line refused then is a poison line, handed to `set_aside`)."""
+        written = 0
+        for path in self.taken():  # a replay killed midway, or one stopped by an outage: first
+            done, stopped = self._replay_file(path, writers, set_aside, answers)
+            written += done
+            if stopped:
+                return written, len(self)
+        with _locked(self.lock_path):
             if not self.path.exists():
-                return 0, 0
-            taken = self.path.with_suffix(".replaying")
+                return written, len(self)
+            taken = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}{TAKEN}")
             os.replace(self.path, taken)
-        written, waiting = 0, []
-        with open(taken, encoding="utf-8") as handle:
-            lines = [line for line in handle if line.strip()]
-        for index, line in enumerate(lines):
+        done, _ = self._replay_file(taken, writers, set_aside, answers)
+        return written + done, len(self)
+
+    def _replay_file(self, path: Path, writers, set_aside, answers) -> tuple[int, bool]:
+        """Replay one taken file under its own lock (skipped when another replay holds it):
+        (lines written, whether the database stopped answering)."""
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return 0, False
+        try:
             try:
-                item = json.loads(line)
-            except ValueError:
-                log.error("spool: an unreadable line was dropped: %r", line[:200])
-                continue
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another replay has it
+                return 0, False
             try:
-                writers[item["kind"]](item["args"])
-                written += 1
-            except Exception as error:
-                log.warning("spool: %s still cannot be written (%s); kept for later", item["kind"], error)
-                waiting = lines[index:]
-                break
-        if waiting:
-            with self._locked():
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(descriptor, "".join(waiting).encode("utf-8"))
-                finally:
-                    os.close(descriptor)
-        taken.unlink()
-        if written:
-            log.info("spool: %d write(s) made after the outage, %d still waiting", written, len(waiting))
-        return written, len(waiting)
+                if os.stat(path).st_ino != os.fstat(descriptor).st_ino:  # rewritten by the replay that held it
+                    return 0, False
+            except FileNotFoundError:  # finished by the replay that held it
+                return 0, False
+            with open(descriptor, encoding="utf-8", closefd=False) as handle:
+                lines = [line for line in handle if line.strip()]
+            written = 0
+            for index, line in enumerate(lines):
+                outcome = _write_line(line, writers, set_aside, answers)
+                if outcome == "waiting":
+                    _rewrite(path, lines[index:])
+                    if written:
+                        log.info("spool: %d write(s) made after the outage, %d still waiting", written, len(lines) - index)
+                    return written, True
+                written += outcome == "written"
+            path.unlink()
+            if written:
+                log.info("spool: %d write(s) made after the outage", written)
+            return written, False
+        finally:
+            os.close(descriptor)
 
-    def _locked(self):
-        return _FileLock(self.lock_path)
+
+def _write_line(line: str, writers, set_aside, answers) -> str:
+    """One line: "written", "set aside", or "waiting" (the database does not answer)."""
+    try:
+        item = json.loads(line)
+        kind, args = str(item["kind"]), dict(item["args"])
+    except (ValueError, KeyError, TypeError) as error:
+        return _set_aside(set_aside, "?", "", line, f"ligne illisible ({type(error).__name__}: {error})")
+    call_sid = str(args.get("call_sid") or (args.get("session") or {}).get("call_sid") or "")
+    write = writers.get(kind)
+    if write is None:
+        return _set_aside(set_aside, kind, call_sid, line, f"écriture inconnue de cette version : {kind!r}")
+    for attempt in (1, 2):
+        try:
+            write(args)
+            return "written"
+        except Exception as error:
+            if not answers():
+                log.warning("spool: %s still cannot be written (%s); kept for later", kind, error)
+                return "waiting"
+            if attempt == 2:
+                return _set_aside(set_aside, kind, call_sid, line, f"{type(error).__name__}: {error}"[:500])
+    return "waiting"  # not reached
 
 
-class _FileLock:
+def _set_aside(set_aside, kind: str, call_sid: str, line: str, reason: str) -> str:
+    if set_aside is None:
+        log.warning("spool: a %s line refused while the database answers is kept for later: %s", kind, reason)
+        return "waiting"
+    try:
+        set_aside(kind, call_sid, line, reason)
+    except Exception as error:
+        log.warning("spool: a refused line cannot be set aside (%s); kept for later", error)
+        return "waiting"
+    log.error("spool: a %s write refused by the database was set aside (ivr journal): %s", kind, reason)
+    return "set aside"
+
+
+def _append(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, text.encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    """The lines still waiting, in place of the taken file (whole or not at all)."""
+    fresh = path.with_name(path.name + ".new")
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(descriptor, "".join(lines).encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(fresh, path)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return sum(1 for line in handle if line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+class _locked:
     def __init__(self, path: Path):
         self.path = path
 
@@ -99,17 +187,31 @@ class _FileLock:
 
 
 class Replayer(threading.Thread):
-    """Tries the spool every `interval` seconds while it holds anything."""
+    """Tries the spool every `interval` seconds while it holds anything, and at once when nudged."""
 
-    def __init__(self, spool: Spool, writers: Mapping[str, Callable[[Mapping], None]], interval: float = 10.0):
+    def __init__(self, spool: Spool, writers: Mapping[str, Callable[[Mapping], None]], interval: float = 10.0,
+                 set_aside: Callable[[str, str, str, str], None] | None = None, answers: Callable[[], bool] = lambda: False):
         super().__init__(name="ivr-spool", daemon=True)
         self.spool, self.writers, self.interval = spool, writers, interval
+        self.set_aside, self.answers = set_aside, answers
         self.stopped = threading.Event()
+        self._nudged = threading.Event()
+
+    def nudge(self) -> None:
+        self._nudged.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._nudged.set()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            if self.spool.path.exists():
+        while True:
+            self._nudged.wait(self.interval)
+            self._nudged.clear()
+            if self.stopped.is_set():
+                return
+            if self.spool.path.exists() or self.spool.taken():
                 try:
-                    self.spool.replay(self.writers)
+                    self.spool.replay(self.writers, self.set_aside, self.answers)
                 except Exception:
                     log.exception("spool replay failed; tried again later")

@@ -91,7 +91,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     _check_numbers(config)
     ivr = app.extensions["ivr"] = services_module.build(config)
-    replayer = Replayer(ivr.spool, writes.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]))
+    replayer = Replayer(ivr.spool, writes.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]), ivr.set_aside.add, ivr.database_answers)
     replayer.start()
     ivr.background.append(replayer)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
@@ -138,9 +138,15 @@ def create_app(test_config: dict | None = None) -> Flask:
         spooled = len(ivr.spool)
         if spooled:
             report["spooled"] = f"{spooled} write(s) waiting for the database (replayed every {config['IVR_SPOOL_INTERVAL']} s)"
+        try:
+            aside = 0 if "database" in failing else ivr.set_aside.count()
+        except Exception:  # noqa: BLE001 - the database's own check says it
+            aside = 0
+        if aside:
+            report["set_aside"] = f"{aside} write(s) refused by the database, set aside: ivr journal"
         if failing:
             return {"status": "down", "failing": failing, **report}, 503
-        return {"status": "degraded" if report["refused"] or library.overrides_missing or spooled else "ok", **report}
+        return {"status": "degraded" if report["refused"] or library.overrides_missing or spooled or aside else "ok", **report}
 
     return app
 

@@ -166,16 +166,19 @@ def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
 
 def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_nothing: bool = False) -> str:
     """Sorry, and the agent destination, from the configuration and the request alone: no store. The
-    task still carries the context URL, where the agent's tool finds what the caller said. The call's
-    record is written now, or with `read_nothing` (the fallback: what failed may be the database)
-    through the spool, a file of this server written to the database within seconds."""
+    task still carries the context URL, where the agent's tool finds what the caller said. The
+    transfer's record and helpdesk document are written after the answer: now, or with
+    `read_nothing` (the fallback: what failed may be the database) through the spool, a file of this
+    server written to the database within seconds, from what the session holds then."""
     bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error", "reason_label": handoff.REASON_LABELS["technical_error"],
             "context_url": urls.links(call_sid).context}
-    now = ivr.clock()
-    record = Session(call_sid, caller, now, ivr.library.current_bundle.version, outcome="transferred", transfer_reason="technical_error")
-    args = {"session": record.to_dict(), "context": bare, "events_from": 0}
+    args = {"call_sid": call_sid, "caller": caller, "at": ivr.clock(), "flow_version": ivr.library.current_bundle.version, "document": bare}
     try:
-        ivr.spool.add("progress", args) if read_nothing else write(ivr, "progress", **args)
+        if read_nothing:
+            ivr.spool.add("fallback", args)
+            ivr.nudge_spool()
+        else:
+            write(ivr, "fallback", **args)
     except OSError:
         log.exception("[%s] the record of this transfer cannot be kept", call_sid)
     return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))

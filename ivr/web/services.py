@@ -29,6 +29,7 @@ from ..storage.overrides import PromptOverrides
 from ..storage.records import CallRecords
 from ..storage.retention import Housekeeper
 from ..storage.sessions import RedisSessionStore, SessionStore, SqlSessionStore
+from ..storage.set_aside import SetAside
 from ..storage.spool import Spool
 from ..storage.users import Users
 from ..storage.versions import VersionArchive
@@ -59,6 +60,7 @@ class Services:
     callbacks: Callbacks
     guides: Guides
     spool: Spool
+    set_aside: SetAside
     mover: CallMover | None = None  # moves a live call when the caller presses a button of the visual guide
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
@@ -117,6 +119,20 @@ class Services:
         for thread in threads:  # a round under way ends before the caller closes what it uses (the database)
             if thread.is_alive():
                 thread.join(timeout=10)
+
+    def nudge_spool(self) -> None:
+        """Replay the spool now rather than at the next round (a write kept there on purpose)."""
+        for thread in self.background:
+            if hasattr(thread, "nudge"):
+                thread.nudge()
+
+    def database_answers(self) -> bool:
+        """Whether the database answers now (a write it refuses then is refused for what it holds)."""
+        try:
+            self.db.one("SELECT 1 AS ok")
+            return True
+        except Exception:
+            return False
 
     def nudge_outbox(self) -> None:
         """Deliver a new document now rather than at the next poll."""
@@ -179,6 +195,7 @@ def build(config: Mapping) -> Services:
         callbacks=Callbacks(db),
         guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"], float(config["IVR_HTTP_TIMEOUT"])),
         spool=Spool(data_dir / "spool.jsonl"),
+        set_aside=SetAside(db),
         mover=CallMover(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"])),
         outbox=outbox,
         deliverer=deliverer,

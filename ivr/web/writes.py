@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from ..call import handoff
+from ..call import engine, handoff
 from ..call.session import Session
 from ..storage.records import SIMULATED_PREFIX
 from .services import Services
@@ -23,7 +23,8 @@ def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
     return {
         "progress": lambda a: ivr.records.progress(Session.from_dict(a["session"]), a["context"], a["events_from"]),
         "close": lambda a: ivr.records.close(a["call_sid"], a["status"], a["ended_at"], a["duration"], a["caller"]),
-        "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"]),
+        "transfer_result": lambda a: ivr.records.transfer_result(a["call_sid"], a["result"], a.get("at")),
+        "fallback": lambda a: fallback(ivr, a),
         "late_message": lambda a: ivr.records.late_message(a["call_sid"]),
         "callback": lambda a: ivr.callbacks.add(a["call_sid"], a["number"], a["kind"], a["document"], a["message_url"], a["at"]),
         "outbox": lambda a: ivr.outbox.add(a["call_sid"], a["document"], a["at"], a.get("version", "")),
@@ -53,3 +54,25 @@ def follow_up(ivr: Services, session: Session, document: dict | None, at: float)
         document = handoff.context(session, ivr.bundle(session.flow_version).flow, at)
     write(ivr, "callback", call_sid=session.call_sid, number=session.answers.get("numero_rappel") or session.caller, kind=session.outcome,
            document=document, message_url=session.answers.get("message_vocal"), at=at)
+
+
+def fallback(ivr: Services, args: Mapping) -> None:
+    """A transfer made without the session (the fallback, or the store down): the record says so
+    and the helpdesk gets its document, written from what the session holds when it can be read
+    now (this runs after the caller's answer, or later from the spool), else from the request."""
+    call_sid, document, at = args["call_sid"], args["document"], args["at"]
+    try:
+        session = ivr.store.load(call_sid)
+    except Exception:
+        log.warning("[%s] the fallback's transfer is written without the session (store unreadable)", call_sid)
+        session = None
+    if session is not None:
+        document = {**handoff.context(engine.put_through(session, at), ivr.bundle(session.flow_version).flow, at), **_links_of(document)}
+    ivr.records.fallback(call_sid, args["caller"], at, args["flow_version"], document)
+    if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
+        ivr.outbox.add(call_sid, document, at)
+        ivr.nudge_outbox()
+
+
+def _links_of(document: Mapping) -> dict:
+    return {key: document[key] for key in ("context_url",) if key in document}
