@@ -3,6 +3,7 @@ odd fields. Each gets a clear answer, counts once, and changes nothing it should
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -143,3 +144,25 @@ def test_a_late_status_or_transfer_result_changes_nothing(app, caller):
     call.post("http://localhost/voice/transfer-done", call.params(DialCallStatus="busy"))
     record = app.extensions["ivr"].records.get(call.call_sid)
     assert (record["call_status"], record["duration_s"], record["transfer_result"]) == ("completed", 42, None)
+
+
+def test_control_characters_are_removed_at_the_door(app, caller, caplog):
+    """Before: a NUL in SpeechResult, CallSid or DialCallStatus of a signed webhook reached the log and
+    the database (PostgreSQL refuses it: « \\u0000 cannot be converted to text »), and the write went
+    to the spool, where it stopped every later one. Now nothing past the signature check holds one."""
+    caplog.set_level(logging.INFO)
+    ivr = app.extensions["ivr"]
+    call = caller()
+    call.call_sid = "CA" + "7" * 31 + "\x00"
+    clean_sid = "CA" + "7" * 31
+    call.post("http://localhost/voice", call.params())
+    call.post(MENU, call.params(SpeechResult="je ne sais pas\x00\x1b[31m", Confidence="0.9"))
+    call.post(MENU, call.params(Digits="0"))
+    call.post("http://localhost/voice/transfer-done", call.params(QueueResult="bridged\x00", QueueTime="30"))
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="60"))
+    record = ivr.records.get(clean_sid)
+    assert (record["outcome"], record["transfer_result"], record["call_status"]) == ("transferred", "bridged", "completed")
+    assert len(ivr.spool) == 0 and ivr.set_aside.count() == 0
+    heard_events = [event["detail"].get("heard") for event in ivr.records.events(clean_sid) if event["detail"].get("heard")]
+    assert heard_events and all("\x00" not in text and "\x1b" not in text for text in heard_events)
+    assert "\x00" not in caplog.text and "\x1b" not in caplog.text and clean_sid in caplog.text

@@ -108,3 +108,44 @@ def test_a_prefix_added_by_a_trusted_proxy_is_part_of_the_signed_url(make_app):
     assert client.post("/voice", data=PARAMS, headers=headers).status_code == 200
 
 
+
+
+class StrippingProxy:
+    """A proxy serving us under https://ivr.example/ivr: it passes on what is under the prefix,
+    without it (as nginx's `location /ivr/ { proxy_pass http://app/; }`), and refuses the rest."""
+
+    PUBLIC = "https://ivr.example/ivr"
+
+    def __init__(self, client, forwarded_prefix: bool = False):
+        self.client, self.forwarded_prefix, self.requested = client, forwarded_prefix, []
+
+    def post(self, url, params, headers):
+        self.requested.append(url)
+        if not url.startswith(self.PUBLIC + "/"):
+            return 404, "not under the prefix"
+        extra = {"X-Forwarded-Prefix": "/ivr", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example"} if self.forwarded_prefix else {}
+        response = self.client.post(url[len(self.PUBLIC):], data=params, headers={**headers, **extra}, base_url="http://app.internal")
+        return response.status_code, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("forwarded_prefix", [False, True], ids=["prefix-stripped", "prefix-forwarded"])
+def test_every_url_given_to_twilio_stays_under_a_public_url_with_a_path(make_app, forwarded_prefix):
+    """IVR_PUBLIC_URL=https://ivr.example/ivr. Before: the Gather and Enqueue actions lost « /ivr »
+    (only waitUrl kept it) and Twilio would have requested URLs outside the prefix."""
+    from ivr.supervisor.simulator import Caller
+
+    app = make_app(IVR_PUBLIC_URL=StrippingProxy.PUBLIC, TWILIO_WORKFLOW_SID="WW" + "0" * 32,
+                   IVR_TRUSTED_PROXIES="1" if forwarded_prefix else "0")
+    proxy = StrippingProxy(app.test_client(), forwarded_prefix)
+    call = Caller(proxy, StrippingProxy.PUBLIC, TOKEN)
+    result = call.call(["1", "2", "0"], hang_up_status=False)
+    assert result.end == "enqueue", result
+    from urllib.parse import urljoin
+
+    enqueue_action = urljoin(proxy.requested[-1], result.enqueue["action"])  # Twilio resolves it against the document's URL
+    urls = [*proxy.requested, result.wait_url, enqueue_action]
+    assert len(proxy.requested) >= 4 and all(url.startswith(StrippingProxy.PUBLIC + "/voice") for url in urls), urls
+    assert result.task["context_url"].startswith(StrippingProxy.PUBLIC + "/api/calls/")
+    assert not any("/ivr/ivr/" in document for document in result.documents)
+    status, _ = call.post(enqueue_action, call.params(QueueResult="bridged", QueueTime="5"))
+    assert status == 200  # signed for its public URL, and served

@@ -288,7 +288,9 @@ def try_call():
 def try_webhook():
     """Play Twilio for the browser: sign the request and send it through the voice webhooks."""
     payload = request.get_json(silent=True) or {}
-    path = str(payload.get("url", ""))
+    path, base = str(payload.get("url", "")), services().public_base
+    if base and path.startswith(base + "/"):  # the TwiML names our URLs under IVR_PUBLIC_URL
+        path = path[len(base):]
     params = {str(k): str(v) for k, v in (payload.get("params") or {}).items()}
     if not path.startswith("/voice") or not params.get("CallSid", "").startswith(SIMULATED_PREFIX):
         return jsonify(error="only simulated calls to /voice URLs"), 400

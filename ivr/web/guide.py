@@ -21,6 +21,7 @@ from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict, StoreUnavailable
 from .console import SECURITY_HEADERS
 from .services import services
+from .signature import twilio_url
 
 log = logging.getLogger(__name__)
 bp = Blueprint("guide", __name__, url_prefix="/g", template_folder="templates", static_folder="static")
@@ -112,7 +113,7 @@ def press(token: str):
         log.exception("[%s] visual guide: the button could not be kept", call_sid)
         return _back(token, "indisponible")
     movable = bool(ivr.public_base) and ivr.mover is not None and not call_sid.startswith(SIMULATED_PREFIX)  # the console's calls are not at Twilio
-    moved = movable and ivr.mover.move(call_sid, ivr.public_base + url_for("voice.from_page"))
+    moved = movable and ivr.mover.move(call_sid, twilio_url("voice.from_page", ivr.public_base))
     log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
     return _back(token, "ok" if moved else "bientot")
 

@@ -10,7 +10,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ..call.flow import RATINGS
 from .endings import RATING_SMS
 from .services import services
-from .signature import is_signed
+from .signature import clean_request, is_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("messages", __name__)
@@ -25,6 +25,7 @@ def sms():
     if ivr.validator is not None and not is_signed(ivr.validator, request, ivr.public_base):
         log.warning("refused /sms: bad or missing X-Twilio-Signature")
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+    clean_request()
     number, body = request.form.get("From", ""), request.form.get("Body", "").strip().rstrip(".!")
     prompts = ivr.bundle().prompts
     now = ivr.clock()

@@ -4,10 +4,12 @@ RequestValidator)."""
 from __future__ import annotations
 
 import hmac
+import re
 from urllib.parse import quote
 
-from flask import Request
+from flask import Request, request, url_for
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import ImmutableMultiDict
 
 
 def public_url(request: Request, public_base: str = "") -> str:
@@ -45,3 +47,30 @@ def is_signed(validator: RequestValidator, request: Request, public_base: str = 
     form = SignedParams(request.form.lists())
     signature = request.environ.get("HTTP_X_TWILIO_SIGNATURE", "")
     return hmac.compare_digest(validator.compute_signature(url, form), signature) or validator.validate(url, form, signature)
+
+
+def twilio_url(endpoint: str, public_base: str = "", absolute: bool = False, **values) -> str:
+    """The URL Twilio is to request for `endpoint`: under IVR_PUBLIC_URL when it is set (its path
+    is the prefix a proxy strips, which this request may not show), else as this request reached us
+    (with any prefix the proxy names: X-Forwarded-Prefix); a path only unless `absolute`."""
+    path = url_for(endpoint, **values)
+    if public_base:
+        root = request.script_root
+        return public_base + (path[len(root):] if root and path.startswith(root + "/") else path)
+    return request.host_url.rstrip("/") + path if absolute else path
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def cleaned(value: str) -> str:
+    """A field without control characters (NUL and the rest; tabs and line breaks become spaces):
+    nothing past the door can put one in a log line, a session or a statement."""
+    return _CONTROL.sub(lambda match: " " if match.group() in "\t\n\r" else "", value)
+
+
+def clean_request() -> None:
+    """After the signature is checked (on the form as Twilio signed it): the form and the query
+    string this request's handlers read, cleaned of control characters."""
+    request.form = ImmutableMultiDict([(cleaned(name), cleaned(value)) for name, value in request.form.items(multi=True)])
+    request.args = ImmutableMultiDict([(cleaned(name), cleaned(value)) for name, value in request.args.items(multi=True)])

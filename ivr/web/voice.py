@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..call import handoff, twiml
@@ -17,7 +17,7 @@ from ..storage.sessions import Conflict, StoreUnavailable
 from . import calls, endings, waiting
 from .guide import guide_token
 from .services import services
-from .signature import is_signed
+from .signature import clean_request, cleaned, is_signed, twilio_url
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -28,35 +28,36 @@ NO_SUMMARY = "Résumé indisponible : demandez le détail à l'appelant."
 
 
 class FlaskUrls:
-    """The URLs of this request's TwiML, from Flask's url_for (under any prefix a proxy adds)."""
+    """The URLs of this request's TwiML: under IVR_PUBLIC_URL when it is set, else as the request
+    reached us (under any prefix a proxy names)."""
 
     def __init__(self):
-        self.scope = request.script_root
+        self.base = services().public_base
+        self.scope = self.base or request.script_root
 
     def answer(self, node: str, phase: str) -> str:
-        return url_for("voice.answer", node=node, phase=phase)
+        return twilio_url("voice.answer", self.base, node=node, phase=phase)
 
     def links(self, call_sid: str) -> handoff.Links:
-        base = services().public_base or request.host_url.rstrip("/")
         return handoff.Links(
-            done=url_for("voice.transfer_done"),
-            context=base + url_for("api.call_context", call_sid=call_sid),
-            whisper=base + url_for("voice.whisper", call=call_sid),
-            wait=base + url_for("voice.wait"),
-            visual=base + url_for("guide.page", token=guide_token(call_sid)),
+            done=twilio_url("voice.transfer_done", self.base),
+            context=twilio_url("api.call_context", self.base, absolute=True, call_sid=call_sid),
+            whisper=twilio_url("voice.whisper", self.base, absolute=True, call=call_sid),
+            wait=twilio_url("voice.wait", self.base, absolute=True),
+            visual=twilio_url("guide.page", self.base, absolute=True, token=guide_token(call_sid)),
         )
 
 
 @bp.before_request
 def verify_signature():
     """Refuse any request that does not carry Twilio's signature for its public URL."""
-    call_sid = request.form.get("CallSid", "")
-    g.call_sid = call_sid or "-"
+    g.call_sid = cleaned(request.form.get("CallSid", ""))[:64] or "-"
     ivr = services()  # without a validator (development without a token) create_app already warned
     if ivr.validator is not None and not is_signed(ivr.validator, request, ivr.public_base):
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature", g.call_sid, request.path)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
-    if not call_sid:
+    clean_request()
+    if not request.form.get("CallSid", ""):
         return Response("CallSid missing: not a Twilio voice webhook\n", status=400, mimetype="text/plain")
     return None
 
@@ -125,9 +126,9 @@ def wait():
     form = request.form
     average = count(form.get("AvgQueueTime")) or 0
     offer = (count(form.get("QueueTime")) or 0) >= int(current_app.config["IVR_CALLBACK_OFFER_SECONDS"])
+    choice = twilio_url("voice.wait_choice", services().public_base) if offer else ""
     return _xml(waiting.wait(services(), form.get("CallSid", ""), count(form.get("QueuePosition")),
-                           round(average / 60) if average >= 60 else None, url_for("voice.wait_choice") if offer else "", _question_url,
-                           FlaskUrls(), _token()))
+                           round(average / 60) if average >= 60 else None, choice, _question_url, FlaskUrls(), _token()))
 
 
 @bp.post("/wait/answer")
@@ -138,7 +139,7 @@ def wait_answer():
 
 
 def _question_url(node: str, phase: str) -> str:
-    return url_for("voice.wait_answer", node=node, phase=phase)
+    return twilio_url("voice.wait_answer", services().public_base, node=node, phase=phase)
 
 
 @bp.post("/wait/choice")
