@@ -98,3 +98,50 @@ def test_python_m_ivr_cli_has_every_command_of_ivr():
     shown = subprocess.run([sys.executable, "-m", "ivr.cli", "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for command in ("validate", "preview", "simulate", "graph", "user", "report", "prompts", "callbacks"):
         assert f"  {command} " in shown, command
+
+
+def test_health_names_what_fails_without_saying_where_it_is(make_app, caplog):
+    """/health is public (load balancers): it says which part fails and what kind of error, never
+    the database's or Redis' host and port (those are in the server's log)."""
+    from servers import free_port
+
+    port = free_port()
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{port}/0", IVR_REDIS_TIMEOUT="0.2")
+    response = app.test_client().get("/health")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503 and response.get_json()["failing"]["sessions"].startswith("ConnectionError")
+    assert str(port) not in body and "127.0.0.1" not in body
+    assert str(port) in caplog.text  # the operator finds it in the log
+
+
+def test_health_says_when_the_data_folder_is_short_of_space(make_app):
+    """Before: "ok" with the spool's disk full. The threshold is set above this disk's free space."""
+    import shutil
+
+    app = make_app()
+    free_mb = shutil.disk_usage(app.extensions["ivr"].spool.path.parent).free / 1e6
+    assert app.test_client().get("/health").get_json()["status"] == "ok"
+    short = make_app(IVR_MIN_FREE_MB=str(int(free_mb * 2) + 1))
+    report = short.test_client().get("/health").get_json()
+    assert report["status"] == "degraded" and "MB free" in report["disk"]
+
+
+def test_the_data_folder_is_the_servers_alone_whatever_the_umask(make_app, tmp_path):
+    """Before: the data folder followed the umask (777 under umask 000)."""
+    import os
+    import stat
+
+    previous = os.umask(0)
+    try:
+        app = make_app(IVR_DATA_DIR=str(tmp_path / "fresh" / "data"))
+    finally:
+        os.umask(previous)
+    folder = app.extensions["ivr"].spool.path.parent
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_console_and_guide_pages_are_not_cached_but_the_style_sheet_is(client):
+    login = client.get("/console/login")
+    assert login.headers["Cache-Control"] == "no-store"
+    style = client.get("/console/static/console.css")
+    assert style.status_code == 200 and "no-store" not in style.headers.get("Cache-Control", "")

@@ -24,6 +24,17 @@ from .migrations import MIGRATIONS, TYPES
 log = logging.getLogger(__name__)
 
 
+def private_folder(path: Path) -> Path:
+    """The server's data folder (what callers said, the spool, the cookie key): made readable by the
+    server's user only, whatever the umask; an existing one open to others is named in the log."""
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
+    elif path.is_dir() and path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        log.warning("the data folder %s can be read by other users (mode %o): chmod 700 it", path, path.stat().st_mode & 0o777)
+    return path
+
+
 class Database:
     """What every module needs of a database; SQLite and PostgreSQL implement `_run` and `transaction`."""
 
@@ -95,7 +106,7 @@ class SQLite(Database):
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         if not self.path.exists():  # what callers said: readable by the server's user only (SQLite gives its -wal and -shm the same)
             self.path.touch(mode=0o600)
         self._lock = threading.RLock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,7 @@ ENVIRONMENT = {
     "IVR_HTTP_TIMEOUT": "5",
     "IVR_RETENTION_DAYS": "90",
     "IVR_SPOOL_INTERVAL": "10",
+    "IVR_MIN_FREE_MB": "100",
 }
 
 
@@ -128,8 +130,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         for part, check in (("sessions", ivr.store.ping), ("database", lambda: ivr.db.one("SELECT 1 AS ok"))):
             try:
                 check()
-            except Exception as error:  # what it is matters to the operator, not the traceback
-                failing[part] = f"{type(error).__name__}: {error}"[:300]
+            except Exception as error:  # what it is matters to the operator, not the traceback; where it is stays in the log
+                log.warning("/health: %s fails: %s: %s", part, type(error).__name__, str(error)[:300])
+                failing[part] = f"{type(error).__name__} (details in the server's log)"
         library = ivr.library
         library.current()  # looks for edits, like a new call would
         report = {"flow_version": library.current_bundle.version, "refused": [str(p) for p in library.last_problems]}
@@ -144,9 +147,13 @@ def create_app(test_config: dict | None = None) -> Flask:
             aside = 0
         if aside:
             report["set_aside"] = f"{aside} write(s) refused by the database, set aside: ivr journal"
+        free = shutil.disk_usage(ivr.spool.path.parent).free
+        if free < float(config["IVR_MIN_FREE_MB"]) * 1e6:
+            report["disk"] = f"{free // 1_000_000} MB free where the spool and the embedded database write (IVR_DATA_DIR)"
         if failing:
             return {"status": "down", "failing": failing, **report}, 503
-        return {"status": "degraded" if report["refused"] or library.overrides_missing or spooled or aside else "ok", **report}
+        degraded = report["refused"] or library.overrides_missing or spooled or aside or "disk" in report
+        return {"status": "degraded" if degraded else "ok", **report}
 
     return app
 
@@ -155,6 +162,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 _NUMBERS = {
     "IVR_SESSION_TTL": 60, "IVR_CALLBACK_OFFER_SECONDS": 0, "IVR_CONSOLE_IDLE_MINUTES": 1, "IVR_RELOAD_INTERVAL": 0,
     "IVR_DB_TIMEOUT": 0.1, "IVR_REDIS_TIMEOUT": 0.1, "IVR_HTTP_TIMEOUT": 0.1, "IVR_SPOOL_INTERVAL": 0.1, "IVR_TRUSTED_PROXIES": 0,
+    "IVR_MIN_FREE_MB": 0,
 }
 
 

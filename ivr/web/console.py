@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",  # what callers said and the console's pages stay out of shared and browser caches
 }
 VISUAL_PREFIX = ("visuel.", "page.")  # the visual guide's texts: read on the caller's phone, not heard
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
@@ -75,7 +76,8 @@ def template_globals():
 @bp.after_request
 def security_headers(response):
     """No framing (the one-click rollback cannot be clickjacked), no inline script, no sniffing."""
-    response.headers.update(SECURITY_HEADERS)
+    response.headers.update({name: value for name, value in SECURITY_HEADERS.items()
+                             if name != "Cache-Control" or request.endpoint != "console.static"})  # the style sheet and script are cached
     return response
 
 

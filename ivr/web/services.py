@@ -22,7 +22,7 @@ from ..delivery.outbox import Deliverer, Outbox
 from ..delivery.sms import Guides, recording_deleter
 from ..delivery.twilio_rest import CallMover
 from ..storage.callbacks import Callbacks
-from ..storage.db import Database, connect
+from ..storage.db import Database, connect, private_folder
 from ..storage.experiments import Experiments
 from ..storage.incidents import Incidents
 from ..storage.overrides import PromptOverrides
@@ -148,7 +148,7 @@ def services() -> Services:
 def build(config: Mapping) -> Services:
     """Every part, from the app's configuration (environment variables, overridden in tests)."""
     token = config["TWILIO_AUTH_TOKEN"]
-    data_dir = resolve(config["IVR_DATA_DIR"], must_exist=False)
+    data_dir = private_folder(resolve(config["IVR_DATA_DIR"], must_exist=False))
     db = connect(config["DATABASE_URL"], data_dir, float(config["IVR_DB_TIMEOUT"]))
     overrides = PromptOverrides(db)
     library = FlowLibrary(resolve(config["IVR_FLOW"]), resolve(config["IVR_PROMPTS"]), config["IVR_LANGUAGE"],
