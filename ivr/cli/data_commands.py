@@ -61,6 +61,21 @@ def user_passwd(username: str, password: str, data_dir: str) -> None:
     click.echo(f"Mot de passe de « {username} » changé.")
 
 
+@user.command("unlock")
+@_help
+@click.argument("username", metavar="IDENTIFIANT")
+@_data_dir_option
+def user_unlock(username: str, data_dir: str) -> None:
+    """Rouvrir le compte IDENTIFIANT, fermé pour tous après trop de mots de passe essayés (une
+    alerte l'a dit dans le journal du serveur). Les adresses qui ont essayé restent comptées."""
+    from ..storage.users import Users
+
+    users = Users(_database(data_dir))
+    if not any(account["username"] == username for account in users.all()):
+        raise click.ClickException(f"aucun utilisateur « {username} » (ivr user list les donne)")
+    click.echo(f"Compte « {username} » rouvert." if users.unlock(username) else f"Le compte « {username} » n'était pas fermé.")
+
+
 @user.command("remove")
 @_help
 @click.argument("username", metavar="IDENTIFIANT")

@@ -191,7 +191,8 @@ MIGRATIONS: tuple[str, ...] = (
     # moved on only by a later state of its session (`progress_seq`, its history's length); the
     # fallback's transfer is kept beside it (`fallback_at`), and a transfer's result as it came
     # (`transfer_result_raw`: it counts once the call is known to have been put through). Facts that cannot be written while the
-    # database answers are set aside with the reason, for `ivr journal`.
+    # database answers are set aside with the reason, for `ivr journal`. Console logins are counted
+    # per address, per address and account, and per account, each count taken in one statement.
     """
     ALTER TABLE events ADD COLUMN seq INTEGER;
     CREATE UNIQUE INDEX events_seq ON events (call_sid, seq);
@@ -207,5 +208,10 @@ MIGRATIONS: tuple[str, ...] = (
         at {real} NOT NULL
     );
     CREATE INDEX set_aside_at ON set_aside (at);
+    CREATE TABLE login_attempts (
+        what TEXT PRIMARY KEY,
+        since {real} NOT NULL,
+        count INTEGER NOT NULL
+    );
     """,
 )

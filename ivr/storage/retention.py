@@ -26,6 +26,7 @@ _PURGES = (
     ("console_logins", "DELETE FROM console_logins WHERE seen_at < ?"),
     ("login_failures", "DELETE FROM login_failures WHERE at < ?"),
     ("set_aside", "DELETE FROM set_aside WHERE at < ?"),
+    ("login_attempts", "DELETE FROM login_attempts WHERE since < ?"),
 )
 
 

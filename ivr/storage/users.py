@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import Database
 
+log = logging.getLogger(__name__)
+
 ROLES = ("viewer", "editor")
 MIN_PASSWORD = 10
 LOGIN_MAX_SECONDS = 12 * 3600  # a console login lasts 12 hours at most, however active
-FAILURES_ALLOWED = 10  # wrong passwords, by account and by address, within…
-FAILURES_WINDOW = 15 * 60  # …this many seconds; then logins from there wait for the window to pass
+FAILURES_WINDOW = 15 * 60  # seconds: passwords tried, counted over this window…
+# …from one address for one account; from one address, any account; for one account from anywhere
+# (then the account is locked for everyone: an alert in the log, and `ivr user unlock` opens it).
+FAILURES_ALLOWED = {"pair": 10, "addr": 30, "user": 100}
 
 
 class UserError(ValueError):
@@ -80,21 +85,38 @@ class Users:
     def close_login(self, token: str) -> None:
         self.db.execute("DELETE FROM console_logins WHERE token = ?", (token,))
 
-    def login_wait(self, username: str, address: str, now: float) -> float:
-        """Seconds before this account or this address may try a password again (0: now)."""
-        since = now - FAILURES_WINDOW
-        waits = []
-        for what in (f"user:{username.lower()}", f"addr:{address}"):
-            rows = self.db.query("SELECT at FROM login_failures WHERE what = ? AND at > ? ORDER BY at DESC LIMIT ?",
-                                 (what, since, FAILURES_ALLOWED))
-            if len(rows) >= FAILURES_ALLOWED:
-                waits.append(rows[-1]["at"] - since)
-        return max(waits, default=0.0)
+    def login_try(self, username: str, address: str, now: float) -> float:
+        """Count one password tried (before it is checked: a burst cannot get past the limit, each
+        count is taken in one statement); seconds before this one may be tried (0: now)."""
+        wait = 0.0
+        for kind, what in _login_keys(username, address):
+            row = self.db.one(
+                "INSERT INTO login_attempts (what, since, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (what) DO UPDATE SET "
+                "count = CASE WHEN login_attempts.since <= ? THEN 1 ELSE login_attempts.count + 1 END, "
+                "since = CASE WHEN login_attempts.since <= ? THEN excluded.since ELSE login_attempts.since END "
+                "RETURNING count, since",
+                (what, now, now - FAILURES_WINDOW, now - FAILURES_WINDOW))
+            if row["count"] > FAILURES_ALLOWED[kind]:
+                wait = max(wait, row["since"] + FAILURES_WINDOW - now)
+            if kind == "user" and row["count"] == FAILURES_ALLOWED[kind] + 1:
+                log.error("console: the account %r is locked for everyone after %d passwords tried in %d minutes: an attack? "
+                          "(ivr user unlock %s to open it)", username, FAILURES_ALLOWED[kind], FAILURES_WINDOW // 60, username)
+        return wait
 
-    def login_failed(self, username: str, address: str, now: float) -> None:
-        for what in (f"user:{username.lower()}", f"addr:{address}"):
-            self.db.execute("INSERT INTO login_failures (what, at) VALUES (?, ?)", (what, now))
-        self.db.execute("DELETE FROM login_failures WHERE at <= ?", (now - FAILURES_WINDOW,))
+    def login_succeeded(self, username: str, address: str) -> None:
+        """The password tried was right: it does not count against anyone."""
+        for _, what in _login_keys(username, address):
+            self.db.execute("UPDATE login_attempts SET count = count - 1 WHERE what = ? AND count > 0", (what,))
+
+    def unlock(self, username: str) -> bool:
+        """Open an account locked by too many passwords tried (its addresses stay counted)."""
+        return bool(self.db.execute("DELETE FROM login_attempts WHERE what = ?", (f"user:{username.lower()}",)))
+
+
+def _login_keys(username: str, address: str) -> tuple[tuple[str, str], ...]:
+    name = username.lower()
+    return (("pair", f"pair:{address}|{name}"), ("addr", f"addr:{address}"), ("user", f"user:{name}"))
 
 
 def _check_password(password: str) -> None:

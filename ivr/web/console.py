@@ -97,7 +97,7 @@ def login():
         return render_template("console/login.html", error=None)
     users, now = services().users, time.time()
     username, address = request.form.get("username", "").strip()[:80], request.remote_addr or "-"
-    wait = users.login_wait(username, address, now)
+    wait = users.login_try(username, address, now)
     if wait:
         log.warning("console: login for %r from %s refused: too many wrong passwords", username, address)
         minutes = math.ceil(wait / 60)
@@ -105,9 +105,9 @@ def login():
         return render_template("console/login.html", error=error, username=username), 429
     role = users.authenticate(username, request.form.get("password", ""))
     if role is None:
-        users.login_failed(username, address, now)
         log.warning("console: failed login for %r from %s", username, address)
         return render_template("console/login.html", error="Identifiant ou mot de passe incorrect.", username=username), 401
+    users.login_succeeded(username, address)
     token = secrets.token_urlsafe(32)
     users.open_login(username, token, now)
     csrf = session.get("csrf")
