@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from flask.testing import FlaskClient
 
 from ivr import create_app
 from ivr.supervisor.simulator import Caller, FlaskTransport
@@ -239,6 +240,21 @@ def shared_backend():
     yield from _shared_backend()
 
 
+def settled_client(apps: list):
+    """A test client that, after each request, waits for the facts it caused to be applied from the
+    journal by the real background thread (every app of the test: two servers may share one data
+    folder), as they are within milliseconds in service: a test then reads the records at once."""
+
+    class SettledClient(FlaskClient):
+        def open(self, *args, **kwargs):
+            response = super().open(*args, **kwargs)
+            for app in apps:
+                app.extensions["ivr"].settle()
+            return response
+
+    return SettledClient
+
+
 @pytest.fixture
 def make_app(tmp_path, backend):
     """Build an app with test settings on the current backend; keyword arguments override them."""
@@ -256,6 +272,7 @@ def make_app(tmp_path, backend):
         }
         config.update(overrides)
         app = create_app(config)
+        app.test_client_class = settled_client(apps)
         apps.append(app)
         return app
 

@@ -32,7 +32,6 @@ def eventually(check, seconds: float = 10.0):
     pytest.fail(f"still not done after {seconds:g} s: {check.__doc__ or check}")
 
 
-@pytest.mark.logs_errors("spooled for later")
 def test_what_the_database_refused_is_written_by_the_spools_own_timer(make_app, caller):
     """No operator and no later webhook: the replayer thread writes the spooled close by itself."""
     app = make_app(IVR_SPOOL_INTERVAL="0.1")

@@ -135,7 +135,8 @@ def test_a_burst_of_parallel_logins_gets_no_more_passwords_checked_than_the_limi
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(codes) == [401] * 10 + [429] * 30
+    # At most the limit gets its password checked (one more key past its own limit can refuse one more).
+    assert set(codes) == {401, 429} and 8 <= codes.count(401) <= 10, str(sorted(codes))
 
 
 @pytest.mark.logs_errors("is locked for everyone")

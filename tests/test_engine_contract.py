@@ -154,16 +154,6 @@ def test_no_rating_question_when_rated_or_when_the_flow_asks_none(ecps, change):
     else:
         flow = replace(ecps, satisfaction=None)
     assert engine.rate_after_agent(flow, session, AT + 60) == (session, (Hangup((Say("fin.au_revoir"),)),))
-    assert engine.wants_rating_by_sms(flow, session) is False
-
-
-def test_a_rating_by_sms_only_for_a_caller_put_through_and_never_asked(ecps):
-    session = transferred(ecps)
-    assert engine.wants_rating_by_sms(ecps, session) is True
-    asked, _ = engine.rate_after_agent(ecps, session, AT + 60)
-    assert engine.wants_rating_by_sms(ecps, asked) is False
-    assert engine.wants_rating_by_sms(ecps, replace(session, outcome="solved")) is False
-    assert engine.wants_rating_by_sms(ecps, replace(session, outcome=None)) is False
 
 
 # ---- the queue: a callback asked while waiting ---------------------------------------------------------------

@@ -158,13 +158,6 @@ def _asked_rating(session: Session) -> bool:
     return any(entry.get("event") == "rating_offer" for entry in session.history)
 
 
-def wants_rating_by_sms(flow: Flow, session: Session) -> bool:
-    """Whether a caller put through to an agent should be asked for a rating by SMS: they were not
-    asked on the line (gone when the agent hung up, or a conference that ended the call)."""
-    return (flow.satisfaction is not None and not flow.ratings_off and session.outcome == "transferred" and session.rating is None
-            and not _asked_rating(session))
-
-
 def queued_question(flow: Flow, session: Session, at: float) -> tuple[Session, Ask | None]:
     """The question to ask now, while the caller waits for an agent (None when there is none left).
     A question asked at the last turn of the wait and left unanswered is silence, as on the line:

@@ -24,6 +24,20 @@ from .migrations import MIGRATIONS, TYPES
 log = logging.getLogger(__name__)
 
 
+def refused_for_its_data(error: Exception) -> bool:
+    """Whether a statement failed for what it carries (a value the database cannot store, a
+    constraint), or a fact for its shape (a field missing or of the wrong type): trying it again
+    as it is changes nothing. A connection lost, a timeout or a missing table are not: they pass."""
+    kinds: tuple = (sqlite3.DataError, sqlite3.IntegrityError, TypeError, ValueError, KeyError)
+    try:
+        import psycopg
+
+        kinds += (psycopg.DataError, psycopg.IntegrityError)
+    except ImportError:
+        pass
+    return isinstance(error, kinds)
+
+
 def private_folder(path: Path) -> Path:
     """The server's data folder (what callers said, the spool, the cookie key): made readable by the
     server's user only, whatever the umask; an existing one open to others is named in the log."""

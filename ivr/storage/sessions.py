@@ -38,6 +38,8 @@ class SessionStore(Protocol):
 
     def take(self, call_sid: str) -> Session | None: ...
 
+    def over(self, call_sid: str) -> bool: ...
+
     def ping(self) -> None: ...
 
 
@@ -115,6 +117,10 @@ class SqlSessionStore:
         self.db.one("SELECT 1 AS ok FROM sessions LIMIT 1")
 
     TAKE_GRACE = 3600  # seconds the mark of an ended call stays: a late webhook finds the call over
+
+    def over(self, call_sid: str) -> bool:
+        """Whether the call's status came (its session taken within TAKE_GRACE)."""
+        return self.db.one("SELECT 1 AS over FROM sessions WHERE call_sid = ? AND revision = -1", (call_sid,)) is not None
 
     def take(self, call_sid: str) -> Session | None:
         """The call is over: its session is returned (None if it had none, or it had expired) and
@@ -222,6 +228,11 @@ class RedisSessionStore:
 
     def ping(self) -> None:
         self.redis.ping()
+
+    def over(self, call_sid: str) -> bool:
+        """Whether the call's status came (its session taken within TAKE_GRACE)."""
+        with self._unavailable():
+            return bool(self.redis.hexists(self.key(call_sid), "over"))
 
     def take(self, call_sid: str) -> Session | None:
         with self._unavailable():

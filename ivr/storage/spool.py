@@ -11,7 +11,8 @@ can be written twice without changing more than once (call records merge, events
 the agents' lists are keyed by call), so a line replayed again after a kill, or a statement that
 ran when a frozen database resumed and then from the spool, is counted once.
 
-A line the database refuses while it answers (it was tried twice) is a poison line: it is set aside
+A line the database refuses for what it carries while it answers (a value it cannot store, a
+constraint; or a line whose shape this release does not know), tried twice, is a poison line: it is set aside
 with the reason (`set_aside`, listed, retried or dropped by `ivr journal`) and the rest flows on."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from .db import refused_for_its_data
 
 log = logging.getLogger(__name__)
 TAKEN = ".replaying"  # the suffix of a file taken by a replay
@@ -122,8 +125,8 @@ def _write_line(line: str, writers, set_aside, answers) -> str:
             write(args)
             return "written"
         except Exception as error:
-            if not answers():
-                log.warning("spool: %s still cannot be written (%s); kept for later", kind, error)
+            if not refused_for_its_data(error) or not answers():
+                log.warning("spool: %s still cannot be written (%s: %s); kept for later", kind, type(error).__name__, str(error)[:300])
                 return "waiting"
             if attempt == 2:
                 return _set_aside(set_aside, kind, call_sid, line, f"{type(error).__name__}: {error}"[:500])
@@ -187,7 +190,8 @@ class _locked:
 
 
 class Replayer(threading.Thread):
-    """Tries the spool every `interval` seconds while it holds anything, and at once when nudged."""
+    """Applies the spool at once when nudged (a webhook appended a fact), and every `interval`
+    seconds while it holds anything (after an outage)."""
 
     def __init__(self, spool: Spool, writers: Mapping[str, Callable[[Mapping], None]], interval: float = 10.0,
                  set_aside: Callable[[str, str, str, str], None] | None = None, answers: Callable[[], bool] = lambda: False):
@@ -195,23 +199,43 @@ class Replayer(threading.Thread):
         self.spool, self.writers, self.interval = spool, writers, interval
         self.set_aside, self.answers = set_aside, answers
         self.stopped = threading.Event()
-        self._nudged = threading.Event()
+        self._changed = threading.Condition()
+        self._asked = self._done = 0  # nudges received; nudges whose facts a finished round has seen
 
     def nudge(self) -> None:
-        self._nudged.set()
+        with self._changed:
+            self._asked += 1
+            self._changed.notify_all()
 
     def stop(self) -> None:
         self.stopped.set()
-        self._nudged.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until a round that began after the last nudge has ended (what was appended then is
+        applied, or waits for the database): False after `timeout`."""
+        with self._changed:
+            target = self._asked
+            return self._changed.wait_for(lambda: self._done >= target or self.stopped.is_set() or not self.is_alive(), timeout)
 
     def run(self) -> None:
-        while True:
-            self._nudged.wait(self.interval)
-            self._nudged.clear()
+        pause, retry = self.interval, None  # after a round that left facts waiting: soon, then less and less often
+        while not self.stopped.is_set():
+            with self._changed:
+                self._changed.wait_for(lambda: self._asked > self._done or self.stopped.is_set(), pause)
+                target = self._asked
             if self.stopped.is_set():
                 return
+            waiting = 0
             if self.spool.path.exists() or self.spool.taken():
                 try:
-                    self.spool.replay(self.writers, self.set_aside, self.answers)
+                    waiting = self.spool.replay(self.writers, self.set_aside, self.answers)[1]
                 except Exception:
                     log.exception("spool replay failed; tried again later")
+                    waiting = 1
+            retry = min(retry * 2, self.interval) if waiting and retry else min(0.25, self.interval) if waiting else None
+            pause = retry or self.interval
+            with self._changed:
+                self._done = target
+                self._changed.notify_all()

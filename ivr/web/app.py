@@ -95,6 +95,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     ivr = app.extensions["ivr"] = services_module.build(config)
     replayer = Replayer(ivr.spool, writes.writers(ivr), float(config["IVR_SPOOL_INTERVAL"]), ivr.set_aside.add, ivr.database_answers)
     replayer.start()
+    replayer.nudge()  # what a previous run left in the journal is applied now
     ivr.background.append(replayer)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
     app.session_interface = ConsoleSessions()

@@ -117,7 +117,7 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if not transfer_results.documented(result):
         log.warning("[%s] transfer result %r is not one Twilio documents: read as nobody took the call", call_sid, result[:40])
     if meaning.agent and unreadable is None:  # the call's status came first, or meanwhile: the rating SMS waited for this
-        endings.rating_by_sms(ivr, call_sid)
+        write(ivr, "rating_sms", call_sid=call_sid)
     if meaning.agent and meaning.caller_back and not caller_gone and session is not None:
         try:
             return _respond(ivr, *engine.rate_after_agent(ivr.bundle(session.flow_version).flow, session, now), urls, force=True, token=token)
@@ -185,10 +185,11 @@ def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_no
 
 
 def _closed(ivr: Services, call_sid: str) -> bool:
+    """Whether the call's status came: the session store's mark (kept an hour), else its record."""
     try:
-        return ivr.records.closed(call_sid)
-    except Exception:  # the records are unreachable: the call is taken as still going on
-        log.warning("[%s] cannot tell whether the call has ended (records unreachable)", call_sid)
+        return ivr.store.over(call_sid) or ivr.records.closed(call_sid)
+    except Exception:  # unreachable: the call is taken as still going on
+        log.warning("[%s] cannot tell whether the call has ended (store or records unreachable)", call_sid)
         return False
 
 
@@ -266,7 +267,6 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         log.info("[%s] transfer (%s) via %s", call_sid, session.transfer_reason, plan.kind)
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
             write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
-            ivr.nudge_outbox()
         if plan.kind == "none":
             write(ivr, "transfer_result", call_sid=call_sid, result="no_destination")
     return body

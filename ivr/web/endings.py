@@ -1,21 +1,20 @@
 """How a call ends, whatever order its last requests come in: Twilio documents no order between a
 verb's action and the call's status callback, and sends either again. The status closes the record;
 a late transfer result, a late voice message or answers given in the queue still reach the record,
-the agents' list and the helpdesk; the rating SMS goes once, when an agent took the call."""
+the agents' list and the helpdesk; the rating SMS goes once, when an agent took the call. All of it
+as facts of the journal (ivr/web/writes.py): nothing here waits on the database."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from ..call import engine, handoff, transfer_results
-from ..call.library import Bundle
+from ..call import engine, handoff
 from ..call.session import Recorded, Session
 from .services import Services
 from .writes import FOLLOWED_UP, deliver_again, follow_up, write
 
 log = logging.getLogger(__name__)
-RATING_SMS = "satisfaction.sms"  # the sentence sent to ask a caller gone after the agent for a rating
 
 
 def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller: str,
@@ -41,8 +40,7 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         if session.outcome in FOLLOWED_UP:
             follow_up(ivr, session, None, now)
     write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
-    if session is not None and engine.wants_rating_by_sms(ivr.bundle(session.flow_version).flow, session):
-        rating_by_sms(ivr, call_sid)  # after the close: a transfer result written meanwhile finds the call closed and asks itself
+    write(ivr, "rating_sms", call_sid=call_sid)  # the one rule, from the record once closed (a transfer's result landing later asks again)
     log.info("[%s] call ended: %s", call_sid, status)
 
 
@@ -64,37 +62,6 @@ def completed_document(ivr: Services, session: Session, at: float, links: handof
 
 def late_message(ivr: Services, call_sid: str, event: Recorded) -> None:
     """A message whose recording's action came after the call's status (the caller hung up to end
-    it, and Twilio sent the status first): it is kept and followed up all the same."""
-    record = ivr.records.get(call_sid)
-    if record is None or record["outcome"] not in ("hung_up", None):
-        return
-    document = record["context"] or {"call_sid": call_sid, "caller": record["caller"], "last_step": record["last_step"]}
-    write(ivr, "late_message", call_sid=call_sid)
-    write(ivr, "callback", call_sid=call_sid, number=record["caller"], kind="voicemail", document=document, message_url=event.url, at=event.at)
-    log.info("[%s] a message recorded as the caller hung up is kept (its status came first)", call_sid)
-
-
-def rating_by_sms(ivr: Services, call_sid: str) -> None:
-    """One rule, asked by the status callback and by the transfer's result, whichever comes last: a
-    caller put through and gone before the rating question gets one SMS asking for it (when SMS is
-    configured; the answer comes to POST /sms) once the call is closed and its transfer's result
-    says an agent took it; not if they rated or were asked on the line."""
-    try:
-        record = ivr.records.get(call_sid)
-        if record is None or record["call_status"] is None or record["outcome"] != "transferred" or record["rating"] is not None:
-            return
-        if record["transfer_result"] is None:  # Twilio documents no order: the transfer's action, when it comes, asks again
-            log.info("[%s] the rating SMS waits for the transfer's result", call_sid)
-            return
-        bundle = ivr.bundle(record["flow_version"])
-        if not transfer_results.of(record["transfer_result"]).agent or bundle.flow.satisfaction is None or bundle.flow.ratings_off:
-            return
-        if not any(event["event"] == "rating_offer" for event in ivr.records.events(call_sid)):
-            _send_rating(ivr, call_sid, record["caller"], bundle)
-    except Exception:
-        log.exception("[%s] the rating could not be asked by SMS", call_sid)
-
-
-def _send_rating(ivr: Services, call_sid: str, number: str, bundle: Bundle) -> None:
-    status = ivr.guides.send(call_sid, number, RATING_SMS, bundle.prompts.text(RATING_SMS))  # once per call, whoever asks twice
-    log.info("[%s] rating asked by SMS: %s", call_sid, status)
+    it, and Twilio sent the status first): kept and followed up all the same, unless the call
+    ended otherwise (writes.late_message, applied from the journal)."""
+    write(ivr, "late_message", call_sid=call_sid, message_url=event.url, at=event.at)

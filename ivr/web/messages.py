@@ -8,9 +8,9 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ..call.flow import RATINGS
-from .endings import RATING_SMS
 from .services import services
 from .signature import clean_request, is_signed
+from .writes import RATING_SMS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("messages", __name__)

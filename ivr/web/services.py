@@ -121,10 +121,17 @@ class Services:
                 thread.join(timeout=10)
 
     def nudge_spool(self) -> None:
-        """Replay the spool now rather than at the next round (a write kept there on purpose)."""
+        """Apply the journal now rather than at the next round (a fact was appended)."""
         for thread in self.background:
             if hasattr(thread, "nudge"):
                 thread.nudge()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until what this process appended to the journal has been applied (or waits for the
+        database): for tests and tools that read the records right after a webhook."""
+        for thread in self.background:
+            if hasattr(thread, "settle"):
+                thread.settle(timeout)
 
     def database_answers(self) -> bool:
         """Whether the database answers now (a write it refuses then is refused for what it holds)."""
