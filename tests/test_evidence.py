@@ -307,8 +307,8 @@ def test_an_experiment_that_measures_nothing_is_refused(live, ivr_cli):
 
 def test_a_caller_who_acted_after_the_announcement_is_not_counted_as_leaving_because_of_it(live, caller, ivr_cli):
     assert ivr_cli("incident", "set", TEXT).exit_code == 0
-    caller().call(["9", "9"])  # two wrong keys at the first question, then hangs up
-    caller().call([])  # hangs up at once
+    caller(target=live).call(["9", "9"])  # two wrong keys at the first question, then hangs up
+    caller(target=live).call([])  # hangs up at once
     assert json.loads(ivr_cli("report", "--json").output)["incident"] == {"calls": 2, "hung_up_after_announcement": 1}
 
 

@@ -29,7 +29,7 @@ CALLER_FIELD = "numero_appelant"  # in a branch: the caller's own number, when t
 _MAX_CHAINED = 50  # say-nodes followed in one turn before we call the flow broken
 
 
-_GUIDE_PROMPTS = {"sent": "sms.envoye", "already": "sms.deja_envoye", "not_mobile": "sms.pas_mobile",
+_GUIDE_PROMPTS = {"sent": "sms.envoye", "sending": "sms.en_cours", "already": "sms.deja_envoye", "not_mobile": "sms.pas_mobile",
                   "unavailable": "sms.indisponible", "failed": "sms.echec"}
 
 

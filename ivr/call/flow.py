@@ -36,6 +36,7 @@ SYSTEM_PROMPTS = (
     "horaires.ferme",
     "horaires.au_revoir",
     "sms.envoye",
+    "sms.en_cours",
     "sms.deja_envoye",
     "sms.pas_mobile",
     "sms.indisponible",

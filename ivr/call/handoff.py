@@ -216,7 +216,7 @@ def summary(document: dict, started_at: float) -> str:
     sentences.extend(_capitalise(fact) + "." for fact in facts)
     if answers.get("message_vocal"):
         sentences.append("Un message vocal a été laissé.")
-    sent = [item["guide"].removeprefix("sms.") for item in document.get("sms") or [] if item["status"] == "sent"]
+    sent = [item["guide"].removeprefix("sms.") for item in document.get("sms") or [] if item["status"] in ("sent", "sending")]
     if sent:
         sentences.append(f"Guide(s) envoyé(s) par SMS : {', '.join(sent)}.")
     pressed = [f"« {item['button']} » (étape {item['step']})" for item in document.get("from_page") or []]

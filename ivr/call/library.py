@@ -90,6 +90,7 @@ class FlowLibrary:
         self.archive = archive  # VersionArchive, or None: where every server finds a version again
         self._archived: OrderedDict[str, Bundle] = OrderedDict()  # versions loaded back from the archive
         self.overrides_missing = False  # the database was unreachable at the last load: console changes not applied
+        self.watched = False  # a thread of the server calls check() every `interval`: calls never do
         self._lock = threading.Lock()
         self._versions: OrderedDict[str, Bundle] = OrderedDict()
         self._checked_at = 0.0
@@ -108,14 +109,19 @@ class FlowLibrary:
         return next(reversed(self._versions.values()))
 
     def current(self, now: float | None = None) -> Bundle:
-        """The version new calls get (reloading first if the files changed)."""
+        """The version new calls get (reloading first if the files changed, unless a thread of the
+        server looks for edits: `watched`; then no call waits for a reload or the database)."""
         now = time.monotonic() if now is None else now
-        if now - self._checked_at >= self.interval:
+        if not self.watched and now - self._checked_at >= self.interval:
             self._checked_at = now
-            stamp = self._file_stamp()
-            if stamp != self._stamp and stamp != self._refused_stamp:
-                self.reload(stamp)
+            self.check()
         return self.current_bundle
+
+    def check(self) -> None:
+        """Reload if the files or the console's changes moved since the last load."""
+        stamp = self._file_stamp()
+        if stamp != self._stamp and stamp != self._refused_stamp:
+            self.reload(stamp)
 
     def get(self, version: str) -> Bundle:
         """The version a call started on (from memory, or loaded back from the archive: a restart,

@@ -48,7 +48,7 @@ class GuideRequested:
     node: str
     phase: str
     guide: str
-    status: str  # "sent", "already", "not_mobile", "unavailable", "failed"
+    status: str  # "sent", "sending" (still on its way when the caller had to be answered), "already", "not_mobile", "unavailable", "failed"
     at: float
 
 

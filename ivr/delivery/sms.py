@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 
 import phonenumbers
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -16,6 +17,8 @@ from .twilio_rest import client as rest_client
 log = logging.getLogger(__name__)
 # Mobiles of France and of its overseas departments and territories.
 FRENCH_REGIONS = frozenset({"FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"})
+CALLER_WAIT = 0.6  # seconds a caller's answer waits for an SMS to go (Twilio's API hanging must not hold the line)
+SENDERS = 8  # SMS sent at once by a process; more wait their turn, the callers answered meanwhile
 MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
@@ -37,6 +40,21 @@ class Guides:
         self.sender = sender
         # A short timeout: the caller is on the line, and Twilio gives up on our answer after 15 s.
         self.client = rest_client(account_sid, auth_token, timeout) if sender else None
+        self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="ivr-sms")
+
+    def send_for_caller(self, call_sid: str, number: str, guide: str, text: str, wait: float = CALLER_WAIT) -> str:
+        """Send, waiting `wait` seconds at most for the database and Twilio's API: the caller is on
+        the line. Still on its way then: "sending" (it goes on in the background), else as `send`."""
+        if not can_receive(number):
+            return "not_mobile"
+        if self.client is None:
+            return "unavailable"
+        future = self._senders.submit(self.send, call_sid, number, guide, text)
+        try:
+            return future.result(timeout=wait)
+        except TimeoutError:
+            log.warning("[%s] SMS guide %s still on its way after %.1f s: the caller is told it comes in a moment", call_sid, guide, wait)
+            return "sending"
 
     def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
         """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""

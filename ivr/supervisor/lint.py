@@ -18,7 +18,7 @@ _GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
 _SERVER_PREFIXES = (
     "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
-    "sms.envoye", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec", "parole.", "incident.", "satisfaction.",
+    "sms.envoye", "sms.en_cours", "sms.deja_envoye", "sms.pas_mobile", "sms.indisponible", "sms.echec", "parole.", "incident.", "satisfaction.",
     "guide_visuel.", "sms.lien_general", "page.",
 )
 # fin.rappel is also said by the server when a caller leaves the queue to be called back.

@@ -97,6 +97,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     replayer.start()
     replayer.nudge()  # what a previous run left in the journal is applied now
     ivr.background.append(replayer)
+    if float(config["IVR_RELOAD_INTERVAL"]) > 0:  # 0 (tests, the simulator): each call looks for itself
+        watcher = services_module.Watcher(ivr, float(config["IVR_RELOAD_INTERVAL"]))
+        watcher.start()
+        ivr.background.append(watcher)
     app.secret_key = config["IVR_SECRET_KEY"] or _secret_key(resolve(config["IVR_DATA_DIR"], must_exist=False))
     app.session_interface = ConsoleSessions()
     app.permanent_session_lifetime = timedelta(hours=12)

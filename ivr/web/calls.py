@@ -66,7 +66,7 @@ def answer(ivr: Services, call_sid: str, event: Event, urls: Urls, token: str = 
         if guide is not None:
             # The SMS carries the call's visual guide when the server has a public address, else the general help page.
             link = urls.links(call_sid).visual if ivr.public_base else bundle.prompts.text("sms.lien_general")
-            status = ivr.guides.send(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms, {"lien": link}))
+            status = ivr.guides.send_for_caller(call_sid, session.caller, guide.sms, bundle.prompts.text(guide.sms, {"lien": link}))
             happened = GuideRequested(event.node, event.phase, guide.sms, status, event.at)
         after, actions = engine.step(bundle.flow, session, happened, ivr.conditions(event.at))
         if page is not None and (after.node, after.phase, after.ended) != (page.node, page.phase, False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -99,17 +100,29 @@ class Services:
         `evidence_interval` seconds (every server sees a change within it); with the database
         down, the last ones read."""
         read_at, incident, experiments = self._evidence
-        if self.incidents is not None and time.monotonic() - read_at >= self.evidence_interval:
+        if not self.watcher_runs and time.monotonic() - read_at >= self.evidence_interval:
+            incident, experiments = self.read_announcements(now)
+        if incident is not None and incident[2] is not None and incident[2] <= now:
+            incident = None  # it ended by itself at its « until »
+        return (incident[:2] if incident else None), experiments
+
+    def read_announcements(self, now: float) -> tuple:
+        """Read the incident and the experiments from the database now (the last ones read if it
+        does not answer)."""
+        _, incident, experiments = self._evidence
+        if self.incidents is not None:
             try:
                 row = self.incidents.current(now)
                 incident = (row["id"], row["text"], row["until_at"]) if row else None
                 experiments = tuple(Experiment(r["id"], r["key"], r["text_b"], r["share"]) for r in self.experiments.running())
             except Exception:  # the calls go on without: an announcement is not worth a failed call
                 log.warning("incidents and experiments unreadable (database): the last ones read are used")
-            self._evidence = [time.monotonic(), incident, experiments]
-        if incident is not None and incident[2] is not None and incident[2] <= now:
-            incident = None  # it ended by itself at its « until »
-        return (incident[:2] if incident else None), experiments
+        self._evidence = [time.monotonic(), incident, experiments]
+        return incident, experiments
+
+    @property
+    def watcher_runs(self) -> bool:
+        return any(isinstance(thread, Watcher) and thread.is_alive() for thread in self.background)
 
     def stop(self) -> None:
         """Stop this process's background threads (tests build hundreds of apps in one process)."""
@@ -145,6 +158,30 @@ class Services:
         """Deliver a new document now rather than at the next poll."""
         if self.deliverer is not None:
             self.deliverer.nudge()
+
+
+class Watcher(threading.Thread):
+    """Every `interval` seconds, what the database and the files may have changed for new calls (the
+    console's sentence changes, an edit of the flow or prompts, the incident announced, the
+    experiments running) is read by this thread: no call waits for the database or a reload."""
+
+    def __init__(self, ivr: Services, interval: float):
+        super().__init__(name="ivr-watcher", daemon=True)
+        self.ivr, self.interval = ivr, interval
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        self.ivr.read_announcements(self.ivr.clock())  # before the first call
+        super().start()
+        self.ivr.library.watched = True
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.ivr.library.check()
+                self.ivr.read_announcements(self.ivr.clock())
+            except Exception:  # looked at again at the next round
+                log.exception("the watch for edits and announcements failed")
 
 
 def services() -> Services:
