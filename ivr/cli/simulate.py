@@ -89,6 +89,7 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         if app is not None:
             from ..supervisor.analytics import outcome_label
 
+            app.extensions["ivr"].settle()  # the call's record is written from the journal, in the background
             record = app.extensions["ivr"].records.get(caller.call_sid)
             click.echo(f"Résultat enregistré : {outcome_label(record['outcome'])} ({record['outcome']})"
                        + (f", étape {record['outcome_step']}" if record["outcome_step"] else ""))

@@ -301,6 +301,7 @@ def try_webhook():
     token = current_app.config.get("TWILIO_AUTH_TOKEN")
     headers = {"X-Twilio-Signature": RequestValidator(token).compute_signature(base + path, params)} if token else {}
     response = current_app.test_client().post(path, data=params, headers=headers, base_url=base)
+    services().settle(timeout=2)  # what the call wrote (its outcome) is applied from the journal before the page asks
     return jsonify(status=response.status_code, body=response.get_data(as_text=True))
 
 
