@@ -13,6 +13,8 @@ Reports, for each backend (SQLite; Redis + PostgreSQL when they run on 127.0.0.1
     python bench/load.py                        # defaults: 3,000 paced calls for 60 s
     python bench/load.py --paced-calls 500 --paced-seconds 30 --backends sqlite
     python bench/load.py --pin                  # the load generator on a core of its own
+    python bench/load.py --backends redis+postgres --db-delay 1 --paced-calls 100 --repeat 1
+                                                # PostgreSQL answering in 1 s: no call may wait for it
 
 By default the load generator shares every core with the servers, as the issue's targets assume.
 Between two requests it then runs on the core a worker uses, and evicts that worker's code and data
@@ -231,6 +233,21 @@ async def drive(port: int, calls: int, seconds: float, interval: float, connecti
     return done, failed, latencies
 
 
+def slowed(url: str, delay: float, stack: contextlib.ExitStack) -> str:
+    """`url` through a proxy that holds PostgreSQL's answers `delay` seconds, its schema made first
+    at full speed (a migration is dozens of round trips; the server's own start then finds it done)."""
+    from bench.delay import DelayProxy
+    from ivr.storage.db import connect
+
+    database = connect(url, Path(tempfile.gettempdir()))
+    database.one("SELECT 1 AS ok")  # its first use migrates
+    database.close()
+    parts = urlsplit(url)
+    proxy = stack.enter_context(DelayProxy((parts.hostname, parts.port or 5432), delay))
+    print(f"PostgreSQL's answers held {delay:g} s (proxy on port {proxy.port})")
+    return url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}", 1)
+
+
 def pct(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * (len(ordered) - 1)))] * 1000 if ordered else float("nan")
@@ -264,6 +281,8 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=60, help="paced: how long new calls keep arriving")
     parser.add_argument("--interval", type=float, default=10, help="paced: seconds between two webhooks of a call")
     parser.add_argument("--connections", type=int, default=64, help="paced: HTTP connections shared by the calls")
+    parser.add_argument("--db-delay", type=float, default=0,
+                        help="PostgreSQL's answers held this many seconds by a proxy (a slow database); the schema is made first, directly")
     parser.add_argument("--pin", action="store_true",
                         help="the load generator on the first core, the servers on the others (by default all share every core)")
     args = parser.parse_args()
@@ -287,6 +306,8 @@ def main() -> None:
                 env = {"TWILIO_AUTH_TOKEN": TOKEN, "IVR_DATA_DIR": tempfile.mkdtemp(dir=data_dir), "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
                        "HANDOFF_WEBHOOK_URL": "", "IVR_ALWAYS_OPEN": "1",
                        **backends.enter_context(backend_settings(name))}  # its data removed after the servers stop
+                if args.db_delay and env["DATABASE_URL"]:
+                    env["DATABASE_URL"] = slowed(env["DATABASE_URL"], args.db_delay, backends)
                 servers[name] = Server("ivr:create_app()", env, args.workers, args.threads, server_cpus)
             runs: dict[str, list] = {name: [] for name in servers}
             # Interleaved runs: the machine's noise (the load generator shares the cores) hits all alike.

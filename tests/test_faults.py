@@ -4,6 +4,7 @@ well-formed TwiML, the caller who asks reaches the agent destination, /health sa
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -83,9 +84,15 @@ def test_redis_killed_mid_call_every_caller_reaches_an_agent_and_health_says_so(
     assert status == 200 and transfers(body)  # a new call too
     health = app.test_client().get("/health")
     assert health.status_code == 503 and set(health.get_json()["failing"]) == {"sessions"}
-    redis_server.start()  # back: new calls run the diagnostic again
-    status, body = caller_on(app).post("http://localhost/voice", caller_on(app).params())
-    assert status == 200 and "node=etape1_a_jour" in body
+    redis_server.start()  # back: within the probe's quarter of a second, new calls run the diagnostic again
+    began = time.monotonic()
+    while True:
+        fresh = caller_on(app)
+        status, body = fresh.post("http://localhost/voice", fresh.params())
+        if "node=etape1_a_jour" in body or time.monotonic() - began > 3:
+            break
+        time.sleep(0.05)
+    assert status == 200 and "node=etape1_a_jour" in body and time.monotonic() - began < 1.5
     assert app.test_client().get("/health").status_code == 200
 
 
@@ -316,28 +323,112 @@ def test_a_gunicorn_worker_killed_while_the_database_is_down_is_replaced_and_ser
 
 
 def test_a_frozen_postgresql_does_not_hold_the_call(fault_app, postgres, redis_server):
-    """A server that accepts but never answers (stopped, its host gone): the statement's connection
-    is cut after IVR_DB_TIMEOUT, the write goes to the spool, and the caller is put through."""
+    """A server that accepts but never answers (stopped, its host gone): the caller is put through
+    at once (no webhook waits on it); the journal's statement is cut after IVR_DB_TIMEOUT and tried
+    again. When PostgreSQL resumes it runs the statement it had received, and the retry runs too:
+    each event is counted once (before: 25 extra events in each call)."""
     import os
     import signal
     import threading
+    import time
+
+    from flask.testing import FlaskClient
 
     from ivr.web import writes
 
     app = fault_app(IVR_DB_TIMEOUT="1", IVR_SPOOL_INTERVAL="3600")
     call = caller_on(app)
     call.post("http://localhost/voice", call.params())
+    call.transport = FlaskTransport(FlaskClient(app))  # the answer's own time, without waiting for the journal
     answered = []
     os.kill(postgres.process.pid, signal.SIGSTOP)
     try:
+        began = time.perf_counter()
         worker = threading.Thread(target=lambda: answered.append(call.post(MENU, call.params(Digits="0"))), daemon=True)
         worker.start()
-        worker.join(timeout=30)  # a liveness bound: without the cut the request never returns
+        worker.join(timeout=30)
         assert answered and answered[0][0] == 200 and transfers(answered[0][1])
+        assert time.perf_counter() - began < 0.5
+        time.sleep(2.5)  # the journal's statement is sent, and cut after IVR_DB_TIMEOUT + 1 s
     finally:
         os.kill(postgres.process.pid, signal.SIGCONT)
     ivr = app.extensions["ivr"]
-    for _ in range(2):
-        if ivr.spool.replay(writes.writers(ivr))[1] == 0:
-            break
+    deadline = time.monotonic() + 20
+    while len(ivr.spool) and time.monotonic() < deadline:
+        ivr.spool.replay(writes.writers(ivr))
+        time.sleep(0.1)
+    assert len(ivr.spool) == 0
     assert ivr.records.get(call.call_sid)["transfer_reason"] == "caller_request"
+    events = ivr.records.events(call.call_sid)
+    assert [e["event"] for e in events].count("transfer") == 1 and len(events) == len({(e["at"], e["event"], e["node"]) for e in events})
+
+
+def test_with_redis_frozen_the_fallback_and_every_caller_are_answered_within_seconds(tmp_path, postgres, redis_server):
+    """Redis accepts and never answers (stopped), under gunicorn 1 worker x 2 threads, while 8
+    webhooks and Twilio's fallback arrive. Before: each webhook held a thread for Redis' timeout and
+    its retry (2 s), the others queued behind (8 s for the last), the fallback too. Now the first
+    failure stops this worker asking Redis: the rest are put through at once, the fallback with
+    them, and a probe lets calls use Redis again as soon as it answers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    from servers import free_port
+
+    from ivr.supervisor.simulator import HttpTransport
+
+    port = free_port()
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1", "IVR_DATA_DIR": str(tmp_path),
+           "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "ivr:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                               "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def caller() -> Caller:
+        return Caller(HttpTransport(timeout=30), base, TOKEN)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(base + "/health", timeout=5).status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        calls = [caller() for _ in range(8)]
+        for call in calls:
+            assert call.post(base + "/voice", call.params())[0] == 200
+        os.kill(redis_server.process.pid, signal.SIGSTOP)
+        answered: dict[str, tuple] = {}
+
+        def post(name, call, url, params):
+            began = time.perf_counter()
+            status, body = call.post(url, params)
+            answered[name] = (time.perf_counter() - began, status, body)
+
+        threads = [threading.Thread(target=post, args=(f"answer {n}", call, base + "/voice/answer?node=etape1_a_jour&phase=ask",
+                                                       call.params(Digits="2"))) for n, call in enumerate(calls)]
+        fallen = caller()
+        threads.append(threading.Thread(target=post, args=("fallback", fallen, base + "/voice/fallback", fallen.params(ErrorCode="11205"))))
+        for thread in threads:
+            thread.start()
+            time.sleep(0.02)
+        for thread in threads:
+            thread.join(timeout=60)
+        seconds = {name: round(took, 2) for name, (took, _, _) in answered.items()}
+        assert len(answered) == 9 and all(status == 200 and transfers(body) for _, status, body in answered.values()), seconds
+        assert seconds["fallback"] < 3.5 and max(seconds.values()) < 4.5, seconds
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+        time.sleep(1.5)  # the probe finds Redis answering again
+        fresh = caller()
+        status, body = fresh.post(base + "/voice", fresh.params())
+        assert status == 200 and "node=etape1_a_jour" in body
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=30)

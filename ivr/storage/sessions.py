@@ -7,9 +7,11 @@ handler then replays its event on the fresh session. A session is one JSON docum
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -18,6 +20,7 @@ import orjson
 from ..call.session import Session
 from .db import Database
 
+log = logging.getLogger(__name__)
 DEFAULT_TTL = 4 * 3600  # a session outlives any real call; expired ones are purged
 
 
@@ -176,6 +179,47 @@ end
 return found
 """
 
+class Breaker:
+    """After a command that failed or took longer than `slow` seconds, this process stops asking
+    the store: each request fails at once (its caller is put through with what the request says)
+    instead of holding a thread for the timeout, so the threads stay free for the fallback and for
+    what can still be served. A thread of its own asks the store (`probe`) every `every` seconds;
+    as soon as it answers in time, requests ask it again."""
+
+    def __init__(self, slow: float, probe: Callable[[], None], every: float = 0.25):
+        self.slow, self.probe, self.every = slow, probe, every
+        self._open = threading.Event()
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if self._open.is_set():
+            raise StoreUnavailable("the session store failed or was slow a moment ago: not asked until it answers again")
+
+    def record(self, seconds: float, failed: bool) -> None:
+        if not (failed or seconds > self.slow):
+            return
+        with self._lock:
+            if self._open.is_set():
+                return
+            self._open.set()
+        log.warning("session store %s (%.1f s): not asked again by this process until it answers in time",
+                    "failed" if failed else "slow", seconds)
+        threading.Thread(target=self._wait_for_store, name="ivr-store-probe", daemon=True).start()
+
+    def _wait_for_store(self) -> None:
+        while True:
+            time.sleep(self.every)
+            began = time.monotonic()
+            try:
+                self.probe()
+            except Exception:  # still down: asked again
+                continue
+            if time.monotonic() - began <= self.slow:
+                self._open.clear()
+                log.warning("session store answers again: asked by this process's requests")
+                return
+
+
 class RedisSessionStore:
     """Sessions in Redis (REDIS_URL): shared by every server, expiring on their own.
 
@@ -197,6 +241,7 @@ class RedisSessionStore:
         self.prefix = prefix
         self._local = threading.local()
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+        self.breaker = Breaker(slow=timeout / 2, probe=self._ping_fresh)
 
     @property
     def redis(self):
@@ -229,6 +274,14 @@ class RedisSessionStore:
     def ping(self) -> None:
         self.redis.ping()
 
+    def _ping_fresh(self) -> None:
+        """A ping on a connection of its own (the breaker's probe)."""
+        client = self._connect()
+        try:
+            client.ping()
+        finally:
+            client.close()
+
     def over(self, call_sid: str) -> bool:
         """Whether the call's status came (its session taken within TAKE_GRACE)."""
         with self._unavailable():
@@ -242,8 +295,12 @@ class RedisSessionStore:
 
     @contextmanager
     def _unavailable(self):
+        self.breaker.check()
+        began = time.monotonic()
         try:
             yield
         except self._errors as error:
             self._local.client = None  # a new connection next time
+            self.breaker.record(time.monotonic() - began, failed=True)
             raise StoreUnavailable(str(error)) from error
+        self.breaker.record(time.monotonic() - began, failed=False)

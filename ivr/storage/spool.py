@@ -18,13 +18,14 @@ with the reason (`set_aside`, listed, retried or dropped by `ivr journal`) and t
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import orjson
 
 from .db import refused_for_its_data
 
@@ -39,39 +40,70 @@ class Spool:
         self.path = Path(path)
         self.lock_path = self.path.with_suffix(".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.unsynced = False  # appended by this process since the last sync to the disk
 
     def add(self, kind: str, args: Mapping) -> None:
         """Keep one write for later."""
-        line = json.dumps({"kind": kind, "args": args}, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with _locked(self.lock_path):
-            _append(self.path, line)
+        self.add_all([(kind, args)])
+
+    def add_all(self, facts: list[tuple[str, Mapping]]) -> None:
+        """Keep writes for later, in their order, in one append. The append is safe from the process's
+        death at once (the kernel has it); it is synced to the disk by `sync`, which the replay
+        thread calls at its next round (within `Replayer.gather`), like a database's group commit."""
+        if facts:
+            data = b"".join(orjson.dumps({"kind": kind, "args": args}) + b"\n" for kind, args in facts)
+            with _locked(self.lock_path):
+                _append(self.path, data)
+            self.unsynced = True
+
+    def sync(self) -> None:
+        """Sync what this process appended to the disk (one sync for every append since the last)."""
+        if not self.unsynced:
+            return
+        self.unsynced = False
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:  # taken by a replay meanwhile: it is applied, or synced by it
+            return
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def __len__(self) -> int:
         return sum(_count_lines(path) for path in (self.path, *self.taken()))
 
     def taken(self) -> list[Path]:
         """Files taken by replays (under way, or left by one that was killed), oldest first."""
-        found = self.path.parent.glob(f"{self.path.name}.*{TAKEN}")
-        return sorted(found, key=lambda path: (path.stat().st_mtime_ns if path.exists() else 0, path.name))
+        prefix, found = self.path.name + ".", []
+        with os.scandir(self.path.parent) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix) and entry.name.endswith(TAKEN):
+                    try:
+                        found.append((entry.stat().st_mtime_ns, entry.name))
+                    except FileNotFoundError:  # finished meanwhile
+                        continue
+        return [self.path.with_name(name) for _, name in sorted(found)]
 
     def replay(self, writers: Mapping[str, Callable[[Mapping], None]],
                set_aside: Callable[[str, str, str, str], None] | None = None,
                answers: Callable[[], bool] = lambda: False) -> tuple[int, int]:
         """Write what was kept, oldest first: (written, still waiting). `answers` says whether the
         database answers (a line refused then is a poison line, handed to `set_aside`)."""
-        written = 0
+        written, skipped = 0, False
         for path in self.taken():  # a replay killed midway, or one stopped by an outage: first
             done, stopped = self._replay_file(path, writers, set_aside, answers)
             written += done
             if stopped:
                 return written, len(self)
+            skipped |= path.exists()  # another replay has it
         with _locked(self.lock_path):
             if not self.path.exists():
-                return written, len(self)
+                return written, len(self) if skipped else 0
             taken = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}{TAKEN}")
             os.replace(self.path, taken)
-        done, _ = self._replay_file(taken, writers, set_aside, answers)
-        return written + done, len(self)
+        done, stopped = self._replay_file(taken, writers, set_aside, answers)
+        return written + done, len(self) if stopped or skipped else 0
 
     def _replay_file(self, path: Path, writers, set_aside, answers) -> tuple[int, bool]:
         """Replay one taken file under its own lock (skipped when another replay holds it):
@@ -112,7 +144,7 @@ class Spool:
 def _write_line(line: str, writers, set_aside, answers) -> str:
     """One line: "written", "set aside", or "waiting" (the database does not answer)."""
     try:
-        item = json.loads(line)
+        item = orjson.loads(line)
         kind, args = str(item["kind"]), dict(item["args"])
     except (ValueError, KeyError, TypeError) as error:
         return _set_aside(set_aside, "?", "", line, f"ligne illisible ({type(error).__name__}: {error})")
@@ -146,11 +178,10 @@ def _set_aside(set_aside, kind: str, call_sid: str, line: str, reason: str) -> s
     return "set aside"
 
 
-def _append(path: Path, text: str) -> None:
+def _append(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(descriptor, text.encode("utf-8"))
-        os.fsync(descriptor)
+        os.write(descriptor, data)
     finally:
         os.close(descriptor)
 
@@ -190,17 +221,20 @@ class _locked:
 
 
 class Replayer(threading.Thread):
-    """Applies the spool at once when nudged (a webhook appended a fact), and every `interval`
-    seconds while it holds anything (after an outage)."""
+    """Applies the spool when nudged (a webhook appended a fact), `gather` seconds later so that one
+    round applies what several webhooks appended (under load a round's own cost, a few file
+    operations, is shared), and every `interval` seconds while it holds anything (after an outage)."""
 
     def __init__(self, spool: Spool, writers: Mapping[str, Callable[[Mapping], None]], interval: float = 10.0,
-                 set_aside: Callable[[str, str, str, str], None] | None = None, answers: Callable[[], bool] = lambda: False):
+                 set_aside: Callable[[str, str, str, str], None] | None = None, answers: Callable[[], bool] = lambda: False,
+                 gather: float = 0.05):
         super().__init__(name="ivr-spool", daemon=True)
-        self.spool, self.writers, self.interval = spool, writers, interval
+        self.spool, self.writers, self.interval, self.gather = spool, writers, interval, gather
         self.set_aside, self.answers = set_aside, answers
         self.stopped = threading.Event()
         self._changed = threading.Condition()
         self._asked = self._done = 0  # nudges received; nudges whose facts a finished round has seen
+        self._hurry = False  # someone waits for the round (settle): no gathering
 
     def nudge(self) -> None:
         with self._changed:
@@ -217,6 +251,8 @@ class Replayer(threading.Thread):
         applied, or waits for the database): False after `timeout`."""
         with self._changed:
             target = self._asked
+            self._hurry = True
+            self._changed.notify_all()
             return self._changed.wait_for(lambda: self._done >= target or self.stopped.is_set() or not self.is_alive(), timeout)
 
     def run(self) -> None:
@@ -224,7 +260,11 @@ class Replayer(threading.Thread):
         while not self.stopped.is_set():
             with self._changed:
                 self._changed.wait_for(lambda: self._asked > self._done or self.stopped.is_set(), pause)
+                if self._asked > self._done and not self._hurry:  # what the next webhooks append joins this round
+                    self._changed.wait_for(lambda: self._hurry or self.stopped.is_set(), self.gather)
+                self._hurry = False
                 target = self._asked
+            self.spool.sync()  # before anything else: what webhooks appended since the last round is on the disk
             if self.stopped.is_set():
                 return
             waiting = 0

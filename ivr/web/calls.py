@@ -167,9 +167,9 @@ def apologise(ivr: Services, call_sid: str, caller: str, urls: Urls) -> str:
 def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_nothing: bool = False) -> str:
     """Sorry, and the agent destination, from the configuration and the request alone: no store. The
     task still carries the context URL, where the agent's tool finds what the caller said. The
-    transfer's record and helpdesk document are written after the answer: now, or with
-    `read_nothing` (the fallback: what failed may be the database) through the spool, a file of this
-    server written to the database within seconds, from what the session holds then."""
+    transfer's record and helpdesk document are a fact of the journal, written after the answer from
+    what the session holds then; with `read_nothing` (the fallback: what failed may be the database
+    or the disk), a journal that cannot be written loses it rather than wait on the database."""
     bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error", "reason_label": handoff.REASON_LABELS["technical_error"],
             "context_url": urls.links(call_sid).context}
     args = {"call_sid": call_sid, "caller": caller, "at": ivr.clock(), "flow_version": ivr.library.current_bundle.version, "document": bare}

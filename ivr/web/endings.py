@@ -40,7 +40,8 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
         if session.outcome in FOLLOWED_UP:
             follow_up(ivr, session, None, now)
     write(ivr, "close", call_sid=call_sid, status=status, ended_at=now, duration=seconds, caller=caller)
-    write(ivr, "rating_sms", call_sid=call_sid)  # the one rule, from the record once closed (a transfer's result landing later asks again)
+    if session is None or session.outcome == "transferred":  # the one rule, from the record once closed (a result landing later asks again)
+        write(ivr, "rating_sms", call_sid=call_sid)
     log.info("[%s] call ended: %s", call_sid, status)
 
 

@@ -14,7 +14,7 @@ from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from ..storage.sessions import Conflict, StoreUnavailable
-from . import calls, endings, waiting
+from . import calls, endings, waiting, writes
 from .guide import guide_token
 from .services import services
 from .signature import clean_request, cleaned, is_signed, twilio_url
@@ -57,9 +57,16 @@ def verify_signature():
         log.warning("[%s] refused %s: bad or missing X-Twilio-Signature", g.call_sid, request.path)
         return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
     clean_request()
+    writes.gather_facts()
     if not request.form.get("CallSid", ""):
         return Response("CallSid missing: not a Twilio voice webhook\n", status=400, mimetype="text/plain")
     return None
+
+
+@bp.teardown_request
+def journal_facts(error: BaseException | None) -> None:
+    """What the webhook wrote goes to the journal in one append, before its answer leaves."""
+    writes.journal_gathered(services())
 
 
 @bp.post("")

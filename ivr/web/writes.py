@@ -9,6 +9,7 @@ applied from plain data, and applying one twice, or facts in another order, chan
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 
 from ..call import engine, handoff, transfer_results
@@ -37,15 +38,45 @@ def writers(ivr: Services) -> dict[str, Callable[[Mapping], None]]:
     }
 
 
+_pending = threading.local()  # the facts of the request this thread is answering, appended together
+
+
 def write(ivr: Services, what: str, **args) -> None:
     """A fact for later: appended to the journal and applied in the background, within
-    milliseconds when the database answers. A journal that cannot be written (the disk is full)
-    leaves the fact to be applied now, the database's wait included: better late than lost."""
+    milliseconds when the database answers. Within a webhook (`gather_facts`), its facts go in one
+    append, before its answer leaves."""
+    batch = getattr(_pending, "facts", None)
+    if batch is not None:
+        batch.append((what, args))
+        return
+    journal(ivr, [(what, args)])
+
+
+def gather_facts() -> None:
+    """From now on, what this thread writes waits for `journal_gathered` (a webhook's facts)."""
+    _pending.facts = []
+
+
+def journal_gathered(ivr: Services) -> None:
+    """The facts this thread gathered, appended together (one sync to the disk), before the answer leaves."""
+    facts, _pending.facts = getattr(_pending, "facts", None) or [], None
+    journal(ivr, facts)
+
+
+def journal(ivr: Services, facts: list[tuple[str, Mapping]]) -> None:
+    """Append `facts` to the journal and nudge its thread. A journal that cannot be written (the
+    disk is full) leaves them to be applied now, the database's wait included: late, not lost."""
+    if not facts:
+        return
     try:
-        ivr.spool.add(what, args)
+        ivr.spool.add_all(facts)
     except OSError:
-        log.exception("[%s] the journal cannot be written: %s applied now", args.get("call_sid") or args["session"]["call_sid"], what)
-        writers(ivr)[what](args)
+        log.exception("the journal cannot be written: %d fact(s) applied now", len(facts))
+        for what, args in facts:
+            try:
+                writers(ivr)[what](args)
+            except Exception:
+                log.exception("[%s] %s is lost", args.get("call_sid") or (args.get("session") or {}).get("call_sid"), what)
         return
     ivr.nudge_spool()
 
