@@ -17,7 +17,7 @@ from .twilio_rest import client as rest_client
 log = logging.getLogger(__name__)
 # Mobiles of France and of its overseas departments and territories.
 FRENCH_REGIONS = frozenset({"FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"})
-CALLER_WAIT = 0.6  # seconds a caller's answer waits for an SMS to go (Twilio's API hanging must not hold the line)
+CALLER_WAIT = 0.5  # seconds a caller's answer waits for an SMS to go (Twilio's API hanging must not hold the line)
 SENDERS = 8  # SMS sent at once by a process; more wait their turn, the callers answered meanwhile
 MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 

@@ -1,15 +1,16 @@
-"""What could not be written while the database was down (call records and events, transfer results,
-helpdesk documents, callback requests), kept in a local append-only file under IVR_DATA_DIR and
-written once the database answers again.
+"""The journal of one server: every fact a call writes besides its answer (call records and events,
+transfer results, helpdesk documents, callback requests, the rating SMS), kept in a local
+append-only file under IVR_DATA_DIR and applied to the database by a thread of each worker, at once
+when the database answers, once it answers again otherwise (docs/journal.md).
 
-One JSON line per write, appended and synced under an exclusive lock (every worker of a server
-shares the file). A replay takes the file by renaming it to a name of its own and holds a lock on
-what it took: a replay killed midway leaves its file, which the next replay (any worker's) finds
-unlocked and takes over before the newer lines. Lines are written in their order; when the database
-stops answering, the rest stays where it was, in front of anything newer. Each write is a fact that
-can be written twice without changing more than once (call records merge, events are numbered,
-the agents' lists are keyed by call), so a line replayed again after a kill, or a statement that
-ran when a frozen database resumed and then from the spool, is counted once.
+One JSON line per fact, appended under an exclusive lock (every worker of a server shares the file)
+and synced to the disk by the replay thread when the database does not take them at once. A replay takes the file by renaming it to
+a name of its own and holds a lock on what it took: a replay killed midway leaves its file, which
+the next replay (any worker's) finds unlocked and takes over before the newer lines. Lines are
+applied in their order; when the database stops answering, the rest stays where it was, in front of
+anything newer. Each fact can be applied twice without changing more than once (call records merge,
+events are numbered, the agents' lists are keyed by call), so a line replayed again after a kill, or
+a statement that ran when a frozen database resumed and then again from the journal, counts once.
 
 A line the database refuses for what it carries while it answers (a value it cannot store, a
 constraint; or a line whose shape this release does not know), tried twice, is a poison line: it is set aside
@@ -34,7 +35,7 @@ TAKEN = ".replaying"  # the suffix of a file taken by a replay
 
 
 class Spool:
-    """The spool file of one server."""
+    """The journal file of one server."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -48,8 +49,8 @@ class Spool:
 
     def add_all(self, facts: list[tuple[str, Mapping]]) -> None:
         """Keep writes for later, in their order, in one append. The append is safe from the process's
-        death at once (the kernel has it); it is synced to the disk by `sync`, which the replay
-        thread calls at its next round (within `Replayer.gather`), like a database's group commit."""
+        death at once (the kernel has it); the replay thread applies it within `Replayer.gather`
+        seconds, or, when the database does not answer, syncs it to the disk (`sync`)."""
         if facts:
             data = b"".join(orjson.dumps({"kind": kind, "args": args}) + b"\n" for kind, args in facts)
             with _locked(self.lock_path):
@@ -264,7 +265,6 @@ class Replayer(threading.Thread):
                     self._changed.wait_for(lambda: self._hurry or self.stopped.is_set(), self.gather)
                 self._hurry = False
                 target = self._asked
-            self.spool.sync()  # before anything else: what webhooks appended since the last round is on the disk
             if self.stopped.is_set():
                 return
             waiting = 0
@@ -274,6 +274,8 @@ class Replayer(threading.Thread):
                 except Exception:
                     log.exception("spool replay failed; tried again later")
                     waiting = 1
+            if waiting:  # applied, the facts are the database's to keep; waiting for it, they go to the disk now
+                self.spool.sync()
             retry = min(retry * 2, self.interval) if waiting and retry else min(0.25, self.interval) if waiting else None
             pause = retry or self.interval
             with self._changed:
