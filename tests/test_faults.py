@@ -62,6 +62,23 @@ def fault_app(tmp_path, postgres, redis_server):
         services.db.close()
 
 
+def gunicorn_on(data_dir, postgres, redis_server, workers: int, threads: int = 2):
+    """gunicorn serving our app on our own PostgreSQL and Redis, on a free port: (process, base URL)."""
+    import os
+    import subprocess
+    import sys
+
+    from servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1", "IVR_DATA_DIR": str(data_dir),
+           "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "ivr:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                               "--threads", str(threads), "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    return server, f"http://127.0.0.1:{port}"
+
+
 def caller_on(app) -> Caller:
     return Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN)
 
@@ -263,24 +280,14 @@ def test_a_gunicorn_worker_killed_while_the_database_is_down_is_replaced_and_ser
     without the database, and the server keeps answering calls."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
     import urllib.request
-
-    from servers import free_port
 
     from ivr.supervisor.simulator import HttpTransport
 
     if postgres.process is None:
         postgres.start()
-    port = free_port()
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1", "IVR_DATA_DIR": str(tmp_path),
-           "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "ivr:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                               "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, base = gunicorn_on(tmp_path, postgres, redis_server, workers=2)
 
     def workers() -> list[int]:
         with open(f"/proc/{server.pid}/task/{server.pid}/children") as handle:
@@ -371,23 +378,13 @@ def test_with_redis_frozen_the_fallback_and_every_caller_are_answered_within_sec
     them, and a probe lets calls use Redis again as soon as it answers."""
     import os
     import signal
-    import subprocess
-    import sys
     import threading
     import time
     import urllib.request
 
-    from servers import free_port
-
     from ivr.supervisor.simulator import HttpTransport
 
-    port = free_port()
-    env = {**os.environ, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1", "IVR_DATA_DIR": str(tmp_path),
-           "DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "IVR_DB_TIMEOUT": "2", "IVR_REDIS_TIMEOUT": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "ivr:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                               "--threads", "2", "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, base = gunicorn_on(tmp_path, postgres, redis_server, workers=1)
 
     def caller() -> Caller:
         return Caller(HttpTransport(timeout=30), base, TOKEN)
