@@ -174,3 +174,30 @@ def test_records_database_down_does_not_stop_the_call(app, caller):
     app.extensions["ivr"].db.execute("DROP TABLE events")
     result = caller().call(["1", "1", "1", "."])
     assert result.end == "hangup" and "Parfait, votre problème est résolu." in result.said
+
+
+@pytest.mark.only_backend("sqlite", "an SQLite file locked by another writer")
+@pytest.mark.logs_errors("error while handling /voice")
+def test_a_locked_sqlite_store_puts_the_caller_through_within_its_timeout_and_health_says_so(make_app, caller):
+    """A backup or an open sqlite3 shell holds the embedded database's write lock. Before: each
+    webhook waited the 10 s busy timeout twice (the store, then the apology's second try): 20 s,
+    past Twilio's 15 s; /health said ok (reads pass in WAL mode). Now the store is down for the
+    request after IVR_DB_TIMEOUT: the caller is put through, and /health says which part fails."""
+    import sqlite3
+    import time
+
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_DB_TIMEOUT="1")
+    call = caller(target=app)
+    call.post("http://localhost/voice", call.params())
+    other = sqlite3.connect(app.extensions["ivr"].db.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        began = time.monotonic()
+        status, body = call.post("http://localhost/voice/answer?node=etape1_a_jour&phase=ask", call.params(Digits="2"))
+        took = time.monotonic() - began
+        assert status == 200 and APOLOGY in body and "<Enqueue" in body and took < 2.5, took
+        health = app.test_client().get("/health")
+        assert health.status_code == 503 and "sessions" in health.get_json()["failing"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

@@ -28,6 +28,14 @@ def journal(retry: str | None, drop: str | None, data_dir: str) -> None:
     aside = SetAside(_database(data_dir))
     items = aside.list()
     if not retry and not drop:
+        from pathlib import Path
+
+        from ..storage.spool import Spool
+
+        waiting = len(Spool(Path(data_dir) / "spool.jsonl"))
+        if waiting:
+            click.echo(f"{waiting} écriture(s) attendent la base de données dans le journal de ce serveur "
+                       "(appliquées dès qu'elle répond ; /health les compte).")
         click.echo(f"{len(items)} écriture(s) mise(s) de côté." + (" Rien à faire." if not items else ""))
         for item in items:
             when = datetime.fromtimestamp(item["at"]).strftime("%d/%m/%Y %H:%M")
@@ -60,7 +68,7 @@ def _chosen(items: list[dict], which: str) -> list[dict]:
 def _retry(aside, items: list[dict], data_dir: str) -> list[str]:
     """Write each item as the server would (its configuration from the environment); the ones
     written leave the list; the reasons of the others."""
-    import json
+    import orjson
 
     from ..web import services, writes
     from ..web.app import ENVIRONMENT
@@ -72,7 +80,7 @@ def _retry(aside, items: list[dict], data_dir: str) -> list[str]:
     try:
         for item in items:
             try:
-                line = json.loads(item["line"])
+                line = orjson.loads(item["line"])
                 writes.writers(ivr)[line["kind"]](line["args"])
             except Exception as error:  # noqa: BLE001 - said to the operator, the item stays
                 refused.append(f"n° {item['id']} ({type(error).__name__}: {str(error)[:200]})")

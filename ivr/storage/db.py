@@ -118,9 +118,11 @@ class SQLite(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, timeout: float = 3.0):
         self.path = Path(path)
-        private_folder(self.path.parent)
+        self.timeout = timeout  # seconds a statement waits for another writer's lock (a backup, an open sqlite3 shell)
+        if not self.path.parent.exists():
+            private_folder(self.path.parent)
         if not self.path.exists():  # what callers said: readable by the server's user only (SQLite gives its -wal and -shm the same)
             self.path.touch(mode=0o600)
         self._lock = threading.RLock()
@@ -131,11 +133,11 @@ class SQLite(Database):
     def connection(self) -> sqlite3.Connection:
         """This process's connection, opened on first use."""
         if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             conn.row_factory = _dict_row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             # Fewer, larger WAL checkpoints: every webhook rewrites its call's session, and a
             # checkpoint every 1,000 pages (the default) cost ~13 % of the server's CPU under load.
             conn.execute("PRAGMA wal_autocheckpoint=10000")
@@ -364,7 +366,7 @@ def connect(database_url: str, data_dir: Path, timeout: float = 3.0) -> Database
     if database_url.startswith(("postgres://", "postgresql://")):
         return Postgres(database_url, timeout)
     if database_url.startswith("sqlite:///"):
-        return SQLite(database_url[len("sqlite:///"):])
+        return SQLite(database_url[len("sqlite:///"):], timeout)
     if database_url:
         raise ValueError(f"DATABASE_URL must start with postgresql:// or sqlite:/// (got {database_url.split(':')[0]}:…)")
-    return SQLite(Path(data_dir) / "ivr.sqlite3")
+    return SQLite(Path(data_dir) / "ivr.sqlite3", timeout)

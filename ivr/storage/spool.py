@@ -131,12 +131,12 @@ class Spool:
                 if outcome == "waiting":
                     _rewrite(path, lines[index:])
                     if written:
-                        log.info("spool: %d write(s) made after the outage, %d still waiting", written, len(lines) - index)
+                        log.info("journal: %d fact(s) applied, %d wait for the database", written, len(lines) - index)
                     return written, True
                 written += outcome == "written"
             path.unlink()
             if written:
-                log.info("spool: %d write(s) made after the outage", written)
+                log.debug("journal: %d fact(s) applied", written)
             return written, False
         finally:
             os.close(descriptor)
@@ -175,7 +175,7 @@ def _set_aside(set_aside, kind: str, call_sid: str, line: str, reason: str) -> s
     except Exception as error:
         log.warning("spool: a refused line cannot be set aside (%s); kept for later", error)
         return "waiting"
-    log.error("spool: a %s write refused by the database was set aside (ivr journal): %s", kind, reason)
+    log.error("journal: a %s fact that cannot be applied was set aside (ivr journal): %s", kind, reason)
     return "set aside"
 
 

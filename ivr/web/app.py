@@ -145,13 +145,13 @@ def create_app(test_config: dict | None = None) -> Flask:
             report["console_changes"] = "unreadable: the database does not answer; the last wording read is served"
         spooled = len(ivr.spool)
         if spooled:
-            report["spooled"] = f"{spooled} write(s) waiting for the database (replayed every {config['IVR_SPOOL_INTERVAL']} s)"
+            report["spooled"] = f"{spooled} write(s) waiting for the database (tried again within {config['IVR_SPOOL_INTERVAL']} s)"
         try:
             aside = 0 if "database" in failing else ivr.set_aside.count()
         except Exception:  # noqa: BLE001 - the database's own check says it
             aside = 0
         if aside:
-            report["set_aside"] = f"{aside} write(s) refused by the database, set aside: ivr journal"
+            report["set_aside"] = f"{aside} write(s) that cannot be applied, set aside: ivr journal"
         free = shutil.disk_usage(ivr.spool.path.parent).free
         if free < float(config["IVR_MIN_FREE_MB"]) * 1e6:
             report["disk"] = f"{free // 1_000_000} MB free where the spool and the embedded database write (IVR_DATA_DIR)"
