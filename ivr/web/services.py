@@ -74,6 +74,7 @@ class Services:
     evidence_interval: float = 2.0  # seconds an incident or experiment read from the database is used before reading again
     _evidence: list = field(default_factory=lambda: [float("-inf"), None, ()], repr=False)  # [read at, incident, experiments]
     clock: Callable[[], float] = time.time  # seconds since the epoch; tests give a fixed clock
+    watched: bool = False  # a Watcher reads the announcements every evidence_interval: calls never do
 
     def bundle(self, version: str | None = None) -> Bundle:
         """The flow and prompts of `version` (a call in progress), or the current ones."""
@@ -100,7 +101,7 @@ class Services:
         `evidence_interval` seconds (every server sees a change within it); with the database
         down, the last ones read."""
         read_at, incident, experiments = self._evidence
-        if not self.watcher_runs and time.monotonic() - read_at >= self.evidence_interval:
+        if not self.watched and time.monotonic() - read_at >= self.evidence_interval:
             incident, experiments = self.read_announcements(now)
         if incident is not None and incident[2] is not None and incident[2] <= now:
             incident = None  # it ended by itself at its « until »
@@ -119,10 +120,6 @@ class Services:
                 log.warning("incidents and experiments unreadable (database): the last ones read are used")
         self._evidence = [time.monotonic(), incident, experiments]
         return incident, experiments
-
-    @property
-    def watcher_runs(self) -> bool:
-        return any(isinstance(thread, Watcher) and thread.is_alive() for thread in self.background)
 
     def stop(self) -> None:
         """Stop this process's background threads (tests build hundreds of apps in one process)."""
@@ -173,7 +170,7 @@ class Watcher(threading.Thread):
     def start(self) -> None:
         self.ivr.read_announcements(self.ivr.clock())  # before the first call
         super().start()
-        self.ivr.library.watched = True
+        self.ivr.library.watched = self.ivr.watched = True
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
