@@ -19,6 +19,7 @@ from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
 from ..storage.records import SIMULATED_PREFIX
 from ..supervisor import analytics, diagram
+from ..supervisor import experiments as experiment_figures
 from ..supervisor.lint import check_change, spoken_seconds
 from . import calls
 from .services import services
@@ -219,9 +220,16 @@ def _prompt_or_404(bundle, key: str):
     return current
 
 
-def _prompt_page(bundle, current, text: str, problems: list):
-    from .console_evidence import experiment_of
+def experiment_of(key: str) -> tuple[dict | None, dict | None]:
+    """The experiment on `key` (running, or the last one) and its figures."""
+    ivr = services()
+    found = ivr.experiments.get(key)
+    if found is None:
+        return None, None
+    return found, experiment_figures.figures(ivr.db, found, ivr.bundle().flow)
 
+
+def _prompt_page(bundle, current, text: str, problems: list):
     confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
     experiment, figures = experiment_of(current.key)
     return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,

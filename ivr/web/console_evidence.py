@@ -12,7 +12,6 @@ from flask import flash, g, redirect, render_template, request, url_for
 from ..call.hours import PARIS
 from ..cli.evidence_commands import experiment_refusal
 from ..storage.experiments import ExperimentError
-from ..supervisor import experiments as experiment_figures
 from ..supervisor.lint import check_announcement
 from .console import _check_edit, _prompt_or_404, bp, editor_required
 from .services import services
@@ -61,15 +60,6 @@ def incident_clear():
     else:
         flash("Aucune annonce en cours.", "info")
     return redirect(url_for("console.incident"))
-
-
-def experiment_of(key: str) -> tuple[dict | None, dict | None]:
-    """The experiment on `key` (running, or the last one) and its figures."""
-    ivr = services()
-    found = ivr.experiments.get(key)
-    if found is None:
-        return None, None
-    return found, experiment_figures.figures(ivr.db, found, ivr.bundle().flow)
 
 
 @bp.post("/prompts/<key>/experiment")
