@@ -173,14 +173,14 @@ def bare_transfer(ivr: Services, call_sid: str, caller: str, urls: Urls, read_no
     bare = {"call_sid": call_sid, "caller": caller, "reason": "technical_error", "reason_label": handoff.REASON_LABELS["technical_error"],
             "context_url": urls.links(call_sid).context}
     args = {"call_sid": call_sid, "caller": caller, "at": ivr.clock(), "flow_version": ivr.library.current_bundle.version, "document": bare}
-    try:
-        if read_nothing:
+    if not read_nothing:
+        write(ivr, "fallback", **args)
+    else:
+        try:
             ivr.spool.add("fallback", args)
             ivr.nudge_spool()
-        else:
-            write(ivr, "fallback", **args)
-    except OSError:
-        log.exception("[%s] the record of this transfer cannot be kept", call_sid)
+        except OSError:
+            log.exception("[%s] the record of this transfer cannot be kept", call_sid)
     return twiml.apology(ivr.speech(), handoff.plan(ivr.destinations, bare, urls.links(call_sid)))
 
 
