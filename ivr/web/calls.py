@@ -109,7 +109,7 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if replayed(session, token):
         return session.reply
     now = ivr.clock()
-    write(ivr, "transfer_result", call_sid=call_sid, result=result)
+    write(ivr, "transfer_result", call_sid=call_sid, result=result, at=now)
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
         ivr.store.save(session, force=True)  # and the record at the call's end
@@ -268,7 +268,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
         if ivr.outbox is not None and not call_sid.startswith(SIMULATED_PREFIX):
             write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
         if plan.kind == "none":
-            write(ivr, "transfer_result", call_sid=call_sid, result="no_destination")
+            write(ivr, "transfer_result", call_sid=call_sid, result="no_destination", at=now)
     return body
 
 
