@@ -429,3 +429,22 @@ def test_with_redis_frozen_the_fallback_and_every_caller_are_answered_within_sec
         os.kill(redis_server.process.pid, signal.SIGCONT)
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.logs_errors("error while handling /voice")
+def test_the_redis_probe_stops_with_its_services(make_app):
+    """Before: a worker's probe kept knocking at a dead Redis's port after its services stopped; a
+    test server that later took the port received Redis commands (« Bad request syntax ('*2') »)."""
+    import socket
+
+    from servers import free_port
+
+    port = free_port()
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, REDIS_URL=f"redis://127.0.0.1:{port}/0", IVR_REDIS_TIMEOUT="0.2")
+    call = caller_on(app)
+    assert transfers(call.post(MENU, call.params(Digits="2"))[1])  # Redis down: the probe starts
+    app.extensions["ivr"].stop()
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        listener.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody knocks any more

@@ -208,6 +208,7 @@ class Breaker:
     def __init__(self, slow: float, probe: Callable[[], None], every: float = 0.25):
         self.slow, self.probe, self.every = slow, probe, every
         self._open = threading.Event()
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
 
     def check(self) -> None:
@@ -225,9 +226,12 @@ class Breaker:
                     "failed" if failed else "slow", seconds)
         threading.Thread(target=self._wait_for_store, name="ivr-store-probe", daemon=True).start()
 
+    def stop(self) -> None:
+        """No more probes (the store is closed with its process's services)."""
+        self._stopped.set()
+
     def _wait_for_store(self) -> None:
-        while True:
-            time.sleep(self.every)
+        while not self._stopped.wait(self.every):
             began = time.monotonic()
             try:
                 self.probe()
@@ -292,6 +296,10 @@ class RedisSessionStore:
 
     def ping(self) -> None:
         self.redis.ping()
+
+    def close(self) -> None:
+        """Stop the breaker's probe (its process's services stop)."""
+        self.breaker.stop()
 
     def _ping_fresh(self) -> None:
         """A ping on a connection of its own (the breaker's probe)."""

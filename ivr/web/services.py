@@ -129,6 +129,8 @@ class Services:
         for thread in threads:  # a round under way ends before the caller closes what it uses (the database)
             if thread.is_alive():
                 thread.join(timeout=10)
+        if hasattr(self.store, "close"):  # the Redis store's probe, if one is waiting for Redis
+            self.store.close()
 
     def nudge_spool(self) -> None:
         """Apply the journal now rather than at the next round (a fact was appended)."""
