@@ -100,8 +100,9 @@ def _twilio_limit(files):
     [
         (_unused, "la phrase « extra.oubliee » n'est utilisée par aucune étape", 0),
         (_no_way_out, "étape « boucle_a » : boucle sans issue", 0),
-        (_not_announced, "la touche 3 est acceptée mais la phrase « etape1.question » ne l'annonce pas", 0),
-        (_announced_not_accepted, "la phrase « etape1.question » annonce la touche 5, que cette étape n'accepte pas", 0),
+        # What breaks a call is an error (issue 34): the last good version keeps serving.
+        (_not_announced, "« etape1.question » n'annonce pas la touche 3, que l'étape « etape1_a_jour »", 1),
+        (_announced_not_accepted, "« etape1.question » annonce la touche 5, que l'étape « etape1_a_jour »", 1),
         (_too_long, "« etape5.introduction » dure environ", 0),
         (_bad_characters, "caractères que la voix ne sait pas lire (U+1F600)", 1),
         (_duplicate_key, "la clé « resolu » est écrite deux fois", 1),

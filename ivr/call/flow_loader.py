@@ -43,8 +43,9 @@ def load(path: Path | str, prompts: Prompts, extra: bytes = b"") -> Flow:
 
 
 def parse(path: Path | str, prompts: Prompts, extra: bytes = b"", text: str | None = None,
-          version: str | None = None) -> tuple[Flow | None, list[Problem]]:
-    """Read (or take as `text`) and check a flow; return it (None when any error) and every problem.
+          version: str | None = None, partial: bool = False) -> tuple[Flow | None, list[Problem]]:
+    """Read (or take as `text`) and check a flow; return it (None when any error, unless `partial`:
+    then what could be read of it, for further checks to find their problems too) and every problem.
 
     Its version is `version`, or a digest of the flow file, the prompt file and `extra` (the
     console's changes)."""
@@ -55,7 +56,7 @@ def parse(path: Path | str, prompts: Prompts, extra: bytes = b"", text: str | No
         return None, problems or [Problem(name, 0, "le fichier est vide")]
     checker = Checker(name, prompts, problems)
     flow = checker.flow(data, version or _digest(path, Path(prompts.source), extra=extra))
-    if any(p.severity == "error" for p in problems):
+    if any(p.severity == "error" for p in problems) and not partial:
         return None, sorted(problems)
     return flow, sorted(problems)
 

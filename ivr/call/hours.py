@@ -104,7 +104,16 @@ def load(path: Path | str | None, always_open: bool = False) -> tuple[Hours | No
         problems.append(Problem(name, week.line_of(key), f"« {key} » n'est pas un jour (lundi … dimanche, sans majuscule)"))
     for day in DAYS:
         ranges = []
-        for text in week.get(day) or []:
+        given = week.get(day) or []
+        if isinstance(given, str):  # `lundi: 08:30-18:00`: the most natural slip, one error that shows the form
+            shown = f'["{given}"]' if _RANGE.match(given.strip()) else '["08:30-12:30", "13:30-18:00"]'
+            problems.append(Problem(name, week.line_of(day), f"{day} : les plages s'écrivent entre crochets et guillemets : {day}: {shown} "
+                                                             f"(une journée fermée : {day}: [])"))
+            given = []
+        elif not isinstance(given, list):
+            problems.append(Problem(name, week.line_of(day), f'{day} : écrivez une liste de plages, ex. {day}: ["08:30-18:00"] (fermé : {day}: [])'))
+            given = []
+        for text in given:
             match = _RANGE.match(str(text))
             start = end = None
             if match:

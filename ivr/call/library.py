@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import flow_loader, yamlfile
+from . import checks, flow_loader, yamlfile
 from . import prompts as prompts_module
 from .flow import Flow, FlowError
 from .prompts import Prompts, PromptsError
@@ -52,27 +52,38 @@ class Sources:
 
 
 def load_bundle(flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
-                overrides: dict[str, str] | None = None) -> tuple[Bundle | None, list[Problem]]:
+                overrides: dict[str, str] | None = None, partial: bool = False) -> tuple[Bundle | None, list[Problem]]:
     """Read both files once, parse and check them (with the console's overrides); the bundle (None
-    on any error) and every problem found."""
+    on any error, unless `partial`) and every problem found."""
     flow_text, problems = yamlfile.read(flow_path)
     prompts_text, more = yamlfile.read(prompts_module.path_for(prompts_dir, language))
     if flow_text is None or prompts_text is None:
         return None, [*problems, *more]
     changes = json.dumps(overrides, sort_keys=True, ensure_ascii=False) if overrides else ""
-    return bundle_of(Sources(flow_text, prompts_text, changes), flow_path, prompts_dir, language)
+    return bundle_of(Sources(flow_text, prompts_text, changes), flow_path, prompts_dir, language, partial)
 
 
-def bundle_of(sources: Sources, flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR") -> tuple[Bundle | None, list[Problem]]:
-    """The bundle those texts make (problems named after the files they came from)."""
+def bundle_of(sources: Sources, flow_path: Path | str, prompts_dir: Path | str, language: str = "fr-FR",
+              partial: bool = False) -> tuple[Bundle | None, list[Problem]]:
+    """The bundle those texts make (problems named after the files they came from): None on any
+    error, one that would break a call (`checks.breaking`) as much as one of YAML. Every file is
+    checked whatever the other holds, so that one run lists every problem. With `partial`, what
+    could be read is returned even with errors (for `ivr validate`'s style warnings; never served)."""
     overrides = json.loads(sources.overrides) if sources.overrides else None
-    catalogue, problems = prompts_module.parse(prompts_dir, language, overrides, text=sources.prompts)
+    catalogue, problems = prompts_module.parse_all(prompts_dir, language, overrides, text=sources.prompts)
     if catalogue is None:
         return None, problems
-    flow, flow_problems = flow_loader.parse(flow_path, catalogue, text=sources.flow, version=sources.version)
-    if flow is None:
-        return None, [*problems, *flow_problems]
-    return Bundle(flow, catalogue, sources), [*problems, *flow_problems]
+    flow, flow_problems = flow_loader.parse(flow_path, catalogue, text=sources.flow, version=sources.version, partial=True)
+    problems = [*problems, *flow_problems]
+    if flow is not None:
+        try:
+            problems += checks.breaking(flow, catalogue)
+        except Exception:  # a flow read in part may be too broken to look at further: its errors say why
+            if not any(p.severity == "error" for p in problems):
+                raise
+    if flow is None or (any(p.severity == "error" for p in problems) and not partial):
+        return None, problems
+    return Bundle(flow, catalogue, sources), problems
 
 
 class FlowLibrary:

@@ -118,6 +118,17 @@ def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str
           text: str | None = None) -> tuple[Prompts | None, list[Problem]]:
     """Read (or take as `text`) and check the prompt file, with the console's `overrides` on top;
     return the catalogue (None on errors) and every problem."""
+    catalogue, problems = parse_all(directory, language, overrides, text)
+    if catalogue is None or any(p.severity == "error" for p in problems):
+        return None, problems
+    return catalogue, problems
+
+
+def parse_all(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str, str] | None = None,
+              text: str | None = None) -> tuple[Prompts | None, list[Problem]]:
+    """Like `parse`, but the catalogue of the sentences that could be read even when others have
+    errors (None only if the file cannot be read at all): the flow is checked against it, so that
+    one run lists every problem of every file."""
     path = path_for(directory, language)
     data, problems = yamlfile.load(path, text=text)
     name = str(path)
@@ -140,9 +151,7 @@ def parse(directory: Path | str, language: str = "fr-FR", overrides: Mapping[str
             continue
         problems.extend(replace_problem(p, where) for p in _check_text(name, base.line, key, text))
         entries[key] = Prompt(key, text, base.line, base.audio)
-    if not any(p.severity == "error" for p in problems):
-        return Prompts(language, name, MappingProxyType(entries), MappingProxyType(sounds)), problems
-    return None, problems
+    return Prompts(language, name, MappingProxyType(entries), MappingProxyType(sounds)), problems
 
 
 def load(directory: Path | str, language: str = "fr-FR") -> Prompts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def load(path: Path | str, label: str | None = None, text: str | None = None) ->
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
+        opened = unclosed_quote(text, mark.line if mark else None)
+        if opened:
+            quote, e = ("un guillemet", "") if opened[1] == '"' else ("une apostrophe", "e")
+            return None, [Problem(name, opened[0], f"YAML illisible : {quote} ({opened[1]}) ouvert{e} sur cette ligne n'est pas refermé{e} "
+                                                   f"(la phrase continue jusqu'à la ligne {line}) : refermez-l{e or 'e'} à la fin de la phrase")]
         lines = text.splitlines()
         if mark and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
             return None, [Problem(name, line, "YAML illisible : une tabulation : indentez avec des espaces")]
@@ -101,6 +107,29 @@ def load(path: Path | str, label: str | None = None, text: str | None = None) ->
         for key, line in loader.duplicates
     ]
     return data, problems
+
+
+_KEY_LINE = re.compile(r"^\s*[\w.-]+\s*:(\s|$)", re.MULTILINE)
+
+
+def unclosed_quote(text: str, error_line: int | None) -> tuple[int, str] | None:
+    """Where a quote was opened and never closed (its line, 1-based, and the quote), if that is what
+    broke the file: PyYAML then reports the far line where the runaway quoted text ends, or the end
+    of the file. A quoted text that spans lines and carries `key:` lines is one."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
+                start, end = token.start_mark, token.end_mark
+                if error_line is not None and start.line > error_line:
+                    return None
+                if end.line > start.line and _KEY_LINE.search(text[start.index:end.index]):
+                    return start.line + 1, token.style
+    except yaml.MarkedYAMLError as exc:
+        context = exc.context or ""
+        if "quoted scalar" in context and exc.context_mark is not None:
+            mark = exc.context_mark
+            return mark.line + 1, '"' if text[mark.index:mark.index + 1] == '"' else "'"
+    return None
 
 
 # PyYAML's messages (English) for the mistakes supervisors make, as they would say them.

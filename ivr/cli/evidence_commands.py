@@ -12,6 +12,13 @@ import click
 from .base import _data_dir_option, _database, _files, _help, _load, console_changes, main
 
 
+def _interactive() -> bool:
+    """Whether a person answers at the terminal (a script's run gets a refusal, not a question)."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
 def _who() -> str:
     return os.environ.get("USER") or "ivr"
 
@@ -102,9 +109,11 @@ def experiment() -> None:
 @click.argument("key", metavar="CLE")
 @click.argument("text_b", metavar="TEXTE_B")
 @click.option("--share", default=50, type=click.IntRange(1, 99), help="part des nouveaux appels qui entendent B, en % (défaut : 50)")
+@click.option("--malgre-avertissements", "despite_warnings", is_flag=True,
+              help="lancer même si la formulation B a des avertissements (sinon la question est posée, ou refusée hors terminal)")
 @_files
 @_data_dir_option
-def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, flow_path: str, prompts_dir: str, data_dir: str) -> None:
     """Essayer TEXTE_B à la place de la phrase CLE, pour une part des nouveaux appels."""
     from ..call.library import load_bundle
     from ..storage.experiments import ExperimentError, Experiments
@@ -125,6 +134,10 @@ def experiment_start(key: str, text_b: str, share: int, flow_path: str, prompts_
         click.echo(str(problem))
     if any(p.severity == "error" for p in problems):
         raise click.ClickException("la formulation B est refusée : corrigez-la (les erreurs sont ci-dessus)")
+    if problems and not despite_warnings:  # as the console asks for a second click
+        if not _interactive() or not click.confirm("Lancer l'expérience malgré ces avertissements ?", default=False):
+            raise click.ClickException("expérience non lancée à cause des avertissements ci-dessus : corrigez la formulation B, "
+                                       "ou relancez avec --malgre-avertissements")
     try:
         number = Experiments(db).start(key, text_b, share, _who(), time.time())
     except ExperimentError as error:

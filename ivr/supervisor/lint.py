@@ -1,20 +1,17 @@
-"""Supervisor lint: what a loadable flow may still get wrong for a caller (warnings, not errors)."""
+"""Supervisor lint: matters of style in a flow that serves (warnings, never a refusal). What would
+break a call is an error of `call.checks`, checked wherever an edit comes from."""
 
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from ..call.flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+from ..call.flow import Flow
 from ..call.prompts import Prompts, check_text
 from ..call.yamlfile import Problem
 
 # A French TTS voice speaks about 14 characters a second (≈ 150 words a minute).
 CHARS_PER_SECOND = 14.0
 DEFAULT_MAX_SECONDS = 30.0
-_ANNOUNCED = re.compile(r"\btapez\s+(\d|étoile|dièse)\b", re.IGNORECASE)
-_KEY_WORDS = {"étoile": "*", "dièse": "#"}
-_GLOBAL_KEYS = {AGENT_KEY, REPEAT_KEY}
 # Sentences the server itself speaks, not referenced by the flow.
 _SERVER_PREFIXES = (
     "commun.", "saisie.", "transfert.", "conseiller.", "attente.", "horaires.ferme", "horaires.au_revoir",
@@ -29,27 +26,16 @@ def spoken_seconds(text: str) -> float:
     return len(text) / CHARS_PER_SECOND
 
 
-def announced_keys(text: str) -> set[str]:
-    """Keys a sentence tells the caller to press ("tapez 1", "tapez étoile")."""
-    return {_KEY_WORDS.get(match.lower(), match) for match in _ANNOUNCED.findall(text)}
-
-
 def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Problem]:
     """Every warning for a flow that loads."""
     findings: list[Problem] = []
     findings += _unused_prompts(flow, prompts)
     findings += _guide_links(flow, prompts)
     findings += _no_way_out(flow)
-    for node in flow.nodes.values():
-        findings += _announcements(flow, prompts, node)
     for prompt in prompts.entries.values():
         long = too_long(prompt.key, prompt.text, max_seconds)
         if long:
             findings.append(_warning(prompts.source, prompt.line, long))
-        bad = sorted({c for c in prompt.text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") or ord(c) > 0xFFFF})
-        if bad:
-            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
-            findings.append(Problem(prompts.source, prompt.line, f"« {prompt.key} » contient des caractères que la voix ne sait pas lire ({shown})"))
     return sorted(findings)
 
 
@@ -159,27 +145,3 @@ def _reachable(flow: Flow, start: str) -> set[str]:
                 seen.add(target)
                 todo.append(target)
     return seen & set(flow.nodes)
-
-
-def _announcements(flow: Flow, prompts: Prompts, node: Node) -> list[Problem]:
-    if node.type in ("menu", "wait"):
-        accepted = set(node.choices) | ({node.guide.key} if node.guide else set())
-    elif node.type == "digits" and node.options:
-        accepted = set(node.options) | {"#"}  # dièse ends the keys pressed, or skips the question
-    else:
-        return []
-    findings = []
-    full = prompts.entries.get(node.prompt)
-    if full is not None:
-        announced = announced_keys(full.text)
-        for key in sorted(accepted - announced):
-            findings.append(_warning(flow.source, node.line,
-                                     f"étape « {node.name} » : la touche {key} est acceptée mais la phrase « {node.prompt} » ne l'annonce pas"))
-    for key_name in (node.prompt, node.short, node.hold):
-        prompt = prompts.entries.get(key_name or "")
-        if prompt is None:
-            continue
-        for key in sorted(announced_keys(prompt.text) - accepted - _GLOBAL_KEYS):
-            findings.append(_warning(flow.source, node.line,
-                                     f"étape « {node.name} » : la phrase « {prompt.key} » annonce la touche {key}, que cette étape n'accepte pas"))
-    return findings
