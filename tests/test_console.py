@@ -224,7 +224,8 @@ def test_editor_change_goes_live_is_kept_in_history_and_can_be_rolled_back(conso
     assert NEW_TEXT.replace("'", "&#39;") in history
     client.post(f"/console/history/{entry['id']}/rollback", data={"csrf_token": client.token})
     assert caller(target=console).call(["1", "1", "1"]).said[1] == heard(entry["before"])
-    assert console.extensions["ivr"].overrides.history()[0]["action"] == f"rollback #{entry['id']}"
+    assert console.extensions["ivr"].overrides.history()[0]["action"] == f"rollback #{entry['id']} : retour au texte du fichier"
+    assert console.extensions["ivr"].overrides.all() == {}  # back to the file's wording: no frozen copy left (issue 34)
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,43 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from conftest import heard
+from test_console import EDITOR, login
 
 from ivr.cli import main
+from ivr.storage.users import Users
 
 
 @pytest.fixture
 def live(make_app, files):
-    return make_app(IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    app = make_app(IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    Users(app.extensions["ivr"].db).add(*EDITOR, "editor")
+    return app
+
+
+ORIGINAL = "Étape 1. Vérifiez sur votre téléphone si l'application e-CPS est à jour. Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
+CONSOLE_TEXT = "Étape 1. Votre application e-CPS est-elle à jour ? Pas à jour : tapez 1. À jour : tapez 2."
+FILE_TEXT = "Étape 1. Regardez si l'application e-CPS est à jour. Pas à jour : tapez 1. À jour : tapez 2."
+
+
+def say_first(app, caller) -> str:
+    """What a new caller hears at step 1's question, over signed webhooks."""
+    result = caller(target=app).call(["0"])
+    return result.said[1]
+
+
+def publish(client, key, text, **form):
+    return client.post(f"/console/prompts/{key}", data={"text": text, "csrf_token": client.token, **form})
+
+
+def set_question_in_file(files, text):
+    path = files / "prompts" / "fr-FR.yaml"
+    lines = path.read_text(encoding="utf-8").split("\n")
+    at = lines.index("  question: >-", lines.index("etape1:"))
+    end = at + 1
+    while lines[end].startswith("    "):
+        end += 1
+    lines[at:end] = ["  question: >-", f"    {text}"]
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def edit(path, old, new):
@@ -86,6 +116,81 @@ def test_an_experiment_with_warnings_asks_as_the_console_does(live, cli):
 def test_an_experiment_b_that_breaks_a_call_is_refused_even_so(live, cli):
     refused = cli("experiment", "start", "etape1.question", "Étape 1. À jour : tapez 2.", "--malgre-avertissements")
     assert refused.exit_code == 1 and "n'annonce pas la touche 1" in refused.output
+
+
+# ---- 2. a rollback to the file's wording leaves no frozen copy ------------------------------------
+def test_a_rollback_to_the_files_wording_withdraws_the_console_change(live, files, caller, cli):
+    client = login(live, EDITOR)
+    publish(client, "etape1.question", CONSOLE_TEXT)
+    assert say_first(live, caller) == heard(CONSOLE_TEXT)
+    (entry,) = live.extensions["ivr"].overrides.history()
+    client.post(f"/console/history/{entry['id']}/rollback", data={"csrf_token": client.token})
+    assert live.extensions["ivr"].overrides.all() == {}
+    exported = cli("prompts", "export")
+    assert exported.exit_code == 0 and "Aucune phrase modifiée dans la console" in exported.output
+    assert "Modifiées dans la console" not in cli("validate").output
+    # A later edit of that sentence in the file reaches callers.
+    set_question_in_file(files, FILE_TEXT)
+    assert say_first(live, caller) == heard(FILE_TEXT)
+
+
+def test_a_file_edit_under_a_console_change_is_reported_with_the_one_action_that_resolves_it(live, files, caller, cli):
+    client = login(live, EDITOR)
+    publish(client, "etape1.question", CONSOLE_TEXT)
+    set_question_in_file(files, FILE_TEXT)
+    assert say_first(live, caller) == heard(CONSOLE_TEXT)  # the console's wording still wins: said, not silent
+    checked = cli("validate")
+    assert checked.exit_code == 0
+    assert "« etape1.question » a été modifiée dans le fichier depuis sa modification dans la console (claire)" in checked.output
+    assert "« ivr prompts reset etape1.question »" in checked.output
+    page = client.get("/console/prompts/etape1.question").get_data(as_text=True)
+    assert 'id="origin-advice"' in page and "Reprendre le texte du fichier" in page
+    assert "a été modifiée dans le fichier" in cli("prompts", "export").output
+    reset = cli("prompts", "reset", "etape1.question", "--par", "Nadia Benali")
+    assert reset.exit_code == 0, reset.output
+    assert say_first(live, caller) == heard(FILE_TEXT)
+    last = live.extensions["ivr"].overrides.history()[0]
+    assert (last["who"], last["action"], last["after"]) == ("Nadia Benali", "retour au texte du fichier", FILE_TEXT)
+    assert "a été modifiée dans le fichier" not in cli("validate").output
+
+
+def test_the_console_button_takes_the_files_wording_back(live, files, caller):
+    client = login(live, EDITOR)
+    publish(client, "etape1.question", CONSOLE_TEXT)
+    set_question_in_file(files, FILE_TEXT)
+    client.post("/console/prompts/etape1.question/reset", data={"csrf_token": client.token})
+    assert live.extensions["ivr"].overrides.all() == {} and say_first(live, caller) == heard(FILE_TEXT)
+
+
+# ---- 5. an experiment locks its sentence -------------------------------------------------------------
+B_TEXT = "Étape 1. Votre application e-CPS est-elle à jour ? Si non, tapez 1. Si oui, tapez 2."
+
+
+def test_publishing_sentence_a_during_its_experiment_is_refused_with_the_two_ways_out(live, caller, cli):
+    client = login(live, EDITOR)
+    client.post("/console/prompts/etape1.question/experiment", data={"text_b": B_TEXT, "share": "50", "csrf_token": client.token})
+    (running,) = live.extensions["ivr"].experiments.running()
+    refused = publish(client, "etape1.question", CONSOLE_TEXT)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "fausserait la comparaison" in page.replace("&#39;", "'")
+    assert "Arrêter et garder A" in page and "Publier quand même et arrêter l'expérience" in page
+    assert live.extensions["ivr"].overrides.all() == {} and live.extensions["ivr"].experiments.running() != []
+    assert client.post("/console/history/1/rollback", data={"csrf_token": client.token}).status_code in (302, 404)
+    published = publish(client, "etape1.question", CONSOLE_TEXT, end_experiment="1")
+    assert published.status_code == 302
+    assert live.extensions["ivr"].experiments.running() == []
+    assert live.extensions["ivr"].overrides.all() == {"etape1.question": CONSOLE_TEXT}
+    shown = cli("experiment", "show", "etape1.question")
+    assert f"Expérience n° {running['id']}" in shown.output and "gardée : aucune, une nouvelle formulation a été publiée" in shown.output
+    assert say_first(live, caller) == heard(CONSOLE_TEXT)
+
+
+def test_sentence_a_edited_in_the_file_during_its_experiment_is_said(live, files, cli):
+    assert cli("experiment", "start", "etape1.question", B_TEXT).exit_code == 0
+    set_question_in_file(files, FILE_TEXT)
+    checked = cli("validate")
+    assert "la phrase A de l'expérience n° 1 sur « etape1.question » a changé depuis son début" in checked.output
+    assert "la comparaison n'est plus valable" in cli("experiment", "show", "etape1.question").output
 
 
 # ---- 4. every problem of every file in one run, each at its true line ----------------------------

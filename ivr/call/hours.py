@@ -7,14 +7,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import holidays as holidays_library
 
+from ..french import PARIS  # noqa: F401  (opening hours, and every time said or shown, are in Paris time)
 from . import yamlfile
 from .yamlfile import LineMap, Problem
 
-PARIS = ZoneInfo("Europe/Paris")  # opening hours, and every time said or shown, are in Paris time
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre")
 _RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")

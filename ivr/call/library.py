@@ -107,6 +107,7 @@ class FlowLibrary:
         self._checked_at = 0.0
         self._stamp = self._file_stamp()
         self._refused_stamp: tuple | None = None
+        self._file_prompts: tuple[str, Prompts | None] | None = None
         bundle, problems = self.load()
         if bundle is None:
             errors = [p for p in problems if p.severity == "error"]
@@ -127,6 +128,18 @@ class FlowLibrary:
             self._checked_at = now
             self.check()
         return self.current_bundle
+
+    def file_prompts(self) -> Prompts | None:
+        """The sentences of the prompt file in service, without the console's changes (the base the
+        console's changes replace; cached for the text it was read from)."""
+        sources = self.current_bundle.sources
+        if sources is None:
+            return None
+        cached = self._file_prompts
+        if cached is None or cached[0] is not sources.prompts:
+            catalogue, _ = prompts_module.parse(self.prompts_dir, self.language, text=sources.prompts)
+            cached = self._file_prompts = (sources.prompts, catalogue)
+        return cached[1]
 
     def check(self) -> None:
         """Reload if the files or the console's changes moved since the last load."""

@@ -60,6 +60,26 @@ def console_changes(data_dir: str, file_only: bool = False) -> dict[str, str]:
     return changes
 
 
+def console_state(data_dir: str) -> tuple[list[dict], list[dict]]:
+    """The console's changes (with the file's wording each replaced) and the experiments running;
+    nothing where there is no database or it does not answer (console_changes has said so)."""
+    from ..storage.experiments import Experiments
+    from ..storage.overrides import PromptOverrides
+
+    try:
+        db = _database(data_dir, must_exist=True)
+        return PromptOverrides(db).rows(), Experiments(db).running()
+    except Exception:  # noqa: BLE001 - a check of the files goes on without
+        return [], []
+
+
+def file_prompts(prompts_dir: str):
+    """The sentences of the prompt file alone (None if it does not load): the base of the console's changes."""
+    from ..call import prompts as prompts_module
+
+    return prompts_module.parse(prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))[0]
+
+
 def _load(flow_path: str, prompts_dir: str, overrides: dict[str, str] | None = None) -> Bundle:
     bundle, problems = load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), overrides)
     if bundle is None:
@@ -187,6 +207,21 @@ def main() -> None:
     """
     # The server's own INFO lines would drown what a supervisor reads; problems still show.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+
+
+def _by_option(function):
+    """--par NOM: who makes the change, recorded with it (default: the system user)."""
+    return click.option("--par", "by", default=_system_user, show_default=False,
+                        help="qui fait ce changement, enregistré avec lui (défaut : l'utilisateur du système)")(function)
+
+
+def _system_user() -> str:
+    import getpass
+
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name known (a container): the change is still recorded
+        return "inconnu"
 
 
 def _data_dir_option(function):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .base import _data_dir_option, _database, _files, _help, _load, main
+from .. import french
+from .base import _by_option, _data_dir_option, _database, _files, _help, _load, file_prompts, main
 
 
 @main.group()
@@ -131,7 +132,7 @@ def report(first: str | None, last: str | None, as_json: bool, data_dir: str) ->
 @main.group()
 @_help
 def prompts() -> None:
-    """Phrases modifiées dans la console."""
+    """Phrases modifiées dans la console : d'où vient ce que les appelants entendent."""
 
 
 @prompts.command("export")
@@ -141,19 +142,25 @@ def prompts() -> None:
 @click.option("--write", is_flag=True, help="reporter les modifications dans le fichier YAML (commentaires conservés)")
 @click.option("--clear", is_flag=True, help="avec --write : retirer ensuite ces modifications de la base (le fichier les porte)")
 def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool, clear: bool) -> None:
-    """Afficher (ou écrire dans le fichier) les phrases modifiées dans la console."""
+    """Afficher (ou écrire dans le fichier) les phrases modifiées dans la console, avec ce qui en
+    reste à régler (une phrase du fichier modifiée depuis, une copie identique au fichier)."""
     from ..call import prompts as prompts_module
     from ..storage.overrides import PromptOverrides, write_into_yaml
+    from ..supervisor import wording
 
     overrides = PromptOverrides(_database(data_dir))
-    changes = overrides.all()
-    if not changes:
-        click.echo("Aucune phrase modifiée dans la console.")
+    rows = overrides.rows()
+    if not rows:
+        click.echo("Aucune phrase modifiée dans la console : les appelants entendent le fichier.")
         return
     base = prompts_module.load(prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
-    for key, text in changes.items():
-        click.echo(f"{key}:\n  fichier : {base.entries[key].text if key in base.entries else '(absente)'}\n  console : {text}")
+    for origin in wording.origins(base, rows).values():
+        click.echo(f"{origin.key} (console, par {origin.changed_by} le {french.moment(origin.changed_at)}) :\n"
+                   f"  fichier : {origin.file_text if origin.file_text is not None else '(absente)'}\n  console : {origin.heard}")
+        if origin.needs_action:
+            click.echo(f"  ! {origin.advice()}")
     if write:
+        changes = {row["key"]: row["text"] for row in rows}
         path = prompts_module.path_for(prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"))
         written = write_into_yaml(path, {k: (base.entries[k].line, t) for k, t in changes.items() if k in base.entries})
         _load(flow_path, prompts_dir)  # the rewritten file must still load
@@ -161,6 +168,38 @@ def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool,
         if clear:
             overrides.clear(written)
             click.echo("Modifications retirées de la base : le fichier fait foi.")
+
+
+@prompts.command("reset")
+@_help
+@click.argument("key", metavar="CLE")
+@_files
+@_by_option
+@_data_dir_option
+def prompts_reset(key: str, flow_path: str, prompts_dir: str, by: str, data_dir: str) -> None:
+    """Retirer la modification de la console de la phrase CLE : les appelants entendent de nouveau
+    le texte du fichier (et ses modifications à venir). Inscrit dans l'historique."""
+    from ..storage.experiments import Experiments
+    from ..storage.overrides import PromptOverrides
+    from ..supervisor import experiments as experiments_module
+    from ..supervisor import wording
+
+    db = _database(data_dir)
+    file = file_prompts(prompts_dir)
+    if file is None:
+        raise click.ClickException("le fichier des phrases ne se charge pas : corrigez-le d'abord (ivr validate --file-only)")
+    if key not in file.entries:
+        raise click.ClickException(f"la phrase « {key} » n'existe pas dans le fichier : rien à reprendre")
+    running = Experiments(db).get(key)
+    if running is not None and running["stopped_at"] is None:
+        raise click.ClickException(experiments_module.locked(running))
+    overrides = PromptOverrides(db)
+    before = overrides.all().get(key)
+    if before is None or not wording.reset(overrides, file, key, by, before):
+        click.echo(f"« {key} » n'est pas modifiée dans la console : les appelants entendent déjà le texte du fichier.")
+        return
+    click.echo(f"« {key} » : la modification de la console est retirée ; les nouveaux appels entendent le texte du fichier "
+               "(sur chaque serveur, dans les 2 secondes).")
 
 
 @main.command()

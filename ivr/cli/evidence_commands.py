@@ -9,7 +9,9 @@ from datetime import datetime
 
 import click
 
-from .base import _data_dir_option, _database, _files, _help, _load, console_changes, main
+from .. import french
+from ..supervisor import experiments as experiments_module
+from .base import _by_option, _data_dir_option, _database, _files, _help, _load, console_changes, file_prompts, main
 
 
 def _interactive() -> bool:
@@ -17,10 +19,6 @@ def _interactive() -> bool:
     import sys
 
     return sys.stdin.isatty()
-
-
-def _who() -> str:
-    return os.environ.get("USER") or "ivr"
 
 
 # ---- incidents ------------------------------------------------------------------------------------
@@ -34,8 +32,9 @@ def incident() -> None:
 @_help
 @click.argument("text", metavar="TEXTE")
 @click.option("--until", "until", help="fin de l'annonce, heure de Paris « AAAA-MM-JJ HH:MM » (défaut : jusqu'à « ivr incident clear »)")
+@_by_option
 @_data_dir_option
-def incident_set(text: str, until: str | None, data_dir: str) -> None:
+def incident_set(text: str, until: str | None, by: str, data_dir: str) -> None:
     """Annoncer TEXTE à chaque nouvel appel (sur tous les serveurs, sans redémarrage)."""
     from ..storage.incidents import Incidents
     from ..supervisor.lint import check_announcement
@@ -47,19 +46,20 @@ def incident_set(text: str, until: str | None, data_dir: str) -> None:
     problems = check_announcement(text)
     if problems:
         raise click.ClickException("annonce refusée : " + " ; ".join(p.message for p in problems))
-    number = Incidents(_database(data_dir)).set(" ".join(text.split()), ends, _who(), now)
-    click.echo(f"Annonce n° {number} en service" + (f" jusqu'au {until}" if until else " jusqu'à « ivr incident clear »") +
+    number = Incidents(_database(data_dir)).set(" ".join(text.split()), ends, by, now)
+    click.echo(f"Annonce n° {number} en service" + (f" jusqu'au {french.moment(ends)}" if ends else " jusqu'à « ivr incident clear »") +
                " : les nouveaux appels l'entendent après l'accueil (dans les 2 secondes sur chaque serveur).")
 
 
 @incident.command("clear")
 @_help
+@_by_option
 @_data_dir_option
-def incident_clear(data_dir: str) -> None:
+def incident_clear(by: str, data_dir: str) -> None:
     """Arrêter l'annonce en cours."""
     from ..storage.incidents import Incidents
 
-    if not Incidents(_database(data_dir)).clear(_who(), time.time()):
+    if not Incidents(_database(data_dir)).clear(by, time.time()):
         click.echo("Aucune annonce en cours.")
         return
     click.echo("Annonce arrêtée : les nouveaux appels ne l'entendent plus.")
@@ -91,9 +91,7 @@ def _paris_time(text: str) -> float:
 
 
 def _paris(at: float) -> str:
-    from ..call.hours import PARIS
-
-    return datetime.fromtimestamp(at, PARIS).strftime("%d/%m/%Y %H:%M")
+    return french.moment(at)
 
 
 # ---- experiments ------------------------------------------------------------------------------------
@@ -112,8 +110,10 @@ def experiment() -> None:
 @click.option("--malgre-avertissements", "despite_warnings", is_flag=True,
               help="lancer même si la formulation B a des avertissements (sinon la question est posée, ou refusée hors terminal)")
 @_files
+@_by_option
 @_data_dir_option
-def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, flow_path: str, prompts_dir: str, by: str,
+                     data_dir: str) -> None:
     """Essayer TEXTE_B à la place de la phrase CLE, pour une part des nouveaux appels."""
     from ..call.library import load_bundle
     from ..storage.experiments import ExperimentError, Experiments
@@ -125,7 +125,7 @@ def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, 
     if key not in bundle.prompts.entries:
         raise click.ClickException(f"la phrase « {key} » n'existe pas (voir prompts/fr-FR.yaml)")
     text_b = " ".join(text_b.split())
-    refusal = experiment_refusal(bundle, key, text_b)
+    refusal = experiments_module.refusal(bundle, key, text_b)
     if refusal:
         raise click.ClickException(refusal)
     problems = check_change(lambda extra: load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), {**changes, **extra}),
@@ -139,7 +139,7 @@ def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, 
             raise click.ClickException("expérience non lancée à cause des avertissements ci-dessus : corrigez la formulation B, "
                                        "ou relancez avec --malgre-avertissements")
     try:
-        number = Experiments(db).start(key, text_b, share, _who(), time.time())
+        number = Experiments(db).start(key, text_b, share, by, time.time(), bundle.prompts.entries[key].text)
     except ExperimentError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Expérience n° {number} en cours sur « {key} » : {share} % des nouveaux appels entendent B. "
@@ -173,37 +173,7 @@ def experiment_show(key: str | None, as_json: bool, flow_path: str, prompts_dir:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(report(data, bundle.prompts.entries[key].text if key in bundle.prompts.entries else "?"))
-
-
-def experiment_refusal(bundle, key: str, text_b: str) -> str | None:
-    """Why an experiment on `key` with wording `text_b` makes no sense, or None."""
-    if text_b == bundle.prompts.entries[key].text:
-        return "la formulation B est la même que l'actuelle (A)"
-    if not any(key in (node.prompt, node.short, node.hold) for node in bundle.flow.nodes.values()):
-        return f"« {key} » n'est dite à aucune étape du parcours : une expérience n'y mesurerait rien"
-    return None
-
-
-def report(data: dict, text_a: str) -> str:
-    from ..supervisor.analytics import calls_word, percent
-
-    found = data["experiment"]
-    state = "en cours" if found["stopped_at"] is None else f"arrêtée le {_paris(found['stopped_at'])}, gardé : {found['kept']}"
-    lines = [f"Expérience n° {found['id']} sur « {found['key']} » ({state}), "
-             f"{found['share']} % des appels en B depuis le {_paris(found['started_at'])}",
-             f"  A : « {text_a} »", f"  B : « {found['text_b']} »", ""]
-    for arm in ("A", "B"):
-        figures = data["arms"][arm]
-        lines.append(f"{arm} : {calls_word(figures['calls'])}, résolution sans conseiller {percent(figures['containment_rate'])}")
-        for name, node in figures["nodes"].items():
-            lines.append(f"    {name} : atteinte {node['reach']}, médiane {node['median_time_s']:.0f} s, silence {percent(node['silence_rate'])}, "
-                         f"touche {percent(node['invalid_rate'])}, répété {percent(node['repeat_rate'])}, abandon {percent(node['drop_off_rate'])}")
-    lines.append("")
-    lines.append(f"Verdict, sur la résolution sans conseiller : {data['verdict']}.")
-    for comparison in data["comparisons"][1:]:
-        lines.append(f"  Sur {comparison['label']} : {comparison['verdict']}.")
-    return "\n".join(lines)
+    click.echo(experiments_module.report(data, bundle.prompts.entries[key].text if key in bundle.prompts.entries else "?"))
 
 
 @experiment.command("stop")
@@ -212,20 +182,23 @@ def report(data: dict, text_a: str) -> str:
 @click.option("--keep", type=click.Choice(["A", "B"]), required=True,
               help="la formulation gardée : A (l'actuelle) ou B (devient une modification de la console)")
 @_files
+@_by_option
 @_data_dir_option
-def experiment_stop(key: str, keep: str, flow_path: str, prompts_dir: str, data_dir: str) -> None:
+def experiment_stop(key: str, keep: str, flow_path: str, prompts_dir: str, by: str, data_dir: str) -> None:
     """Arrêter l'expérience sur CLE en gardant A ou B."""
     from ..storage.experiments import ExperimentError, Experiments
     from ..storage.overrides import PromptOverrides
+    from ..supervisor import wording
 
     db = _database(data_dir)
     try:
-        stopped = Experiments(db).stop(key, keep, _who(), time.time())
+        stopped = Experiments(db).stop(key, keep, by, time.time())
     except ExperimentError as error:
         raise click.ClickException(str(error)) from error
     if keep == "B":
         before = _load(flow_path, prompts_dir, console_changes(data_dir)).prompts.entries.get(key)
-        PromptOverrides(db).set(key, stopped["text_b"], _who(), before.text if before else None, action=f"expérience n° {stopped['id']} : B gardé")
+        wording.publish(PromptOverrides(db), file_prompts(prompts_dir), key, stopped["text_b"], by, before.text if before else None,
+                        action=f"expérience n° {stopped['id']} : B gardé")
         click.echo(f"Expérience arrêtée : B devient la phrase « {key} » (modification de la console, dans l'historique ; "
                    "« ivr prompts export --write » la reporte dans le fichier).")
     else:

@@ -12,8 +12,9 @@ import click
 
 from ..call import engine, twiml
 from ..call.library import load_bundle
+from ..call.yamlfile import Problem
 from ..supervisor.lint import DEFAULT_MAX_SECONDS, lint
-from .base import _console_changes_option, _files, _help, _load, console_changes, main
+from .base import _console_changes_option, _files, _help, _load, console_changes, console_state, file_prompts, main
 
 
 @main.command()
@@ -44,6 +45,17 @@ def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float,
         except Exception:  # a flow read in part, too broken for the style checks: its errors are listed
             if not any(p.severity == "error" for p in problems):
                 raise
+    if not file_only:  # where what callers hear comes from, and what needs an action
+        from ..supervisor import experiments, wording
+
+        rows, running = console_state(data_dir)
+        file = file_prompts(prompts_dir)
+        problems = [*problems, *wording.problems(file, rows)]
+        for found in running:
+            entry = bundle.prompts.entries.get(found["key"]) if bundle is not None else None
+            changed = experiments.a_changed(found, entry.text if entry else None)
+            if changed:
+                problems.append(Problem(bundle.prompts.source, entry.line, changed, "warning"))
     if hours_path and (Path(hours_path).exists() or hours_given):
         problems = [*problems, *hours.load(hours_path)[1]]
     errors = [p for p in problems if p.severity == "error"]

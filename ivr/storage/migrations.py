@@ -214,4 +214,18 @@ MIGRATIONS: tuple[str, ...] = (
         count INTEGER NOT NULL
     );
     """,
+    # One truth for what callers hear (issue 34): a console change keeps the file's wording it
+    # replaced (`file_text`), so that a later edit of that sentence in the file is seen and named;
+    # an experiment keeps the wording A it started with, so that A changed during the test is seen;
+    # the last hours file that was accepted is kept (`kept_files`), so that a broken edit never keeps
+    # a server from starting: it starts on those and says « degraded ».
+    """
+    ALTER TABLE prompt_overrides ADD COLUMN file_text TEXT;
+    ALTER TABLE experiments ADD COLUMN text_a TEXT;
+    CREATE TABLE kept_files (
+        name TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    """,
 )

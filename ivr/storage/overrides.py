@@ -28,18 +28,38 @@ class PromptOverrides:
     def all(self) -> dict[str, str]:
         return {row["key"]: row["text"] for row in self.db.query("SELECT key, text FROM prompt_overrides ORDER BY key")}
 
-    def set(self, key: str, text: str, who: str, before: str | None, action: str = "edit") -> int:
-        """Change one sentence (recorded in the history); returns the history entry's id."""
+    def rows(self) -> list[dict]:
+        """Each change with who, when, and the file's wording it replaced (`file_text`)."""
+        return self.db.query("SELECT key, text, updated_at, updated_by, file_text FROM prompt_overrides ORDER BY key")
+
+    def set(self, key: str, text: str, who: str, before: str | None, action: str = "edit", file_text: str | None = None) -> int:
+        """Change one sentence (recorded in the history); returns the history entry's id. `file_text`:
+        the file's wording it replaces, kept to notice a later edit of the file."""
         now = time.time()
         with self.db.transaction():
             self.db.execute(
-                "INSERT INTO prompt_overrides (key, text, updated_at, updated_by) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (key, text, now, who),
+                "INSERT INTO prompt_overrides (key, text, updated_at, updated_by, file_text) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
+                "file_text = excluded.file_text",
+                (key, text, now, who, file_text),
             )
-            entry = self.db.one("INSERT INTO prompt_history (key, before, after, who, at, action) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                                (key, before, text, who, now, action))
-            self.db.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
+            entry = self._history(key, before, text, who, now, action)
+        return entry
+
+    def remove(self, key: str, who: str, before: str | None, file_text: str, action: str) -> int | None:
+        """The console's change of `key` withdrawn: the file's wording (`file_text`) is heard again,
+        and a later edit of it in the file too. Recorded in the history; None if there was none."""
+        now = time.time()
+        with self.db.transaction():
+            if self.db.one("SELECT key FROM prompt_overrides WHERE key = ?", (key,)) is None:
+                return None
+            self.db.execute("DELETE FROM prompt_overrides WHERE key = ?", (key,))
+            return self._history(key, before, file_text, who, now, action)
+
+    def _history(self, key: str, before: str | None, after: str, who: str, now: float, action: str) -> int:
+        entry = self.db.one("INSERT INTO prompt_history (key, before, after, who, at, action) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                            (key, before, after, who, now, action))
+        self.db.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
         return entry["id"]
 
     def history(self, key: str | None = None, limit: int = 200) -> list[dict]:

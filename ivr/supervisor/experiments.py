@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import statistics
 
+from .. import french
 from ..call.flow import Flow
 from ..call.prompts import fill
 from ..storage.db import Database
+from ..storage.experiments import PUBLISHED
 from . import analytics, stats
 
 # What is compared: the share of calls solved without an agent (the more the better), and at the
@@ -71,7 +73,7 @@ def _time(name: str, times_a: list[float], times_b: list[float]) -> dict:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:+.1f}".replace(".", ",") + " s"
+    return ("+" if value >= 0 else "−") + french.number(abs(value), 1) + " s"
 
 
 def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: int, hits_b: int, n_b: int, share: int, unit: str) -> dict:
@@ -88,5 +90,65 @@ def _compare(name: str, label: str, higher_is_better: bool, hits_a: int, n_a: in
         verdict = f"pas de différence qui compte : les deux formulations se valent ({gap})"
     else:
         more = stats.calls_needed(found, n_a, n_b, share / 100)
-        verdict = f"pas encore de différence nette ({gap}) : il faudrait environ {fill('{n:' + unit + '}', {'n': str(more)})} de plus"
+        verdict = f"pas encore de différence nette ({gap}) : il faudrait environ {fill('{n:' + unit + '}', {'n': french.about(more)})} de plus"
     return {**blank, "a": found.a, "b": found.b, "difference": found.value, "low": found.low, "high": found.high, "verdict": verdict}
+
+
+# ---- what the console and the commands both say about experiments ---------------------------------
+def refusal(bundle, key: str, text_b: str) -> str | None:
+    """Why an experiment on `key` with wording `text_b` makes no sense, or None."""
+    if text_b == bundle.prompts.entries[key].text:
+        return "la formulation B est la même que l'actuelle (A)"
+    if not any(key in (node.prompt, node.short, node.hold) for node in bundle.flow.nodes.values()):
+        return f"« {key} » n'est dite à aucune étape du parcours : une expérience n'y mesurerait rien"
+    return None
+
+
+def locked(experiment: dict) -> str:
+    """Why sentence A cannot simply be published while its experiment runs, and the two ways out."""
+    key = experiment["key"]
+    return (f"une expérience (n° {experiment['id']}) est en cours sur « {key} » : publier une autre formulation de A maintenant "
+            "fausserait la comparaison. Deux issues : arrêter l'expérience en gardant A ou B "
+            f"(« ivr experiment stop {key} --keep A|B », ou les boutons de l'expérience), ou publier quand même, "
+            "ce qui arrête l'expérience (ses chiffres jusqu'ici restent consultables)")
+
+
+def a_changed(experiment: dict, text_a: str | None) -> str | None:
+    """What to say when the wording A callers hear is no longer the one the experiment started
+    with (edited in the file during the test), or None."""
+    if experiment.get("stopped_at") is not None or not experiment.get("text_a") or text_a is None or text_a == experiment["text_a"]:
+        return None
+    return (f"la phrase A de l'expérience n° {experiment['id']} sur « {experiment['key']} » a changé depuis son début "
+            f"(« {experiment['text_a']} » → « {text_a} ») : la comparaison n'est plus valable ; arrêtez-la "
+            f"(« ivr experiment stop {experiment['key']} --keep A|B ») ou remettez le texte de départ")
+
+
+def kept_label(experiment: dict) -> str:
+    """« A », « B », or what ended it: a new wording published."""
+    kept = experiment.get("kept")
+    return "aucune, une nouvelle formulation a été publiée" if kept == PUBLISHED else str(kept)
+
+
+def report(data: dict, text_a: str) -> str:
+    """The experiment's figures and verdict as text (`ivr experiment show`)."""
+    from .analytics import calls_word, percent
+
+    found = data["experiment"]
+    state = "en cours" if found["stopped_at"] is None else f"arrêtée le {french.moment(found['stopped_at'])}, gardée : {kept_label(found)}"
+    lines = [f"Expérience n° {found['id']} sur « {found['key']} » ({state}), "
+             f"{found['share']} % des appels en B depuis le {french.moment(found['started_at'])}",
+             f"  A : « {text_a} »", f"  B : « {found['text_b']} »", ""]
+    changed = a_changed(found, text_a)
+    if changed:
+        lines[-1:-1] = [f"  Attention : {changed}."]
+    for arm in ("A", "B"):
+        figures = data["arms"][arm]
+        lines.append(f"{arm} : {calls_word(figures['calls'])}, résolution sans conseiller {percent(figures['containment_rate'])}")
+        for name, node in figures["nodes"].items():
+            lines.append(f"    {name} : atteinte {node['reach']}, médiane {node['median_time_s']:.0f} s, silence {percent(node['silence_rate'])}, "
+                         f"touche {percent(node['invalid_rate'])}, répété {percent(node['repeat_rate'])}, abandon {percent(node['drop_off_rate'])}")
+    lines.append("")
+    lines.append(f"Verdict, sur la résolution sans conseiller : {data['verdict']}.")
+    for comparison in data["comparisons"][1:]:
+        lines.append(f"  Sur {comparison['label']} : {comparison['verdict']}.")
+    return "\n".join(lines)

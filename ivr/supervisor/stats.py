@@ -11,6 +11,8 @@ import statistics
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from .. import french
+
 Z95 = NormalDist().inv_cdf(0.975)  # two-sided 95 %
 Z80 = NormalDist().inv_cdf(0.80)  # power 80 %
 SMALLEST = 0.05  # the smallest difference worth finding: 5 points
@@ -84,4 +86,4 @@ def median_difference(a: list[float], b: list[float], rounds: int = 2000) -> tup
 
 def points(value: float) -> str:
     """A difference of rates in percentage points, signed: « +4,2 points »."""
-    return f"{value * 100:+.1f}".replace(".", ",") + " points"
+    return french.points(value)

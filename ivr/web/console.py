@@ -17,8 +17,9 @@ from twilio.request_validator import RequestValidator
 
 from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
+from ..storage.experiments import PUBLISHED
 from ..storage.records import SIMULATED_PREFIX
-from ..supervisor import analytics, diagram
+from ..supervisor import analytics, diagram, wording
 from ..supervisor import experiments as experiment_figures
 from ..supervisor.lint import check_change, spoken_seconds
 from . import calls
@@ -192,7 +193,8 @@ def prompt(key: str):
 @bp.post("/prompts/<key>")
 @editor_required
 def prompt_edit(key: str):
-    """Publish a changed sentence: checked like `ivr validate`; warnings need a second click."""
+    """Publish a changed sentence: checked like `ivr validate` (errors refuse it; warnings need a
+    second click); while an experiment runs on it, only with a click that ends the experiment."""
     ivr = services()
     bundle = ivr.bundle()
     current = _prompt_or_404(bundle, key)
@@ -201,16 +203,44 @@ def prompt_edit(key: str):
         flash("Aucun changement.", "info")
         return redirect(url_for("console.prompt", key=key))
     problems = _check_edit(key, text)
-    if not any(p.severity == "error" for p in problems) and (not problems or request.form.get("confirm") == "1"):
-        ivr.overrides.set(key, text, g.user, current.text)
-        ivr.library.reload()
-        log.info("console: %s changed prompt %s", g.user, key)
-        heard = "le guide visuel l'affiche" if key.startswith(VISUAL_PREFIX) else "les nouveaux appels l'entendent"
-        flash(f"Phrase « {key} » publiée : {heard} dès maintenant.", "success")
-        for problem in problems:
-            flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
+    running = ivr.experiments.get(key)
+    running = running if running is not None and running["stopped_at"] is None else None
+    locked = running is not None and request.form.get("end_experiment") != "1"
+    if any(p.severity == "error" for p in problems) or locked or (problems and request.form.get("confirm") != "1"):
+        return _prompt_page(bundle, current, text, problems, locked=experiment_figures.locked(running) if locked else None)
+    if running is not None:
+        ivr.experiments.stop(key, PUBLISHED, g.user, time.time())
+        flash(f"L'expérience n° {running['id']} est arrêtée : une nouvelle formulation a été publiée (ses chiffres restent ci-dessous).",
+              "warning")
+    source = wording.publish(ivr.overrides, ivr.library.file_prompts(), key, text, g.user, current.text)
+    ivr.library.reload()
+    log.info("console: %s changed prompt %s", g.user, key)
+    heard = "le guide visuel l'affiche" if key.startswith(VISUAL_PREFIX) else "les nouveaux appels l'entendent"
+    origin = " C'est le texte du fichier : la modification de la console est retirée." if source == wording.FILE else ""
+    flash(f"Phrase « {key} » publiée : {heard} dès maintenant.{origin}", "success")
+    for problem in problems:
+        flash(f"Publiée malgré l'avertissement : {problem.message}", "warning")
+    return redirect(url_for("console.prompt", key=key))
+
+
+@bp.post("/prompts/<key>/reset")
+@editor_required
+def prompt_reset(key: str):
+    """« Reprendre le texte du fichier »: the console's change withdrawn, the file speaks again."""
+    ivr = services()
+    current = _prompt_or_404(ivr.bundle(), key)
+    running = ivr.experiments.get(key)
+    if running is not None and running["stopped_at"] is None:
+        flash(f"Refusé : {experiment_figures.locked(running)}.", "error")
         return redirect(url_for("console.prompt", key=key))
-    return _prompt_page(bundle, current, text, problems)
+    file = ivr.library.file_prompts()
+    if file is None or not wording.reset(ivr.overrides, file, key, g.user, current.text):
+        flash("Cette phrase n'est pas modifiée dans la console : c'est déjà le texte du fichier.", "info")
+        return redirect(url_for("console.prompt", key=key))
+    ivr.library.reload()
+    log.info("console: %s withdrew the console's change of prompt %s", g.user, key)
+    flash(f"Phrase « {key} » : le texte du fichier est de nouveau celui que les appelants entendent.", "success")
+    return redirect(url_for("console.prompt", key=key))
 
 
 def _prompt_or_404(bundle, key: str):
@@ -229,13 +259,18 @@ def experiment_of(key: str) -> tuple[dict | None, dict | None]:
     return found, experiment_figures.figures(ivr.db, found, ivr.bundle().flow)
 
 
-def _prompt_page(bundle, current, text: str, problems: list):
+def _prompt_page(bundle, current, text: str, problems: list, locked: str | None = None):
+    ivr = services()
     confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
     experiment, figures = experiment_of(current.key)
+    file = ivr.library.file_prompts()
+    origin = wording.origin_of(current.key, file, ivr.overrides.rows())
+    changed = experiment_figures.a_changed(experiment, current.text) if experiment else None
     return render_template("console/prompt.html", prompt=current, text=text, problems=problems, confirmable=confirmable,
-                           nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=services().overrides.history(current.key),
+                           nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=ivr.overrides.history(current.key),
                            seconds=spoken_seconds(text), shown=current.key.startswith(VISUAL_PREFIX), experiment=experiment,
-                           figures=figures, percent=analytics.percent)
+                           figures=figures, percent=analytics.percent, origin=origin, locked=locked, a_changed=changed,
+                           kept_label=experiment_figures.kept_label), 409 if locked else 200
 
 
 def _check_edit(key: str, text: str):
@@ -252,6 +287,7 @@ def history():
 @bp.post("/history/<int:entry_id>/rollback")
 @editor_required
 def rollback(entry_id: int):
+    """Back to the wording before a change: the file's own wording withdraws the console's change."""
     ivr = services()
     entry = ivr.overrides.entry(entry_id)
     if entry is None:
@@ -261,13 +297,19 @@ def rollback(entry_id: int):
     if current is None or entry["before"] is None:
         flash("Cette phrase n'existe plus : rien à rétablir.", "warning")
         return redirect(url_for("console.history"))
+    running = ivr.experiments.get(entry["key"])
+    if running is not None and running["stopped_at"] is None:
+        flash(f"Retour arrière refusé : {experiment_figures.locked(running)}.", "error")
+        return redirect(url_for("console.history"))
     problems = _check_edit(entry["key"], entry["before"])
     if any(p.severity == "error" for p in problems):
         flash("Retour arrière refusé : " + " ; ".join(p.message for p in problems), "error")
         return redirect(url_for("console.history"))
-    ivr.overrides.set(entry["key"], entry["before"], g.user, current.text, action=f"rollback #{entry_id}")
+    source = wording.publish(ivr.overrides, ivr.library.file_prompts(), entry["key"], entry["before"], g.user, current.text,
+                             action=f"rollback #{entry_id}")
     ivr.library.reload()
-    flash(f"Phrase « {entry['key']} » rétablie comme avant la modification n° {entry_id}.", "success")
+    origin = " C'est le texte du fichier : la phrase ne dépend plus de la console." if source == wording.FILE else ""
+    flash(f"Phrase « {entry['key']} » rétablie comme avant la modification n° {entry_id}.{origin}", "success")
     return redirect(url_for("console.history"))
 
 

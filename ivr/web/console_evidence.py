@@ -10,8 +10,9 @@ from datetime import datetime
 from flask import flash, g, redirect, render_template, request, url_for
 
 from ..call.hours import PARIS
-from ..cli.evidence_commands import experiment_refusal
 from ..storage.experiments import ExperimentError
+from ..supervisor import experiments as experiments_module
+from ..supervisor import wording
 from ..supervisor.lint import check_announcement
 from .console import _check_edit, _prompt_or_404, bp, editor_required
 from .services import services
@@ -66,14 +67,14 @@ def incident_clear():
 @editor_required
 def experiment_start(key: str):
     ivr = services()
-    _prompt_or_404(ivr.bundle(), key)
+    current = _prompt_or_404(ivr.bundle(), key)
     text = " ".join(request.form.get("text_b", "").split())
     try:
         share = int(request.form.get("share", "50"))
     except ValueError:
         share = 0
     problems = [p for p in _check_edit(key, text) if p.severity == "error"] if text else []
-    refusal = experiment_refusal(ivr.bundle(), key, text) if text and not problems else None
+    refusal = experiments_module.refusal(ivr.bundle(), key, text) if text and not problems else None
     if refusal:
         flash(f"Expérience refusée : {refusal}.", "error")
         return redirect(url_for("console.prompt", key=key))
@@ -83,7 +84,7 @@ def experiment_start(key: str):
         flash(f"Formulation B refusée : {problem.message}", "error")
     if text and not problems:
         try:
-            number = ivr.experiments.start(key, text, share, g.user, time.time())
+            number = ivr.experiments.start(key, text, share, g.user, time.time(), current.text)
         except ExperimentError as error:
             flash(str(error), "error")
         else:
@@ -107,7 +108,8 @@ def experiment_stop(key: str):
         flash(str(error), "error")
         return redirect(url_for("console.prompt", key=key))
     if keep == "B":
-        ivr.overrides.set(key, stopped["text_b"], g.user, current.text, action=f"expérience n° {stopped['id']} : B gardé")
+        wording.publish(ivr.overrides, ivr.library.file_prompts(), key, stopped["text_b"], g.user, current.text,
+                        action=f"expérience n° {stopped['id']} : B gardé")
         ivr.library.reload()
         flash("Expérience arrêtée : B devient la phrase (modification de la console, dans l'historique).", "success")
     else:
