@@ -100,7 +100,8 @@ def one_sentence(result, *words):
 
 def test_simulate_against_nothing_or_with_a_wrong_token(files, live_server):
     one_sentence(cli(files, "simulate", "--url", "http://127.0.0.1:9", "--keys", "1"), "ne répond pas")
-    one_sentence(cli(files, "simulate", "--url", live_server, "--token", "faux", "--keys", "1"), "le jeton (--token) n'est pas celui du serveur")
+    one_sentence(cli(files, "simulate", "--url", live_server, "--token", "faux", "--keys", "1"),
+                 "le jeton (--token ou TWILIO_AUTH_TOKEN) n'est pas celui du serveur")
 
 
 def test_report_with_an_unreachable_database(tmp_path):

@@ -3,11 +3,14 @@ simulator), they agree on what callers hear. Each numbered defect of the issue h
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from click.testing import CliRunner
-from conftest import heard
+from conftest import TOKEN, WORKFLOW, heard
 from test_console import EDITOR, login
 
+from ivr.call.hours import PARIS
 from ivr.cli import main
 from ivr.storage.users import Users
 
@@ -222,3 +225,103 @@ def test_one_run_lists_every_error_of_every_file(files):
     assert "horaires.yaml:" in check.output
     assert "lundi : les plages s'écrivent entre crochets et guillemets : lundi: [\"08:30-18:00\"]" in check.output
     assert "REFUSÉ : 5 erreur(s)" in check.output, check.output
+
+
+# ---- 3. opening hours are a supervised file like the others ------------------------------------------
+TUESDAY_10 = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS).timestamp()
+
+
+@pytest.fixture
+def hours_app(make_app, files, tmp_path):
+    def build(**more):
+        return make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_ALWAYS_OPEN="", IVR_HOURS=str(files / "flows" / "horaires.yaml"),
+                        IVR_CLOCK=lambda: TUESDAY_10, IVR_RELOAD_INTERVAL="0", IVR_DATA_DIR=str(tmp_path / "data"), **more)
+
+    return build
+
+
+def agent_or_closed(app, caller) -> str:
+    """What a caller pressing 0 at the first question gets: the queue, or the closed service."""
+    result = caller(target=app).call(["0", "."])
+    return "queue" if result.end == "enqueue" else "closed" if any("fermé" in text for text in result.said) else result.end
+
+
+@pytest.mark.logs_errors("edited opening hours refused", "opening hours refused at start")
+def test_hours_are_reloaded_live_a_broken_edit_is_refused_and_a_restart_serves_the_last_good_ones(hours_app, files, caller, cli):
+    app = hours_app()
+    assert agent_or_closed(app, caller) == "queue"
+    hours = files / "flows" / "horaires.yaml"
+    edit(hours, '  mardi: ["08:30-18:00"]', "  mardi: []")  # closed on Tuesdays from now on: no restart
+    assert agent_or_closed(app, caller) == "closed"
+    health = app.test_client().get("/health").json
+    assert health["status"] == "ok" and "hours_refused" not in health
+    edit(hours, "  mardi: []", "  mardi: 08:30-18:00")  # the natural slip
+    assert agent_or_closed(app, caller) == "closed"  # the last good hours keep serving
+    health = app.test_client().get("/health").json
+    assert health["status"] == "degraded"
+    (refused,) = health["hours_refused"]
+    assert "horaires.yaml:8:" in refused and 'mardi: ["08:30-18:00"]' in refused
+    checked = cli("validate", "--hours", str(hours))
+    assert checked.exit_code == 1 and "mardi : les plages s'écrivent entre crochets et guillemets" in checked.output
+    # A restart days later, on the broken file: the line stays up on the last hours accepted.
+    again = hours_app()
+    assert agent_or_closed(again, caller) == "closed"
+    assert again.test_client().get("/health").json["status"] == "degraded"
+    edit(hours, "  mardi: 08:30-18:00", '  mardi: ["08:30-18:00"]')  # fixed: served at once
+    assert agent_or_closed(again, caller) == "queue" and again.test_client().get("/health").json["status"] == "ok"
+
+
+def test_a_server_that_never_accepted_hours_says_why_it_cannot_start(make_app, files, tmp_path):
+    from ivr.web.services import ConfigurationError
+
+    edit(files / "flows" / "horaires.yaml", '  lundi: ["08:30-18:00"]', "  lundi: 08:30-18:00")
+    with pytest.raises(ConfigurationError, match="lundi : les plages s'écrivent entre crochets"):
+        make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(files / "flows" / "horaires.yaml"), IVR_DATA_DIR=str(tmp_path / "fresh"))
+    with pytest.raises(ConfigurationError, match="fichier introuvable"):
+        make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=str(tmp_path / "nope.yaml"), IVR_DATA_DIR=str(tmp_path / "fresh2"))
+
+
+def test_simulate_and_validate_say_a_missing_hours_file(files, cli, tmp_path):
+    simulated = cli("simulate", "--keys", "0", "--hours", str(tmp_path / "nope.yaml"), files_too=True)
+    assert simulated.exit_code == 1 and "fichier introuvable" in simulated.output and "Traceback" not in simulated.output
+    checked = cli("validate", "--hours", str(tmp_path / "nope.yaml"))
+    assert checked.exit_code == 1 and "nope.yaml: erreur: fichier introuvable" in checked.output
+
+
+# ---- 6. the simulator never pollutes ----------------------------------------------------------------------
+def test_local_simulation_works_with_production_settings(cli):
+    result = cli("simulate", "--keys", "1 1 1", "--service", "ouvert", IVR_PUBLIC_URL="https://ivr.example.fr/ecps",
+                 TWILIO_AUTH_TOKEN="the-real-servers-token")
+    assert result.exit_code == 0, result.output
+    assert "Résultat enregistré : résolu par le serveur vocal (solved), étape 1" in result.output
+
+
+@pytest.fixture
+def served(make_app):
+    """A running server with a helpdesk, reached over real HTTP by `ivr simulate --url`."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, HANDOFF_WEBHOOK_URL="https://helpdesk.example.fr/hook", IVR_WEBHOOK_SECRET="s" * 32,
+                   IVR_OUTBOX_THREAD="0")
+    server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_a_simulated_call_on_a_running_server_stays_out_of_the_figures_and_the_helpdesk(served, cli):
+    app, url = served
+    result = cli("simulate", "--url", url, "--token", TOKEN, "--keys", "0")
+    assert result.exit_code == 0, result.output
+    ivr = app.extensions["ivr"]
+    ivr.settle()
+    (row,) = ivr.db.query("SELECT call_sid, simulated, outcome FROM calls")
+    assert row["call_sid"].startswith("CAtry") and row["simulated"] == 1 and row["outcome"] == "transferred"
+    assert ivr.db.query("SELECT * FROM outbox") == []
+    assert "Aucun appel sur la période" in cli("report", files_too=False).output

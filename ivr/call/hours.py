@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -82,11 +84,12 @@ class Hours:
 ALWAYS_OPEN = Hours(always_open=True)
 
 
-def load(path: Path | str | None, always_open: bool = False) -> tuple[Hours | None, list[Problem]]:
-    """The hours in `path`; always open when asked to or when no file is configured."""
+def load(path: Path | str | None, always_open: bool = False, text: str | None = None) -> tuple[Hours | None, list[Problem]]:
+    """The hours in `path` (or in `text`, read from it); always open when asked to or when no file is
+    configured. A file that cannot be read is a problem, never « always open » in silence."""
     if always_open or not path:
         return ALWAYS_OPEN, []
-    data, problems = yamlfile.load(path)
+    data, problems = yamlfile.load(path, text=text)
     name = str(path)
     if data is None:
         return None, problems
@@ -142,3 +145,103 @@ def load(path: Path | str | None, always_open: bool = False) -> tuple[Hours | No
     if any(p.severity == "error" for p in problems):
         return None, problems
     return Hours(tuple(weekly), tuple(closures), public_holidays, False, holidays_library.France()), problems
+
+
+log = logging.getLogger(__name__)
+KEPT_NAME = "horaires"  # the name the last accepted hours file is kept under (storage.kept_files)
+
+
+class HoursFile:
+    """The hours file in service, supervised like the flow and the prompts: reloaded when edited (by
+    the server's watcher thread, or at a call at most every `interval` seconds when there is none),
+    a broken edit refused with file, line and reason while the last good hours keep serving. The
+    last hours accepted are kept (`kept`: storage.kept_files.KeptFiles) so that a server starting on
+    a broken file starts on them, and says so (`problems`), rather than not at all."""
+
+    def __init__(self, path: Path | str, interval: float = 2.0, kept=None):
+        self.path = Path(path)
+        self.interval = interval
+        self.kept = kept
+        self.watched = False
+        self.problems: list[Problem] = []  # why the file in service is not the file on disk (empty: it is)
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+        self._stamp = self._file_stamp()
+        hours, problems, text = self._read()
+        if hours is None:
+            hours = self._last_good(problems)
+            self._refused_stamp = self._stamp
+        else:
+            self._keep(text)
+            self._refused_stamp = None
+        self.hours: Hours = hours
+
+    def current(self, now: float | None = None) -> Hours:
+        import time as clock
+
+        now = clock.monotonic() if now is None else now
+        if not self.watched and now - self._checked_at >= self.interval:
+            self._checked_at = now
+            self.check()
+        return self.hours
+
+    def check(self) -> None:
+        """Reload if the file changed since it was last read."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp or stamp == self._refused_stamp:
+            return
+        with self._lock:
+            hours, problems, text = self._read()
+            if hours is None:
+                self._refused_stamp = stamp
+                self.problems = [p for p in problems if p.severity == "error"]
+                log.error("edited opening hours refused, the last good ones keep serving:\n%s", "\n".join(map(str, self.problems)))
+                return
+            self._stamp, self._refused_stamp, self.problems, self.hours = stamp, None, [], hours
+            self._keep(text)
+            log.info("opening hours reloaded from %s", self.path)
+
+    def _read(self) -> tuple[Hours | None, list[Problem], str | None]:
+        text, problems = yamlfile.read(self.path)
+        if text is None:
+            return None, problems, None
+        hours, problems = load(self.path, text=text)
+        return hours, problems, text
+
+    def _last_good(self, problems: list[Problem]) -> Hours:
+        """At start on a broken file: the hours last accepted, kept in the database."""
+        self.problems = [p for p in problems if p.severity == "error"]
+        text = None
+        if self.kept is not None:
+            try:
+                text = self.kept.get(KEPT_NAME)
+            except Exception:  # the database is unreachable: no last good hours to fall back on
+                log.exception("the last accepted opening hours cannot be read")
+        hours = load(self.path, text=text)[0] if text is not None else None
+        if hours is None:
+            raise HoursError(self.problems)
+        log.error("opening hours refused at start, serving the last ones accepted:\n%s", "\n".join(map(str, self.problems)))
+        return hours
+
+    def _keep(self, text: str | None) -> None:
+        if self.kept is None or text is None:
+            return
+        try:
+            self.kept.keep(KEPT_NAME, text)
+        except Exception:  # kept at the next accepted load
+            log.warning("the accepted opening hours could not be kept in the database")
+
+    def _file_stamp(self) -> tuple | None:
+        try:
+            stat = self.path.stat()
+            return (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            return None
+
+
+class HoursError(Exception):
+    """The hours file is refused and no earlier hours were ever accepted: `problems` says why."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import tempfile
 
 import click
 
+from ..storage.records import SIMULATED_PREFIX
 from .base import _console_changes_option, _files, _help, _load, console_changes, main
 
 
@@ -23,9 +25,11 @@ from .base import _console_changes_option, _files, _help, _load, console_changes
 @click.option("--caller", "caller_number", default="+33612345678", help="numéro de l'appelant simulé (défaut : +33612345678)")
 @click.option("--service", type=click.Choice(["horaires", "ouvert", "ferme"]), default="horaires",
               help="service client selon ses horaires (défaut), toujours ouvert, ou fermé")
+@click.option("--hours", "hours_path", default=lambda: os.environ.get("IVR_HOURS", "flows/horaires.yaml"),
+              help="fichier des horaires (défaut : $IVR_HOURS ou flows/horaires.yaml), avec --service horaires")
 @_console_changes_option
 def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None, token: str | None, caller_number: str,
-             service: str, data_dir: str, file_only: bool) -> None:
+             service: str, hours_path: str, data_dir: str, file_only: bool) -> None:
     """Jouer un appel dans le terminal, par les vrais webhooks signés.
 
     Sans --keys : tapez les touches à chaque question (« . » = silence, « q » = raccrocher).
@@ -41,6 +45,8 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         else:
             changes = console_changes(data_dir, file_only)
             _load(flow_path, prompts_dir, changes)  # clear errors before anything else
+            if service != "ouvert":  # closed or by the hours: when it opens again is said from them
+                _check_hours(hours_path)
             from .. import create_app
             from ..call.flow import FlowError
             from ..call.prompts import PromptsError
@@ -50,7 +56,7 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             # A database of its own, removed at the end with the app's threads and connection.
             temporary = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="ivr-simulate-"))
             try:
-                app = _app(create_app, token, temporary, flow_path, prompts_dir, service)
+                app = _app(create_app, token, temporary, flow_path, prompts_dir, service, hours_path)
             except (ConfigurationError, FlowError, PromptsError) as error:
                 raise click.ClickException(f"le serveur simulé ne démarre pas : {error}") from error
             cleanup.callback(app.extensions["ivr"].db.forget_connection)
@@ -58,7 +64,8 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             for key, text in changes.items():  # what the server says: the console's sentences too
                 app.extensions["ivr"].overrides.set(key, text, "ivr simulate", None)
             transport, base = FlaskTransport(app.test_client()), "http://localhost"
-        caller = Caller(transport, base, token, caller=caller_number)
+        # A simulated call's id says so: out of the figures, the reports and the helpdesk, on any server.
+        caller = Caller(transport, base, token, caller=caller_number, call_sid=SIMULATED_PREFIX + secrets.token_hex(15)[:29])
         scripted = keys.split() if keys is not None else None
 
         def answer(question) -> str | None:
@@ -81,8 +88,9 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
                 raise
             raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
         except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
-            if "403" in str(error):
-                raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token) n'est pas celui du serveur") from error
+            if "403" in str(error) and url:
+                raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token ou TWILIO_AUTH_TOKEN) n'est pas celui "
+                                           "du serveur, ou son IVR_PUBLIC_URL n'est pas l'adresse donnée à --url") from error
             raise click.ClickException(f"le serveur a refusé l'appel simulé ({str(error)[:120]})") from error
         _print_said(result.last_heard)
         click.echo(f"\nFin de l'appel : {_ending(result)}")
@@ -101,8 +109,20 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
             click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
 
 
-def _app(create_app, token: str, data_dir: str, flow_path: str, prompts_dir: str, service: str):
-    """An app of its own for the simulated call: a temporary database, no SMS, no helpdesk."""
+def _check_hours(path: str) -> None:
+    """The hours the simulated call follows: a file that is not there or is refused is said, never
+    taken for « always open »."""
+    from ..call import hours
+
+    found, problems = hours.load(path)
+    if found is None:
+        raise click.ClickException("les horaires ne se chargent pas (--hours) :\n" + "\n".join(map(str, problems))
+                                   + "\n(--service ouvert ou --service ferme pour simuler sans eux)")
+
+
+def _app(create_app, token: str, data_dir: str, flow_path: str, prompts_dir: str, service: str, hours_path: str):
+    """An app of its own for the simulated call: a temporary database, no SMS, no helpdesk, signed
+    for the address it is reached at here (whatever IVR_PUBLIC_URL says for the real server)."""
     return create_app({
         "TWILIO_AUTH_TOKEN": token,
         "IVR_DATA_DIR": data_dir,
@@ -114,6 +134,8 @@ def _app(create_app, token: str, data_dir: str, flow_path: str, prompts_dir: str
         "REDIS_URL": "",
         "TWILIO_ACCOUNT_SID": "",  # nor sends an SMS
         "IVR_RELOAD_INTERVAL": "0",
+        "IVR_PUBLIC_URL": "",
+        "IVR_HOURS": hours_path,
         "IVR_ALWAYS_OPEN": "1" if service == "ouvert" else "",
         **({"IVR_CLOCK": _closed_moment} if service == "ferme" else {}),
     })

@@ -141,6 +141,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         library = ivr.library
         library.current()  # looks for edits, like a new call would
         report = {"flow_version": library.current_bundle.version, "refused": [str(p) for p in library.last_problems]}
+        if ivr.hours_file is not None:
+            ivr.hours_file.current()  # looks for an edit, like a new call would
+            if ivr.hours_file.problems:
+                report["hours_refused"] = [str(p) for p in ivr.hours_file.problems]
         if library.overrides_missing:
             report["console_changes"] = "unreadable: the database does not answer; the last wording read is served"
         spooled = len(ivr.spool)
@@ -157,7 +161,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             report["disk"] = f"{free // 1_000_000} MB free where the spool and the embedded database write (IVR_DATA_DIR)"
         if failing:
             return {"status": "down", "failing": failing, **report}, 503
-        degraded = report["refused"] or library.overrides_missing or spooled or aside or "disk" in report
+        degraded = report["refused"] or "hours_refused" in report or library.overrides_missing or spooled or aside or "disk" in report
         return {"status": "degraded" if degraded else "ok", **report}
 
     return app

@@ -26,6 +26,7 @@ from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect, private_folder
 from ..storage.experiments import Experiments
 from ..storage.incidents import Incidents
+from ..storage.kept_files import KeptFiles
 from ..storage.overrides import PromptOverrides
 from ..storage.records import CallRecords
 from ..storage.retention import Housekeeper
@@ -66,7 +67,7 @@ class Services:
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
     twiml_cache: Cache = field(default_factory=Cache)
-    hours: hours_module.Hours = hours_module.ALWAYS_OPEN
+    hours_file: hours_module.HoursFile | None = None  # None: agents always answer (IVR_ALWAYS_OPEN, or IVR_HOURS empty)
     retention_days: int = 90  # how long calls are kept: said to callers ({jours})
     background: list = field(default_factory=list)  # this process's threads (retention, spool replay): stopped by `stop()`
     incidents: Incidents | None = None
@@ -95,6 +96,11 @@ class Services:
                               queue=bool(self.destinations.workflow_sid))
         return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured,
                           incident=incident, experiments=experiments, queue=bool(self.destinations.workflow_sid))
+
+    @property
+    def hours(self) -> hours_module.Hours:
+        """The opening hours in service (the last good ones if an edit was refused)."""
+        return self.hours_file.current() if self.hours_file is not None else hours_module.ALWAYS_OPEN
 
     def announcements(self, now: float) -> tuple[tuple[int, str] | None, tuple[Experiment, ...]]:
         """The incident announced and the experiments running, read at most every
@@ -173,11 +179,15 @@ class Watcher(threading.Thread):
         self.ivr.read_announcements(self.ivr.clock())  # before the first call
         super().start()
         self.ivr.library.watched = self.ivr.watched = True
+        if self.ivr.hours_file is not None:
+            self.ivr.hours_file.watched = True
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
                 self.ivr.library.check()
+                if self.ivr.hours_file is not None:
+                    self.ivr.hours_file.check()
                 self.ivr.read_announcements(self.ivr.clock())
             except Exception:  # looked at again at the next round
                 log.exception("the watch for edits and announcements failed")
@@ -200,10 +210,15 @@ def build(config: Mapping) -> Services:
     if not destinations.configured:
         log.warning("no TWILIO_WORKFLOW_SID, AGENT_NUMBER, AGENT_SIP_URI or AGENT_CLIENT: callers who need an agent will hear none is available")
     always_open = config["IVR_ALWAYS_OPEN"] not in ("", "0", "false", "no")
-    hours_path = resolve(config["IVR_HOURS"]) if config["IVR_HOURS"] else None
-    opening, problems = hours_module.load(hours_path if hours_path and hours_path.exists() else None, always_open)
-    if opening is None:
-        raise ConfigurationError("les horaires sont refusés (IVR_HOURS) :\n" + "\n".join(str(p) for p in problems))
+    hours_file = None
+    if config["IVR_HOURS"] and not always_open:
+        try:
+            hours_file = hours_module.HoursFile(resolve(config["IVR_HOURS"]), float(config["IVR_RELOAD_INTERVAL"]), KeptFiles(db))
+        except hours_module.HoursError as error:
+            raise ConfigurationError("les horaires sont refusés (IVR_HOURS) et aucun horaire n'a encore été accepté sur ce serveur :\n"
+                                     + "\n".join(str(p) for p in error.problems)
+                                     + "\nCorrigez le fichier (ivr validate le vérifie), "
+                                     "ou IVR_ALWAYS_OPEN=1 pour un service toujours ouvert.") from None
     outbox = deliverer = None
     if config["HANDOFF_WEBHOOK_URL"]:
         if not config["IVR_WEBHOOK_SECRET"]:
@@ -242,7 +257,7 @@ def build(config: Mapping) -> Services:
         mover=CallMover(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"])),
         outbox=outbox,
         deliverer=deliverer,
-        hours=opening,
+        hours_file=hours_file,
         retention_days=int(retention),
         background=[housekeeper],
         incidents=Incidents(db),
