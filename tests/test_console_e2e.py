@@ -101,7 +101,18 @@ def test_supervisor_logs_in_reads_edits_and_hears_the_change(server, shots):
 
         page.get_by_role("link", name="Parcours").click()
         expect(page.get_by_role("heading", name="Parcours de l'appel")).to_be_visible()
-        page.screenshot(path=str(shots / "parcours.png"))
+        # Readable at 100 %: one part at a time, drawn at its natural size (issue 34: the whole flow
+        # squeezed into the page width had text about 3 px high).
+        for part in ["Étape 1", "Étape 6", "Fins, notes et service fermé", "Tout le parcours"]:
+            page.get_by_role("navigation", name="Parties du parcours").get_by_role("link", name=part, exact=True).click()
+            expect(page.locator("#part-title")).to_have_text(part)
+            heights = page.eval_on_selector_all("#diagram svg text", "texts => texts.map(t => t.getBoundingClientRect().height)")
+            assert heights and min(heights) >= 12, (part, min(heights))
+            if part == "Étape 1":
+                page.screenshot(path=str(shots / "parcours.png"))
+        page.get_by_role("navigation", name="Parties du parcours").get_by_role("link", name="Étape 1", exact=True).click()
+        page.locator("#diagram a", has_text="etape2_introduction").first.click()  # a step of another part leads to it
+        expect(page.locator("#part-title")).to_have_text("Étape 2")
 
         # An incident announcement, heard by the next call in the simulator.
         page.get_by_role("link", name="Annonce d'incident").click()

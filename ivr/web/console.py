@@ -316,18 +316,29 @@ def rollback(entry_id: int):
 # ---- the flow -----------------------------------------------------------------------------------
 @bp.get("/flow")
 def flow():
+    """The flow, one part at a time (each readable at its natural size; the whole flow is 3,800
+    points wide, its text would be 3 pixels high on a screen), with each step's figures."""
     first, last = _period()
     bundle = services().bundle()
     data = analytics.figures(services().db, *analytics.day_bounds(first, last))
     labels = {name: f"{analytics.calls_word(n['reach'])} · {n['median_time_s']:.0f} s · abandon {analytics.percent(n['drop_off_rate'])}"
               for name, n in data["nodes"].items()}
+    parts = diagram.sections(bundle.flow)
+    chosen = request.args.get("section") or parts[0][0]
+    if chosen != "tout" and chosen not in {id_ for id_, _, _ in parts}:
+        chosen = parts[0][0]
+    only = None if chosen == "tout" else next(names for id_, _, names in parts if id_ == chosen)
     svg = None
     program = shutil.which("dot")
     if program:
-        svg = subprocess.run([program, "-Tsvg"], input=diagram.dot(bundle.flow, labels).encode(), capture_output=True, check=True).stdout.decode()
+        link = f"?from={first.isoformat()}&to={last.isoformat()}&section={{}}"
+        source = diagram.dot(bundle.flow, labels, only, link)
+        svg = subprocess.run([program, "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout.decode()
         svg = svg[svg.index("<svg"):]
+    title = "Tout le parcours" if chosen == "tout" else next(title for id_, title, _ in parts if id_ == chosen)
     return render_template("console/flow.html", flow=bundle.flow, nodes=data["nodes"], svg=svg, first=first, last=last,
-                           mermaid=diagram.mermaid(bundle.flow, labels), percent=analytics.percent)
+                           mermaid=diagram.mermaid(bundle.flow, labels), percent=analytics.percent, parts=parts, chosen=chosen,
+                           part_title=title, shown=set(only) if only is not None else set(bundle.flow.nodes))
 
 
 # ---- try it: a call in the browser over the real webhooks ---------------------------------------
