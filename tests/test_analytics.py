@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 
 import pytest
@@ -99,12 +101,13 @@ def test_period_and_days(db):
 
 def test_csv_one_row_per_call(db):
     text = analytics.calls_csv(db, *analytics.day_bounds(date(2026, 11, 23), date(2026, 11, 24)))
-    rows = [line.split(",") for line in text.strip().splitlines()]
-    assert rows[0] == list(analytics.CSV_COLUMNS)
+    assert text.startswith("\ufeff")  # a French Excel reads the accents right (issue 34)
+    rows = list(csv.reader(io.StringIO(text[1:]), delimiter=";"))
+    assert rows[0] == list(analytics.CSV_HEADINGS) and rows[0][3] == "Issue"
     assert [row[0] for row in rows[1:]] == ["CA1", "CA2", "CA3", "CA4", "CA5"]
-    assert rows[1][3:7] == ["solved", "1", "fin_resolu_au_revoir", ""]
-    assert rows[3][6] == "caller_request"
-    assert rows[1][1] == "2026-11-23T08:00:00+00:00"
+    assert rows[1][3:7] == ["résolu par le serveur vocal", "1", "fin_resolu_au_revoir", ""]
+    assert rows[3][6] == "l'appelant a demandé un conseiller"
+    assert rows[1][1] == "23/11/2026 09:00"  # Paris time, as everywhere else
 
 
 def test_ivr_report_prints_the_figures(db, tmp_path):

@@ -191,10 +191,13 @@ def test_csv_export(console, caller):
     call.call(["1", "1", "1", "5"])
     response = login(console, VIEWER).get("/console/calls.csv")
     assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
-    header, row = response.get_data(as_text=True).strip().splitlines()
-    assert header == ("call_sid,started_at,ended_at,outcome,outcome_step,last_node,transfer_reason,transfer_result,duration_s,"
-                      "incident,arms,rating,rating_channel")
-    assert row.startswith(call.call_sid + ",") and ",solved,1,fin_resolu_au_revoir," in row and row.endswith(",5,voice")
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 with its BOM: French Excel opens it right
+    header, row = body.decode("utf-8-sig").strip().splitlines()
+    assert header == ("Appel;Début;Fin;Issue;Étape de l'issue;Dernière étape;Motif du transfert;Résultat du transfert;Durée (s);"
+                      "Annonce d'incident n°;Expériences (phrase : version);Note;Note donnée")
+    assert row.startswith(call.call_sid + ";") and ";résolu par le serveur vocal;1;fin_resolu_au_revoir;" in row
+    assert row.endswith(";5;au téléphone")
 
 
 def test_prompts_list_and_search(console):
@@ -264,8 +267,12 @@ def test_change_reaches_every_server_without_restart(console, make_app, files, c
 
 def test_flow_page_shows_the_diagram_and_figures(console, caller):
     caller(target=console).call(["1", "1", "1"])
-    page = login(console, VIEWER).get("/console/flow").get_data(as_text=True)
-    assert "etape6_transfert" in page and ("<svg" in page or "flowchart TD" in page)
+    client = login(console, VIEWER)
+    assert "etape6_transfert" in client.get("/console/flow?section=etape6").get_data(as_text=True)
+    assert "etape6_transfert" not in client.get("/console/flow?section=etape2").get_data(as_text=True)
+    assert "etape6_transfert" in client.get("/console/flow?section=tout").get_data(as_text=True)
+    page = client.get("/console/flow").get_data(as_text=True)  # the first part: the welcome and step 1
+    assert "<svg" in page and "etape1_a_jour" in page
     assert re.search(r"<td>etape1_a_jour</td>.*?<td class=\"num\">1</td>", page, re.S)
 
 

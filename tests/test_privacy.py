@@ -66,7 +66,7 @@ def test_ivr_purge_says_what_it_removed_and_refuses_a_bad_period_in_french(tmp_p
     assert not (tmp_path / "ivr.sqlite3").exists()
     SQLite(tmp_path / "ivr.sqlite3")  # the server's database
     done = runner.invoke(main, ["purge", "--older-than", "30", "--data-dir", str(tmp_path)])
-    assert done.exit_code == 0 and done.output.startswith("Supprimé : events 0, calls 0")
+    assert done.exit_code == 0 and done.output.startswith("Supprimé : événements d'appel : 0, appels : 0")
     for args, message in ((["purge"], "il manque l'option « --older-than »"),
                           (["purge", "--older-than", "-3"], "valeur refusée pour l'option « --older-than »"),
                           (["nimporte"], "cette commande n'existe pas"),

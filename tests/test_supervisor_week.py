@@ -325,3 +325,46 @@ def test_a_simulated_call_on_a_running_server_stays_out_of_the_figures_and_the_h
     assert row["call_sid"].startswith("CAtry") and row["simulated"] == 1 and row["outcome"] == "transferred"
     assert ivr.db.query("SELECT * FROM outbox") == []
     assert "Aucun appel sur la période" in cli("report", files_too=False).output
+
+
+# ---- 8. the small things a team meets on day one -------------------------------------------------------
+@pytest.mark.parametrize(("args", "allowed"), [
+    (["simulate", "--service", "nuit"], "(valeurs possibles : horaires, ouvert, ferme)"),
+    (["user", "add", "marc", "--role", "admin"], "(valeurs possibles : viewer, editor)"),
+    (["purge", "--older-than", "0"], "(un nombre, plus de 0)"),
+    (["experiment", "start", "etape1.question", "B", "--share", "100"], "(un nombre entier, au moins 1 et au plus 99)"),
+])
+def test_a_refused_value_says_the_allowed_ones(args, allowed):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and allowed in result.output and "Traceback" not in result.output
+
+
+def test_purge_says_what_it_removed_in_french(live, cli):
+    result = cli("purge", "--older-than", "30", files_too=False)
+    assert result.exit_code == 0, result.output
+    assert "appels : 0" in result.output and "demandes de rappel : 0" in result.output and "calls" not in result.output
+
+
+def test_changes_are_recorded_under_the_persons_name_and_dates_read_one_way(live, cli):
+    set_ = cli("incident", "set", "Pro Santé Connect est en panne.", "--until", "2099-12-06 12:30", "--par", "Nadia Benali", files_too=False)
+    assert set_.exit_code == 0, set_.output
+    assert "jusqu'au 06/12/2099 12:30" in set_.output
+    shown = cli("incident", "show", files_too=False).output
+    assert "jusqu'au 06/12/2099 12:30" in shown and "par Nadia Benali" in shown
+    assert cli("experiment", "start", "etape1.question", B_TEXT).exit_code == 0  # --par defaults to the system user
+    assert live.extensions["ivr"].experiments.running()[0]["started_by"] == "nadia"
+
+
+def test_an_agent_without_done_is_refused(live, cli):
+    result = cli("callbacks", "--agent", "nadia", files_too=False)
+    assert result.exit_code == 1 and "--agent dit qui a traité une demande : il va avec --done N" in result.output
+
+
+def test_the_ab_verdict_reads_like_a_person():
+    from ivr.supervisor.experiments import _compare
+
+    same = _compare("containment", "la résolution", True, 40, 100, 40, 100, 50, "appel")
+    assert "+0,0" not in same["verdict"] and "écart de moins de 0,1 point" in same["verdict"]
+    unclear = _compare("containment", "la résolution", True, 40, 100, 44, 100, 50, "appel")
+    needed = unclear["verdict"].split("il faudrait environ ")[1].split(" appels")[0]
+    assert needed.replace(" ", "").isdigit() and needed.replace(" ", "")[2:].strip("0") == "", needed  # two figures, « 2 300 »

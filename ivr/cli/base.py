@@ -179,12 +179,38 @@ def _usage_in_french(error: click.UsageError) -> str:
     if isinstance(error, click.MissingParameter):
         return f"il manque {_named(error.param)} ; {see}."
     if isinstance(error, click.BadParameter):
-        return f"valeur refusée pour {_named(error.param)} ; {see}."
+        return f"valeur refusée pour {_named(error.param)}{_allowed(error.param)} ; {see}."
     if "Missing command" in error.message or error.message == "":
         return f"il manque la commande ; {see}."
     if "No such command" in error.message:
         return f"cette commande n'existe pas ; {see}."
     return f"la commande est mal formée ; {see}."
+
+
+def _allowed(param: click.Parameter | None) -> str:
+    """What the option takes, said with the refusal (« valeurs possibles : viewer, editor »)."""
+    kind = getattr(param, "type", None)
+    if isinstance(kind, click.Choice):
+        return f" (valeurs possibles : {', '.join(map(str, kind.choices))})"
+    if isinstance(kind, click.types._NumberRangeBase):
+        bounds = []
+        if kind.min is not None:
+            bounds.append(f"{'plus de' if kind.min_open else 'au moins'} {_number(kind.min)}")
+        if kind.max is not None:
+            bounds.append(f"{'moins de' if kind.max_open else 'au plus'} {_number(kind.max)}")
+        whole = "un nombre entier" if isinstance(kind, click.IntRange) else "un nombre"
+        return f" ({whole}, {' et '.join(bounds)})" if bounds else f" ({whole})"
+    if isinstance(kind, click.types.IntParamType):
+        return " (un nombre entier)"
+    if isinstance(kind, click.types.FloatParamType):
+        return " (un nombre)"
+    return ""
+
+
+def _number(value) -> str:
+    from .. import french
+
+    return french.number(value, 0 if float(value).is_integer() else 1)
 
 
 def _named(param: click.Parameter | None) -> str:

@@ -210,11 +210,11 @@ def prompts_reset(key: str, flow_path: str, prompts_dir: str, by: str, data_dir:
 @_data_dir_option
 def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str) -> None:
     """Demandes de rappel et messages laissés hors horaires, les plus anciens d'abord."""
-    from datetime import datetime
 
-    from ..call.hours import PARIS
     from ..storage.callbacks import Callbacks
 
+    if done_id is None and click.get_current_context().get_parameter_source("agent") != click.core.ParameterSource.DEFAULT:
+        raise click.ClickException("--agent dit qui a traité une demande : il va avec --done N (ivr callbacks --done 3 --agent nadia)")
     requests_list = Callbacks(_database(data_dir))
     if done_id is not None:
         if not requests_list.done(done_id, agent):
@@ -225,7 +225,7 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
     if not items:
         click.echo("Aucune demande de rappel en attente.")
     for item in items:
-        when = datetime.fromtimestamp(item["requested_at"], PARIS).strftime("%d/%m/%Y %H:%M")
+        when = french.moment(item["requested_at"])
         kind = "rappel" if item["kind"] == "callback" else "message"
         summary = (item["context"] or {}).get("summary_fr", "")
         state = "" if item["status"] == "pending" else f" [traitée par {item['done_by']}]"
@@ -248,9 +248,9 @@ def purge(days: float, data_dir: str) -> None:
     import time
 
     from ..delivery.sms import recording_deleter
-    from ..storage.retention import DAY
+    from ..storage.retention import DAY, LABELS
     from ..storage.retention import purge as purge_older
 
     forget = recording_deleter(os.environ.get("TWILIO_ACCOUNT_SID", ""), os.environ.get("TWILIO_AUTH_TOKEN", ""))
     removed = purge_older(_database(data_dir), time.time() - days * DAY, forget)
-    click.echo("Supprimé : " + ", ".join(f"{table} {count}" for table, count in removed.items()) + ".")
+    click.echo("Supprimé : " + ", ".join(f"{LABELS.get(table, table)} : {count}" for table, count in removed.items()) + ".")

@@ -4,10 +4,10 @@ aside with the reason: listed, retried or dropped by an operator."""
 from __future__ import annotations
 
 import os
-from datetime import datetime
 
 import click
 
+from .. import french
 from .base import _data_dir_option, _database, _help, main
 
 
@@ -38,7 +38,7 @@ def journal(retry: str | None, drop: str | None, data_dir: str) -> None:
                        "(appliquées dès qu'elle répond ; /health les compte).")
         click.echo(f"{len(items)} écriture(s) mise(s) de côté." + (" Rien à faire." if not items else ""))
         for item in items:
-            when = datetime.fromtimestamp(item["at"]).strftime("%d/%m/%Y %H:%M")
+            when = french.moment(item["at"])
             call = f"appel •••{item['call_sid'][-2:]}" if item["call_sid"] else "appel inconnu"
             click.echo(f"  n° {item['id']}  {when}  {item['kind']}  {call}\n      raison : {item['reason']}")
         return

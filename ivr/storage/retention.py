@@ -30,6 +30,12 @@ _PURGES = (
 )
 
 
+# What each table holds, as the person who purges reads it.
+LABELS = {"events": "événements d'appel", "calls": "appels", "outbox": "fiches remises au helpdesk", "callbacks": "demandes de rappel",
+          "sms": "SMS", "console_logins": "connexions à la console", "login_failures": "échecs de connexion",
+          "set_aside": "écritures mises de côté", "login_attempts": "compteurs d'essais de connexion"}
+
+
 def purge(db: Database, before: float, forget_recording: Callable[[str], bool] | None = None) -> dict[str, int]:
     """Delete what is older than `before` (a Unix time); how many rows went, by table. Helpdesk
     documents not yet delivered stay until delivered or abandoned.

@@ -10,8 +10,9 @@ import statistics
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 
+from .. import french
 from ..call import transfer_results
-from ..call.handoff import REASON_LABELS, iso
+from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
 from ..call.prompts import fill
 from ..storage.db import Database
@@ -187,21 +188,38 @@ def _days(calls) -> list[dict]:
     return [{"day": day, "calls": n, "contained": c} for day, (n, c) in sorted(days.items())]
 
 
+# The CSV export in the French convention, for a French Excel: « ; » between columns, UTF-8 with a BOM
+# (without it Excel reads the accents as Windows-1252), French column names and values, times in Paris.
+CSV_HEADINGS = ("Appel", "Début", "Fin", "Issue", "Étape de l'issue", "Dernière étape", "Motif du transfert", "Résultat du transfert",
+                "Durée (s)", "Annonce d'incident n°", "Expériences (phrase : version)", "Note", "Note donnée")
+_CHANNELS = {"voice": "au téléphone", "sms": "par SMS"}
+
+
 def calls_csv(db: Database, start: float, end: float) -> str:
-    """One row per call (simulated calls left out), times in ISO 8601 UTC."""
+    """One row per call (simulated calls left out), in the French convention (see CSV_HEADINGS); the
+    text starts with the BOM."""
     rows = db.query(
         f"SELECT {', '.join(CSV_COLUMNS)} FROM calls WHERE started_at >= ? AND started_at < ? AND simulated = 0 ORDER BY started_at",
         (start, end),
     )
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_HEADINGS)
     for row in rows:
-        values = row
-        values["started_at"] = iso(values["started_at"])
-        values["ended_at"] = iso(values["ended_at"])
-        writer.writerow([values[column] for column in CSV_COLUMNS])
-    return out.getvalue()
+        arms = row["arms"] if isinstance(row["arms"], dict) or row["arms"] is None else json.loads(row["arms"])
+        writer.writerow([
+            row["call_sid"], french.moment(row["started_at"]), french.moment(row["ended_at"]) if row["ended_at"] else "",
+            outcome_label(row["outcome"]), _blank(row["outcome_step"]), _blank(row["last_node"]),
+            REASON_LABELS.get(row["transfer_reason"], row["transfer_reason"]) if row["transfer_reason"] else "",
+            transfer_results.of(row["transfer_result"]).label if row["transfer_result"] else "", _blank(row["duration_s"]),
+            _blank(row["incident"]), ", ".join(f"{key} : {arm}" for key, arm in sorted((arms or {}).items())), _blank(row["rating"]),
+            _CHANNELS.get(row["rating_channel"], row["rating_channel"] or ""),
+        ])
+    return "\ufeff" + out.getvalue()
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
 
 
 def calls_word(count: int) -> str:
@@ -211,7 +229,7 @@ def calls_word(count: int) -> str:
 
 def percent(value: float | None) -> str:
     """A rate as a French percentage ("54 %"), or "—"."""
-    return "—" if value is None else f"{value * 100:.0f} %"
+    return french.percent(value)
 
 
 def report(data: dict, first: date, last: date) -> str:

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from flask import Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from twilio.request_validator import RequestValidator
 
+from .. import french
 from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
 from ..storage.experiments import PUBLISHED
@@ -63,7 +64,7 @@ def guard():
 @bp.app_template_filter("paris")
 def paris_time(timestamp: float) -> str:
     """A Unix time as Paris date and time."""
-    return datetime.fromtimestamp(timestamp, PARIS).strftime("%d/%m/%Y %H:%M")
+    return french.moment(timestamp)
 
 
 @bp.app_context_processor
@@ -155,7 +156,7 @@ def calls_csv():
     first, last = _period()
     body = analytics.calls_csv(services().db, *analytics.day_bounds(first, last))
     filename = f"appels-{first.isoformat()}-{last.isoformat()}.csv"
-    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(body.encode("utf-8"), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 # ---- prompts ------------------------------------------------------------------------------------
