@@ -175,7 +175,7 @@ def test_a_hanging_sms_api_does_not_hold_the_call(fault_app, monkeypatch):
         proxy.close()
 
 
-def test_twenty_callers_pressing_8_against_a_hanging_sms_api_are_each_answered_within_a_second(fault_app, monkeypatch):
+def test_twenty_callers_pressing_8_against_a_hanging_sms_api_are_each_answered_without_waiting_for_it(fault_app, monkeypatch):
     """Before: 20 presses of 8 within a second pushed 6 webhooks past Twilio's 15 s (each waited for
     the API in a thread the others needed)."""
     import threading
@@ -209,7 +209,10 @@ def test_twenty_callers_pressing_8_against_a_hanging_sms_api_are_each_answered_w
         for thread in threads:
             thread.join(timeout=30)
         assert len(answered) == 20 and all(status == 200 for _, status, _ in answered)
-        assert max(seconds for seconds, _, _ in answered) < 1.0, sorted(round(s, 2) for s, _, _ in answered)
+        # Each waits 0.5 s at most for the API; 20 threads of one process under a loaded test run take
+        # longer to be scheduled, so the bound is 2.5 s: the fault it guards against (a wait for the
+        # hanging API, IVR_HTTP_TIMEOUT = 5 s) lands far above it.
+        assert max(seconds for seconds, _, _ in answered) < 2.5, sorted(round(s, 2) for s, _, _ in answered)
         assert all("SMS" in body for _, _, body in answered)
     finally:
         proxy.close()

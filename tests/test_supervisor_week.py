@@ -235,7 +235,8 @@ TUESDAY_10 = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS).timestamp()
 def hours_app(make_app, files, tmp_path):
     def build(**more):
         return make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_ALWAYS_OPEN="", IVR_HOURS=str(files / "flows" / "horaires.yaml"),
-                        IVR_CLOCK=lambda: TUESDAY_10, IVR_RELOAD_INTERVAL="0", IVR_DATA_DIR=str(tmp_path / "data"), **more)
+                        IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"), IVR_CLOCK=lambda: TUESDAY_10,
+                        IVR_RELOAD_INTERVAL="0", IVR_DATA_DIR=str(tmp_path / "data"), **more)
 
     return build
 
@@ -368,3 +369,54 @@ def test_the_ab_verdict_reads_like_a_person():
     unclear = _compare("containment", "la résolution", True, 40, 100, 44, 100, 50, "appel")
     needed = unclear["verdict"].split("il faudrait environ ")[1].split(" appels")[0]
     assert needed.replace(" ", "").isdigit() and needed.replace(" ", "")[2:].strip("0") == "", needed  # two figures, « 2 300 »
+
+
+# ---- the week, replayed --------------------------------------------------------------------------------
+@pytest.mark.logs_errors("edited flow or prompts refused")
+def test_a_supervisors_week_ends_with_every_tool_agreeing_on_what_callers_hear(hours_app, files, caller, cli):
+    app = hours_app()
+    Users(app.extensions["ivr"].db).add(*EDITOR, "editor")
+    client = login(app, EDITOR)
+    ivr_ = app.extensions["ivr"]
+
+    def everyone_says(text: str, origin: str) -> None:
+        """The server (a real signed call), the console's page, validate, preview and export agree."""
+        assert say_first(app, caller) == heard(text)
+        page = client.get("/console/prompts/etape1.question").get_data(as_text=True)
+        assert ("la version de la console" in page) == (origin == "console")
+        assert ("texte du fichier <code>" in page) == (origin == "fichier")
+        preview = cli("preview", "etape1_a_jour")
+        assert preview.exit_code == 0 and f"« {text} »  [etape1.question, {origin}]" in preview.output, preview.output
+        exported = cli("prompts", "export", files_too=True).output
+        assert ("Aucune phrase modifiée" in exported) == (origin == "fichier")
+        checked = cli("validate", "--hours", str(files / "flows" / "horaires.yaml"))
+        assert checked.exit_code == 0 and "avertissement: " not in checked.output, checked.output
+
+    # Monday: a file edit.
+    set_question_in_file(files, FILE_TEXT)
+    everyone_says(FILE_TEXT, "fichier")
+    # Tuesday: a console edit, then its rollback: the file speaks again, no copy left.
+    publish(client, "etape1.question", CONSOLE_TEXT)
+    everyone_says(CONSOLE_TEXT, "console")
+    entry = ivr_.overrides.history()[0]
+    client.post(f"/console/history/{entry['id']}/rollback", data={"csrf_token": client.token})
+    everyone_says(FILE_TEXT, "fichier")
+    # Wednesday: the file again, and a slip that would break calls, refused while the last good serves.
+    set_question_in_file(files, ORIGINAL)
+    everyone_says(ORIGINAL, "fichier")
+    set_question_in_file(files, ORIGINAL.replace("tapez 2", "tapez 3"))
+    assert say_first(app, caller) == heard(ORIGINAL)
+    assert cli("validate").exit_code == 1
+    set_question_in_file(files, ORIGINAL)
+    # Thursday: an experiment, and an attempt to publish A during it.
+    assert cli("experiment", "start", "etape1.question", B_TEXT, "--share", "50").exit_code == 0
+    assert publish(client, "etape1.question", CONSOLE_TEXT).status_code == 409
+    assert f"50 % des nouveaux appels entendent B « {B_TEXT} »" in cli("preview", "etape1_a_jour").output
+    assert cli("experiment", "stop", "etape1.question", "--keep", "A").exit_code == 0
+    everyone_says(ORIGINAL, "fichier")
+    # Friday: the hours change (closed on Tuesdays from now on), no restart; the simulator with production settings.
+    edit(files / "flows" / "horaires.yaml", '  mardi: ["08:30-18:00"]', "  mardi: []")
+    assert agent_or_closed(app, caller) == "closed"
+    simulated = cli("simulate", "--keys", "1 1 1", "--service", "ouvert", IVR_PUBLIC_URL="https://ivr.example.fr", TWILIO_AUTH_TOKEN="prod")
+    assert simulated.exit_code == 0 and f"« {heard(ORIGINAL)} »" in simulated.output, simulated.output
+    assert app.test_client().get("/health").json["status"] == "ok"

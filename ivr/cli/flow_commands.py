@@ -79,18 +79,25 @@ def validate(flow_path: str, prompts_dir: str, strict: bool, max_seconds: float,
 @_console_changes_option
 def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None, data_dir: str, file_only: bool) -> None:
     """Afficher ce que l'appelant entend à l'étape ETAPE : texte, touches, délais et TwiML."""
-    bundle = _load(flow_path, prompts_dir, console_changes(data_dir, file_only))
+    changes = console_changes(data_dir, file_only)
+    bundle = _load(flow_path, prompts_dir, changes)
     flow, prompts = bundle.flow, bundle.prompts
+    running = {row["key"]: row for row in console_state(data_dir)[1]} if not file_only else {}
     if node not in flow.nodes:
         raise click.ClickException(f"l'étape « {node} » n'existe pas ; étapes : {', '.join(flow.nodes)}")
     item = flow.nodes[node]
     step = f", étape {item.step} du guide" if item.step else ""
     click.echo(f"Étape « {node} » ({item.type}{step}) — {flow.source}:{item.line}")
     actions = engine.preview(flow, node)
-    heard = [prompts.text(say.key, dict(say.params)) for say in _says(actions)]
+    says = _says(actions)
+    heard = [prompts.text(say.key, dict(say.params)) for say in says]
     click.echo("\nL'appelant entend :")
-    for text in heard:
-        click.echo(f"  « {text} »")
+    for say, text in zip(says, heard, strict=True):
+        origin = "console" if say.key in changes else "fichier"
+        click.echo(f"  « {text} »  [{say.key}, {origin}]")
+        if say.key in running:
+            found = running[say.key]
+            click.echo(f"    expérience n° {found['id']} en cours : {found['share']} % des nouveaux appels entendent B « {found['text_b']} »")
     if item.short:
         click.echo(f"\nAprès un silence ou une mauvaise touche :\n  « {prompts.text(item.short)} »")
     if item.type == "wait":
