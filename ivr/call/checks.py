@@ -40,18 +40,8 @@ FILLED = {
     "incident.annonce": {"annonce"},
     "horaires.ferme": {"quand"},
 }
-REQUIRED = {
-    "commun.touche_invalide": {"touche"},
-    "saisie.relecture": {"chiffres"},
-    "saisie.relecture_courte": {"chiffres"},
-    "saisie.longueur": {"attendu"},
-    "saisie.autre_option": {"choix"},
-    "parole.confirmation": {"mot"},
-    "attente.position": {"position"},
-    "attente.estimation": {"minutes"},
-    "incident.annonce": {"annonce"},
-    "horaires.ferme": {"quand"},
-}
+# All of them but {compte} in « Il faut {attendu} chiffres, vous en avez tapé {compte} ».
+REQUIRED = {**FILLED, "saisie.longueur": {"attendu"}}
 EVERYWHERE = {"jours"}  # how long calls are kept: filled in every sentence
 VISUAL_PREFIXES = ("visuel.", "page.")  # shown on the caller's phone, with {quand} when closed
 

@@ -190,8 +190,8 @@ def prompts_reset(key: str, flow_path: str, prompts_dir: str, by: str, data_dir:
         raise click.ClickException("le fichier des phrases ne se charge pas : corrigez-le d'abord (ivr validate --file-only)")
     if key not in file.entries:
         raise click.ClickException(f"la phrase « {key} » n'existe pas dans le fichier : rien à reprendre")
-    running = Experiments(db).get(key)
-    if running is not None and running["stopped_at"] is None:
+    running = Experiments(db).running_on(key)
+    if running is not None:
         raise click.ClickException(experiments_module.locked(running))
     overrides = PromptOverrides(db)
     before = overrides.all().get(key)

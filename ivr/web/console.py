@@ -204,8 +204,7 @@ def prompt_edit(key: str):
         flash("Aucun changement.", "info")
         return redirect(url_for("console.prompt", key=key))
     problems = _check_edit(key, text)
-    running = ivr.experiments.get(key)
-    running = running if running is not None and running["stopped_at"] is None else None
+    running = ivr.experiments.running_on(key)
     locked = running is not None and request.form.get("end_experiment") != "1"
     if any(p.severity == "error" for p in problems) or locked or (problems and request.form.get("confirm") != "1"):
         return _prompt_page(bundle, current, text, problems, locked=experiment_figures.locked(running) if locked else None)
@@ -230,8 +229,8 @@ def prompt_reset(key: str):
     """« Reprendre le texte du fichier »: the console's change withdrawn, the file speaks again."""
     ivr = services()
     current = _prompt_or_404(ivr.bundle(), key)
-    running = ivr.experiments.get(key)
-    if running is not None and running["stopped_at"] is None:
+    running = ivr.experiments.running_on(key)
+    if running is not None:
         flash(f"Refusé : {experiment_figures.locked(running)}.", "error")
         return redirect(url_for("console.prompt", key=key))
     file = ivr.library.file_prompts()
@@ -298,8 +297,8 @@ def rollback(entry_id: int):
     if current is None or entry["before"] is None:
         flash("Cette phrase n'existe plus : rien à rétablir.", "warning")
         return redirect(url_for("console.history"))
-    running = ivr.experiments.get(entry["key"])
-    if running is not None and running["stopped_at"] is None:
+    running = ivr.experiments.running_on(entry["key"])
+    if running is not None:
         flash(f"Retour arrière refusé : {experiment_figures.locked(running)}.", "error")
         return redirect(url_for("console.history"))
     problems = _check_edit(entry["key"], entry["before"])
