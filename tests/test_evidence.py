@@ -285,7 +285,8 @@ def test_a_flex_call_ended_by_the_conference_is_asked_by_sms_and_only_asked_call
     flex.call(["0"], hang_up_status=False)  # to the queue; an agent accepts the Task: Flex moves the call to its conference
     flex.post("http://localhost/voice/transfer-done", flex.params(QueueResult="redirected", QueueTime="20"))
     flex.post("http://localhost/voice/status", flex.params(CallStatus="completed", CallDuration="300"))  # the conference ends the call
-    assert len(responses.calls) == 1 and parse_qs(responses.calls[0].request.body)["To"] == ["+33611111111"]
+    sent = [c for c in responses.calls if "/Messages.json" in c.request.url and "From=%2B33700000000" in (c.request.body or "")]
+    assert len(sent) == 1 and parse_qs(sent[0].request.body)["To"] == ["+33611111111"]  # (not what an earlier test's thread sends)
     sms = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN)
 
     def text(number, body):

@@ -249,7 +249,10 @@ def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(
         assert (record["outcome"], record["transfer_reason"], record["call_status"]) == ("transferred", "caller_request", "completed")
         assert [e["event"] for e in ivr.records.events(call.call_sid)].count("transfer") == 1
     assert ivr.outbox.deliver_due() == (3, 0)
-    assert sorted(r.request.headers["Idempotency-Key"] for r in responses.calls) == sorted(f"{c.call_sid}:transfer" for c in during)
+    # Only the helpdesk's: `responses` also catches what a thread an earlier test of this worker left
+    # running sends (an SMS to a hanging API), which is not this test's business.
+    sent = [r for r in responses.calls if r.request.url.startswith("https://helpdesk.example.fr/")]
+    assert sorted(r.request.headers["Idempotency-Key"] for r in sent) == sorted(f"{c.call_sid}:transfer" for c in during)
 
 
 def test_after_a_restart_of_postgresql_the_first_write_of_each_thread_is_not_lost(fault_app, postgres):

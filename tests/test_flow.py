@@ -44,7 +44,7 @@ def test_shipped_flow_loads():
         ('"1": {answer: Bravo, goto: fin_service}', '"1": {answer: Bravo, goto: etape4_deconnexion}', "  fin_service:", "aucun chemin n'y mène"),
         ('"9": {answer: non fourni', '"0": {answer: non fourni', '"0": {answer', "la touche 0 est réservée"),
         ('"9": {answer: non fourni', '"12": {answer: non fourni', '"12": {answer', "n'est pas une touche du clavier"),
-        ("type: wait\n    step: 3", "type: attente\n    step: 3", "type: attente", "type 'attente' inconnu"),
+        ("type: wait\n    step: 3", "type: attente\n    step: 3", "type: attente", "type « attente » inconnu"),
         ("    prompt: etape4.deconnexion\n", "    promt: etape4.deconnexion\n", "promt:", "« promt » n'a pas de sens ici"),
         ("    check: rpps\n", "    check: adeli\n", "check: adeli", "« check » doit être"),
         ("  max_attempts: 3", "  max_attempts: trois", "max_attempts: trois", "« max_attempts » doit être un nombre entier positif"),

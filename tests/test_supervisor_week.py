@@ -332,7 +332,7 @@ def test_a_simulated_call_on_a_running_server_stays_out_of_the_figures_and_the_h
 @pytest.mark.parametrize(("args", "allowed"), [
     (["simulate", "--service", "nuit"], "(valeurs possibles : horaires, ouvert, ferme)"),
     (["user", "add", "marc", "--role", "admin"], "(valeurs possibles : viewer, editor)"),
-    (["purge", "--older-than", "0"], "(un nombre, plus de 0)"),
+    (["purge", "--older-than", "0"], "(un nombre plus grand que 0, par exemple 30 ou 0,5)"),
     (["experiment", "start", "etape1.question", "B", "--share", "100"], "(un nombre entier, au moins 1 et au plus 99)"),
 ])
 def test_a_refused_value_says_the_allowed_ones(args, allowed):
@@ -420,3 +420,71 @@ def test_a_supervisors_week_ends_with_every_tool_agreeing_on_what_callers_hear(h
     simulated = cli("simulate", "--keys", "1 1 1", "--service", "ouvert", IVR_PUBLIC_URL="https://ivr.example.fr", TWILIO_AUTH_TOKEN="prod")
     assert simulated.exit_code == 0 and f"« {heard(ORIGINAL)} »" in simulated.output, simulated.output
     assert app.test_client().get("/health").json["status"] == "ok"
+
+
+# ---- found by a fresh-eyes run of the week ------------------------------------------------------------
+ANDROID = "    Si oui, tapez 1. Sinon, tapez 2.\n  android_court:"
+
+
+@pytest.mark.logs_errors("edited flow or prompts refused", "flow or prompts refused at start")
+def test_a_file_error_under_a_console_change_is_refused_and_a_restart_serves_the_last_published_version(live, make_app, files, caller, cli):
+    client = login(live, EDITOR)
+    console_text = "Avez-vous un téléphone Android 15 ou plus pour Pro Santé Connect ? Oui : tapez 1. Non : tapez 2."
+    publish(client, "etape1.android", console_text)
+    version = live.extensions["ivr"].library.current().version
+    edit(files / "prompts" / "fr-FR.yaml", ANDROID, "    Si oui, tapez 1. Sinon, tapez 3.\n  android_court:")
+    checked = cli("validate")
+    assert checked.exit_code == 1, checked.output
+    assert "que la modification de la console de « etape1.android » cache aujourd'hui" in checked.output
+    assert live.extensions["ivr"].library.current().version == version  # refused by the server too
+    assert live.test_client().get("/health").json["status"] == "degraded"
+    # A restart on that file: the line stays up on the version last published.
+    again = make_app(IVR_FLOW=str(files / "flows" / "ecps.yaml"), IVR_PROMPTS=str(files / "prompts"), IVR_RELOAD_INTERVAL="0")
+    assert again.extensions["ivr"].library.current().version == version
+    health = again.test_client().get("/health").json
+    assert health["status"] == "degraded" and any("tapez 3" in p or "touche 3" in p for p in health["refused"])
+    edit(files / "prompts" / "fr-FR.yaml", "    Si oui, tapez 1. Sinon, tapez 3.\n  android_court:", ANDROID)
+    assert again.test_client().get("/health").json["status"] == "ok"
+
+
+def test_the_console_asks_a_second_click_for_an_experiment_b_with_warnings(live):
+    client = login(live, EDITOR)
+    form = {"text_b": LONG_B, "share": "30", "csrf_token": client.token}
+    page = client.post("/console/prompts/etape1.question/experiment", data=form).get_data(as_text=True)
+    assert "Lancer malgré les avertissements" in page and "dure environ" in page
+    assert live.extensions["ivr"].experiments.running() == []
+    client.post("/console/prompts/etape1.question/experiment", data={**form, "confirm": "1"})
+    assert [(row["text_b"], row["share"]) for row in live.extensions["ivr"].experiments.running()] == [(LONG_B, 30)]
+
+
+def test_an_announcement_the_voice_cannot_read_is_refused(live, cli):
+    refused = cli("incident", "set", "Pro Santé Connect est en panne \U0001F6A8.", files_too=False)
+    assert refused.exit_code == 1 and "(U+1F6A8)" in refused.output
+    client = login(live, EDITOR)
+    page = client.post("/console/incident", data={"text": "En panne \U0001F6A8.", "csrf_token": client.token})
+    assert page.status_code == 400 and live.extensions["ivr"].incidents.current(0) is None
+
+
+def test_the_command_line_takes_what_a_french_supervisor_writes(live, cli):
+    assert "--par : donnez le nom" in cli("incident", "set", "En panne.", "--par", " ", files_too=False).output
+    until = cli("incident", "set", "En panne.", "--until", "06/12/2099 12:30", files_too=False)
+    assert until.exit_code == 0 and "jusqu'au 06/12/2099 12:30" in until.output
+    assert cli("purge", "--older-than", "0,5", files_too=False).exit_code == 0
+    assert "un nombre plus grand que 0" in cli("purge", "--older-than", "nan", files_too=False).output
+    assert "un nombre plus grand que 0" in cli("purge", "--older-than", "inf", files_too=False).output
+
+
+def test_export_clear_records_who_withdrew_the_console_changes(live, files, cli):
+    client = login(live, EDITOR)
+    publish(client, "etape1.question", CONSOLE_TEXT)
+    done = cli("prompts", "export", "--write", "--clear", "--par", "Nadia Benali")
+    assert done.exit_code == 0, done.output
+    assert live.extensions["ivr"].overrides.all() == {}
+    last = live.extensions["ivr"].overrides.history()[0]
+    assert last["who"] == "Nadia Benali" and "reportée dans le fichier" in last["action"]
+
+
+def test_simulate_without_a_token_says_so(served, cli):
+    _, url = served
+    result = cli("simulate", "--url", url, "--keys", "0", TWILIO_AUTH_TOKEN="")
+    assert result.exit_code == 1 and "il n'accepte que les appels signés" in result.output

@@ -58,11 +58,17 @@ def breaking(flow: Flow, prompts: Prompts) -> list[Problem]:
         found += _announcements(flow, prompts, node)
     found += _values(flow, prompts)
     for prompt in prompts.entries.values():
-        bad = sorted({c for c in prompt.text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") or ord(c) > 0xFFFF})
+        bad = unreadable(prompt.text)
         if bad:
-            shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
-            found.append(Problem(prompts.source, prompt.line, f"« {prompt.key} » contient des caractères que la voix ne sait pas lire ({shown})"))
+            found.append(Problem(prompts.source, prompt.line, f"« {prompt.key} » contient des caractères que la voix ne sait pas lire ({bad})"))
     return found
+
+
+def unreadable(text: str) -> str:
+    """The characters of `text` the voice cannot read (emoji, control and invisible characters), as
+    « U+1F600, U+200B »; empty when there are none."""
+    bad = sorted({c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") or ord(c) > 0xFFFF})
+    return ", ".join(f"U+{ord(c):04X}" for c in bad)
 
 
 def accepted_keys(node: Node) -> set[str] | None:

@@ -103,7 +103,7 @@ class Checker(SectionChecks):
                 nodes[node.name] = node
         start = data.get("start")
         if start not in raw_nodes:
-            self.error(data.line_of("start"), f"« start » doit nommer une étape de « nodes » (trouvé : {start!r})")
+            self.error(data.line_of("start"), f"« start » doit nommer une étape de « nodes » (trouvé : « {start} »)")
         after_hours = data.get("after_hours")
         if after_hours is not None:
             self.link(str(after_hours), data.line_of("after_hours"), "« after_hours »")
@@ -146,7 +146,7 @@ class Checker(SectionChecks):
             if key not in known:
                 self.error(raw.line_of(key), f"réglage inconnu « {key} » (possibles : {', '.join(sorted(known))})")
             elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                self.error(raw.line_of(key), f"« {key} » doit être un nombre entier positif (trouvé : {value!r})")
+                self.error(raw.line_of(key), f"« {key} » doit être un nombre entier positif (trouvé : « {value} »)")
             else:
                 values[key] = value
         return Settings(**values)
@@ -160,7 +160,7 @@ class Checker(SectionChecks):
             return None
         kind = raw.get("type")
         if kind not in NODE_TYPES:
-            self.error(raw.line_of("type"), f"{where} : type {kind!r} inconnu (possibles : {', '.join(NODE_TYPES)})")
+            self.error(raw.line_of("type"), f"{where} : type « {kind} » inconnu (possibles : {', '.join(NODE_TYPES)})")
             return None
         required, optional = _FIELDS[kind]
         for key in sorted(required - set(raw)):

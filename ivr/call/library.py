@@ -81,9 +81,28 @@ def bundle_of(sources: Sources, flow_path: Path | str, prompts_dir: Path | str, 
         except Exception:  # a flow read in part may be too broken to look at further: its errors say why
             if not any(p.severity == "error" for p in problems):
                 raise
+    if overrides:  # the file must stand on its own: a console change withdrawn would otherwise uncover its error
+        problems += [problem for problem in _file_alone_errors(sources, flow_path, prompts_dir, language, overrides) if problem not in problems]
     if flow is None or (any(p.severity == "error" for p in problems) and not partial):
         return None, problems
     return Bundle(flow, catalogue, sources), problems
+
+
+def _file_alone_errors(sources: Sources, flow_path, prompts_dir, language: str, overrides: dict) -> list[Problem]:
+    """The errors of the files without the console's changes: one hidden today under a change of
+    the console would break calls the day that change is withdrawn (a rollback, « Reprendre le texte
+    du fichier »), or a server restart."""
+    _, problems = bundle_of(Sources(sources.flow, sources.prompts, ""), flow_path, prompts_dir, language)
+    found = []
+    for problem in problems:
+        if problem.severity != "error":
+            continue
+        hidden = [key for key in overrides if f"« {key} »" in problem.message]
+        if hidden:
+            problem = Problem(problem.file, problem.line, f"{problem.message} (dans le texte du fichier, que la modification de la console "
+                                                          f"de « {hidden[0]} » cache aujourd'hui : il serait entendu si elle était retirée)")
+        found.append(problem)
+    return found
 
 
 class FlowLibrary:
@@ -108,12 +127,15 @@ class FlowLibrary:
         self._stamp = self._file_stamp()
         self._refused_stamp: tuple | None = None
         self._file_prompts: tuple[str, Prompts | None] | None = None
+        self.last_problems: list[Problem] = []
         bundle, problems = self.load()
         if bundle is None:
             errors = [p for p in problems if p.severity == "error"]
-            raise FlowError(errors) if any(p.file == str(self.flow_path) for p in errors) else PromptsError(errors)
+            bundle = self._last_published(errors)
+            if bundle is None:
+                raise FlowError(errors) if any(p.file == str(self.flow_path) for p in errors) else PromptsError(errors)
+            self._refused_stamp, self.last_problems = self._stamp, errors
         self._publish(bundle)
-        self.last_problems: list[Problem] = []
         self._warn_shadowed_since_changed(bundle)
 
     @property
@@ -198,6 +220,24 @@ class FlowLibrary:
                 self._publish(bundle)
                 log.info("flow and prompts reloaded: now serving version %s", bundle.version)
             return []
+
+    def _last_published(self, errors: list[Problem]) -> Bundle | None:
+        """At start on files an edit broke: the version last published by any server (the archive),
+        rather than no line at all; None when there is none."""
+        if self.archive is None:
+            return None
+        try:
+            found = self.archive.latest()
+        except Exception:  # the database is unreachable: nothing to fall back on
+            log.exception("the last published version cannot be read from the archive")
+            return None
+        if found is None:
+            return None
+        bundle, _ = bundle_of(found, self.flow_path, self.prompts_dir, self.language)
+        if bundle is not None:
+            log.error("flow or prompts refused at start, serving the version last published (%s):\n%s", bundle.version,
+                      "\n".join(str(p) for p in errors))
+        return bundle
 
     def _warn_shadowed(self, before: Bundle, after: Bundle) -> None:
         """A sentence edited in the file while the console has its own wording: callers keep hearing

@@ -190,6 +190,8 @@ def _usage_in_french(error: click.UsageError) -> str:
 def _allowed(param: click.Parameter | None) -> str:
     """What the option takes, said with the refusal (« valeurs possibles : viewer, editor »)."""
     kind = getattr(param, "type", None)
+    if isinstance(kind, FrenchNumber):
+        return f" (un nombre plus grand que {_number(kind.above)}, par exemple 30 ou 0,5)"
     if isinstance(kind, click.Choice):
         return f" (valeurs possibles : {', '.join(map(str, kind.choices))})"
     if isinstance(kind, click.types._NumberRangeBase):
@@ -237,8 +239,35 @@ def main() -> None:
 
 def _by_option(function):
     """--par NOM: who makes the change, recorded with it (default: the system user)."""
-    return click.option("--par", "by", default=_system_user, show_default=False,
+    return click.option("--par", "by", default=_system_user, show_default=False, callback=_a_name,
                         help="qui fait ce changement, enregistré avec lui (défaut : l'utilisateur du système)")(function)
+
+
+def _a_name(ctx, param, value: str) -> str:
+    name = " ".join(str(value).split())
+    if not name:
+        raise click.ClickException("--par : donnez le nom de la personne qui fait ce changement (il est enregistré avec lui)")
+    return name
+
+
+class FrenchNumber(click.ParamType):
+    """A number as a French person writes it (« 0,5 » as well as « 0.5 »), finite, above `above`."""
+
+    name = "nombre"
+
+    def __init__(self, above: float = 0.0):
+        self.above = above
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(str(value).replace(",", ".").strip())
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number <= self.above:
+            self.fail(str(value), param, ctx)  # said by the group, with what is allowed
+        return number
 
 
 def _system_user() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .. import french
-from .base import _by_option, _data_dir_option, _database, _files, _help, _load, file_prompts, main
+from .base import FrenchNumber, _by_option, _data_dir_option, _database, _files, _help, _load, file_prompts, main
 
 
 @main.group()
@@ -141,7 +141,8 @@ def prompts() -> None:
 @_data_dir_option
 @click.option("--write", is_flag=True, help="reporter les modifications dans le fichier YAML (commentaires conservés)")
 @click.option("--clear", is_flag=True, help="avec --write : retirer ensuite ces modifications de la base (le fichier les porte)")
-def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool, clear: bool) -> None:
+@_by_option
+def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool, clear: bool, by: str) -> None:
     """Afficher (ou écrire dans le fichier) les phrases modifiées dans la console, avec ce qui en
     reste à régler (une phrase du fichier modifiée depuis, une copie identique au fichier)."""
     from ..call import prompts as prompts_module
@@ -166,8 +167,9 @@ def prompts_export(flow_path: str, prompts_dir: str, data_dir: str, write: bool,
         _load(flow_path, prompts_dir)  # the rewritten file must still load
         click.echo(f"{len(written)} phrase(s) écrite(s) dans {path} : vérifiez avec « git diff », puis enregistrez (commit).")
         if clear:
-            overrides.clear(written)
-            click.echo("Modifications retirées de la base : le fichier fait foi.")
+            for key in written:
+                overrides.remove(key, by, changes[key], changes[key], "reportée dans le fichier (ivr prompts export --write --clear)")
+            click.echo("Modifications retirées de la base (inscrit dans l'historique) : le fichier fait foi.")
 
 
 @prompts.command("reset")
@@ -190,11 +192,11 @@ def prompts_reset(key: str, flow_path: str, prompts_dir: str, by: str, data_dir:
         raise click.ClickException("le fichier des phrases ne se charge pas : corrigez-le d'abord (ivr validate --file-only)")
     if key not in file.entries:
         raise click.ClickException(f"la phrase « {key} » n'existe pas dans le fichier : rien à reprendre")
-    running = Experiments(db).running_on(key)
-    if running is not None:
-        raise click.ClickException(experiments_module.locked(running))
     overrides = PromptOverrides(db)
     before = overrides.all().get(key)
+    running = Experiments(db).running_on(key)
+    if before is not None and running is not None:
+        raise click.ClickException(experiments_module.locked(running))
     if before is None or not wording.reset(overrides, file, key, by, before):
         click.echo(f"« {key} » n'est pas modifiée dans la console : les appelants entendent déjà le texte du fichier.")
         return
@@ -237,8 +239,8 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
 
 @main.command()
 @_help
-@click.option("--older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True,
-              help="supprimer ce qui a plus de ce nombre de jours")
+@click.option("--older-than", "days", type=FrenchNumber(above=0), required=True,
+              help="supprimer ce qui a plus de ce nombre de jours (ex. 90, ou 0,5 pour douze heures)")
 @_data_dir_option
 def purge(days: float, data_dir: str) -> None:
     """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel

@@ -31,7 +31,8 @@ def incident() -> None:
 @incident.command("set")
 @_help
 @click.argument("text", metavar="TEXTE")
-@click.option("--until", "until", help="fin de l'annonce, heure de Paris « AAAA-MM-JJ HH:MM » (défaut : jusqu'à « ivr incident clear »)")
+@click.option("--until", "until", help="fin de l'annonce, heure de Paris « AAAA-MM-JJ HH:MM » ou « JJ/MM/AAAA HH:MM » "
+                                       "(défaut : jusqu'à « ivr incident clear »)")
 @_by_option
 @_data_dir_option
 def incident_set(text: str, until: str | None, by: str, data_dir: str) -> None:
@@ -82,12 +83,15 @@ def incident_show(data_dir: str) -> None:
 
 
 def _paris_time(text: str) -> float:
+    """« 2026-12-06 12:30 », or as the commands print it, « 06/12/2026 12:30 » (Paris time)."""
     from ..call.hours import PARIS
 
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=PARIS).timestamp()
-    except ValueError as error:
-        raise click.ClickException(f"« {text} » n'est pas une date « AAAA-MM-JJ HH:MM » (heure de Paris)") from error
+    for form in ("%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M"):
+        try:
+            return datetime.strptime(" ".join(text.split()), form).replace(tzinfo=PARIS).timestamp()
+        except ValueError:
+            continue
+    raise click.ClickException(f"« {text} » n'est pas une date « AAAA-MM-JJ HH:MM » ou « JJ/MM/AAAA HH:MM » (heure de Paris)")
 
 
 def _paris(at: float) -> str:
@@ -130,8 +134,8 @@ def experiment_start(key: str, text_b: str, share: int, despite_warnings: bool, 
         raise click.ClickException(refusal)
     problems = check_change(lambda extra: load_bundle(flow_path, prompts_dir, os.environ.get("IVR_LANGUAGE", "fr-FR"), {**changes, **extra}),
                             key, text_b)
-    for problem in problems:
-        click.echo(str(problem))
+    for problem in problems:  # B is on the command line, not in the file: said without a file and line
+        click.echo(f"formulation B : {'erreur' if problem.severity == 'error' else 'avertissement'} : {problem.message}")
     if any(p.severity == "error" for p in problems):
         raise click.ClickException("la formulation B est refusée : corrigez-la (les erreurs sont ci-dessus)")
     if problems and not despite_warnings:  # as the console asks for a second click

@@ -99,7 +99,8 @@ def preview(node: str, flow_path: str, prompts_dir: str, audio: str | None, data
             found = running[say.key]
             click.echo(f"    expérience n° {found['id']} en cours : {found['share']} % des nouveaux appels entendent B « {found['text_b']} »")
     if item.short:
-        click.echo(f"\nAprès un silence ou une mauvaise touche :\n  « {prompts.text(item.short)} »")
+        click.echo(f"\nAprès un silence ou une mauvaise touche :\n  « {prompts.text(item.short)} »  "
+                   f"[{item.short}, {'console' if item.short in changes else 'fichier'}]")
     if item.type == "wait":
         click.echo(f"\nPendant qu'il agit (toutes les {flow.settings.wait_pause} s, jusqu'à {flow.settings.wait_max} s) :")
         click.echo(f"  « {prompts.text(item.hold or 'commun.attente')} »")

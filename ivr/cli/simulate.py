@@ -86,8 +86,12 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         except OSError as error:
             if not url:
                 raise
-            raise click.ClickException(f"le serveur {url} ne répond pas ({error}) : vérifiez l'adresse et qu'il tourne") from error
+            why = _why(getattr(error, "reason", error))
+            raise click.ClickException(f"le serveur {url} ne répond pas ({why}) : vérifiez l'adresse et qu'il tourne") from error
         except RuntimeError as error:  # it answered something else than TwiML (a wrong --token: 403)
+            if "403" in str(error) and url and not token:
+                raise click.ClickException("le serveur a refusé l'appel simulé : il n'accepte que les appels signés ; donnez son "
+                                           "TWILIO_AUTH_TOKEN (--token ou la variable d'environnement)") from error
             if "403" in str(error) and url:
                 raise click.ClickException("le serveur a refusé l'appel simulé : le jeton (--token ou TWILIO_AUTH_TOKEN) n'est pas celui "
                                            "du serveur, ou son IVR_PUBLIC_URL n'est pas l'adresse donnée à --url") from error
@@ -107,6 +111,20 @@ def simulate(flow_path: str, prompts_dir: str, keys: str | None, url: str | None
         elif result.task:
             click.echo("\nTâche transmise :")
             click.echo(json.dumps(result.task, ensure_ascii=False, indent=2))
+
+
+def _why(error: object) -> str:
+    """Why a server cannot be reached, in French."""
+    import errno
+    import socket
+
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "pas de réponse à temps"
+    if isinstance(error, socket.gaierror):
+        return "adresse inconnue"
+    return {errno.ECONNREFUSED: "connexion refusée", errno.EHOSTUNREACH: "machine injoignable",
+            errno.ENETUNREACH: "réseau injoignable", errno.ECONNRESET: "connexion coupée"}.get(getattr(error, "errno", None),
+                                                                                                type(error).__name__)
 
 
 def _check_hours(path: str) -> None:

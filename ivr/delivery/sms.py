@@ -57,6 +57,10 @@ class Guides:
             log.warning("[%s] SMS guide %s still on its way after %.1f s: the caller is told it comes in a moment", call_sid, guide, wait)
             return "sending"
 
+    def close(self) -> None:
+        """No more sends from this process (those not started are dropped; one under way ends by itself)."""
+        self._senders.shutdown(wait=False, cancel_futures=True)
+
     def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
         """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""
         if not can_receive(number):

@@ -2,7 +2,7 @@
 
 The YAML file in the repository stays the base; an override replaces one sentence on top of it.
 `ivr prompts export --write` writes the overrides back into the YAML so that it can be committed,
-and `--clear` then drops the overrides the file now carries."""
+and `--clear` then withdraws the overrides the file now carries (each in the history)."""
 
 from __future__ import annotations
 
@@ -69,10 +69,6 @@ class PromptOverrides:
     def entry(self, entry_id: int) -> dict | None:
         return self.db.one("SELECT * FROM prompt_history WHERE id = ?", (entry_id,))
 
-    def clear(self, keys: list[str]) -> None:
-        with self.db.transaction():
-            self.db.executemany("DELETE FROM prompt_overrides WHERE key = ?", [(key,) for key in keys])
-            self.db.execute("UPDATE revisions SET value = value + 1 WHERE name = 'prompts'")
 
 
 def write_into_yaml(path: Path, changes: dict[str, tuple[int, str]]) -> list[str]:

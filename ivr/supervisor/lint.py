@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from ..call.checks import unreadable
 from ..call.flow import Flow
 from ..call.prompts import Prompts, check_text
 from ..call.yamlfile import Problem
@@ -69,6 +70,9 @@ def check_announcement(text: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> l
     if "{" in text or "}" in text:
         return [Problem(where, 0, "« annonce » : pas d'accolades { } dans une annonce (elles ne sont pas lues)")]
     problems = [p for p in check_text(where, 0, "annonce", text) if p.severity == "error"]
+    bad = unreadable(text)
+    if bad:
+        problems.append(Problem(where, 0, f"« annonce » contient des caractères que la voix ne sait pas lire ({bad})"))
     # Heard with « Information importante : » before it.
     long = too_long("annonce", ANNOUNCEMENT_LEAD + text, max_seconds, "raccourcissez-la")
     if long:

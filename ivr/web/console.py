@@ -259,7 +259,8 @@ def experiment_of(key: str) -> tuple[dict | None, dict | None]:
     return found, experiment_figures.figures(ivr.db, found, ivr.bundle().flow)
 
 
-def _prompt_page(bundle, current, text: str, problems: list, locked: str | None = None):
+def _prompt_page(bundle, current, text: str, problems: list, locked: str | None = None, b_text: str = "", b_warnings: tuple = (),
+                 share: int = 50):
     ivr = services()
     confirmable = bool(problems) and not any(p.severity == "error" for p in problems)
     experiment, figures = experiment_of(current.key)
@@ -270,7 +271,8 @@ def _prompt_page(bundle, current, text: str, problems: list, locked: str | None 
                            nodes=_nodes_by_prompt(bundle.flow).get(current.key, []), history=ivr.overrides.history(current.key),
                            seconds=spoken_seconds(text), shown=current.key.startswith(VISUAL_PREFIX), experiment=experiment,
                            figures=figures, percent=analytics.percent, origin=origin, locked=locked, a_changed=changed,
-                           kept_label=experiment_figures.kept_label), 409 if locked else 200
+                           kept_label=experiment_figures.kept_label, prompts_file=ivr.library.prompts_path.name, b_text=b_text,
+                           b_warnings=b_warnings, share=share), 409 if locked else 200
 
 
 def _check_edit(key: str, text: str):

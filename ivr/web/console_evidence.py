@@ -14,7 +14,7 @@ from ..storage.experiments import ExperimentError
 from ..supervisor import experiments as experiments_module
 from ..supervisor import wording
 from ..supervisor.lint import check_announcement
-from .console import _check_edit, _prompt_or_404, bp, editor_required
+from .console import _check_edit, _prompt_or_404, _prompt_page, bp, editor_required
 from .services import services
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def experiment_start(key: str):
         share = int(request.form.get("share", "50"))
     except ValueError:
         share = 0
-    problems = [p for p in _check_edit(key, text) if p.severity == "error"] if text else []
+    found = _check_edit(key, text) if text else []
+    problems = [p for p in found if p.severity == "error"]
     refusal = experiments_module.refusal(ivr.bundle(), key, text) if text and not problems else None
     if refusal:
         flash(f"Expérience refusée : {refusal}.", "error")
@@ -82,6 +83,8 @@ def experiment_start(key: str):
         flash("La formulation B est vide.", "error")
     for problem in problems:
         flash(f"Formulation B refusée : {problem.message}", "error")
+    if text and not problems and found and request.form.get("confirm") != "1":  # warnings: a second click, as for a change
+        return _prompt_page(ivr.bundle(), current, current.text, [], b_text=text, b_warnings=found, share=share)
     if text and not problems:
         try:
             number = ivr.experiments.start(key, text, share, g.user, time.time(), current.text)

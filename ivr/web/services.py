@@ -137,6 +137,7 @@ class Services:
                 thread.join(timeout=10)
         if hasattr(self.store, "close"):  # the Redis store's probe, if one is waiting for Redis
             self.store.close()
+        self.guides.close()
 
     def nudge_spool(self) -> None:
         """Apply the journal now rather than at the next round (a fact was appended)."""
