@@ -110,8 +110,10 @@ def _said(key: str) -> str:
 def allowed_values(flow: Flow) -> dict[str, set[str]]:
     """The values the server fills into each sentence (beyond {jours}, filled everywhere)."""
     allowed = {key: set(values) for key, values in FILLED.items()}
-    for key in flow.closed_prompts.values():
-        allowed.setdefault(key, set()).add("quand")
+    for usual, variants in flow.variants.items():  # a variant is filled as the sentence it replaces, with {quand} while closed
+        for variant in variants:
+            if variant.say:
+                allowed.setdefault(variant.say, set()).update(allowed.get(usual, set()) | ({"quand"} if "ferme" in variant.when else set()))
     for node in flow.nodes.values():
         if node.say_caller:
             for key in (node.prompt, node.short):

@@ -13,7 +13,8 @@ from .answers import enter as _enter
 from .answers import log as _log
 from .answers import technical_failure as _fail
 from .answers import transfer as _transfer
-from .flow import Flow, Guide
+from .flow import SAID, Flow, Guide
+from .identifiers import can_receive
 from .session import (
     OPEN,
     Action,
@@ -96,21 +97,22 @@ def fail(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN)
 def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float, conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
     """A transfer while no agent can answer becomes the flow's after-hours part (callback, message);
     failing there ends the call (it would start the same menu again, forever). While the service is
-    closed, the flow's `closed_prompts` are said instead of their usual sentences."""
+    the flow's variants are said instead of their usual sentences where their conditions hold (while
+    closed, at night, without SMS…)."""
     ask = actions[-1] if actions else None
     if (flow.while_queued and conditions.queue and conditions.service_open and conditions.agents and isinstance(ask, Ask)
             and ask.node == flow.while_queued[0] and session.queue_next is None and not session.ended):
         # The rest of the questions will be asked while the caller waits for an agent: to the queue now.
         session = session.evolve(queue_next=ask.node, queue_phase="ask")
         session, actions = _transfer(session, "diagnostic_complete", at, (*ask.says[:-1], Say("etape6.transfert_file")))
-        return session, _as_heard_now(flow, actions, conditions)
+        return _as_heard_now(flow, session, actions, conditions)
     transfer = next((action for action in actions if isinstance(action, Transfer)), None)
     if transfer is not None:
         if transfer.reason in ("no_input", "invalid_input") and fell_back(session):
             session, actions = _give_up(session, transfer.reason, at, conditions)
         elif not conditions.service_open or not conditions.agents:
             return unanswered(flow, session, at, conditions)
-    return session, _as_heard_now(flow, actions, conditions)
+    return _as_heard_now(flow, session, actions, conditions)
 
 
 def unanswered(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN) -> tuple[Session, tuple[Action, ...]]:
@@ -118,15 +120,80 @@ def unanswered(flow: Flow, session: Session, at: float, conditions: Conditions =
     through did not answer): say why and offer what the flow's after-hours part offers (callback,
     message) rather than just goodbye."""
     if conditions.service_open:
-        return _fall_back(flow, session, at, (Say("conseiller.aucun"),), "unanswered")
-    session, actions = _fall_back(flow, session, at, (Say.filled("horaires.ferme", quand=conditions.reopening),), "closed")
-    return session, _as_heard_now(flow, actions, conditions)
+        session, actions = _fall_back(flow, session, at, (Say("conseiller.aucun"),), "unanswered")
+    else:
+        session, actions = _fall_back(flow, session, at, (Say.filled("horaires.ferme", quand=conditions.reopening),), "closed")
+    return _as_heard_now(flow, session, actions, conditions)
 
 
-def _as_heard_now(flow: Flow, actions: tuple[Action, ...], conditions: Conditions) -> tuple[Action, ...]:
-    if conditions.service_open or not flow.closed_prompts:
-        return actions
-    return tuple(_closed_sentences(flow, action, conditions.reopening) for action in actions)
+def _as_heard_now(flow: Flow, session: Session, actions: tuple[Action, ...], conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
+    """The sentences as this caller hears them now: each replaced by the first of the flow's variants
+    whose conditions all hold (or left out), and the facts they state remembered, so that each is
+    said once (« dit:fermeture »)."""
+    if not flow.variants and not flow.facts:
+        return session, actions
+    said = list(session.said)
+    heard = []
+    for action in actions:
+        says = getattr(action, "says", None)
+        if not says:
+            heard.append(action)
+            continue
+        changed = []
+        for say in says:
+            say = _variant(flow, session, say, conditions, said)
+            if say is None:
+                continue
+            said.extend(fact for fact, keys in flow.facts.items() if say.key in keys and fact not in said)
+            changed.append(say)
+        heard.append(action if tuple(changed) == says else replace(action, says=tuple(changed)))
+    if tuple(said) != session.said:
+        session = session.evolve(said=tuple(said))
+    return session, tuple(heard)
+
+
+def heard(flow: Flow, session: Session, says: tuple[Say, ...], conditions: Conditions) -> tuple[Session, tuple[Say, ...]]:
+    """`says` as this caller hears them now (the flow's variants), for sentences the shell says itself
+    (the hold message in the queue)."""
+    session, (spoken,) = _as_heard_now(flow, session, (Hangup(says),), conditions)
+    return session, spoken.says
+
+
+def _variant(flow: Flow, session: Session, say: Say, conditions: Conditions, said: list[str]) -> Say | None:
+    for variant in flow.variants.get(say.key, ()):
+        if all(holds(condition, session, conditions, said) for condition in variant.when):
+            if variant.say is None:
+                return None
+            params = {**dict(say.params), **({"quand": conditions.reopening} if not conditions.service_open else {})}
+            return Say(variant.say, tuple(sorted(params.items())))
+    return say
+
+
+def instead(flow: Flow, session: Session, conditions: Conditions) -> dict[str, str | None]:
+    """Each sentence that has a variant holding now → what is said instead (None: nothing)."""
+    found = {}
+    for key, variants in flow.variants.items():
+        chosen = next((variant for variant in variants if all(holds(c, session, conditions, session.said) for c in variant.when)), None)
+        if chosen is not None:
+            found[key] = chosen.say
+    return found
+
+
+def holds(condition: str, session: Session, conditions: Conditions, said=()) -> bool:
+    """Whether `condition` (flow.CONDITIONS, or « dit:fait ») is true for this call now."""
+    if condition.startswith(SAID):
+        return condition[len(SAID):] in said
+    if condition in ("ferme", "ouvert"):
+        return conditions.service_open == (condition == "ouvert")
+    if condition == "sans_conseiller":
+        return not (conditions.service_open and conditions.agents)
+    if condition == "sans_sms":
+        return not conditions.sms
+    if condition == "fixe":
+        return not can_receive(session.caller)
+    if condition == "sans_reponses":
+        return not any(field != CALLER_FIELD and field not in session.inferred for field in session.answers)
+    return conditions.queue == (condition == "file")
 
 
 def hung_up(flow: Flow, session: Session, at: float) -> Session:
@@ -207,15 +274,6 @@ def _give_up(session: Session, reason: str, at: float, conditions: Conditions) -
     else:
         says, outcome = (why, Say.filled("horaires.ferme", quand=conditions.reopening), Say("horaires.au_revoir")), "closed"
     return _log(session, at, "end", {"outcome": outcome}, outcome=outcome), (Hangup(says),)
-
-
-def _closed_sentences(flow: Flow, action: Action, reopening: str) -> Action:
-    says = getattr(action, "says", ())
-    if not any(say.key in flow.closed_prompts for say in says):
-        return action
-    changed = tuple(Say.filled(flow.closed_prompts[say.key], **dict(say.params), quand=reopening) if say.key in flow.closed_prompts else say
-                    for say in says)
-    return replace(action, says=changed)
 
 
 def preview(flow: Flow, name: str) -> tuple[Action, ...]:

@@ -83,6 +83,30 @@ class Choice:
     answer: str | None = None
 
 
+# What can be true of a call, for the flow's `variants` (a sentence said instead of another).
+CONDITIONS = {
+    "ferme": "le service client est fermé (hors horaires)",
+    "ouvert": "le service client est ouvert",
+    "sans_conseiller": "aucun conseiller n'est joignable (fermé, ou aucune destination configurée)",
+    "sans_sms": "l'envoi de SMS n'est pas configuré",
+    "fixe": "le numéro de l'appelant n'est pas un portable (un SMS ne l'atteindrait pas)",
+    "sans_reponses": "l'appelant n'a encore répondu à aucune question",
+    "file": "un conseiller se joint par une file d'attente (les dernières questions y sont posées)",
+    "direct": "un conseiller se joint directement (numéro, SIP, client)",
+}
+SAID = "dit:"  # « dit:fermeture »: the fact « fermeture » (see the flow's `facts`) was already said to this call
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A sentence said instead of another when every condition of `when` is true for the call
+    (None: nothing is said instead)."""
+
+    when: tuple[str, ...]
+    say: str | None
+    line: int = 0
+
+
 @dataclass(frozen=True)
 class Inference:
     """An answer the call already has that gives others: when every `when` answer is given, the
@@ -179,6 +203,12 @@ class Flow:
     # Sentences said instead of others while the service is closed (« dès l'ouverture »…).
     closed_prompts: Mapping[str, str] = dataclass_field(default_factory=lambda: MappingProxyType({}))
     visual_guide: VisualGuide | None = None  # the buttons of the page on the caller's phone (none: no buttons)
+    # Sentences said instead of others, by what is true of the call (`closed_prompts` among them, as
+    # « when: [ferme] »): the first variant whose conditions all hold is said.
+    variants: Mapping[str, tuple[Variant, ...]] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    # Facts a caller is told once (« fermeture », « conseiller »…) and the sentences that state each:
+    # once one is said, « dit:fait » holds for the rest of the call.
+    facts: Mapping[str, frozenset[str]] = dataclass_field(default_factory=lambda: MappingProxyType({}))
 
 
 class FlowError(Exception):

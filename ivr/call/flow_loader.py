@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import yamlfile
-from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Node, Settings
+from .flow import AGENT_KEY, CHOICE_KEYS, NODE_TYPES, REPEAT_KEY, SYSTEM_PROMPTS, Choice, Flow, FlowError, Guide, Node, Settings, Variant
 from .flow_sections import SectionChecks
 from .identifiers import CHECKS
 from .prompts import Prompts
@@ -30,7 +30,8 @@ _FIELDS = {
     "branch": ({"branches", "next"}, {"step"}),
     "rating": ({"prompt", "next"}, {"step", "outcome"}),
 }
-_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences", "while_queued", "visual_guide")
+_SECTIONS = ("start", "nodes", "settings", "after_hours", "closed_prompts", "satisfaction", "inferences", "while_queued", "visual_guide",
+             "variants", "facts")
 
 
 
@@ -118,6 +119,10 @@ class Checker(SectionChecks):
                 message = f"la phrase « {key} » manque : le serveur vocal en a besoin"
                 self.problems.append(Problem(self.prompts.source, 0, message))
         closed_prompts = self.closed_prompts(data) if "closed_prompts" in data else {}
+        facts = self.facts(data) if "facts" in data else {}
+        variants = self.variants(data, facts) if "variants" in data else {}
+        for usual, instead in closed_prompts.items():  # the older form: said instead while closed
+            variants[usual] = (*variants.get(usual, ()), Variant(("ferme",), instead))
         satisfaction = data.get("satisfaction")
         ratings_off = satisfaction is False
         if satisfaction is False or satisfaction is None:
@@ -132,7 +137,8 @@ class Checker(SectionChecks):
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
-                    satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts), visual_guide)
+                    satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts), visual_guide,
+                    MappingProxyType(variants), MappingProxyType(facts))
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from .flow import Inference, Node, VisualGuide
+from .flow import CONDITIONS, SAID, Inference, Node, Variant, VisualGuide
 from .yamlfile import LineMap
 
 
@@ -25,6 +25,60 @@ class SectionChecks:
             self.prompt_ref(instead, raw.line_of(usual), where)
             found[str(usual)] = str(instead)
         return found
+
+    def facts(self, data: LineMap) -> dict[str, frozenset[str]]:
+        # {fait: [phrases qui le disent]}: once one of them is said, « dit:fait » holds for the call.
+        raw, line = data.get("facts"), data.line_of("facts")
+        if not isinstance(raw, LineMap):
+            self.error(line, "« facts » associe un fait (fermeture, conseiller…) aux phrases qui le disent : fermeture: [horaires.ferme, …]")
+            return {}
+        found = {}
+        for fact, keys in raw.items():
+            if not isinstance(keys, list) or not keys:
+                self.error(raw.line_of(fact), f"« facts », « {fact} » : la liste des phrases qui disent ce fait, ex. [horaires.ferme]")
+                continue
+            for key in keys:
+                self.prompt_ref(key, raw.line_of(fact), f"« facts », « {fact} »")
+            found[str(fact)] = frozenset(map(str, keys))
+        return found
+
+    def variants(self, data: LineMap, facts: dict[str, frozenset[str]]) -> dict[str, tuple[Variant, ...]]:
+        # {phrase: [{when: [conditions], say: phrase dite à la place (ou rien : say: null)}, …]}
+        raw, line = data.get("variants"), data.line_of("variants")
+        if not isinstance(raw, LineMap):
+            self.error(line, "« variants » associe une phrase à celles dites à sa place selon l'appel : "
+                             "accueil.bienvenue: [{when: [ferme], say: accueil.bienvenue_ferme}]")
+            return {}
+        found: dict[str, tuple[Variant, ...]] = {}
+        for usual, items in raw.items():
+            where = f"« variants », « {usual} »"
+            self.prompt_ref(str(usual), raw.line_of(usual), where)
+            if not isinstance(items, list) or not items:
+                self.error(raw.line_of(usual), f"{where} : une liste de {{when: [conditions], say: phrase}}")
+                continue
+            variants = []
+            for item in items:
+                item_line = item.line if isinstance(item, LineMap) else raw.line_of(usual)
+                if not isinstance(item, LineMap) or set(item) - {"when", "say"} or "when" not in item or "say" not in item:
+                    self.error(item_line, f"{where} : chaque variante s'écrit {{when: [conditions], say: phrase}} (say: null pour ne rien dire)")
+                    continue
+                when = item["when"] if isinstance(item["when"], list) else [item["when"]]
+                for condition in when:
+                    self._condition(str(condition), facts, item_line, where)
+                if item["say"] is not None:
+                    self.prompt_ref(item["say"], item_line, where)
+                variants.append(Variant(tuple(map(str, when)), None if item["say"] is None else str(item["say"]), item_line))
+            found[str(usual)] = tuple(variants)
+        return found
+
+    def _condition(self, condition: str, facts: dict[str, frozenset[str]], line: int, where: str) -> None:
+        if condition.startswith(SAID):
+            if condition[len(SAID):] not in facts:
+                self.error(line, f"{where} : « {condition} » : le fait « {condition[len(SAID):]} » n'est pas dans « facts » "
+                                 f"(faits : {', '.join(sorted(facts)) or 'aucun'})")
+        elif condition not in CONDITIONS:
+            self.error(line, f"{where} : condition inconnue « {condition} » (possibles : {', '.join(CONDITIONS)}, "
+                             f"ou {SAID}fait pour un fait déjà dit)")
 
     def inferences(self, data: LineMap, nodes: dict[str, Node]) -> tuple[Inference, ...]:
         # [{when: {champ: réponse}, then: {champ: réponse, …}}, …]: each field is asked by a step; a

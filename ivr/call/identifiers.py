@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import phonenumbers
 from stdnum import luhn
 from stdnum.fr import siret
 
@@ -140,3 +141,20 @@ def spoken_groups(digits: str, size: int = 3) -> str:
     """Digits spaced one by one, in groups separated by commas, for a clear read-back."""
     groups = [" ".join(digits[i : i + size]) for i in range(0, len(digits), size)]
     return ", ".join(groups)
+
+
+# A caller's number an SMS reaches: a French mobile (the `fixe` condition of the flow's variants is
+# its opposite; the SMS guides are sent only to those). Mobiles of France and of its overseas
+# departments and territories.
+FRENCH_REGIONS = frozenset({"FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"})
+MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def can_receive(number: str) -> bool:
+    """Whether `number` is a French mobile (an SMS would reach it)."""
+    try:
+        parsed = phonenumbers.parse(number, "FR")
+    except phonenumbers.NumberParseException:
+        return False
+    return (phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in FRENCH_REGIONS
+            and phonenumbers.number_type(parsed) in MOBILE_TYPES)

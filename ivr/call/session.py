@@ -85,6 +85,7 @@ class Conditions:
     agents: bool = True  # a destination (queue, number…) is configured to put callers through to
     incident: tuple[int, str] | None = None  # (id, text) of the announcement new calls hear
     queue: bool = False  # a transfer goes to a queue (TaskRouter), where questions can be asked while the caller waits
+    sms: bool = True  # SMS can be sent (configured): the guides by SMS are offered
     experiments: tuple[Experiment, ...] = ()  # sentence experiments running: new calls get an arm of each
 
 
@@ -180,6 +181,7 @@ class Session:
     variants: Mapping[str, str] = field(default_factory=dict)  # sentence → the wording it hears instead (its "B" arms)
     rating: int | None = None  # 1 to 5, what the caller thought of the call
     inferred: tuple[str, ...] = ()  # fields answered by the flow's inferences, not by the caller
+    said: tuple[str, ...] = ()  # the flow's facts already told to this caller (« fermeture »…): each is said once
     queue_next: str | None = None  # the question to ask next while the caller waits in the queue
     queue_phase: str = "ask"
     queue_asked: bool = False  # that question was asked at the last turn of the wait (no answer came yet)
@@ -212,6 +214,7 @@ class Session:
         for name in ("arms", "variants"):
             values[name] = dict(values.get(name) or {})
         values["inferred"] = tuple(values.get("inferred") or ())
+        values["said"] = tuple(values.get("said") or ())
         values["history"] = tuple(values.get("history") or ())
         return cls(**values, revision=revision)
 

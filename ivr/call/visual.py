@@ -118,7 +118,7 @@ def lines(flow: Flow, prompts: Prompts, session: Session, params: Mapping[str, s
         return _sentences(prompts.text(node.visual))
     heard = ask(flow, node, session, full=True)
     keys = [((instead or {}).get(say.key, say.key), {**(params or {}), **dict(say.params)}) for say in heard.says]
-    return _sentences(" ".join(prompts.text(key, values) for key, values in keys if key in prompts))
+    return _sentences(" ".join(prompts.text(key, values) for key, values in keys if key is not None and key in prompts))
 
 
 def segments(line: str) -> tuple[tuple[str, bool], ...]:

@@ -8,29 +8,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
 
-import phonenumbers
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from ..call.identifiers import can_receive
 from ..storage.db import Database
 from ..storage.records import SIMULATED_PREFIX
 from .twilio_rest import client as rest_client
 
 log = logging.getLogger(__name__)
-# Mobiles of France and of its overseas departments and territories.
-FRENCH_REGIONS = frozenset({"FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF"})
 CALLER_WAIT = 0.5  # seconds a caller's answer waits for an SMS to go (Twilio's API hanging must not hold the line)
 SENDERS = 8  # SMS sent at once by a process; more wait their turn, the callers answered meanwhile
-MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
-
-
-def can_receive(number: str) -> bool:
-    """Whether `number` is a French mobile (an SMS would reach it)."""
-    try:
-        parsed = phonenumbers.parse(number, "FR")
-    except phonenumbers.NumberParseException:
-        return False
-    return (phonenumbers.is_valid_number(parsed) and phonenumbers.region_code_for_number(parsed) in FRENCH_REGIONS
-            and phonenumbers.number_type(parsed) in MOBILE_TYPES)
 
 
 class Guides:

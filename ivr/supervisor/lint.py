@@ -101,7 +101,7 @@ def _guide_links(flow: Flow, prompts: Prompts) -> list[Problem]:
 def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
     used = {key for node in flow.nodes.values() for key in (node.prompt, node.short, node.hold, node.guide and node.guide.sms, node.visual)
             if key}
-    used |= set(flow.closed_prompts.values())
+    used |= {variant.say for variants in flow.variants.values() for variant in variants if variant.say}
     if flow.while_queued:
         used.add("etape6.transfert_file")
     return [

@@ -63,7 +63,7 @@ def page(token: str):
         conditions = ivr.conditions(now)
         prompts = bundle.prompts.with_texts(session.variants)  # the wording this caller hears
         params = {"jours": str(ivr.retention_days), "quand": conditions.reopening}
-        shown = visual.lines(flow, prompts, session, params, None if conditions.service_open else flow.closed_prompts)
+        shown = visual.lines(flow, prompts, session, params, engine.instead(flow, session, conditions))
         agents = _agents_answer(conditions, session)
         live = {"step": node.step, "lines": [visual.segments(line) for line in shown], "node": node.name, "pending": bool(session.page),
                 "buttons": [(action, _text(action)) for action in visual.buttons(flow, session, agents)]}

@@ -91,11 +91,12 @@ class Services:
         """Whether agents answer at `now`, and when they do again if not (for the engine)."""
         moment = datetime.fromtimestamp(now, PARIS)
         incident, experiments = self.announcements(now)
+        sms = self.guides.client is not None
         if self.hours.is_open(moment):
             return Conditions(agents=self.destinations.configured, incident=incident, experiments=experiments,
-                              queue=bool(self.destinations.workflow_sid))
+                              queue=bool(self.destinations.workflow_sid), sms=sms)
         return Conditions(service_open=False, reopening=self.hours.spoken_opening(moment), agents=self.destinations.configured,
-                          incident=incident, experiments=experiments, queue=bool(self.destinations.workflow_sid))
+                          incident=incident, experiments=experiments, queue=bool(self.destinations.workflow_sid), sms=sms)
 
     @property
     def hours(self) -> hours_module.Hours:
