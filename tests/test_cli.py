@@ -187,7 +187,7 @@ def test_simulate_scripted_transfer_prints_the_context(run):
 def test_simulate_with_the_service_closed_offers_a_callback(run):
     result = run("simulate", "--keys", "0 1 1", "--service", "ferme")
     assert result.exit_code == 0, result.output
-    assert "Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30." in result.output  # a Sunday night
+    assert "Le service client est fermé, il ouvre demain à 8 heures 30" in result.output  # a Sunday night, said at the welcome
     assert "Nous vous rappellerons au 06 12 34 56 78." in result.output
     assert "Résultat enregistré : demande de rappel (callback)" in result.output
 

@@ -48,7 +48,9 @@ def test_failing_at_night_says_goodbye_with_the_hours_instead_of_the_menu_again(
     call = caller(target=night)
     result = call.call(keys)
     assert result.end == "hangup"
-    assert result.said[-3:] == [why, CLOSED, "Merci de rappeler à ce moment-là. Au revoir."]
+    # The closure was said once, at the welcome (issue 35): the goodbye gives the time only.
+    assert result.said[-2:] == [why, "Merci de rappeler demain à 8 heures 30. Au revoir."]
+    assert sum("fermé" in text for text in result.said) == 1 and CLOSED not in result.said
     assert result.said.count(heard(night.extensions["ivr"].bundle().prompts.text("horaires.choix_ferme"))) == 1
     assert record_of(night, call)["outcome"] == "closed"
 
@@ -58,8 +60,12 @@ def test_at_night_step_6_says_it_is_closed_before_the_questions(night, caller):
     call = caller(target=night)
     result = call.call([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER, "1", "1"])
     step6 = next(text for text in result.said if text.startswith("Étape 6"))
-    assert step6.startswith("Étape 6. Le service client est fermé pour le moment. Il ouvre demain à 8 heures 30.")
+    # Said once, at the welcome, with what 0 does at night (issue 35); step 6 does not say it again.
+    assert "Le service client est fermé, il ouvre demain à 8 heures 30" in result.said[0]
+    assert "0 pour être rappelé ou laisser un message" in result.said[0] and "parler à un conseiller" not in result.said[0]
+    assert step6.startswith("Étape 6. Répondez à quelques questions")
     assert "vos réponses accompagneront votre demande de rappel ou votre message" in step6
+    assert sum("fermé" in text for text in result.said) == 1
     assert "Je vais vous mettre en relation" not in " ".join(result.said)
     assert "dès l'ouverture" in result.said[-1] and "dès l'ouverture" in " ".join(result.questions[-2].said)
     assert record_of(night, call)["outcome"] == "callback"

@@ -68,7 +68,7 @@ def test_twilios_numeric_fields_take_ascii_digits_only(caller, field, value):
 
     body = hold(**{field: value})
     assert body == hold()
-    hold_message = "Merci de patienter : un conseiller va vous répondre. Il aura déjà vos réponses."
+    hold_message = "Merci de patienter : un conseiller va vous répondre."
     assert [say.text for say in ET.fromstring(body).iter("Say")] == [hold_message]
     assert "<Enqueue" not in body and "<Gather" not in body
 

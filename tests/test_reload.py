@@ -10,8 +10,8 @@ from conftest import heard
 
 from ivr.call.library import FlowLibrary
 
-OLD_ANDROID = "Android 15 ou plus, avec un navigateur sur le téléphone : tapez 1. Sinon, tapez 2."
-NEW_ANDROID = "Android 15 ou plus, et un navigateur sur ce téléphone ? Oui, tapez 1. Non, tapez 2."
+OLD_ANDROID = "Pro Santé Connect dans le navigateur d'un téléphone Android 15 ou plus : tapez 1. Sinon, tapez 2."
+NEW_ANDROID = "Pro Santé Connect dans le navigateur d'un Android 15 ou plus ? Oui, tapez 1. Non, tapez 2."
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def test_menus_without_words_stay_keypad_only(caller):
 
 @pytest.mark.parametrize(
     ("said", "ending"),
-    [("Oui.", "Parfait, votre problème est résolu."), ("euh non c'est toujours là", "Avez-vous un téléphone Android"), ("Bravo !", None)],
+    [("Oui.", "Parfait, votre problème est résolu."), ("euh non c'est toujours là", "Vous connectez-vous à Pro Santé Connect"), ("Bravo !", None)],
 )
 def test_sure_answers_count_as_the_key(caller, said, ending):
     keys = ["1", "1", f"dit:{said}"]

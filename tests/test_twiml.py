@@ -74,7 +74,8 @@ def test_transfer_document_enqueues_with_task(caller):
     body = post(call, "/voice/answer?node=etape1_a_jour&phase=ask", Digits="0")
     prefix = (
         f"{HEAD}<Response>"
-        f"<Say {VOICE}>Je vous mets en relation avec un conseiller. Il aura vos réponses sous les yeux. Merci de patienter.</Say>"
+        # 0 at the first question: no answers yet, none promised (issue 35).
+        f"<Say {VOICE}>Je vous mets en relation avec un conseiller.</Say>"
         '<Enqueue action="/voice/transfer-done" method="POST" waitUrl="http://localhost/voice/wait" waitUrlMethod="POST" '
         f'workflowSid="{WORKFLOW}"><Task>'
     )
@@ -98,10 +99,10 @@ def test_prompt_with_audio_is_played(make_app, caller, files):
         "accueil:\n  bienvenue: >-\n",
         "accueil:\n  bienvenue:\n    audio: https://cdn.example.fr/accueil.mp3\n    text: >-\n",
     )
-    text = text.replace("\n    Bonjour, vous êtes", "\n      Bonjour, vous êtes").replace(
-        "\n    À tout moment, tapez étoile", "\n      À tout moment, tapez étoile")
+    text = text.replace("\n    Bonjour, vous êtes", "\n      Bonjour, vous êtes", 1).replace(
+        "\n    À tout moment, tapez étoile", "\n      À tout moment, tapez étoile", 1)
     catalogue.write_text(text, encoding="utf-8")
-    app = make_app(IVR_PROMPTS=str(files / "prompts"))
+    app = make_app(IVR_PROMPTS=str(files / "prompts"), TWILIO_WORKFLOW_SID=WORKFLOW)  # an agent reachable: the usual welcome
     body = post(caller(target=app), "/voice")
     assert "<Play>https://cdn.example.fr/accueil.mp3</Play>" in body
 

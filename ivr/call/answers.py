@@ -8,7 +8,7 @@ import re
 import unicodedata
 
 from . import identifiers
-from .flow import AGENT_KEY, RATINGS, REPEAT_KEY, Flow, Node
+from .flow import AGENT_KEY, RATINGS, REPEAT_KEY, SKIP_KEY, Flow, Node
 from .session import Action, Ask, Event, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Session, Spoken, Transfer
 
 # Why a caller was put through to a person; each reason has the sentence that announces it.
@@ -283,6 +283,8 @@ def _plain(text: str) -> str:
 
 
 def _picked(flow: Flow, node: Node, session: Session, digits: str, at: float) -> tuple[Session, tuple[Action, ...]]:
+    if digits == SKIP_KEY and SKIP_KEY not in node.options and node.optional and session.phase == "ask":
+        return enter(flow, log(session, at, "skip", field=node.field, key=digits), node.next, at)  # « Pour passer, tapez 9 »
     unknown = [key for key in digits if key not in node.options]
     if unknown:
         why = Say.filled("commun.touche_invalide", touche=spoken_key(unknown[0]))

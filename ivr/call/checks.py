@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .flow import AGENT_KEY, REPEAT_KEY, Flow, Node
+from .flow import AGENT_KEY, REPEAT_KEY, SKIP_KEY, Flow, Node
 from .prompts import PLACEHOLDERS, Prompts
 from .yamlfile import Problem
 
@@ -75,8 +75,8 @@ def accepted_keys(node: Node) -> set[str] | None:
     """The keys a step takes (None: a step that takes no key of its own)."""
     if node.type in ("menu", "wait"):
         return set(node.choices) | ({node.guide.key} if node.guide else set())
-    if node.type == "digits" and node.options:
-        return set(node.options) | {"#"}  # dièse ends the keys pressed, or skips the question
+    if node.type == "digits" and node.options:  # 9 passes an optional one; else dièse alone does
+        return set(node.options) | ({SKIP_KEY} if node.optional and SKIP_KEY not in node.options else {"#"})
     return None
 
 
@@ -91,7 +91,18 @@ def _announcements(flow: Flow, prompts: Prompts, node: Node) -> list[Problem]:
             found.append(Problem(prompts.source, full.line,
                                  f"« {full.key} » n'annonce pas la touche {key}, que l'étape « {node.name} » ({flow.source}:{node.line}) "
                                  f"accepte : l'appelant ne saurait pas qu'elle existe ; ajoutez « tapez {_said(key)} … » à la phrase"))
-    for key_name in (node.prompt, node.short, node.hold):
+    for variant in flow.variants.get(node.prompt, ()):  # said instead of the step's sentence: it announces the keys as well
+        said = prompts.entries.get(variant.say or "")
+        if said is None:
+            continue
+        # A guide by SMS is not offered where it cannot arrive.
+        excused = {node.guide.key} if node.guide and {"sans_sms", "fixe"} & set(variant.when) else set()
+        for key in sorted(accepted - announced_keys(said.text) - excused):
+            found.append(Problem(prompts.source, said.line,
+                                 f"« {said.key} » (dite à la place de « {node.prompt} » quand {', '.join(variant.when)}) n'annonce pas la "
+                                 f"touche {key}, que l'étape « {node.name} » ({flow.source}:{node.line}) accepte ; ajoutez « tapez {_said(key)} … »"))
+    shown = [node.prompt, node.short, node.hold, *(v.say for key in (node.prompt, node.short, node.hold) for v in flow.variants.get(key or "", ()))]
+    for key_name in shown:
         prompt = prompts.entries.get(key_name or "")
         if prompt is None:
             continue

@@ -129,10 +129,11 @@ def unanswered(flow: Flow, session: Session, at: float, conditions: Conditions =
 def _as_heard_now(flow: Flow, session: Session, actions: tuple[Action, ...], conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
     """The sentences as this caller hears them now: each replaced by the first of the flow's variants
     whose conditions all hold (or left out), and the facts they state remembered, so that each is
-    said once (« dit:fermeture »)."""
+    said once (« dit:fermeture » holds from the next answer on: within one answer, a sentence and
+    the one after it are written to go together)."""
     if not flow.variants and not flow.facts:
         return session, actions
-    said = list(session.said)
+    before, said = session.said, list(session.said)
     heard = []
     for action in actions:
         says = getattr(action, "says", None)
@@ -141,7 +142,7 @@ def _as_heard_now(flow: Flow, session: Session, actions: tuple[Action, ...], con
             continue
         changed = []
         for say in says:
-            say = _variant(flow, session, say, conditions, said)
+            say = _variant(flow, session, say, conditions, before)
             if say is None:
                 continue
             said.extend(fact for fact, keys in flow.facts.items() if say.key in keys and fact not in said)
@@ -159,7 +160,7 @@ def heard(flow: Flow, session: Session, says: tuple[Say, ...], conditions: Condi
     return session, spoken.says
 
 
-def _variant(flow: Flow, session: Session, say: Say, conditions: Conditions, said: list[str]) -> Say | None:
+def _variant(flow: Flow, session: Session, say: Say, conditions: Conditions, said) -> Say | None:
     for variant in flow.variants.get(say.key, ()):
         if all(holds(condition, session, conditions, said) for condition in variant.when):
             if variant.say is None:

@@ -13,6 +13,10 @@ RATINGS = "12345"  # the keys of a satisfaction rating
 # Keys that work at every question and therefore cannot be a menu choice.
 REPEAT_KEY = "*"
 AGENT_KEY = "0"
+# The key that passes a question the caller cannot answer (menus: « Vous ne savez pas, tapez 9 »;
+# choices among options: « Pour passer, tapez 9 »): one key, learnt once. A number keyed in is
+# passed with dièse alone (9 may be one of its digits).
+SKIP_KEY = "9"
 CHOICE_KEYS = "123456789#"
 # Sentences the engine itself needs, whatever the flow says.
 SYSTEM_PROMPTS = (
