@@ -95,7 +95,7 @@ def test_step6_with_rpps_transfers_with_every_answer(app, caller):
     assert document["public_ip"] == {"collected": False, "note": "non collectable par téléphone : à demander à l'appelant"}
     assert document["context_url"] == f"http://localhost/api/calls/{call.call_sid}/context"
     summary = document["summary_fr"]
-    assert summary.startswith("Appel du ") and "depuis le +33611223344." in summary
+    assert summary.startswith("Appel du ") and "depuis le 06 11 22 33 44." in summary  # in pairs (issue 35)
     for fragment in ["Transfert : diagnostic des étapes 1 à 5 sans solution.", "Test e-CPS : KO.", f"RPPS : {VALID_RPPS}.",
                      "Système mobile : Android 15.", "Navigateurs : Chrome, Safari.", "Ordinateur : Windows 11.", "IP publique à demander."]:
         assert fragment in summary

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from .flow import Flow
 from .hours import PARIS
+from .identifiers import spoken_phone
 from .session import Session
 from .visual import BUTTONS
 
@@ -45,6 +46,8 @@ FIELD_LABELS = {
     "systeme_ordinateur": "ordinateur",
     "version_systeme_ordinateur": "version",
     "lps": "LPS",
+    "numero_rappel": "numéro de rappel",
+    "hors_horaires": "hors horaires",
 }
 # Flow fields → keys of the step-6 questionnaire in the document (the contract with helpdesks).
 QUESTIONNAIRE = {
@@ -196,7 +199,7 @@ def _not_asked(session: Session, flow: Flow) -> list[str]:
 def summary(document: dict, started_at: float) -> str:
     """A few French sentences an agent can read in ten seconds."""
     when = datetime.fromtimestamp(started_at, PARIS)
-    caller = document.get("caller") or "un numéro masqué"
+    caller = spoken_phone(document["caller"]) if document.get("caller") else "un numéro masqué"  # in pairs: « 06 11 22 33 44 »
     sentences = [f"Appel du {when:%d/%m/%Y} à {when:%H} h {when:%M} depuis le {caller}."]
     if document.get("reason"):
         sentences.append(f"Transfert : {document['reason_label']}.")
@@ -226,6 +229,25 @@ def summary(document: dict, started_at: float) -> str:
         sentences.append("L'appelant a entendu l'annonce d'incident en cours.")
     sentences.append("IP publique à demander.")
     return " ".join(sentences)
+
+
+WHISPER_MAX_CHARS = 200  # about 15 s at a French speaking rate: the caller waits while the agent hears it
+
+
+def whisper_text(document: dict) -> str:
+    """What the agent hears before the caller is put through (the rest is on the screen): who (the
+    identifier's type and value), where the diagnosis stopped, the e-CPS test's result."""
+    identifier = document.get("identifier") or {}
+    answers = document.get("answers") or {}
+    parts = [f"{identifier.get('type') or 'Identifiant'} {identifier['value']}." if identifier.get("value") else "Pas d'identifiant donné."]
+    step = document.get("last_step")
+    parts.append(f"Diagnostic arrêté à l'étape {step}." if step else "Diagnostic non commencé.")
+    if answers.get("resultat_test_ecps"):
+        parts.append(f"Test e-CPS : {answers['resultat_test_ecps']}.")
+    if document.get("reason") == "caller_request":
+        parts.append("L'appelant a demandé un conseiller.")
+    parts.append("Le reste est à l'écran.")
+    return " ".join(parts)[:WHISPER_MAX_CHARS]
 
 
 def compact(document: dict) -> dict:

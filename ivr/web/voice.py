@@ -122,11 +122,8 @@ def whisper():
     """Played to the agent who answers a <Dial><Number>, before the caller is connected."""
     ivr, call_sid = services(), request.args.get("call", "")
     session = ivr.store.load(call_sid)  # the caller is in the call: their session says it (the record is written in the background)
-    if session is not None:
-        text = calls.context_now(ivr, session).get("summary_fr")
-    else:
-        text = ((ivr.records.get(call_sid) or {}).get("context") or {}).get("summary_fr")
-    text = text or NO_SUMMARY
+    document = calls.context_now(ivr, session) if session is not None else (ivr.records.get(call_sid) or {}).get("context")
+    text = handoff.whisper_text(document) if document else NO_SUMMARY
     return _xml(twiml.whisper(ivr.speech(), text))
 
 
