@@ -22,6 +22,14 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
     session = ivr.store.load(call_sid) if call_sid else None
     if replayed(session, token):
         return session.reply
+    if session is not None and position:  # the position is said when it changes, not at every turn of the wait
+        said = f"position:{position}"
+        if said in session.said:
+            position = None
+        else:
+            session = session.evolve(said=(*[fact for fact in session.said if not fact.startswith("position:")], said))
+            if not session.queue_next:
+                ivr.store.save(session, force=True)
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
         session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
