@@ -202,10 +202,15 @@ def test_one_minute_of_wait_is_singular(app, caller):
     assert "Le temps d'attente est d'environ 1 minute." in body
 
 
-def test_words_the_voice_misreads_are_respelled_in_what_it_says(caller):
-    result = caller().call(["2", "2"])
+def test_words_the_voice_misreads_are_said_by_ssml_and_written_as_they_are(caller):
+    """Issue 35: the respelling lives in the TwiML's SSML <sub>, generated from the prompt file's
+    « prononciation »; what a transcript (and a supervisor) reads is the word as written."""
+    call = caller()
+    result = call.call(["2", "2"])
     text = " ".join(result.said)
-    assert "e-CPS" not in text and "é-C-P-S" in text and "« K-O »" in text
+    assert "e-CPS" in text and "é-C-P-S" not in text and "« KO »" in text
+    document = "".join(result.documents)
+    assert '<sub alias="é-C-P-S">e-CPS</sub>' in document and '« <sub alias="K-O">KO</sub> »' in document
 
 
 def test_no_good_day_wished_at_night(night, caller):

@@ -11,6 +11,7 @@ from conftest import TOKEN, heard
 from twilio.request_validator import RequestValidator
 
 from ivr.call.identifiers import check
+from ivr.supervisor.simulator import said_text
 
 MENU = "http://localhost/voice/answer?node=etape1_a_jour&phase=ask"
 
@@ -39,7 +40,7 @@ def test_what_is_not_a_keypad_key_is_ignored_and_the_caller_gets_the_answer_to_t
 
 def test_too_many_keys_are_named_and_the_question_asked_again(caller):
     body = _first_answer(caller, Digits="5" * 20000)
-    said = [say.text for say in ET.fromstring(body).iter("Say")]
+    said = [said_text(say) for say in ET.fromstring(body).iter("Say")]
     assert said == [f"La touche {'5' * 32} ne correspond à aucun choix.", said[1]]
     assert said[1] == heard("Si l'application e-CPS n'est pas à jour, tapez 1. Si elle est à jour, tapez 2.")
     assert "node=etape1_a_jour" in body
@@ -69,7 +70,7 @@ def test_twilios_numeric_fields_take_ascii_digits_only(caller, field, value):
     body = hold(**{field: value})
     assert body == hold()
     hold_message = "Merci de patienter : un conseiller va vous répondre."
-    assert [say.text for say in ET.fromstring(body).iter("Say")] == [hold_message]
+    assert [said_text(say) for say in ET.fromstring(body).iter("Say")] == [hold_message]
     assert "<Enqueue" not in body and "<Gather" not in body
 
 

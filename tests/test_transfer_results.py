@@ -18,6 +18,7 @@ from ivr.call import transfer_results
 from ivr.call.hours import PARIS
 from ivr.cli import main
 from ivr.storage.users import Users
+from ivr.supervisor.simulator import said_text
 
 BASE = "http://localhost"
 RATING = "Votre échange avec le conseiller est terminé. Pour le noter, tapez une touche de 1 à 5"
@@ -35,7 +36,7 @@ def test_every_documented_value_is_in_the_table():
 
 
 def said(body: str) -> list[str]:
-    return [say.text or "" for say in ET.fromstring(body).iter("Say")]
+    return [said_text(say) for say in ET.fromstring(body).iter("Say")]
 
 
 def put_through(app, caller):

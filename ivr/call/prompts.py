@@ -66,10 +66,6 @@ class Prompts:
                 entries[key] = Prompt(key, text, entries[key].line)
         return Prompts(self.language, self.source, MappingProxyType(entries), self.sounds)
 
-    def spoken(self, key: str, params: Mapping[str, str] | None = None) -> str:
-        """The sentence as the voice is to read it: filled, with the pronunciations applied."""
-        return pronounce(self.text(key, params), self.sounds)
-
 
 def fill(text: str, params: Mapping[str, str] | None) -> str:
     """`text` with its {placeholders} filled from `params` (an unknown one is left as written) and
@@ -80,9 +76,28 @@ def fill(text: str, params: Mapping[str, str] | None) -> str:
 
 
 def pronounce(text: str, sounds: Mapping[str, str]) -> str:
-    for written, said in sounds.items():
-        text = re.sub(rf"(?<![\w-]){re.escape(written)}(?![\w-])", said, text)
-    return text
+    """`text` with each written word replaced by how it is said (for a voice that reads plain text:
+    espeak-ng's previews)."""
+    return "".join(alias or part for part, alias in pronounced_parts(text, sounds))
+
+
+def pronounced_parts(text: str, sounds: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """`text` cut into what is read as written (alias None) and the words of the « prononciation »
+    section with how to say them: the TwiML writes these as SSML <sub alias="é-C-P-S">e-CPS</sub>
+    (Amazon Polly's neural voices read <sub>), so the text a supervisor or an agent reads keeps the
+    written word."""
+    if not sounds:
+        return [(text, None)]
+    pattern = re.compile("|".join(rf"(?<![\w-]){re.escape(word)}(?![\w-])" for word in sorted(sounds, key=len, reverse=True)))
+    parts, at = [], 0
+    for match in pattern.finditer(text):
+        if match.start() > at:
+            parts.append((text[at:match.start()], None))
+        parts.append((match.group(), sounds[match.group()]))
+        at = match.end()
+    if at < len(text):
+        parts.append((text[at:], None))
+    return parts
 
 
 class _Filler(string.Formatter):

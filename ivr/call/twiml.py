@@ -11,7 +11,7 @@ from twilio.twiml.voice_response import Dial, Enqueue, Gather, VoiceResponse
 
 from .handoff import TransferPlan
 from .hours import MONTHS
-from .prompts import Prompts, pronounce
+from .prompts import Prompts, pronounced_parts
 from .session import Action, Ask, Hangup, Listen, Say, Transfer
 
 CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -102,7 +102,7 @@ def whisper(speech: Speech, text: str) -> str:
     """What the agent hears before the caller is connected: the summary of the call."""
     response = VoiceResponse()
     _says(response, speech, (Say("conseiller.chuchotement"),))
-    response.say(pronounce(digit_by_digit(dates_for_the_ear(text)), speech.prompts.sounds), voice=speech.voice, language=speech.language)
+    _say(response, speech, digit_by_digit(dates_for_the_ear(text)))
     return str(response)
 
 
@@ -171,7 +171,23 @@ def _says(parent: VoiceResponse | Gather, speech: Speech, says: Sequence[Say]) -
         if prompt is not None and prompt.audio:
             parent.play(prompt.audio)
         else:
-            parent.say(speech.prompts.spoken(say.key, {**dict(speech.values), **dict(say.params)}), voice=speech.voice, language=speech.language)
+            _say(parent, speech, speech.prompts.text(say.key, {**dict(speech.values), **dict(say.params)}))
+
+
+def _say(parent: VoiceResponse | Gather, speech: Speech, text: str) -> None:
+    """A <Say> of `text`: the words of the prompt file's « prononciation » as SSML <sub>, written
+    as they are and said as it says (Amazon Polly: <sub> is read by its neural voices,
+    https://docs.aws.amazon.com/polly/latest/dg/supportedtags.html)."""
+    parts = pronounced_parts(text, speech.prompts.sounds)
+    if len(parts) == 1 and parts[0][1] is None:
+        parent.say(text, voice=speech.voice, language=speech.language)
+        return
+    verb = parent.say(voice=speech.voice, language=speech.language)
+    for part, alias in parts:
+        if alias is None:
+            verb.append(part)  # text between the <sub>s (twilio's TwiML writes it as the text or tail)
+        else:
+            verb.sub(part, alias=alias)
 
 
 def _ask(response: VoiceResponse, speech: Speech, ask: Ask, action_url: str) -> None:

@@ -19,6 +19,12 @@ SPEECH = "dit:"  # in a key script: "dit:oui" says "oui" (confidence 0.9), "dit:
 MAX_REQUESTS = 500  # a call that needs more webhooks than this is stuck in a loop
 
 
+def said_text(say: ET.Element) -> str:
+    """The text of a <Say> as written: with the words an SSML <sub> says otherwise (« e-CPS »), as a
+    transcript shows them."""
+    return "".join(say.itertext())
+
+
 class Transport(Protocol):
     """Sends one webhook and returns (HTTP status, body)."""
 
@@ -198,13 +204,13 @@ class Caller:
         root = ET.fromstring(body)
         for verb in root:
             if verb.tag == "Say":
-                result.said.append(verb.text or "")
+                result.said.append(said_text(verb))
             elif verb.tag == "Play":
                 result.said.append(f"[audio {verb.text}]")
             elif verb.tag == "Gather":
                 question = Question(
                     action=urljoin(url, verb.get("action") or url),
-                    said=[child.text or "" for child in verb if child.tag == "Say"],
+                    said=[said_text(child) for child in verb if child.tag == "Say"],
                     num_digits=int(verb.get("numDigits")) if verb.get("numDigits") else None,
                     finish_on_key=verb.get("finishOnKey", "#"),
                 )
