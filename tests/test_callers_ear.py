@@ -139,3 +139,85 @@ def test_the_flow_file_says_which_conditions_exist(make_app):
     for condition in ("ferme", "sans_conseiller", "sans_sms", "fixe", "sans_reponses", "dit:fermeture"):
         assert condition in text
     assert heard("e-CPS") != ""
+
+
+# ---- the script book ------------------------------------------------------------------------------------------
+def test_the_script_book_in_docs_is_what_the_files_say_and_says_nothing_twice():
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    result = CliRunner().invoke(main, ["parcours", "--flow", str(ROOT / "flows" / "ecps.yaml"), "--prompts", str(ROOT / "prompts")])
+    assert result.exit_code == 0, result.output
+    written = (ROOT / "docs" / "parcours-entendus.md").read_text(encoding="utf-8")
+    assert result.output == written, "docs/parcours-entendus.md is out of date: run « ivr parcours -o docs/parcours-entendus.md »"
+    assert "Redit sans que l'appelant le demande" not in written
+    night = written.split("## La nuit, d'un fixe, sans SMS")[1]
+    assert "tapez 8" not in night and "parler à un conseiller" not in night  # nothing untrue for that caller
+    assert night.count("fermé") == 1
+
+
+def test_the_script_book_flags_a_sentence_said_twice(files):
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    prompts = files / "prompts" / "fr-FR.yaml"
+    text = prompts.read_text(encoding="utf-8")
+    prompts.write_text(text.replace("  resolu: >-\n    Après la réinstallation, le problème est-il résolu ?",
+                                    "  resolu: >-\n    Après la déconnexion, le problème est-il résolu ?"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["parcours", "--flow", str(files / "flows" / "ecps.yaml"), "--prompts", str(files / "prompts"),
+                                       "--strict"])
+    assert result.exit_code == 1
+    assert "Redit sans que l'appelant le demande : « Après la déconnexion, le problème est-il résolu ?" in result.output
+
+
+# ---- the lints that keep it so ---------------------------------------------------------------------------------
+def _validate(files):
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    return CliRunner().invoke(main, ["validate", "--file-only", "--flow", str(files / "flows" / "ecps.yaml"), "--prompts", str(files / "prompts")])
+
+
+def test_a_second_skip_key_is_flagged(files):
+    prompts = files / "prompts" / "fr-FR.yaml"
+    text = prompts.read_text(encoding="utf-8")
+    prompts.write_text(text.replace("Chrome 1, Firefox 2, Edge 3, Safari 4, autre 5. Passer : 9.",
+                                    "Chrome 1, Firefox 2, Edge 3, Safari 4, autre 5. Passer : dièse."), encoding="utf-8")
+    result = _validate(files)
+    assert "« etape6.navigateurs_court » fait passer la question avec la touche dièse : partout ailleurs c'est 9" in result.output
+
+
+def test_a_menu_with_a_gap_is_flagged(files):
+    flow = files / "flows" / "ecps.yaml"
+    prompts = files / "prompts" / "fr-FR.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace('      "2": {answer: message seul, goto: fin_message}',
+                                                           '      "3": {answer: message seul, goto: fin_message}'), encoding="utf-8")
+    prompts.write_text(prompts.read_text(encoding="utf-8").replace("Pour terminer l'appel, tapez 2.\n  apres_message_court: >-\n"
+                                                                   "    Être rappelé, tapez 1. Terminer, tapez 2.",
+                                                                   "Pour terminer l'appel, tapez 3.\n  apres_message_court: >-\n"
+                                                                   "    Être rappelé, tapez 1. Terminer, tapez 3."), encoding="utf-8")
+    result = _validate(files)
+    assert "étape « horaires_apres_message » : les choix sont numérotés 1, 3 ; numérotez-les 1, 2, 3… sans trou" in result.output
+
+
+def test_a_variant_that_drops_a_key_the_step_takes_is_an_error(files):
+    prompts = files / "prompts" / "fr-FR.yaml"
+    text = prompts.read_text(encoding="utf-8")
+    prompts.write_text(text.replace("  test_sans_sms: >-\n    Étape 3. Testez votre e-CPS dans l'application.\n"
+                                    "    Résultat « Bravo » : tapez 1. « KO » : tapez 2. Autre message, ou test impossible : tapez 3.",
+                                    "  test_sans_sms: >-\n    Étape 3. Testez votre e-CPS dans l'application.\n"
+                                    "    Résultat « Bravo » : tapez 1. « KO » : tapez 2."), encoding="utf-8")
+    result = _validate(files)
+    assert result.exit_code == 1
+    assert "« etape3.test_sans_sms » (dite à la place de « etape3.test » quand sans_sms) n'annonce pas la touche 3" in result.output
+
+
+def test_an_unknown_condition_is_refused_with_the_known_ones(files):
+    flow = files / "flows" / "ecps.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace("- {when: [sans_reponses], say: transfert.demande_sans_reponses}",
+                                                           "- {when: [nuit], say: transfert.demande_sans_reponses}"), encoding="utf-8")
+    result = _validate(files)
+    assert result.exit_code == 1 and "condition inconnue « nuit » (possibles : ferme, ouvert, sans_conseiller" in result.output

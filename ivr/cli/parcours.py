@@ -16,7 +16,8 @@ from .base import _files, _help, _load, main
 @_files
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="écrire le livret dans ce fichier (Markdown ; ex. docs/parcours-entendus.md)")
-def parcours(flow_path: str, prompts_dir: str, output: str | None) -> None:
+@click.option("--strict", is_flag=True, help="code de sortie 1 si une phrase est redite sans que l'appelant le demande")
+def parcours(flow_path: str, prompts_dir: str, output: str | None, strict: bool) -> None:
     """Le livret des parcours : ce qu'un appelant entend sur chaque parcours principal et dans
     chaque situation (ouvert ou fermé, SMS ou non, portable ou fixe, file ou ligne directe), joué par
     les vrais webhooks signés, avec ce qui est dit deux fois sans que l'appelant le demande. Les
@@ -35,6 +36,8 @@ def parcours(flow_path: str, prompts_dir: str, output: str | None) -> None:
         click.echo(f"Livret écrit dans {output} : {len(heard)} parcours" + (f", dont {twice} avec une redite" if twice else ", sans redite") + ".")
     else:
         click.echo(text, nl=False)
+    if strict and any(item.said_twice() for item in heard):
+        raise SystemExit(1)
 
 
 def play(flow_path: str, prompts_dir: str) -> list:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from ..call.checks import unreadable
-from ..call.flow import Flow
+from ..call.flow import SKIP_KEY, Flow
 from ..call.prompts import Prompts, check_text
 from ..call.yamlfile import Problem
 
@@ -33,6 +33,7 @@ def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS)
     findings += _unused_prompts(flow, prompts)
     findings += _guide_links(flow, prompts)
     findings += _no_way_out(flow)
+    findings += _keys_in_order(flow, prompts)
     for prompt in prompts.entries.values():
         long = too_long(prompt.key, prompt.text, max_seconds)
         if long:
@@ -109,6 +110,33 @@ def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
         for prompt in prompts.entries.values()
         if prompt.key not in used and not prompt.key.startswith(_SERVER_PREFIXES)
     ]
+
+
+_SKIP_SAID = re.compile(r"(?:pour passer(?: cette question)?|passer|ne savez pas|ne le connaissez pas|sous la main)\s*[,:]\s*(?:tapez\s*)?"
+                        r"(\d|dièse|étoile)\b", re.IGNORECASE)
+
+
+def _keys_in_order(flow: Flow, prompts: Prompts) -> list[Problem]:
+    """A caller learns the keys once: a question is passed with 9 everywhere (a number keyed in, with
+    dièse alone), and a menu's choices are numbered 1, 2, 3… with no gap."""
+    findings = []
+    for node in flow.nodes.values():
+        if node.type == "menu" or (node.type == "digits" and node.options):
+            for key in (node.prompt, node.short):
+                prompt = prompts.entries.get(key or "")
+                for match in _SKIP_SAID.finditer(prompt.text if prompt else ""):
+                    pressed = {"dièse": "#", "étoile": "*"}.get(match.group(1).lower(), match.group(1))
+                    if pressed != SKIP_KEY:
+                        findings.append(_warning(prompts.source, prompt.line,
+                                                 f"« {prompt.key} » fait passer la question avec la touche {match.group(1)} : "
+                                                 f"partout ailleurs c'est {SKIP_KEY} ; une seule touche pour passer, apprise une fois"))
+        if node.type == "menu":
+            numbered = sorted(int(key) for key in node.choices if key.isdigit() and key not in (SKIP_KEY, node.guide.key if node.guide else ""))
+            if numbered and numbered != list(range(1, len(numbered) + 1)):
+                shown = ", ".join(map(str, numbered))
+                findings.append(_warning(flow.source, node.line, f"étape « {node.name} » : les choix sont numérotés {shown} ; "
+                                                                 f"numérotez-les 1, 2, 3… sans trou ({SKIP_KEY} reste la touche pour passer)"))
+    return findings
 
 
 def _no_way_out(flow: Flow) -> list[Problem]:
