@@ -37,19 +37,22 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.pop("DATABASE_URL", None)
     from ivr import create_app
 
-    with tempfile.TemporaryDirectory(prefix="ivr-speech-") as data_dir:
-        app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": data_dir, "IVR_ALWAYS_OPEN": "1", "TWILIO_WORKFLOW_SID": "WW" + "0" * 32})
-        print(f"{'path':32} {'before the agent':>17} {'from « Étape 6 »':>17}")
-        for name, keys in PATHS.items():
-            result = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench").call(keys)
-            assert result.end == "enqueue", f"{name}: ended by {result.end}"
-            before = result.said[: result.said_before_queue or len(result.said)]  # what is said in the queue does not count
-            seconds = [spoken_seconds(text) for text in before]
-            step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
-            print(f"{name:32} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
-        app.extensions["ivr"].stop()
-        app.extensions["ivr"].db.forget_connection()
-
+    print(f"{'path':32} {'SMS':>4} {'before the agent':>17} {'from « Étape 6 »':>17}")
+    for sms in (True, False):  # with SMS configured the guides are offered (« tapez 8 »): a little longer
+        with tempfile.TemporaryDirectory(prefix="ivr-speech-") as data_dir:
+            app = create_app({"TWILIO_AUTH_TOKEN": "bench", "IVR_DATA_DIR": data_dir, "IVR_ALWAYS_OPEN": "1", "TWILIO_WORKFLOW_SID": "WW" + "0" * 32,
+                              "TWILIO_ACCOUNT_SID": "AC" + "0" * 32 if sms else "", "IVR_SMS_FROM": "+33700000000" if sms else ""})
+            for index, (name, keys) in enumerate(PATHS.items()):
+                # A simulated call's id (CAtry…): an SMS would be heard as sent, never sent.
+                caller = Caller(FlaskTransport(app.test_client()), "http://localhost", "bench", call_sid=f"CAtry{index:029d}")
+                result = caller.call(keys)
+                assert result.end == "enqueue", f"{name}: ended by {result.end}"
+                before = result.said[: result.said_before_queue or len(result.said)]  # what is said in the queue does not count
+                seconds = [spoken_seconds(text) for text in before]
+                step6 = next(index for index, text in enumerate(result.said) if text.startswith("Étape 6"))
+                print(f"{name:32} {'oui' if sms else 'non':>4} {sum(seconds):>15.0f} s {sum(seconds[step6:]):>15.0f} s")
+            app.extensions["ivr"].stop()
+            app.extensions["ivr"].db.forget_connection()
 
 if __name__ == "__main__":
     main()
