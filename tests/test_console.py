@@ -14,8 +14,8 @@ from ivr.web.guide import guide_token
 EDITOR = ("claire", "mot-de-passe-editeur")
 VIEWER = ("victor", "mot-de-passe-lecteur")
 NEW_TEXT = "Étape 1. Votre application est-elle à jour ? Si elle n'est pas à jour, tapez 1. Si elle est à jour, tapez 2."
-PAGES = ["/console/", "/console/calls.csv", "/console/prompts", "/console/prompts/etape1.question", "/console/history",
-         "/console/flow", "/console/try", "/console/try/context/CAtry" + "0" * 29]
+PAGES = ["/console/", "/console/calls.csv", "/console/appels", "/console/appels/CA" + "0" * 32, "/console/prompts",
+         "/console/prompts/etape1.question", "/console/history", "/console/flow", "/console/try", "/console/try/context/CAtry" + "0" * 29]
 
 
 @pytest.fixture

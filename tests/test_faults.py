@@ -442,6 +442,8 @@ def test_the_redis_probe_stops_with_its_services(make_app):
     """Before: a worker's probe kept knocking at a dead Redis's port after its services stopped; a
     test server that later took the port received Redis commands (« Bad request syntax ('*2') »)."""
     import socket
+    import threading
+    import time
 
     from servers import free_port
 
@@ -450,7 +452,13 @@ def test_the_redis_probe_stops_with_its_services(make_app):
     call = caller_on(app)
     assert transfers(call.post(MENU, call.params(Digits="2"))[1])  # Redis down: the probe starts
     app.extensions["ivr"].stop()
+    # Its thread is gone (a free port may be handed to another worker of the test run, whose own
+    # clients would knock: the thread, not the port, says whether this probe stopped).
+    deadline = time.monotonic() + 2
+    while any(t.name == "ivr-store-probe" and t.is_alive() for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "ivr-store-probe" and t.is_alive() for t in threading.enumerate())
     with socket.create_server(("127.0.0.1", port)) as listener:
-        listener.settimeout(1.0)
+        listener.settimeout(0.5)
         with pytest.raises(TimeoutError):
             listener.accept()  # nobody knocks any more
