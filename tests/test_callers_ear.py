@@ -157,6 +157,20 @@ def test_the_script_book_in_docs_is_what_the_files_say_and_says_nothing_twice():
     assert night.count("fermé") == 1
 
 
+def test_the_script_book_flags_a_fact_said_twice_in_two_sentences(files):
+    from click.testing import CliRunner
+
+    from ivr.cli import main
+
+    prompts = files / "prompts" / "fr-FR.yaml"
+    text = prompts.read_text(encoding="utf-8")
+    hold = "  message: >-\n    Merci de patienter : un conseiller va vous répondre.\n"
+    prompts.write_text(text.replace("  message: >-\n    Merci de patienter.\n", hold), encoding="utf-8")
+    result = CliRunner().invoke(main, ["parcours", "--flow", str(files / "flows" / "ecps.yaml"), "--prompts", str(files / "prompts"),
+                                       "--strict"])
+    assert result.exit_code == 1 and "« un conseiller va vous répondre »" in result.output
+
+
 def test_the_script_book_flags_a_sentence_said_twice(files):
     from click.testing import CliRunner
 
@@ -221,3 +235,73 @@ def test_an_unknown_condition_is_refused_with_the_known_ones(files):
                                                            "- {when: [nuit], say: transfert.demande_sans_reponses}"), encoding="utf-8")
     result = _validate(files)
     assert result.exit_code == 1 and "condition inconnue « nuit » (possibles : ferme, ouvert, sans_conseiller" in result.output
+
+
+def test_a_skip_on_another_key_than_9_is_flagged_however_it_is_worded(files):
+    flow = files / "flows" / "ecps.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace('"9": {answer: ne sait pas, goto: etape6_en_cours}',
+                                                           '"3": {answer: ne sait pas, goto: etape6_en_cours}'), encoding="utf-8")
+    prompts = files / "prompts" / "fr-FR.yaml"
+    prompts.write_text(prompts.read_text(encoding="utf-8").replace("Si vous ne savez pas, tapez 9.\n  reproductible_court",
+                                                                   "Si vous ne le savez pas, tapez 3.\n  reproductible_court"), encoding="utf-8")
+    result = _validate(files)
+    assert "étape « etape6_reproductible » : la touche 3 passe la question (« ne sait pas ») : partout ailleurs c'est 9" in result.output
+
+
+def test_options_with_a_gap_are_flagged(files):
+    flow = files / "flows" / "ecps.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace('      "5": autre\n', '      "6": autre\n'), encoding="utf-8")
+    prompts = files / "prompts" / "fr-FR.yaml"
+    prompts.write_text(prompts.read_text(encoding="utf-8").replace("Un autre, tapez 5.", "Un autre, tapez 6.")
+                       .replace("autre 5. Passer : 9.", "autre 6. Passer : 9."), encoding="utf-8")
+    assert "étape « etape6_navigateurs » : les choix sont numérotés 1, 2, 3, 4, 6" in _validate(files).output
+
+
+def test_a_short_form_that_contradicts_its_long_forms_variant_is_flagged(files):
+    flow = files / "flows" / "ecps.yaml"
+    flow.write_text(flow.read_text(encoding="utf-8").replace(
+        "  etape6.message_choix_court:\n    - {when: [sans_conseiller], say: etape6.message_choix_court_ferme}\n", ""), encoding="utf-8")
+    result = _validate(files)
+    assert "« etape6.message_choix_court » (forme courte de « etape6.message_choix ») dit encore « conseiller »" in result.output
+
+
+# ---- found by a fresh-eyes listening ---------------------------------------------------------------------------
+def test_at_night_0_at_once_promises_no_answers_and_reads_a_foreign_number_with_its_country(night, caller):
+    result = caller(target=night, caller="+447911123456").call(["0", "1", "1"])
+    assert "vos réponses" not in everything(result), result.said
+    assert "Nous vous rappellerons au plus 44, 79 11 12 34 56." in everything(result)
+
+
+def test_open_without_an_agent_configured_no_agent_is_promised(make_app, caller):
+    app = make_app()  # open, no queue, no number: nobody to put the caller through to
+    pressed_0 = caller(target=app).call(["0", "3"])
+    assert "Aucun conseiller n'a pu prendre votre appel." not in everything(pressed_0)
+    assert "Les conseillers ne sont pas joignables par téléphone pour le moment." in everything(pressed_0)
+    step6 = caller(target=app).call([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER[:-1], "."])
+    said = everything(step6)
+    assert "transmises au conseiller" not in said and "passer directement au conseiller" not in said
+
+
+def test_at_night_a_declined_message_goes_to_the_callback_and_a_left_one_is_said_recorded_once(night, caller):
+    declined = caller(target=night).call([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER[:-1], "2", "1"])
+    assert not any(q.node == "horaires_ferme" for q in declined.questions)  # the message was declined: not offered again
+    assert any(q.node == "rappel_numero" for q in declined.questions)
+    assert "Pour laisser un message" not in " ".join(declined.said[-3:])
+    left = caller(target=night).call([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER[:-1], "1", "rec", "2"])
+    assert everything(left).count("Votre message est enregistré") == 1
+
+
+def test_the_service_closing_during_the_call_is_said_before_the_callback_is_offered(make_app, caller):
+    moment = {"now": datetime(2026, 11, 27, 17, 55, tzinfo=PARIS).timestamp()}  # a Friday, it closes at 18:00
+    app = make_app(IVR_ALWAYS_OPEN="", IVR_HOURS=HOURS, IVR_CLOCK=lambda: moment["now"], AGENT_NUMBER="+33100000000")  # a direct line
+    script = iter([*TO_STEP6, "1", VALID_RPPS, "1", *AFTER_IDENTIFIER[:-1], "2", "1"])
+
+    def answer(question):
+        if question.node == "etape6_lps":
+            moment["now"] += 600  # 18:05 when the caller answers the last question: closed
+        return next(script, None)
+
+    result = caller(target=app).call(answer)
+    at_choice = next(q for q in result.questions if q.node == "etape6_message_choix")
+    assert at_choice.heard[-1].startswith("Le service client vient de fermer ; il ouvre lundi"), at_choice.heard
+    assert sum("fermé" in text or "fermer" in text for text in result.said) == 1, result.said

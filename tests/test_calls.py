@@ -174,8 +174,8 @@ def test_transfer_with_no_destination_offers_a_callback(make_app, caller, record
     app = make_app()
     call = caller(target=app)
     result = call.call(["0", "1", "1"])  # an agent; none is configured: a callback, to this number
-    assert "Aucun conseiller n'a pu prendre votre appel." in result.said
-    assert result.said[-1] == "C'est noté. Un conseiller vous rappellera dès que possible, avec vos réponses. Merci, au revoir."
+    assert "Les conseillers ne sont pas joignables par téléphone pour le moment." in result.said  # none was tried (issue 35)
+    assert result.said[-1] == "C'est noté. Un conseiller vous rappellera dès que possible. Merci, au revoir."  # no answers to promise
     assert result.end == "hangup"
     assert app.extensions["ivr"].records.get(call.call_sid)["outcome"] == "callback"
     assert [c["call_sid"] for c in app.extensions["ivr"].callbacks.list()] == [call.call_sid]

@@ -64,7 +64,7 @@ def _unused(files):
 
 def _no_way_out(files):
     flow = files / "flows" / "ecps.yaml"
-    edit(flow, '      "2": etape6_transfert', '      "2": boucle_a')
+    edit(flow, '      "2": {answer: "oui", goto: etape6_transfert}', '      "2": {answer: "oui", goto: boucle_a}')
     append(flow, "\n  boucle_a:\n    type: wait\n    prompt: commun.quand_fait\n    choices:\n      \"1\": boucle_b\n"
                  "\n  boucle_b:\n    type: wait\n    prompt: commun.quand_fait\n    choices:\n      \"1\": boucle_a\n")
 

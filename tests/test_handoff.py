@@ -87,7 +87,7 @@ def test_queue_hold_message_says_the_position(client, caller):
     says = [said_text(say) for say in ET.fromstring(body).iter("Say")]
     assert says == [
         "Vous êtes en position 3 dans la file d'attente.",
-        "Merci de patienter : un conseiller va vous répondre.",
+        "Merci de patienter.",
     ]
     assert ET.fromstring(body).find("Pause").get("length") == "20"
 
@@ -285,7 +285,7 @@ def test_hold_loop_gives_the_expected_wait_then_offers_a_callback(client, caller
     assert [said_text(say) for say in root.findall("Say")] == [
         "Vous êtes en position 2 dans la file d'attente.",
         "Le temps d'attente est d'environ 5 minutes.",
-        "Merci de patienter : un conseiller va vous répondre.",
+        "Merci de patienter.",
     ]
     gather = root.find("Gather")
     assert gather.get("action") == "/voice/wait/choice" and gather.get("numDigits") == "1"

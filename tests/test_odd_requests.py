@@ -69,7 +69,7 @@ def test_twilios_numeric_fields_take_ascii_digits_only(caller, field, value):
 
     body = hold(**{field: value})
     assert body == hold()
-    hold_message = "Merci de patienter : un conseiller va vous répondre."
+    hold_message = "Merci de patienter."
     assert [said_text(say) for say in ET.fromstring(body).iter("Say")] == [hold_message]
     assert "<Enqueue" not in body and "<Gather" not in body
 

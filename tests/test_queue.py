@@ -51,7 +51,7 @@ def test_a_question_left_unanswered_in_the_queue_is_skipped_if_it_may_be_or_aske
 def test_the_last_answer_ends_the_questions_and_the_wait_goes_on(app, caller):
     result = caller().call([*TO_STEP6, "9", ".", "1", "1", "1", "2", "15", "1", "#", "1", "11", "2"])
     assert result.end == "enqueue"
-    assert "Merci, c'est tout pour les questions." in result.said
+    assert "C'est tout pour les questions." in result.said
     assert result.said_before_queue < len(result.said)
 
 

@@ -162,7 +162,7 @@ def heard(flow: Flow, session: Session, says: tuple[Say, ...], conditions: Condi
 
 def _variant(flow: Flow, session: Session, say: Say, conditions: Conditions, said) -> Say | None:
     for variant in flow.variants.get(say.key, ()):
-        if all(holds(condition, session, conditions, said) for condition in variant.when):
+        if all(holds(condition, session, conditions, said, flow) for condition in variant.when):
             if variant.say is None:
                 return None
             params = {**dict(say.params), **({"quand": conditions.reopening} if not conditions.service_open else {})}
@@ -174,13 +174,13 @@ def instead(flow: Flow, session: Session, conditions: Conditions) -> dict[str, s
     """Each sentence that has a variant holding now → what is said instead (None: nothing)."""
     found = {}
     for key, variants in flow.variants.items():
-        chosen = next((variant for variant in variants if all(holds(c, session, conditions, session.said) for c in variant.when)), None)
+        chosen = next((variant for variant in variants if all(holds(c, session, conditions, session.said, flow) for c in variant.when)), None)
         if chosen is not None:
             found[key] = chosen.say
     return found
 
 
-def holds(condition: str, session: Session, conditions: Conditions, said=()) -> bool:
+def holds(condition: str, session: Session, conditions: Conditions, said=(), flow: Flow | None = None) -> bool:
     """Whether `condition` (flow.CONDITIONS, or « dit:fait ») is true for this call now."""
     if condition.startswith(SAID):
         return condition[len(SAID):] in said
@@ -192,8 +192,10 @@ def holds(condition: str, session: Session, conditions: Conditions, said=()) -> 
         return not conditions.sms
     if condition == "fixe":
         return not can_receive(session.caller)
-    if condition == "sans_reponses":
-        return not any(field != CALLER_FIELD and field not in session.inferred for field in session.answers)
+    if condition == "sans_reponses":  # to the diagnosis (the after-hours menu's choice is no answer an agent reads)
+        steps = {node.field: node.step for node in flow.nodes.values() if node.field} if flow is not None else {}
+        return not any(field != CALLER_FIELD and field not in session.inferred and steps.get(field, 0) is not None
+                       for field in session.answers)
     return conditions.queue == (condition == "file")
 
 

@@ -63,7 +63,7 @@ QUESTIONNAIRE = {
     "lps": "lps",
     "message_vocal": "voice_message_url",
 }
-_NOT_FIELDS = {"type_identifiant", "message_vocal", "version_systeme_mobile", "version_systeme_ordinateur"}
+_NOT_FIELDS = {"type_identifiant", "message_vocal", "sans_message", "version_systeme_mobile", "version_systeme_ordinateur"}
 # A system is said with its version: "système mobile : Android 15".
 _VERSIONS = {"systeme_mobile": "version_systeme_mobile", "systeme_ordinateur": "version_systeme_ordinateur"}
 

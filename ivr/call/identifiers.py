@@ -105,16 +105,21 @@ def _telephone(digits: str) -> Verdict:
 
 
 def spoken_phone(number: str) -> str:
-    """A French number said in pairs, as people say them: "06 12 34 56 78" (overseas too: "06 92…")."""
+    """A number said in pairs, as people say them: "06 12 34 56 78" (French overseas too: "06 92…");
+    a foreign one with its country, as it must be dialled from France: "plus 44, 79 11 12 34 56"."""
     national = "0" + number[3:] if number.startswith("+33") and len(number) == 12 else number
     if number.startswith("+") and not number.startswith("+33"):
-        import phonenumbers
-
         try:
             parsed = phonenumbers.parse(number)
-            national = "".join(c for c in phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL) if c.isdigit())
         except phonenumbers.NumberParseException:
-            pass
+            parsed = None
+        if parsed is not None and phonenumbers.region_code_for_number(parsed) in FRENCH_REGIONS:
+            national = "".join(c for c in phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL) if c.isdigit())
+        elif parsed is not None:
+            digits = str(parsed.national_number)
+            head = len(digits) % 2
+            groups = ([digits[:head]] if head else []) + [digits[i : i + 2] for i in range(head, len(digits), 2)]
+            return f"plus {parsed.country_code}, " + " ".join(groups)
     if len(national) == 10 and is_ascii_digits(national):
         return " ".join(national[i : i + 2] for i in range(0, 10, 2))
     return " ".join(national)

@@ -34,6 +34,7 @@ def lint(flow: Flow, prompts: Prompts, max_seconds: float = DEFAULT_MAX_SECONDS)
     findings += _guide_links(flow, prompts)
     findings += _no_way_out(flow)
     findings += _keys_in_order(flow, prompts)
+    findings += _short_forms(flow, prompts)
     for prompt in prompts.entries.values():
         long = too_long(prompt.key, prompt.text, max_seconds)
         if long:
@@ -112,8 +113,37 @@ def _unused_prompts(flow: Flow, prompts: Prompts) -> list[Problem]:
     ]
 
 
-_SKIP_SAID = re.compile(r"(?:pour passer(?: cette question)?|passer|ne savez pas|ne le connaissez pas|sous la main)\s*[,:]\s*(?:tapez\s*)?"
+_SKIP_SAID = re.compile(r"(?:pour passer(?: cette question)?|passer|ne savez pas|ne le savez pas|ne sais pas|ne le connaissez pas"
+                        r"|sous la main)\s*[,:]\s*(?:tapez\s*)?"
                         r"(\d|dièse|étoile)\b", re.IGNORECASE)
+
+
+_PASSED = {"ne sait pas", "non communiqué", "non fourni", "passé", "passée", "sans réponse"}
+
+
+def _short_forms(flow: Flow, prompts: Prompts) -> list[Problem]:
+    """A question whose long form is said otherwise in some case (a variant) and whose short form,
+    said after a silence or a wrong key, still says what that variant took out: the two would
+    contradict each other (« passer à la demande de rappel » then « passer au conseiller »)."""
+    findings = []
+    for node in flow.nodes.values():
+        base, short = prompts.entries.get(node.prompt), prompts.entries.get(node.short or "")
+        if base is None or short is None or flow.variants.get(short.key):
+            continue
+        for variant in flow.variants.get(node.prompt, ()):
+            said = prompts.entries.get(variant.say or "")
+            removed = _words(base.text) - _words(said.text if said else "")
+            kept = sorted(removed & _words(short.text))
+            if kept:
+                findings.append(_warning(prompts.source, short.line,
+                                         f"« {short.key} » (forme courte de « {base.key} ») dit encore « {', '.join(kept)} », que la variante "
+                                         f"dite quand {', '.join(variant.when)} retire : donnez-lui la même variante"))
+                break
+    return findings
+
+
+def _words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[\w'-]+", text.lower()) if len(word) >= 5}
 
 
 def _keys_in_order(flow: Flow, prompts: Prompts) -> list[Problem]:
@@ -130,8 +160,13 @@ def _keys_in_order(flow: Flow, prompts: Prompts) -> list[Problem]:
                         findings.append(_warning(prompts.source, prompt.line,
                                                  f"« {prompt.key} » fait passer la question avec la touche {match.group(1)} : "
                                                  f"partout ailleurs c'est {SKIP_KEY} ; une seule touche pour passer, apprise une fois"))
-        if node.type == "menu":
-            numbered = sorted(int(key) for key in node.choices if key.isdigit() and key not in (SKIP_KEY, node.guide.key if node.guide else ""))
+        for key, choice in node.choices.items():  # the answer of a question passed, on another key than 9
+            if key != SKIP_KEY and (choice.answer or "").lower() in _PASSED:
+                findings.append(_warning(flow.source, node.line, f"étape « {node.name} » : la touche {key} passe la question "
+                                                                 f"(« {choice.answer} ») : partout ailleurs c'est {SKIP_KEY}"))
+        if node.type == "menu" or (node.type == "digits" and node.options):
+            keys = node.choices if node.type == "menu" else node.options
+            numbered = sorted(int(key) for key in keys if key.isdigit() and key not in (SKIP_KEY, node.guide.key if node.guide else ""))
             if numbered and numbered != list(range(1, len(numbered) + 1)):
                 shown = ", ".join(map(str, numbered))
                 findings.append(_warning(flow.source, node.line, f"étape « {node.name} » : les choix sont numérotés {shown} ; "

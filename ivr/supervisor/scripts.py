@@ -7,6 +7,7 @@ situation; this module says which calls, and writes what they heard."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 RPPS = "10012345673"
@@ -72,18 +73,42 @@ class Heard:
         return [text for _, said in self.turns for text in said]
 
     def said_twice(self) -> list[str]:
-        """Sentences heard again on this path without the caller asking (a repeat or a wrong key
-        that has the question asked again are the caller's doing)."""
-        seen, twice = set(), []
+        """What is heard again on this path without the caller asking (a repeat, or a wrong key or a
+        silence that has the question asked again, is the caller's doing): a whole sentence, or a
+        part of one that states something (« un conseiller va vous répondre » in two sentences)."""
+        seen: set[str] = set()
+        twice: list[str] = []
         previous_node = None
         for node, said in self.turns:
+            again = node == previous_node  # the same question again: asked by the caller
             for text in said:
-                again = node == previous_node  # the same question again: asked by the caller (a repeat, a wrong key, a silence)
-                if text in seen and not again and text not in twice:
-                    twice.append(text)
-                seen.add(text)
+                for part in (text, *_statements(text)):
+                    if part in seen and not again and part not in twice:
+                        twice.append(part)
+                    seen.add(part)
             previous_node = node
         return twice
+
+
+_CLAUSE = re.compile(r"([^.;:?!,]+)([.;:?!,]|$)")
+_KEYS = re.compile(r"\b(tapez|touche|dièse|étoile)\b", re.IGNORECASE)
+
+
+def _statements(text: str) -> list[str]:
+    """The parts of a sentence that state a fact (« un conseiller va vous répondre », « le service
+    client est fermé »), as compared: four words or more, lower case, without a leading « merci »; a
+    question, a condition (« si … »), an instruction (« essayez … ») or a key to press are not facts
+    (the same question at two steps is two questions)."""
+    parts = []
+    for clause, end in _CLAUSE.findall(text):
+        words = clause.strip().lower().split()
+        while words and words[0] in ("merci", "et", "puis", "sinon", "ensuite"):
+            words = words[1:]
+        if (len(words) < 4 or end == "?" or _KEYS.search(clause) or words[0] in ("si", "s'il", "pour", "quand")
+                or words[0].endswith("ez")):
+            continue
+        parts.append(" ".join(words))
+    return parts
 
 
 def render(heard: list[Heard]) -> str:
