@@ -119,6 +119,7 @@ def test_step6_with_rpps_transfers_with_every_answer(app, caller):
         "identifier": VALID_RPPS,
         "summary_fr": summary,
         "context_url": document["context_url"],
+        "agent_url": document["agent_url"],  # the agent's page (Flex's CRM container frames it)
     }
 
 

@@ -106,6 +106,7 @@ class Links:
     whisper: str = ""  # what an agent's phone plays before the caller is connected
     wait: str = ""  # the hold message while queued
     visual: str = ""  # the visual guide on the caller's phone (/g/<token>)
+    agent: str = ""  # the agent's page for this call (/agent/<token>)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -173,6 +174,7 @@ def context(session: Session, flow: Flow, now: float, links: Links | None = None
         "from_page": pages,
         "context_url": links.context or None if links else None,
         "visual_guide_url": links.visual or None if links else None,
+        "agent_url": links.agent or None if links else None,
     }
     document["summary_fr"] = summary(document, session.started_at)
     return document
@@ -266,6 +268,7 @@ def compact(document: dict) -> dict:
         "identifier": identifier.get("value"),
         "summary_fr": document.get("summary_fr"),
         "context_url": document.get("context_url"),
+        "agent_url": document.get("agent_url"),
     }
 
 

@@ -20,6 +20,7 @@ from . import (
     writes,
 )
 from . import services as services_module
+from .agent import bp as agent_bp
 from .api import bp as api_bp
 from .console import bp as console_bp
 from .guide import bp as guide_bp
@@ -44,6 +45,7 @@ ENVIRONMENT = {
     "IVR_WEBHOOK_SECRET": "",
     "IVR_OUTBOX_THREAD": "1",
     "IVR_API_TOKEN": "",
+    "IVR_AGENT_FRAME_ORIGINS": "",  # origins of the agent desktop allowed to frame the agent's page (Flex: https://flex.twilio.com)
     "IVR_SECRET_KEY": "",
     "IVR_HOURS": "flows/horaires.yaml",
     "IVR_ALWAYS_OPEN": "",
@@ -115,6 +117,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(console_bp)
     app.register_blueprint(messages_bp)
     app.register_blueprint(guide_bp)
+    app.register_blueprint(agent_bp)
 
     @app.errorhandler(404)
     def not_found(error):

@@ -15,6 +15,7 @@ from ..call.session import Event, Keys, NoInput, Recorded, Spoken
 from ..storage.records import FINAL_STATUSES
 from ..storage.sessions import Conflict, StoreUnavailable
 from . import calls, endings, waiting, writes
+from .agent import agent_token
 from .guide import guide_token
 from .services import services
 from .signature import clean_request, cleaned, is_signed, twilio_url
@@ -45,6 +46,7 @@ class FlaskUrls:
             whisper=twilio_url("voice.whisper", self.base, absolute=True, call=call_sid),
             wait=twilio_url("voice.wait", self.base, absolute=True),
             visual=twilio_url("guide.page", self.base, absolute=True, token=guide_token(call_sid)),
+            agent=twilio_url("agent.page", self.base, absolute=True, token=agent_token(call_sid)),
         )
 
 

@@ -1,0 +1,144 @@
+"""The agent's page (`/agent/<token>`): one call, read at a glance, in French. Who is calling, where
+the diagnosis stopped and the e-CPS test's result, every answer with where it came from (by voice,
+in the queue, on the visual guide, deduced), the voice message, the times. Live: answers given in
+the queue appear without a reload (the page asks every few seconds: `/etat`, a few hundred bytes).
+Its address is signed (itsdangerous, like the visual guide) and valid for the call plus a day; it is
+in the Task's attributes, the helpdesk document and the context API. Framed only by the agent
+desktop's origins (`IVR_AGENT_FRAME_ORIGINS`, for Flex's CRM container); no other page of ours can be."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ..call.handoff import FIELD_LABELS
+from ..call.identifiers import spoken_phone
+from ..supervisor.analytics import outcome_label
+from . import calls
+from .console import SECURITY_HEADERS
+from .services import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="templates", static_folder="static")
+_SALT = "page-conseiller"
+VALID_AFTER_CALL = 24 * 3600  # the call plus a day
+FOLLOW_MILLISECONDS = 2000  # how often the page asks for new answers
+ORIGINS = {"voice": "au téléphone", "queue": "en file d'attente", "page": "sur le guide visuel", "inferred": "déduit"}
+
+
+def agent_token(call_sid: str) -> str:
+    return URLSafeSerializer(current_app.secret_key, salt=_SALT).dumps(call_sid)
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    origins = current_app.config.get("IVR_AGENT_FRAME_ORIGINS", "").split()
+    if origins:  # the agent desktop frames it (CSP frame-ancestors; X-Frame-Options cannot name an origin)
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"].replace(
+            "frame-ancestors 'none'", "frame-ancestors " + " ".join(origins)) + "; media-src https://api.twilio.com"
+        response.headers.pop("X-Frame-Options", None)
+    else:
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"] + "; media-src https://api.twilio.com"
+    response.headers.update({"Cache-Control": "no-store", "X-Robots-Tag": "noindex", "Content-Language": "fr"})
+    return response
+
+
+def _document(token: str) -> tuple[str, dict, dict | None]:
+    """The call of a token, its document as it is now, and its record: 404 for a token that is not
+    ours, 410 a day after the call."""
+    try:
+        call_sid = URLSafeSerializer(current_app.secret_key, salt=_SALT).loads(token)
+    except BadSignature:
+        abort(404)
+    ivr = services()
+    try:
+        session = ivr.store.load(call_sid)
+    except Exception:  # the session store is down: the document stored with the call
+        session = None
+    record = ivr.records.get(call_sid)
+    if session is not None:
+        document = calls.context_now(ivr, session)
+        started = session.started_at
+    elif record is not None and record.get("context"):
+        document, started = record["context"], record["started_at"]
+    else:
+        abort(404)
+    ended = (record or {}).get("ended_at") or started
+    if session is None and time.time() > ended + VALID_AFTER_CALL:
+        abort(410)
+    return call_sid, document, record
+
+
+def view(document: dict) -> dict:
+    """What the page shows, from the agent's document."""
+    answers = document.get("answers") or {}
+    inferred = set(document.get("inferred") or ())
+    queued = set(document.get("asked_in_queue") or ())
+    from_page = {entry.get("field") for entry in document.get("path") or () if entry.get("from_page")}
+    rows = []
+    for field, value in answers.items():
+        if field in ("type_identifiant", "identifiant", "matricule", "message_vocal", "sans_message"):
+            continue
+        origin = "inferred" if field in inferred else "queue" if field in queued else "page" if field in from_page else "voice"
+        rows.append({"label": FIELD_LABELS.get(field, field.replace("_", " ")), "value": value, "origin": ORIGINS[origin], "kind": origin})
+    identifier = document.get("identifier") or {}
+    caller = document.get("caller") or ""
+    return {
+        "identifier": f"{identifier.get('type') or 'Identifiant'} {identifier.get('value')}" if identifier.get("value") else "non donné",
+        "matricule": identifier.get("matricule"),
+        "card": answers.get("numero_carte"),
+        "caller": spoken_phone(caller) if caller else "numéro masqué",
+        "step": document.get("last_step"),
+        "ecps_test": document.get("ecps_test") or "non fait",
+        "reason": document.get("reason_label") or "",
+        "answers": rows,
+        "message": (document.get("questionnaire") or {}).get("voice_message_url"),
+        "started": document.get("started_at"),
+        "not_asked": document.get("not_asked") or [],
+        "summary": document.get("summary_fr") or "",
+    }
+
+
+def _version(shown: dict) -> str:
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+
+
+@bp.get("/<token>")
+def page(token: str):
+    call_sid, document, record = _document(token)
+    shown = view(document)
+    callback = next((item for item in services().callbacks.list(True) if item["call_sid"] == call_sid), None)
+    return render_template("agent/page.html", token=token, shown=shown, version=_version(shown), every=FOLLOW_MILLISECONDS,
+                           outcome=outcome_label(record.get("outcome")) if record else "en cours", callback=callback,
+                           done=request.args.get("traite") == "1")
+
+
+@bp.get("/<token>/etat")
+def state(token: str):
+    """The answers as they are now (the page replaces its list when the version changes)."""
+    _, document, _ = _document(token)
+    shown = view(document)
+    return jsonify(version=_version(shown), answers=shown["answers"], step=shown["step"], ecps_test=shown["ecps_test"])
+
+
+@bp.post("/<token>/traite")
+def mark_done(token: str):
+    """« Marquer traité » for the call's callback request or message, under the agent's name."""
+    call_sid, _, _ = _document(token)
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        abort(403)
+    agent = " ".join(request.form.get("agent", "").split())[:80]
+    if not agent:
+        return redirect(url_for("agent.page", token=token, erreur="nom"), code=303)
+    ivr = services()
+    pending = [item for item in ivr.callbacks.list(False) if item["call_sid"] == call_sid]
+    for item in pending:
+        ivr.callbacks.done(item["id"], agent)
+        log.info("[%s] callback request %s marked done by %s", call_sid, item["id"], agent)
+    return redirect(url_for("agent.page", token=token, traite="1"), code=303)

@@ -1,0 +1,29 @@
+// The agent's page: answers given in the queue appear without a reload. Asks /etat every few
+// seconds and rewrites the answers table (and the step, the e-CPS test) when its version changes.
+(function () {
+  "use strict";
+  var body = document.body;
+  var url = body.dataset.stateUrl, version = body.dataset.version, every = parseInt(body.dataset.every, 10) || 2000;
+  function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
+  function redraw(state) {
+    var tbody = document.querySelector("#answers tbody");
+    var rows = state.answers.map(function (answer) {
+      var tr = document.createElement("tr");
+      tr.className = answer.kind;
+      tr.appendChild(cell(answer.label)); tr.appendChild(cell(answer.value)); tr.appendChild(cell(answer.origin));
+      return tr;
+    });
+    tbody.replaceChildren.apply(tbody, rows);
+    document.getElementById("step").textContent = state.step ? "l'étape " + state.step : "l'accueil";
+    document.getElementById("ecps-test").textContent = state.ecps_test;
+  }
+  function poll() {
+    fetch(url, {cache: "no-store"}).then(function (response) {
+      if (!response.ok) { throw new Error(response.status); }
+      return response.json();
+    }).then(function (state) {
+      if (state.version !== version) { version = state.version; redraw(state); }
+    }).catch(function () {}).finally(function () { setTimeout(poll, every); });
+  }
+  setTimeout(poll, every);
+})();
