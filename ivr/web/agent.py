@@ -16,6 +16,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from .. import french
 from ..call.handoff import FIELD_LABELS
 from ..call.identifiers import spoken_phone
 from ..supervisor.analytics import outcome_label
@@ -99,10 +100,21 @@ def view(document: dict) -> dict:
         "reason": document.get("reason_label") or "",
         "answers": rows,
         "message": (document.get("questionnaire") or {}).get("voice_message_url"),
-        "started": document.get("started_at"),
-        "not_asked": document.get("not_asked") or [],
+        "started": _moment(document.get("started_at")),
+        "not_asked": [FIELD_LABELS.get(field, field.replace("_", " ")) for field in document.get("not_asked") or []
+                      if field not in answers],
         "summary": document.get("summary_fr") or "",
     }
+
+
+def _moment(iso: str | None) -> str:
+    """« 06/12/2026 11:02 », Paris time, as everywhere else."""
+    from datetime import datetime
+
+    try:
+        return french.moment(datetime.fromisoformat(iso).timestamp()) if iso else ""
+    except ValueError:
+        return iso or ""
 
 
 def _version(shown: dict) -> str:
@@ -124,7 +136,8 @@ def state(token: str):
     """The answers as they are now (the page replaces its list when the version changes)."""
     _, document, _ = _document(token)
     shown = view(document)
-    return jsonify(version=_version(shown), answers=shown["answers"], step=shown["step"], ecps_test=shown["ecps_test"])
+    return jsonify(version=_version(shown), answers=shown["answers"], step=shown["step"], ecps_test=shown["ecps_test"],
+                   not_asked=shown["not_asked"])
 
 
 @bp.post("/<token>/traite")

@@ -16,6 +16,7 @@
     tbody.replaceChildren.apply(tbody, rows);
     document.getElementById("step").textContent = state.step ? "l'étape " + state.step : "l'accueil";
     document.getElementById("ecps-test").textContent = state.ecps_test;
+    document.getElementById("not-asked").textContent = state.not_asked.length ? "Pas encore demandé : " + state.not_asked.join(", ") + "." : "";
   }
   function poll() {
     fetch(url, {cache: "no-store"}).then(function (response) {
