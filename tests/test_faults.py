@@ -248,11 +248,14 @@ def test_what_could_not_be_written_during_the_outage_is_written_once_afterwards(
         record = ivr.records.get(call.call_sid)
         assert (record["outcome"], record["transfer_reason"], record["call_status"]) == ("transferred", "caller_request", "completed")
         assert [e["event"] for e in ivr.records.events(call.call_sid)].count("transfer") == 1
-    assert ivr.outbox.deliver_due() == (3, 0)
-    # Only the helpdesk's: `responses` also catches what a thread an earlier test of this worker left
-    # running sends (an SMS to a hanging API), which is not this test's business.
+    delivered, failed = ivr.outbox.deliver_due()
+    # This test's calls, each delivered once. (`responses` also catches what a thread an earlier test
+    # of this worker left running sends, and a free port handed to this test's PostgreSQL may have
+    # served an earlier one whose journal still had facts: not this test's business.)
     sent = [r for r in responses.calls if r.request.url.startswith("https://helpdesk.example.fr/")]
-    assert sorted(r.request.headers["Idempotency-Key"] for r in sent) == sorted(f"{c.call_sid}:transfer" for c in during)
+    ours = sorted(key for key in (r.request.headers["Idempotency-Key"] for r in sent) if key.split(":")[0] in {c.call_sid for c in during})
+    assert ours == sorted(f"{c.call_sid}:transfer" for c in during), [r.request.headers["Idempotency-Key"] for r in sent]
+    assert failed == 0 and delivered >= 3
 
 
 def test_after_a_restart_of_postgresql_the_first_write_of_each_thread_is_not_lost(fault_app, postgres):
