@@ -61,4 +61,24 @@ def test_the_agent_page_is_framed_only_by_the_agent_desktop(make_app):
 
 def test_a_token_that_is_not_ours_is_a_404(make_app):
     app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW)
-    assert app.test_client().get("/agent/abc.def").status_code == 404
+    unknown = app.test_client().get("/agent/abc.def")
+    assert unknown.status_code == 404 and "Ce lien ne correspond à aucun appel." in unknown.get_data(as_text=True)
+
+
+def test_a_callback_request_is_marked_done_from_the_page_under_the_agents_name(make_app):
+    from test_every_path import HOURS, SUNDAY_NIGHT
+
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_API_TOKEN="api", IVR_PUBLIC_URL="http://localhost", IVR_ALWAYS_OPEN="",
+                   IVR_HOURS=HOURS, IVR_CLOCK=lambda: SUNDAY_NIGHT)
+    call = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN, caller="+33611223344")
+    call.call(["2", "0", "1", "1"])  # at night: 0, a callback to this number
+    request_left = app.extensions["ivr"].callbacks.of_call(call.call_sid)
+    path = urlsplit(request_left["context"]["agent_url"]).path
+    page = app.test_client().get(path).get_data(as_text=True)
+    assert "Demande de rappel" in page and 'href="tel:+33611223344"' in page and "Marquer traité" in page
+    assert app.test_client().post(path + "/traite", data={"agent": "Nadia"}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    done = app.test_client().post(path + "/traite", data={"agent": "Nadia"})
+    assert done.status_code == 303
+    (item,) = app.extensions["ivr"].callbacks.list(True)
+    assert (item["status"], item["done_by"]) == ("done", "Nadia")
+    assert "traitée par Nadia" in app.test_client().get(path).get_data(as_text=True)

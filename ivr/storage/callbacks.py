@@ -28,6 +28,11 @@ class Callbacks:
         sql = "SELECT * FROM callbacks" + ("" if include_done else " WHERE status = 'pending'") + " ORDER BY requested_at, id"
         return [{**row, "context": json.loads(row["context"]) if row["context"] else None} for row in self.db.query(sql)]
 
+    def of_call(self, call_sid: str) -> dict | None:
+        """The request a call left (one per call), done or not."""
+        row = self.db.one("SELECT * FROM callbacks WHERE call_sid = ?", (call_sid,))
+        return None if row is None else {**row, "context": json.loads(row["context"]) if row["context"] else None}
+
     def done(self, callback_id: int, who: str) -> bool:
         """Mark a request handled; False when there is no such pending request."""
         return bool(self.db.execute("UPDATE callbacks SET status = 'done', done_at = ?, done_by = ? WHERE id = ? AND status = 'pending'",

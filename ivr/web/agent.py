@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -63,15 +62,18 @@ def _document(token: str) -> tuple[str, dict, dict | None]:
     except Exception:  # the session store is down: the document stored with the call
         session = None
     record = ivr.records.get(call_sid)
+    callback = ivr.callbacks.of_call(call_sid) if session is None and not (record or {}).get("context") else None
     if session is not None:
         document = calls.context_now(ivr, session)
         started = session.started_at
     elif record is not None and record.get("context"):
         document, started = record["context"], record["started_at"]
+    elif callback is not None and callback.get("context"):  # a callback request or a message: its document
+        document, started = callback["context"], callback["requested_at"]
     else:
         abort(404)
     ended = (record or {}).get("ended_at") or started
-    if session is None and time.time() > ended + VALID_AFTER_CALL:
+    if session is None and ivr.clock() > ended + VALID_AFTER_CALL:
         abort(410)
     return call_sid, document, record
 
@@ -121,11 +123,24 @@ def _version(shown: dict) -> str:
     return hashlib.sha256(json.dumps(shown, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
 
 
+@bp.errorhandler(404)
+def unknown(_error):
+    return Response("<!doctype html><html lang=\"fr\"><title>Lien inconnu</title><h1>Lien inconnu</h1>"
+                    "<p>Ce lien ne correspond à aucun appel.</p></html>", status=404, mimetype="text/html")
+
+
+@bp.errorhandler(410)
+def expired(_error):
+    return Response("<!doctype html><html lang=\"fr\"><title>Lien expiré</title><h1>Lien expiré</h1>"
+                    "<p>La page d'un appel reste ouverte pendant l'appel et le jour qui suit. La fiche reste dans le helpdesk.</p></html>",
+                    status=410, mimetype="text/html")
+
+
 @bp.get("/<token>")
 def page(token: str):
     call_sid, document, record = _document(token)
     shown = view(document)
-    callback = next((item for item in services().callbacks.list(True) if item["call_sid"] == call_sid), None)
+    callback = services().callbacks.of_call(call_sid)
     return render_template("agent/page.html", token=token, shown=shown, version=_version(shown), every=FOLLOW_MILLISECONDS,
                            outcome=outcome_label(record.get("outcome")) if record else "en cours", callback=callback,
                            done=request.args.get("traite") == "1")
@@ -150,8 +165,7 @@ def mark_done(token: str):
     if not agent:
         return redirect(url_for("agent.page", token=token, erreur="nom"), code=303)
     ivr = services()
-    pending = [item for item in ivr.callbacks.list(False) if item["call_sid"] == call_sid]
-    for item in pending:
-        ivr.callbacks.done(item["id"], agent)
+    item = ivr.callbacks.of_call(call_sid)
+    if item is not None and ivr.callbacks.done(item["id"], agent):
         log.info("[%s] callback request %s marked done by %s", call_sid, item["id"], agent)
     return redirect(url_for("agent.page", token=token, traite="1"), code=303)
