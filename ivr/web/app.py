@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ..storage.sessions import DEFAULT_TTL
 from ..storage.spool import Replayer
 from . import (
+    console_calls,  # noqa: F401  (its pages join the console)
     console_evidence,  # noqa: F401  (its pages join the console)
     writes,
 )

@@ -20,7 +20,7 @@ from ..call.handoff import REASON_LABELS
 from ..call.hours import PARIS
 from ..storage.experiments import PUBLISHED
 from ..storage.records import SIMULATED_PREFIX
-from ..supervisor import analytics, diagram, journey, wording
+from ..supervisor import analytics, diagram, wording
 from ..supervisor import experiments as experiment_figures
 from ..supervisor.lint import check_change, spoken_seconds
 from . import calls
@@ -157,38 +157,6 @@ def calls_csv():
     body = analytics.calls_csv(services().db, *analytics.day_bounds(first, last))
     filename = f"appels-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(body.encode("utf-8"), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-# ---- one call, step by step ----------------------------------------------------------------------
-@bp.get("/appels")
-def calls_list():
-    """The calls of a period, found by outcome, identifier or the last digits of the number."""
-    first, last = _period()
-    outcome = request.args.get("issue", "")
-    identifier = request.args.get("identifiant", "").strip()
-    digits = request.args.get("numero", "").strip().replace(" ", "")
-    problems = []
-    if outcome and outcome not in analytics.OUTCOME_LABELS:
-        problems.append("Issue inconnue : choisissez-la dans la liste.")
-    if digits and not (digits.isascii() and digits.isdigit() and 2 <= len(digits) <= 4):
-        problems.append("Numéro : tapez les 2 à 4 derniers chiffres du numéro de l'appelant.")
-    rows = [] if problems else journey.search(services().db, *analytics.day_bounds(first, last), outcome, identifier, digits)
-    return render_template("console/calls.html", rows=rows, first=first, last=last, outcome=outcome, identifier=identifier,
-                           digits=digits, problems=problems, outcomes={k: v for k, v in analytics.OUTCOME_LABELS.items() if k},
-                           limit=journey.MAX_LISTED), 400 if problems else 200
-
-
-@bp.get("/appels/<call_sid>")
-def call_journey(call_sid: str):
-    """One call's journey: each step, what was said there, what the caller did, the time spent."""
-    ivr = services()
-    record = ivr.records.get(call_sid)
-    if record is None:
-        abort(404)
-    bundle = ivr.library.get(record["flow_version"]) if record.get("flow_version") else ivr.bundle()
-    lines = journey.moments(record, ivr.records.events(call_sid), bundle.flow, bundle.prompts)
-    return render_template("console/call.html", record=record, lines=lines, context=record.get("context") or {},
-                           outcome=analytics.outcome_label(record.get("outcome")), number=journey.masked(record.get("caller")))
 
 
 # ---- prompts ------------------------------------------------------------------------------------
