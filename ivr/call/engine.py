@@ -96,9 +96,9 @@ def fail(flow: Flow, session: Session, at: float, conditions: Conditions = OPEN)
 
 def _served(flow: Flow, session: Session, actions: tuple[Action, ...], at: float, conditions: Conditions) -> tuple[Session, tuple[Action, ...]]:
     """A transfer while no agent can answer becomes the flow's after-hours part (callback, message);
-    failing there ends the call (it would start the same menu again, forever). While the service is
-    the flow's variants are said instead of their usual sentences where their conditions hold (while
-    closed, at night, without SMS…)."""
+    failing there ends the call (it would start the same menu again, forever). The flow's variants
+    are said instead of their usual sentences where their conditions hold (closed, no SMS, a
+    landline…)."""
     ask = actions[-1] if actions else None
     if (flow.while_queued and conditions.queue and conditions.service_open and conditions.agents and isinstance(ask, Ask)
             and ask.node == flow.while_queued[0] and session.queue_next is None and not session.ended):
@@ -151,13 +151,6 @@ def _as_heard_now(flow: Flow, session: Session, actions: tuple[Action, ...], con
     if tuple(said) != session.said:
         session = session.evolve(said=tuple(said))
     return session, tuple(heard)
-
-
-def heard(flow: Flow, session: Session, says: tuple[Say, ...], conditions: Conditions) -> tuple[Session, tuple[Say, ...]]:
-    """`says` as this caller hears them now (the flow's variants), for sentences the shell says itself
-    (the hold message in the queue)."""
-    session, (spoken,) = _as_heard_now(flow, session, (Hangup(says),), conditions)
-    return session, spoken.says
 
 
 def _variant(flow: Flow, session: Session, say: Say, conditions: Conditions, said) -> Say | None:
