@@ -82,3 +82,18 @@ def test_a_callback_request_is_marked_done_from_the_page_under_the_agents_name(m
     (item,) = app.extensions["ivr"].callbacks.list(True)
     assert (item["status"], item["done_by"]) == ("done", "Nadia")
     assert "traitée par Nadia" in app.test_client().get(path).get_data(as_text=True)
+    again = app.test_client().post(path + "/traite", data={"agent": "Paul"}, follow_redirects=True).get_data(as_text=True)
+    assert "Rien à marquer : la demande était déjà traitée." in again and "traitée par Nadia" in again
+
+
+def test_the_page_state_says_when_only_a_reload_would_show_a_change(make_app):
+    """What the page redraws in place (answers, card, summary…) and the rest (the identifier, the
+    message) are versioned apart: an answer in the queue changes the first only."""
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_API_TOKEN="api", IVR_PUBLIC_URL="http://localhost")
+    call, path = queued_call(app)
+    before = app.test_client().get(path + "/etat").get_json()
+    wait = call.post("http://localhost/voice/wait", call.params(QueuePosition="1"))[1]
+    action = re.search(r'<Gather action="([^"]+)"', wait).group(1).replace("&amp;", "&")
+    call.post(action if action.startswith("http") else "http://localhost" + action, call.params(Digits="12345678901#"))  # a card
+    after = app.test_client().get(path + "/etat").get_json()
+    assert after["version"] != before["version"] and after["fixed"] == before["fixed"]

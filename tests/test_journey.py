@@ -24,6 +24,7 @@ def test_a_calls_journey_shows_its_steps_in_order_and_the_search_finds_it(make_a
     assert call.call_sid not in client.get("/console/appels?issue=solved").get_data(as_text=True)
     page = client.get(f"/console/appels/{call.call_sid}").get_data(as_text=True)
     assert "transféré à un conseiller" in page
+    assert "+33611224471" not in page and "06 11 22 44 71" not in page and "•• •• •• 44 71" in page  # every supervisor sees it
     rows = re.findall(r"<tr><td class=\"num\">([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>\s*<td>([^<]*)</td>", page)
     events = [(node.split(" (")[0], what, detail) for _, node, what, detail in rows]
     assert events[:8] == [

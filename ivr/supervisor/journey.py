@@ -55,8 +55,8 @@ def moments(record: dict, events: list[dict], flow: Flow | None, prompts: Prompt
             if item is not None and prompts is not None and item.prompt in prompts.entries:
                 heard = prompts.entries[item.prompt].text
             following = next((e for e in entries[index + 1:] if e["event"] == "enter"), None)
-            until = following["at"] if following else (record.get("ended_at") or event["at"])
-            spent = _duration(until - event["at"])
+            until = following["at"] if following else record.get("ended_at")
+            spent = _duration(until - event["at"]) if until is not None else "en cours"
         found.append(Moment(_offset(event["at"] - start), event.get("step"), node, _EVENTS.get(name, name), _detail(name, detail), heard,
                             spent))
     if record.get("transfer_result"):

@@ -119,8 +119,12 @@ def _moment(iso: str | None) -> str:
         return iso or ""
 
 
-def _version(shown: dict) -> str:
-    return hashlib.sha256(json.dumps(shown, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+_LIVE = ("answers", "step", "ecps_test", "not_asked", "card", "summary")  # what the page redraws in place; anything else changed: it reloads
+
+
+def _version(shown: dict, live: bool = True) -> str:
+    part = {key: value for key, value in shown.items() if (key in _LIVE) == live}
+    return hashlib.sha256(json.dumps(part, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
 
 
 @bp.errorhandler(404)
@@ -141,9 +145,10 @@ def page(token: str):
     call_sid, document, record = _document(token)
     shown = view(document)
     callback = services().callbacks.of_call(call_sid)
-    return render_template("agent/page.html", token=token, shown=shown, version=_version(shown), every=FOLLOW_MILLISECONDS,
-                           outcome=outcome_label(record.get("outcome")) if record else "en cours", callback=callback,
-                           done=request.args.get("traite") == "1")
+    return render_template("agent/page.html", token=token, shown=shown, version=_version(shown), fixed=_version(shown, live=False),
+                           every=FOLLOW_MILLISECONDS, outcome=outcome_label(record.get("outcome")) if record else "en cours",
+                           callback=callback, callback_number=spoken_phone(callback["number"]) if callback and callback["number"] else "",
+                           done=request.args.get("traite"), missing_name=request.args.get("erreur") == "nom")
 
 
 @bp.get("/<token>/etat")
@@ -151,21 +156,23 @@ def state(token: str):
     """The answers as they are now (the page replaces its list when the version changes)."""
     _, document, _ = _document(token)
     shown = view(document)
-    return jsonify(version=_version(shown), answers=shown["answers"], step=shown["step"], ecps_test=shown["ecps_test"],
-                   not_asked=shown["not_asked"])
+    return jsonify(version=_version(shown), fixed=_version(shown, live=False), answers=shown["answers"], step=shown["step"],
+                   ecps_test=shown["ecps_test"], not_asked=shown["not_asked"], card=shown["card"], summary=shown["summary"])
 
 
 @bp.post("/<token>/traite")
 def mark_done(token: str):
     """« Marquer traité » for the call's callback request or message, under the agent's name."""
     call_sid, _, _ = _document(token)
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (origin and origin != request.host_url.rstrip("/")):
         abort(403)
     agent = " ".join(request.form.get("agent", "").split())[:80]
     if not agent:
         return redirect(url_for("agent.page", token=token, erreur="nom"), code=303)
     ivr = services()
     item = ivr.callbacks.of_call(call_sid)
-    if item is not None and ivr.callbacks.done(item["id"], agent):
+    marked = item is not None and ivr.callbacks.done(item["id"], agent)
+    if marked:
         log.info("[%s] callback request %s marked done by %s", call_sid, item["id"], agent)
-    return redirect(url_for("agent.page", token=token, traite="1"), code=303)
+    return redirect(url_for("agent.page", token=token, traite="1" if marked else "0"), code=303)

@@ -3,7 +3,8 @@
 (function () {
   "use strict";
   var body = document.body;
-  var url = body.dataset.stateUrl, version = body.dataset.version, every = parseInt(body.dataset.every, 10) || 2000;
+  var url = body.dataset.stateUrl, version = body.dataset.version, fixed = body.dataset.fixed;
+  var every = parseInt(body.dataset.every, 10) || 2000;
   function cell(text) { var td = document.createElement("td"); td.textContent = text; return td; }
   function redraw(state) {
     var tbody = document.querySelector("#answers tbody");
@@ -16,6 +17,8 @@
     tbody.replaceChildren.apply(tbody, rows);
     document.getElementById("step").textContent = state.step ? "l'étape " + state.step : "l'accueil";
     document.getElementById("ecps-test").textContent = state.ecps_test;
+    document.getElementById("card").textContent = state.card || "non donnée";
+    document.getElementById("summary").textContent = state.summary;
     document.getElementById("not-asked").textContent = state.not_asked.length ? "Pas encore demandé : " + state.not_asked.join(", ") + "." : "";
   }
   function poll() {
@@ -23,6 +26,7 @@
       if (!response.ok) { throw new Error(response.status); }
       return response.json();
     }).then(function (state) {
+      if (state.fixed !== fixed) { window.location.reload(); return; }  // the identifier, the card, the message…: the whole page
       if (state.version !== version) { version = state.version; redraw(state); }
     }).catch(function () {}).finally(function () { setTimeout(poll, every); });
   }
