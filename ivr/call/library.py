@@ -257,19 +257,18 @@ class FlowLibrary:
                             self.prompts_path, now.line, key)
 
     def _warn_shadowed_since_changed(self, bundle: Bundle) -> None:
-        """At start: a sentence of the file that differs from what it was when the console changed it
-        was edited since, and callers do not hear that edit."""
+        """At start: a sentence of the file edited since the console changed it (the rule of
+        `prompts.edited_in_file`, as the supervisors' tools say it): callers do not hear that edit."""
         if self.overrides is None or bundle.sources is None or not bundle.sources.overrides:
             return
         try:
-            file_only, _ = prompts_module.parse(self.prompts_dir, self.language, text=bundle.sources.prompts)
-            for key in sorted(json.loads(bundle.sources.overrides)):
-                first = self.overrides.history(key)[-1:]  # the file's wording when the console first changed it
-                entry = file_only.entries.get(key) if file_only else None
-                if first and entry is not None and first[0]["before"] is not None and first[0]["before"] != entry.text:
+            file_only = self.file_prompts()
+            for row in self.overrides.rows():
+                entry = file_only.entries.get(row["key"]) if file_only else None
+                if entry is not None and prompts_module.edited_in_file(row.get("file_text"), entry.text, row["text"]):
                     log.warning("%s:%d: « %s » was edited in the file after the console changed it: callers hear the console's "
-                                "wording (roll it back in the console, or « ivr prompts export --write --clear »)",
-                                self.prompts_path, entry.line, key)
+                                "wording (« ivr prompts reset %s », or « Reprendre le texte du fichier » in the console)",
+                                self.prompts_path, entry.line, row["key"], row["key"])
         except Exception:  # a warning is not worth a failed start
             log.exception("console changes could not be compared with the file")
 

@@ -67,6 +67,13 @@ class Prompts:
         return Prompts(self.language, self.source, MappingProxyType(entries), self.sounds)
 
 
+def edited_in_file(replaced: str | None, now: str | None, console: str) -> bool:
+    """Whether the file's wording of a sentence the console changed was edited since (`replaced`:
+    the file's wording the console's change replaced; `now`: the file's wording today): callers do
+    not hear that edit. One rule for the server's warning and the supervisors' tools."""
+    return now is not None and replaced is not None and now != replaced and now != console
+
+
 def fill(text: str, params: Mapping[str, str] | None) -> str:
     """`text` with its {placeholders} filled from `params` (an unknown one is left as written) and
     the nouns after numbers agreeing with them."""

@@ -29,8 +29,14 @@ class PromptOverrides:
         return {row["key"]: row["text"] for row in self.db.query("SELECT key, text FROM prompt_overrides ORDER BY key")}
 
     def rows(self) -> list[dict]:
-        """Each change with who, when, and the file's wording it replaced (`file_text`)."""
-        return self.db.query("SELECT key, text, updated_at, updated_by, file_text FROM prompt_overrides ORDER BY key")
+        """Each change with who, when, and the file's wording it replaced (`file_text`; for a change
+        made before that was kept, the wording before the sentence's first change in the history)."""
+        rows = self.db.query("SELECT key, text, updated_at, updated_by, file_text FROM prompt_overrides ORDER BY key")
+        for row in rows:
+            if row["file_text"] is None:
+                first = self.db.one("SELECT before FROM prompt_history WHERE key = ? ORDER BY id LIMIT 1", (row["key"],))
+                row["file_text"] = first["before"] if first else None
+        return rows
 
     def set(self, key: str, text: str, who: str, before: str | None, action: str = "edit", file_text: str | None = None) -> int:
         """Change one sentence (recorded in the history); returns the history entry's id. `file_text`:

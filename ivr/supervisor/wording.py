@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..call.prompts import Prompts
+from ..call.prompts import Prompts, edited_in_file
 from ..call.yamlfile import Problem
 from ..storage.overrides import PromptOverrides
 
@@ -59,7 +59,7 @@ def origins(file: Prompts | None, rows: list[Mapping]) -> dict[str, Origin]:
     for row in rows:
         entry = file.entries.get(row["key"]) if file is not None else None
         now = entry.text if entry else None
-        edited = now is not None and row.get("file_text") is not None and now != row["file_text"] and now != row["text"]
+        edited = edited_in_file(row.get("file_text"), now, row["text"])
         found[row["key"]] = Origin(row["key"], CONSOLE, row["text"], now, row.get("updated_by"), row.get("updated_at"),
                                    file_edited=edited, same_as_file=now == row["text"])
     return found
