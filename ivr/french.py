@@ -50,3 +50,9 @@ def moment(timestamp: float) -> str:
 def day(value: date) -> str:
     """« 06/12/2026 »."""
     return value.strftime("%d/%m/%Y")
+
+
+def spoken_address(address: str) -> str:
+    """A web address as it is read aloud: « aide point exemple point fr, barre oblique o »."""
+    words = {".": " point ", "/": ", barre oblique ", "-": " tiret ", ":": " deux points "}
+    return "".join(words.get(char, char) for char in address.removeprefix("https://").removeprefix("http://")).strip()

@@ -41,7 +41,7 @@ def test_the_agent_page_shows_who_where_and_each_answer_with_where_it_came_from_
     call.post(action if action.startswith("http") else "http://localhost" + action, call.params(Digits="1"))  # reproducible
     after = app.test_client().get(path + "/etat").get_json()
     assert after["version"] != before["version"]
-    assert {"label": "reproductible", "value": "oui", "origin": "en file d'attente", "kind": "queue"} in after["answers"]
+    assert {"label": "reproductible", "value": "oui", "origin": "en file d'attente", "kind": "queue", "beside": ""} in after["answers"]
 
 
 def test_the_agent_page_is_framed_only_by_the_agent_desktop(make_app):

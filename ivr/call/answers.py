@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from . import identifiers
+from . import devices, identifiers
 from .flow import AGENT_KEY, RATINGS, REPEAT_KEY, SKIP_KEY, Flow, Node
 from .session import Action, Ask, Event, GuideRequested, Hangup, Keys, Listen, NoInput, Recorded, Say, Session, Spoken, Transfer
 
@@ -128,10 +128,15 @@ def enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, .
         node = flow.nodes.get(name)
         if node is None:
             return technical_failure(session, at)
-        if node.field in session.inferred and node.type in ("menu", "digits"):
-            # Already known from another answer: not asked; the flow goes on as if it had been.
+        device_value = from_device(node, session)
+        if device_value is not None:
+            # Sent by the caller's phone or computer: not asked (« relevé sur l'appareil »).
+            session = session.evolve(answers={**session.answers, node.field: device_value}, from_device=(*session.from_device, node.field))
+        if (node.field in session.inferred or device_value is not None) and node.type in ("menu", "digits"):
+            # Already known from another answer or from a device: not asked; the flow goes on as if it had been.
             value = session.answers.get(node.field)
-            session = log(session.evolve(node=name, step=node.step or session.step), at, "skip", field=node.field, inferred=True)
+            session = log(session.evolve(node=name, step=node.step or session.step), at, "skip", field=node.field,
+                          **({"device": True} if device_value is not None else {"inferred": True}))
             name = next((choice.goto for choice in node.choices.values() if choice.answer == value), None) or node.next or \
                 next(iter(node.choices.values())).goto
             continue
@@ -167,6 +172,21 @@ def enter(flow: Flow, session: Session, name: str, at: float, lead: tuple[Say, .
             return transfer(session, node.reason, at, (*says, Say(node.prompt)))
         return session, (ask(flow, node, session, full=True, lead=tuple(says)),)
     return technical_failure(session, at)
+
+
+def from_device(node: Node, session: Session) -> str | None:
+    """The answer the caller's devices give to this question, if it has none yet and that answer is
+    one the question takes (a choice's answer, one of its options, a version its check accepts)."""
+    if not session.devices or not node.field or node.field in session.answers or node.type not in ("menu", "digits"):
+        return None
+    value = devices.answers(session.devices).get(node.field)
+    if value is None:
+        return None
+    if node.type == "menu":
+        return value if any(choice.answer == value for choice in node.choices.values()) else None
+    if node.options:
+        return value if value in node.options.values() else None
+    return value if not node.check or identifiers.check(node.check, value).ok else None
 
 
 def ask(flow: Flow, node: Node, session: Session, full: bool, lead: tuple[Say, ...] = ()) -> Ask | Listen:

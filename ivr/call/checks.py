@@ -39,6 +39,8 @@ FILLED = {
     "attente.estimation": {"minutes"},
     "incident.annonce": {"annonce"},
     "horaires.ferme": {"quand"},
+    "attente.code_ordinateur": {"adresse", "code"},
+    "page.ordinateur_trop": {"minutes"},
 }
 # All of them but {compte} in « Il faut {attendu} chiffres, vous en avez tapé {compte} ».
 REQUIRED = {**FILLED, "saisie.longueur": {"attendu"}}

@@ -10,6 +10,7 @@ from .answers import CALLER_FIELD, REASON_PROMPTS, spoken_key  # noqa: F401  (pa
 from .answers import answer as _step
 from .answers import ask as _ask
 from .answers import enter as _enter
+from .answers import from_device as _from_device
 from .answers import log as _log
 from .answers import technical_failure as _fail
 from .answers import transfer as _transfer
@@ -230,6 +231,10 @@ def queued_question(flow: Flow, session: Session, at: float) -> tuple[Session, A
     if session.queue_asked:
         return queued_answer(flow, session, NoInput(session.queue_next, session.queue_phase, at))
     node = flow.nodes[session.queue_next]
+    if session.queue_phase == "ask" and _from_device(node, session) is not None:
+        # A device sent this answer since the question was chosen: not asked, on to the next one.
+        probe = session.evolve(node=node.name, phase="ask", outcome=None)
+        return _queued_next(flow, session, *_enter(flow, probe, node.name, at))
     ask = _ask(flow, node, session.evolve(node=node.name, phase=session.queue_phase), full=True)
     return session.evolve(queue_asked=True), ask if isinstance(ask, Ask) else None
 
@@ -243,10 +248,16 @@ def queued_answer(flow: Flow, session: Session, event: Event) -> tuple[Session, 
     """An answer given while waiting in the queue: kept at once; the next question (or None)."""
     if not answers_queued_question(session, event):
         return session, None  # a stray or repeated answer: the wait goes on
-    kept = (session.node, session.outcome, session.outcome_step, session.transfer_reason)
     probe = session.evolve(node=event.node, phase=event.phase, outcome=None)
-    after, actions = _step(flow, probe, event)
-    node, outcome, outcome_step, reason = kept
+    after, ask = _queued_next(flow, session, *_step(flow, probe, event))
+    return _log(after, event.at, "queued_answer", field=flow.nodes[event.node].field), ask
+
+
+def _queued_next(flow: Flow, session: Session, after: Session, actions: tuple[Action, ...]) -> tuple[Session, Ask | None]:
+    """The call after a queued question was answered or passed (`after`, `actions` as the line
+    would have gone on): where it stood kept (it is with the queue, not at that question), and the
+    next question of the queued part, or None when they are over."""
+    node, outcome, outcome_step, reason = session.node, session.outcome, session.outcome_step, session.transfer_reason
     ask = actions[-1] if actions else None
     stop = flow.while_queued[1] if flow.while_queued else None
     if isinstance(ask, Ask) and ask.node != stop and flow.nodes[ask.node].type in ("menu", "digits"):
@@ -255,7 +266,7 @@ def queued_answer(flow: Flow, session: Session, event: Event) -> tuple[Session, 
         following, phase, ask = None, "ask", None
     after = after.evolve(node=node, outcome=outcome, outcome_step=outcome_step, transfer_reason=reason, queue_next=following,
                          queue_phase=phase, queue_asked=ask is not None)
-    return _log(after, event.at, "queued_answer", field=flow.nodes[event.node].field), ask
+    return after, ask
 
 
 def fell_back(session: Session) -> bool:

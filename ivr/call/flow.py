@@ -68,6 +68,7 @@ SYSTEM_PROMPTS = (
     "fin.au_revoir",
     "etape6.transfert_file",
     "attente.questions_finies",
+    "attente.code_ordinateur",
     "guide_visuel.note",
     "guide_visuel.deja",
     "sms.lien_general",
@@ -75,7 +76,9 @@ SYSTEM_PROMPTS = (
         "titre", "a_faire", "fait", "resolu", "echec", "conseiller", "clavier_aussi", "clavier", "choix_en_cours", "avec_conseiller_titre",
         "avec_conseiller", "fin_titre", "fin", "tout_le_guide", "indisponible_titre", "indisponible", "note_ok", "note_bientot",
         "note_attente", "note_deja", "note_conseiller", "note_fini", "note_indisponible", "lien_titre", "lien_inconnu", "lien_expire",
-        "autre_site", "trop_long")),  # the visual guide's page (web/guide.py)
+        "autre_site", "trop_long", "appareil_bouton", "appareil_titre", "appareil_explication", "appareil_envoyer", "appareil_annuler",
+        "note_appareil", "ordinateur_titre", "ordinateur_code", "ordinateur_valider", "ordinateur_code_faux", "ordinateur_trop",
+        "ordinateur_merci", "ordinateur_fini")),  # the visual guide's page (web/guide.py)
 )
 
 @dataclass(frozen=True)
@@ -213,6 +216,9 @@ class Flow:
     # Facts a caller is told once (« fermeture », « conseiller »…) and the sentences that state each:
     # once one is said, « dit:fait » holds for the rest of the call.
     facts: Mapping[str, frozenset[str]] = dataclass_field(default_factory=lambda: MappingProxyType({}))
+    # The queued question before which the caller hears the computer page's address and code
+    # (« attente.code_ordinateur »): the computer then answers its questions (issue 36).
+    computer_code: str | None = None
 
 
 class FlowError(Exception):

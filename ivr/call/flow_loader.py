@@ -132,13 +132,13 @@ class Checker(SectionChecks):
                        "« satisfaction » nomme l'étape « rating » posée après un conseiller, ou vaut false (pas de notes)")
             satisfaction = None
         inferences = self.inferences(data, nodes) if "inferences" in data else ()
-        while_queued = self.while_queued(data, nodes) if "while_queued" in data else None
+        while_queued, computer_code = self.while_queued(data, nodes) if "while_queued" in data else (None, None)
         visual_guide = self.visual_guide(data) if "visual_guide" in data else None
         if not nodes or start not in nodes:
             return None
         return Flow(str(start), MappingProxyType(nodes), settings, version, self.name, str(after_hours) if after_hours else None,
                     satisfaction, ratings_off, inferences, while_queued, MappingProxyType(closed_prompts), visual_guide,
-                    MappingProxyType(variants), MappingProxyType(facts))
+                    MappingProxyType(variants), MappingProxyType(facts), computer_code)
 
     def settings(self, raw: object, line: int) -> Settings:
         if raw is None:

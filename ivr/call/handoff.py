@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from . import devices
+from .answers import from_device
 from .flow import Flow
 from .hours import PARIS
 from .identifiers import spoken_phone
@@ -159,7 +162,13 @@ def context(session: Session, flow: Flow, now: float, links: Links | None = None
         "questionnaire": questionnaire,
         "answers": answers,
         "path": path,
-        "public_ip": {"collected": False, "note": PUBLIC_IP_NOTE},
+        "public_ip": public_ip(session.devices),
+        # What the caller's phone or computer sent of itself (issue 36), the answers it gave (their
+        # questions were not asked) and, beside an answer given by voice, what the device says.
+        "devices": {kind: {**facts, "at": iso(facts.get("at"))} for kind, facts in session.devices.items()},
+        "from_device": list(session.from_device),
+        "device_answers": {field: value for field, value in devices.answers(session.devices).items()
+                           if field in answers and field not in session.from_device},
         "sms": [{"guide": e.get("guide"), "status": e.get("status"), "at": iso(e.get("at"))}
                 for e in session.history if e.get("event") == "sms"],
         "flow_version": session.flow_version,
@@ -180,6 +189,16 @@ def context(session: Session, flow: Flow, now: float, links: Links | None = None
     return document
 
 
+def public_ip(found: Mapping[str, Mapping]) -> dict:
+    """The caller's public IP as our server saw it from their devices (the computer's first: that is
+    where the login fails, most often), or the note that it is to be asked."""
+    seen = {kind: facts["ip"] for kind, facts in found.items() if facts.get("ip")}
+    kind = next((kind for kind in (devices.COMPUTER, devices.PHONE) if kind in seen), None)
+    if kind is None:
+        return {"collected": False, "note": PUBLIC_IP_NOTE}
+    return {"collected": True, "value": seen[kind], "device": kind, "by_device": seen}
+
+
 def _not_asked(session: Session, flow: Flow) -> list[str]:
     """The questions of the queued part neither answered nor passed yet (the agent asks them)."""
     if session.queue_next is None or flow.while_queued is None:
@@ -192,7 +211,8 @@ def _not_asked(session: Session, flow: Flow) -> list[str]:
         if name in seen or name == stop or node is None:
             continue
         seen.add(name)
-        if node.field and node.field not in session.answers and node.field not in passed and node.field not in fields:
+        if node.field and node.field not in session.answers and node.field not in passed and node.field not in fields \
+                and from_device(node, session) is None:
             fields.append(node.field)
         todo.extend(node.exits)
     return fields
@@ -215,7 +235,10 @@ def summary(document: dict, started_at: float) -> str:
             label = answers["type_identifiant"]
         if answers.get(_VERSIONS.get(field, "")):
             value = f"{value} {answers[_VERSIONS[field]]}"
-        facts.append(f"{label} : {value}" + (" (déduit)" if field in (document.get("inferred") or ()) else ""))
+        beside = (document.get("device_answers") or {}).get(field)
+        facts.append(f"{label} : {value}" + (" (déduit)" if field in (document.get("inferred") or ()) else
+                                             " (relevé sur l'appareil)" if field in (document.get("from_device") or ()) else
+                                             f" (l'appareil indique : {beside})" if beside and beside != answers.get(field) else ""))
     if answers.get("type_identifiant") and not answers.get("identifiant"):
         facts.append(f"identifiant : {answers['type_identifiant']}")
     sentences.extend(_capitalise(fact) + "." for fact in facts)
@@ -229,7 +252,12 @@ def summary(document: dict, started_at: float) -> str:
         sentences.append(f"Sur la page du guide visuel : {', '.join(pressed)}.")
     if document.get("incident"):
         sentences.append("L'appelant a entendu l'annonce d'incident en cours.")
-    sentences.append("IP publique à demander.")
+    ip = document.get("public_ip") or {}
+    if ip.get("collected"):
+        where = "l'ordinateur" if ip.get("device") == devices.COMPUTER else "le téléphone"
+        sentences.append(f"IP publique : {ip['value']} (relevée sur {where}).")
+    else:
+        sentences.append("IP publique à demander.")
     return " ".join(sentences)
 
 

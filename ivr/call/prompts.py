@@ -16,7 +16,7 @@ from .yamlfile import Problem
 SAY_MAX_CHARS = 4096
 # The only values the server fills into a sentence.
 PLACEHOLDERS = frozenset({"touche", "chiffres", "attendu", "compte", "position", "quand", "numero", "minutes", "mot", "jours", "choix",
-                          "annonce", "lien"})
+                          "annonce", "lien", "adresse", "code"})
 # Those that are numbers: a noun after one agrees with it, written {minutes:minute} (« 1 minute »,
 # « 5 minutes ») or {n:singulier/pluriel} when the plural is not the singular with an s.
 NUMBERS = frozenset({"compte", "attendu", "position", "minutes", "jours"})

@@ -181,6 +181,8 @@ class Session:
     variants: Mapping[str, str] = field(default_factory=dict)  # sentence → the wording it hears instead (its "B" arms)
     rating: int | None = None  # 1 to 5, what the caller thought of the call
     inferred: tuple[str, ...] = ()  # fields answered by the flow's inferences, not by the caller
+    devices: Mapping[str, Mapping] = field(default_factory=dict)  # what the caller's phone or computer sent of itself (devices.py)
+    from_device: tuple[str, ...] = ()  # fields answered by what a device sent, not asked (« relevé sur l'appareil »)
     said: tuple[str, ...] = ()  # the flow's facts already told to this caller (« fermeture »…): each is said once
     queue_next: str | None = None  # the question to ask next while the caller waits in the queue
     queue_phase: str = "ask"
@@ -211,10 +213,11 @@ class Session:
         unknown or missing field raises the dataclass's TypeError)."""
         values = dict(data)
         values["answers"] = dict(values.get("answers") or {})
-        for name in ("arms", "variants"):
+        for name in ("arms", "variants", "devices"):
             values[name] = dict(values.get(name) or {})
         values["inferred"] = tuple(values.get("inferred") or ())
         values["said"] = tuple(values.get("said") or ())
+        values["from_device"] = tuple(values.get("from_device") or ())
         values["history"] = tuple(values.get("history") or ())
         return cls(**values, revision=revision)
 

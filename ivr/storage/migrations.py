@@ -228,4 +228,24 @@ MIGRATIONS: tuple[str, ...] = (
         at {real} NOT NULL
     );
     """,
+    # Step 6 from the caller's own devices (issue 36): what a phone or a computer sent of itself
+    # (system, browser, versions, public IP), kept like the answers and purged with them; the short
+    # codes that tie a computer's page to its call, valid a few minutes.
+    """
+    CREATE TABLE device_facts (
+        call_sid TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        at {real} NOT NULL,
+        PRIMARY KEY (call_sid, kind)
+    );
+    CREATE INDEX device_facts_at ON device_facts (at);
+    CREATE TABLE device_codes (
+        code TEXT PRIMARY KEY,
+        call_sid TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL
+    );
+    CREATE INDEX device_codes_call ON device_codes (call_sid);
+    """,
 )

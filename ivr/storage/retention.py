@@ -27,13 +27,16 @@ _PURGES = (
     ("login_failures", "DELETE FROM login_failures WHERE at < ?"),
     ("set_aside", "DELETE FROM set_aside WHERE at < ?"),
     ("login_attempts", "DELETE FROM login_attempts WHERE since < ?"),
+    ("device_facts", "DELETE FROM device_facts WHERE at < ?"),
+    ("device_codes", "DELETE FROM device_codes WHERE expires_at < ?"),
 )
 
 
 # What each table holds, as the person who purges reads it.
 LABELS = {"events": "événements d'appel", "calls": "appels", "outbox": "fiches remises au helpdesk", "callbacks": "demandes de rappel",
           "sms": "SMS", "console_logins": "connexions à la console", "login_failures": "échecs de connexion",
-          "set_aside": "écritures mises de côté", "login_attempts": "compteurs d'essais de connexion"}
+          "set_aside": "écritures mises de côté", "login_attempts": "compteurs d'essais de connexion",
+          "device_facts": "informations envoyées par les appareils", "device_codes": "codes de la page ordinateur"}
 
 
 def purge(db: Database, before: float, forget_recording: Callable[[str], bool] | None = None) -> dict[str, int]:

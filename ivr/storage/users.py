@@ -90,13 +90,7 @@ class Users:
         count is taken in one statement); seconds before this one may be tried (0: now)."""
         wait = 0.0
         for kind, what in _login_keys(username, address):
-            row = self.db.one(
-                "INSERT INTO login_attempts (what, since, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (what) DO UPDATE SET "
-                "count = CASE WHEN login_attempts.since <= ? THEN 1 ELSE login_attempts.count + 1 END, "
-                "since = CASE WHEN login_attempts.since <= ? THEN excluded.since ELSE login_attempts.since END "
-                "RETURNING count, since",
-                (what, now, now - FAILURES_WINDOW, now - FAILURES_WINDOW))
+            row = count_try(self.db, what, now, FAILURES_WINDOW)
             if row["count"] > FAILURES_ALLOWED[kind]:
                 wait = max(wait, row["since"] + FAILURES_WINDOW - now)
             if kind == "user" and row["count"] == FAILURES_ALLOWED[kind] + 1:
@@ -112,6 +106,19 @@ class Users:
     def unlock(self, username: str) -> bool:
         """Open an account locked by too many passwords tried (its addresses stay counted)."""
         return bool(self.db.execute("DELETE FROM login_attempts WHERE what = ?", (f"user:{username.lower()}",)))
+
+
+def count_try(db: Database, what: str, now: float, window: float) -> dict:
+    """Count one try of `what` (an account, an address…) in one statement, so that a burst cannot
+    get past a limit: {count, since}, the tries since the window `since` started (a window older than
+    `window` seconds starts again at this try)."""
+    return db.one(
+        "INSERT INTO login_attempts (what, since, count) VALUES (?, ?, 1) "
+        "ON CONFLICT (what) DO UPDATE SET "
+        "count = CASE WHEN login_attempts.since <= ? THEN 1 ELSE login_attempts.count + 1 END, "
+        "since = CASE WHEN login_attempts.since <= ? THEN excluded.since ELSE login_attempts.since END "
+        "RETURNING count, since",
+        (what, now, now - window, now - window))
 
 
 def _login_keys(username: str, address: str) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .. import french
+from ..call.devices import COMPUTER, KIND_LABELS, described
 from ..call.handoff import FIELD_LABELS
 from ..call.identifiers import spoken_phone
 from ..supervisor.analytics import outcome_label
@@ -28,7 +29,8 @@ bp = Blueprint("agent", __name__, url_prefix="/agent", template_folder="template
 _SALT = "page-conseiller"
 VALID_AFTER_CALL = 24 * 3600  # the call plus a day
 FOLLOW_MILLISECONDS = 2000  # how often the page asks for new answers
-ORIGINS = {"voice": "au téléphone", "queue": "en file d'attente", "page": "sur le guide visuel", "inferred": "déduit"}
+ORIGINS = {"voice": "au téléphone", "queue": "en file d'attente", "page": "sur le guide visuel", "inferred": "déduit",
+           "device": "relevé sur l'appareil"}
 
 
 def agent_token(call_sid: str) -> str:
@@ -84,12 +86,17 @@ def view(document: dict) -> dict:
     inferred = set(document.get("inferred") or ())
     queued = set(document.get("asked_in_queue") or ())
     from_page = {entry.get("field") for entry in document.get("path") or () if entry.get("from_page")}
+    from_device = set(document.get("from_device") or ())
+    beside = document.get("device_answers") or {}
     rows = []
     for field, value in answers.items():
         if field in ("type_identifiant", "identifiant", "matricule", "message_vocal", "sans_message"):
             continue
-        origin = "inferred" if field in inferred else "queue" if field in queued else "page" if field in from_page else "voice"
-        rows.append({"label": FIELD_LABELS.get(field, field.replace("_", " ")), "value": value, "origin": ORIGINS[origin], "kind": origin})
+        origin = "inferred" if field in inferred else "device" if field in from_device else "queue" if field in queued else \
+            "page" if field in from_page else "voice"
+        rows.append({"label": FIELD_LABELS.get(field, field.replace("_", " ")), "value": value, "origin": ORIGINS[origin], "kind": origin,
+                     # What a device sent after an answer by voice: shown beside it, never over it.
+                     "beside": beside[field] if field in beside and beside[field] != value else ""})
     identifier = document.get("identifier") or {}
     caller = document.get("caller") or ""
     return {
@@ -106,6 +113,9 @@ def view(document: dict) -> dict:
         "not_asked": [FIELD_LABELS.get(field, field.replace("_", " ")) for field in document.get("not_asked") or []
                       if field not in answers],
         "summary": document.get("summary_fr") or "",
+        "devices": [(KIND_LABELS.get(kind, kind), described(facts), _moment(facts.get("at")))
+                    for kind, facts in sorted((document.get("devices") or {}).items())],
+        "computer_sent": COMPUTER in (document.get("devices") or {}),
     }
 
 
@@ -144,11 +154,37 @@ def expired(_error):
 def page(token: str):
     call_sid, document, record = _document(token)
     shown = view(document)
-    callback = services().callbacks.of_call(call_sid)
+    ivr = services()
+    callback = ivr.callbacks.of_call(call_sid)
+    code = _code(ivr, call_sid, shown, record)
     return render_template("agent/page.html", token=token, shown=shown, version=_version(shown), fixed=_version(shown, live=False),
+                           code=code, address=ivr.computer_address, code_refused=request.args.get("code") == "fini",
                            every=FOLLOW_MILLISECONDS, outcome=outcome_label(record.get("outcome")) if record else "en cours",
                            callback=callback, callback_number=spoken_phone(callback["number"]) if callback and callback["number"] else "",
                            done=request.args.get("traite"), missing_name=request.args.get("erreur") == "nom")
+
+
+def _code(ivr, call_sid: str, shown: dict, record: dict | None) -> dict | None:
+    """The computer page's code this call holds now, for the agent to give (None: none valid)."""
+    if not ivr.computer_address or shown["computer_sent"] or (record or {}).get("ended_at"):
+        return None
+    valid = ivr.devices.valid_code(call_sid, ivr.clock())
+    return {"code": valid[0], "until": french.moment(valid[1])[-5:]} if valid else {}
+
+
+@bp.post("/<token>/code")
+def new_code(token: str):
+    """« Donner un code pour l'ordinateur »: the agent reads it to the caller, whose computer then
+    sends its system, browser and public IP (issue 36)."""
+    call_sid, _, record = _document(token)
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (origin and origin != request.host_url.rstrip("/")):
+        abort(403)
+    ivr = services()
+    if (record or {}).get("ended_at") or ivr.store.load(call_sid) is None:
+        return redirect(url_for("agent.page", token=token, code="fini"), code=303)
+    ivr.devices.code_for(call_sid, ivr.clock())
+    return redirect(url_for("agent.page", token=token), code=303)
 
 
 @bp.get("/<token>/etat")

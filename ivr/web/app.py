@@ -24,6 +24,7 @@ from . import services as services_module
 from .agent import bp as agent_bp
 from .api import bp as api_bp
 from .console import bp as console_bp
+from .devices import bp as devices_bp
 from .guide import bp as guide_bp
 from .messages import bp as messages_bp
 from .services import ConfigurationError, resolve
@@ -59,6 +60,7 @@ ENVIRONMENT = {
     "IVR_LANGUAGE": "fr-FR",
     "IVR_VOICE": DEFAULT_VOICE,
     "IVR_PUBLIC_URL": "",
+    "IVR_COMPUTER_ADDRESS": "",  # the computer page's short address said to callers; default: IVR_PUBLIC_URL's host + /o
     "IVR_TRUSTED_PROXIES": "0",
     "IVR_SESSION_TTL": str(DEFAULT_TTL),
     "IVR_RELOAD_INTERVAL": "2",
@@ -116,6 +118,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(devices_bp)
     app.register_blueprint(messages_bp)
     app.register_blueprint(guide_bp)
     app.register_blueprint(agent_bp)

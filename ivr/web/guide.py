@@ -14,11 +14,13 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from ..call import devices as device_facts
 from ..call import engine, visual
 from ..call.hours import PARIS
 from ..call.session import Conditions, Session
 from ..storage.records import SIMULATED_PREFIX
 from ..storage.sessions import Conflict, StoreUnavailable
+from . import devices as devices_web
 from .console import SECURITY_HEADERS
 from .services import services
 from .signature import twilio_url
@@ -28,7 +30,7 @@ bp = Blueprint("guide", __name__, url_prefix="/g", template_folder="templates", 
 VALID_SECONDS = 24 * 3600
 FOLLOW_MILLISECONDS = 1500  # how often the page asks where the call is (the page follows it within 2 s)
 _SALT = "guide-visuel"
-NOTES = ("ok", "bientot", "attente", "deja", "conseiller", "fini", "indisponible")  # what the page says after a button: page.note_*
+NOTES = ("ok", "bientot", "attente", "deja", "conseiller", "fini", "indisponible", "appareil")  # what the page says after a button: page.note_*
 
 
 def guide_token(call_sid: str) -> str:
@@ -73,7 +75,39 @@ def page(token: str):
     return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session, reachable), t=_text,
                            with_agent=session is not None and session.outcome == "transferred", over=reachable and (session is None or session.ended),
                            unavailable=not reachable, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
-                           note=_text("note_" + note) if note in NOTES else None, follow=FOLLOW_MILLISECONDS)
+                           note=_text("note_" + note) if note in NOTES else None, follow=FOLLOW_MILLISECONDS,
+                           device=reachable and session is not None and device_facts.PHONE not in session.devices)
+
+
+@bp.get("/<token>/appareil")
+def device(token: str):
+    """What this phone would send to the agent, shown before anything is sent (issue 36)."""
+    call_sid, session, _, reachable = _call(token)
+    if not reachable or session is None:
+        return _back(token, "indisponible" if not reachable else "fini")
+    facts = devices_web.this_device()
+    return devices_web.hinted(Response(render_template(
+        "guide/device.html", t=_text, facts=device_facts.described(facts), payload=devices_web.sealed(call_sid, facts),
+        action=url_for("guide.device_sent", token=token), cancel=url_for("guide.page", token=token))))
+
+
+@bp.post("/<token>/appareil")
+def device_sent(token: str):
+    """The caller agreed: this phone's facts, as shown, go with the call."""
+    if not devices_web.same_origin():
+        abort(403)
+    call_sid, session, _, reachable = _call(token)
+    data = devices_web.unsealed(request.form.get("envoi", ""))
+    if data is None or data.get("call") != call_sid:
+        return _back(token, "deja")
+    if not reachable:
+        return _back(token, "indisponible")
+    try:
+        kept = devices_web.record(call_sid, data["facts"], device_facts.PHONE)
+    except Exception:
+        log.exception("[%s] visual guide: this phone's facts could not be kept", call_sid)
+        return _back(token, "indisponible")
+    return _back(token, "appareil" if kept else "fini")
 
 
 @bp.get("/<token>/etat")
@@ -90,7 +124,7 @@ def press(token: str):
 
     The call is moved only to the configured public address (IVR_PUBLIC_URL): never to an address
     taken from this request, whose Host anyone may write."""
-    if not _same_origin():
+    if not devices_web.same_origin():
         log.warning("visual guide: a button posted from another site was refused")
         abort(403)
     ivr = services()
@@ -163,18 +197,6 @@ def _state(session: Session | None, reachable: bool = True) -> str:
     if session is None or session.ended:
         return "transfert" if session is not None and session.outcome == "transferred" else "fin"
     return f"{session.node}|{session.phase}|{'attente' if session.page else ''}"
-
-
-def _same_origin() -> bool:
-    """Whether a POST comes from this page (the browser's Origin, or Sec-Fetch-Site, when it sends them)."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    public_base = services().public_base
-    ours = {request.host_url.rstrip("/"), *(["/".join(public_base.split("/")[:3])] if public_base else [])}
-    return origin in ours
 
 
 def _back(token: str, note: str):

@@ -24,6 +24,7 @@ from ..delivery.sms import Guides, recording_deleter
 from ..delivery.twilio_rest import CallMover
 from ..storage.callbacks import Callbacks
 from ..storage.db import Database, connect, private_folder
+from ..storage.devices import Devices
 from ..storage.experiments import Experiments
 from ..storage.incidents import Incidents
 from ..storage.kept_files import KeptFiles
@@ -63,6 +64,7 @@ class Services:
     guides: Guides
     spool: Spool
     set_aside: SetAside
+    devices: Devices
     mover: CallMover | None = None  # moves a live call when the caller presses a button of the visual guide
     outbox: Outbox | None = None
     deliverer: Deliverer | None = None
@@ -75,6 +77,7 @@ class Services:
     evidence_interval: float = 2.0  # seconds an incident or experiment read from the database is used before reading again
     _evidence: list = field(default_factory=lambda: [float("-inf"), None, ()], repr=False)  # [read at, incident, experiments]
     clock: Callable[[], float] = time.time  # seconds since the epoch; tests give a fixed clock
+    computer_address: str = ""  # the computer page's address as callers hear it (« aide.exemple.fr/o »); "": not offered
     watched: bool = False  # a Watcher reads the announcements every evidence_interval: calls never do
 
     def bundle(self, version: str | None = None) -> Bundle:
@@ -256,6 +259,8 @@ def build(config: Mapping) -> Services:
         guides=Guides(db, config["TWILIO_ACCOUNT_SID"], token, config["IVR_SMS_FROM"], float(config["IVR_HTTP_TIMEOUT"])),
         spool=Spool(data_dir / "spool.jsonl"),
         set_aside=SetAside(db),
+        devices=Devices(db),
+        computer_address=computer_address(config),
         mover=CallMover(config["TWILIO_ACCOUNT_SID"], token, float(config["IVR_HTTP_TIMEOUT"])),
         outbox=outbox,
         deliverer=deliverer,
@@ -267,6 +272,19 @@ def build(config: Mapping) -> Services:
         evidence_interval=float(config["IVR_RELOAD_INTERVAL"]),
         clock=config.get("IVR_CLOCK") or time.time,
     )
+
+
+def computer_address(config: Mapping) -> str:
+    """The computer page's address said to callers: IVR_COMPUTER_ADDRESS (a short address of the
+    operator's that leads to our /o), else our public address's host and /o; none without either
+    (the page could not be reached from the caller's computer)."""
+    given = (config.get("IVR_COMPUTER_ADDRESS") or "").strip()
+    if given:
+        return given.removeprefix("https://").removeprefix("http://").rstrip("/")
+    public = (config.get("IVR_PUBLIC_URL") or "").strip().rstrip("/")
+    if not public:
+        return ""
+    return public.removeprefix("https://").removeprefix("http://") + "/o"
 
 
 def resolve(value: str, must_exist: bool = True) -> Path:

@@ -4,15 +4,22 @@ Like `calls`, no Flask: the web layer gives the URLs and the event."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import replace
 
-from ..call import engine, twiml
+from .. import french
+from ..call import devices, engine, twiml
+from ..call.flow import Flow
 from ..call.library import Bundle
-from ..call.session import Event, Say, Session
+from ..call.session import Ask, Event, Say, Session
 from . import endings
 from .calls import Urls, replayed, with_reply
 from .services import Services
 from .writes import write
+
+log = logging.getLogger(__name__)
+CODE_SAID = "code_ordinateur"  # in the session's `said`: the computer page's code was told
 
 
 def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None, offer_url: str, question_url, urls: Urls,
@@ -34,6 +41,7 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
         bundle = ivr.bundle(session.flow_version)
         session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
         if ask is not None:
+            session, ask = _with_computer_code(ivr, bundle.flow, session, ask)
             body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
             ivr.store.save(with_reply(session, token, body), force=True)
             return body
@@ -63,6 +71,21 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     body = _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
     _questions_over(ivr, with_reply(session, token, body), urls)
     return body
+
+
+def _with_computer_code(ivr: Services, flow: Flow, session: Session, ask: Ask) -> tuple[Session, Ask]:
+    """Before the flow's `computer_code` question, once: the computer page's address and a code for
+    this call (issue 36), unless the computer already sent its facts or the page cannot be reached."""
+    if (flow.computer_code != ask.node or not ivr.computer_address or CODE_SAID in session.said
+            or devices.COMPUTER in session.devices):
+        return session, ask
+    try:
+        code, _ = ivr.devices.code_for(session.call_sid, ivr.clock())
+    except Exception:  # the database does not answer: the questions are asked, as without the page
+        log.exception("[%s] no code for the computer page", session.call_sid)
+        return session, ask
+    lead = Say.filled("attente.code_ordinateur", adresse=french.spoken_address(ivr.computer_address), code=" ".join(code))
+    return session.evolve(said=(*session.said, CODE_SAID)), replace(ask, says=(lead, *ask.says))
 
 
 def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:

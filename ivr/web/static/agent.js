@@ -11,7 +11,7 @@
     var rows = state.answers.map(function (answer) {
       var tr = document.createElement("tr");
       tr.className = answer.kind;
-      tr.appendChild(cell(answer.label)); tr.appendChild(cell(answer.value)); tr.appendChild(cell(answer.origin));
+      tr.appendChild(cell(answer.label)); tr.appendChild(cell(answer.value + (answer.beside ? " — relevé sur l'appareil : " + answer.beside : ""))); tr.appendChild(cell(answer.origin));
       return tr;
     });
     tbody.replaceChildren.apply(tbody, rows);
