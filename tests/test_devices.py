@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import TOKEN, VALID_RPPS, WORKFLOW
 from test_calls import TO_STEP6
+from test_console import VIEWER, login
 
 from ivr.call import devices
 from ivr.storage import retention
+from ivr.storage.users import Users
 from ivr.supervisor.simulator import Caller, FlaskTransport
 
 API = {"Authorization": "Bearer api"}
@@ -148,6 +150,7 @@ def test_a_phone_that_sent_its_facts_is_not_asked_them_and_the_agent_sees_where_
     shown = {}
     call, result, asked = _queued_call(app, before_queue=lambda call: shown.setdefault("html", _send_phone(app, call.call_sid)))
     html = shown["html"]
+    assert "Ces informations sont conservées 90 jours, comme vos réponses." in html
     # What the consent page showed is what was sent: the device, its system and version, its browser, its IP.
     for label, value in (("Appareil", "téléphone"), ("Système", "Android 15"), ("Navigateur", "Chrome 131"), ("Adresse IP publique", "127.0.0.1")):
         assert re.search(rf"<dt>{label}</dt><dd>{re.escape(value)}</dd>", html), label
@@ -168,6 +171,12 @@ def test_a_phone_that_sent_its_facts_is_not_asked_them_and_the_agent_sees_where_
     # The guide no longer offers to send them again.
     guide = urlsplit(document["visual_guide_url"]).path
     assert "Envoyer les informations de ce téléphone" not in app.test_client().get(guide).get_data(as_text=True)
+    # The supervisor's journey of the call says it: the facts came, their questions were not asked.
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="300"))
+    Users(app.extensions["ivr"].db).add(*VIEWER, "viewer")
+    journey = unescape(login(app, VIEWER).get(f"/console/appels/{call.call_sid}").get_data(as_text=True))
+    assert "informations envoyées par un appareil</td>" in journey and "téléphone ou tablette" in journey
+    assert journey.count("relevé sur l'appareil : pas demandé") == 3
 
 
 def test_the_computer_sends_its_facts_with_the_code_heard_in_the_queue_and_its_questions_are_not_asked(make_app):

@@ -24,6 +24,7 @@ _EVENTS = {
     "end": "fin de l'appel", "closed": "service fermé : partie hors horaires", "unanswered": "aucun conseiller : partie hors horaires",
     "rating": "note", "option": "choix (plusieurs possibles)", "confirm": "relecture confirmée", "page": "bouton du guide visuel",
     "queued_answer": "réponse en file d'attente", "speech": "réponse dite", "callback": "demande de rappel",
+    "device": "informations envoyées par un appareil", "inferred": "réponses déduites",
 }
 MAX_LISTED = 200
 
@@ -84,8 +85,16 @@ def _detail(name: str, detail: dict) -> str:
         return f"{detail.get('guide', '')} : {detail.get('status', '')}"
     if name == "end":
         return outcome_label(detail.get("outcome"))
+    if name == "skip" and detail.get("device"):
+        return "relevé sur l'appareil : pas demandé"
+    if name == "skip" and detail.get("inferred"):
+        return "déduit d'une autre réponse : pas demandé"
     if name == "skip":
         return f"touche {detail['key']}" if detail.get("key") else "silence ou dièse seul"
+    if name == "device":
+        return {"telephone": "téléphone ou tablette", "ordinateur": "ordinateur"}.get(detail.get("kind", ""), detail.get("kind", ""))
+    if name == "inferred":
+        return ", ".join(detail.get("fields") or ())
     if name == "rating":
         return str(detail.get("rating", ""))
     if name == "page":

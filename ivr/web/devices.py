@@ -104,7 +104,8 @@ def _signer() -> URLSafeTimedSerializer:
 
 
 def _text(name: str, **params: str) -> str:
-    return services().bundle().prompts.text(f"page.{name}", params)
+    ivr = services()
+    return ivr.bundle().prompts.text(f"page.{name}", {"jours": str(ivr.retention_days), **params})
 
 
 @bp.after_request

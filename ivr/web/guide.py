@@ -205,7 +205,8 @@ def _back(token: str, note: str):
 
 def _text(name: str, **params: str) -> str:
     """A text of the page (the `page.*` sentences of the prompts, which supervisors tune)."""
-    return services().bundle().prompts.text(f"page.{name}", params)
+    ivr = services()
+    return ivr.bundle().prompts.text(f"page.{name}", {"jours": str(ivr.retention_days), **params})
 
 
 def _error(name: str, status: int, title: str = "lien_titre", again: bool = False):
