@@ -53,6 +53,6 @@ def day(value: date) -> str:
 
 
 def spoken_address(address: str) -> str:
-    """A web address as it is read aloud: « aide point exemple point fr, barre oblique o »."""
-    words = {".": " point ", "/": ", barre oblique ", "-": " tiret ", ":": " deux points "}
+    """A web address as it is read aloud: « aide point exemple point fr, barre oblique code »."""
+    words = {".": " point ", "/": ", barre oblique ", "-": " tiret ", "_": " tiret bas ", ":": " deux points "}
     return "".join(words.get(char, char) for char in address.removeprefix("https://").removeprefix("http://")).strip()

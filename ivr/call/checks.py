@@ -40,6 +40,7 @@ FILLED = {
     "incident.annonce": {"annonce"},
     "horaires.ferme": {"quand"},
     "attente.code_ordinateur": {"adresse", "code"},
+    "attente.code_ordinateur_rappel": {"adresse", "code"},
     "page.ordinateur_trop": {"minutes"},
 }
 # All of them but {compte} in « Il faut {attendu} chiffres, vous en avez tapé {compte} ».

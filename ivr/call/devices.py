@@ -9,6 +9,7 @@ tested regexes), never by regexes of our own. Pure: the web layer gives the head
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 
@@ -42,7 +43,9 @@ _BRANDS = {"Microsoft Edge": "Edge", "Opera": "Opera", "Samsung Internet": "Sams
 # The question's options (step 6's « navigateurs ») a browser answers.
 _BROWSER_OPTIONS = {"Chrome": "Chrome", "Chromium": "Chrome", "Firefox": "Firefox", "Edge": "Edge", "Safari": "Safari"}
 
-_VERSION = re.compile(r"\d+")
+_MAJOR = re.compile(r"(\d{1,4})(?:[._]|$)")
+_SAFARI_VERSION = re.compile(r"Version/(\d{1,4})[.\s]")
+_LONGEST = 512  # characters of a header read (a User-Agent, a hint): more is not a browser's
 _BRAND = re.compile(r'"([^"]*)"\s*;\s*v="([^"]*)"')
 
 
@@ -55,35 +58,44 @@ def read(user_agent: str, hints: Mapping[str, str], ip: str | None) -> dict:
     10.15.7; the version then comes from Sec-CH-UA-Platform-Version or is left unknown. Windows'
     platform version 13 and above is Windows 11
     (https://learn.microsoft.com/en-us/microsoft-edge/web-platform/how-to-detect-win11)."""
-    hints = {name.lower(): value for name, value in hints.items()}  # header names are case-insensitive
-    parsed = parse(user_agent or "")
+    hints = {name.lower(): value[:_LONGEST] for name, value in hints.items()}  # header names are case-insensitive
+    user_agent = (user_agent or "")[:_LONGEST]
+    parsed = parse(user_agent)
     family = parsed.os.family if parsed.os else ""
     system = _SYSTEMS.get(family)
-    version = parsed.os.major if parsed.os and parsed.os.major else None
-    if (system == "Android" and " K)" in (user_agent or "")) or (system in ("Windows", "macOS") and version == "10"):
+    version = _major(parsed.os.major) if parsed.os else None
+    if (system == "Android" and " K)" in user_agent) or (system in ("Windows", "macOS") and version == "10") or system == "ChromeOS":
         version = None  # a frozen User-Agent (« Android 10; K », « Windows NT 10.0 », « Mac OS X 10_15_7 »)
+    if system == "iOS" and version == "18" and parsed.os.minor in ("6", "7"):
+        # From iOS 26, every iOS User-Agent says 18_6 (or 18_7); Safari's own Version/ then tells the
+        # system's version (Safari 26 ships with iOS 26). Else it cannot be told: asked by voice.
+        safari = _SAFARI_VERSION.search(user_agent)
+        version = safari.group(1) if safari and int(safari.group(1)) >= 26 else None if safari is None else version
     device_family = parsed.device.family if parsed.device else ""
     browser_family = parsed.user_agent.family if parsed.user_agent else ""
     browser = _BROWSERS.get(browser_family, browser_family if browser_family and browser_family != "Other" else None)
-    browser_version = parsed.user_agent.major if parsed.user_agent and browser else None
-    mobile = "Mobile" in (user_agent or "") or device_family in ("iPhone", "iPod")
+    browser_version = _major(parsed.user_agent.major) if parsed.user_agent and browser else None
+    mobile = "Mobile" in user_agent or device_family in ("iPhone", "iPod")
     source = "user-agent"
 
     platform = _unquote(_hint(hints, "Sec-CH-UA-Platform"))
+    if platform == "Android" and system in ("Linux", "macOS") and browser in _CHROMIUM_FAMILY:
+        # Chrome's « version pour ordinateur » (the default on large Android tablets) writes a desktop
+        # User-Agent but tells its real platform in the hints.
+        system, version, mobile = "Android", None, False
     # Hints count only when they agree with the User-Agent on the system (a browser whose User-Agent
     # was changed by hand, or by a device emulator, sends its own platform's hints).
     if platform and _PLATFORMS.get(platform) == system and browser in _CHROMIUM_FAMILY | {None}:
         source = "client hints"
-        platform_version = _unquote(_hint(hints, "Sec-CH-UA-Platform-Version"))
-        major = _VERSION.match(platform_version or "")
+        major = _major(_unquote(_hint(hints, "Sec-CH-UA-Platform-Version")))
         if major and system == "Windows":
-            version = "11" if int(major.group()) >= 13 else "10" if int(major.group()) >= 1 else None
-        elif major and system in ("macOS", "Android", "iOS", "ChromeOS") and major.group() != "0":
-            version = major.group()
+            version = "11" if int(major) >= 13 else "10" if int(major) >= 1 else None
+        elif major and system in ("macOS", "Android", "iOS") and major != "0":
+            version = major
         brands = dict(_BRAND.findall(_hint(hints, "Sec-CH-UA-Full-Version-List") or _hint(hints, "Sec-CH-UA") or ""))
-        named = next(((ours, brands[brand]) for brand, ours in _BRANDS.items() if brand in brands), None)
-        if named is not None:
-            browser, browser_version = named[0], (_VERSION.match(named[1]) or [None])[0]
+        named = next(((ours, _major(brands[brand])) for brand, ours in _BRANDS.items() if brand in brands), None)
+        if named is not None and named[1]:
+            browser, browser_version = named
         mobile_hint = _hint(hints, "Sec-CH-UA-Mobile")
         if mobile_hint in ("?0", "?1"):
             mobile = mobile_hint == "?1"
@@ -96,7 +108,29 @@ def read(user_agent: str, hints: Mapping[str, str], ip: str | None) -> dict:
     else:
         device = None
     return {"device": device, "system": system, "system_version": version, "browser": browser, "browser_version": browser_version,
-            "ip": ip or None, "source": source}
+            "ip": public(ip), "source": source,
+            # An iPad's Safari writes a Mac's User-Agent and sends no hints: only its owner can tell.
+            "maybe_ipad": system == "macOS" and browser == "Safari" and source == "user-agent"}
+
+
+def as_ipad(facts: Mapping) -> dict:
+    """Facts a Mac's User-Agent gave, told by the caller to be an iPad's (iPadOS: version unknown)."""
+    return {**facts, "device": "tablette", "system": "iOS", "system_version": None, "maybe_ipad": False}
+
+
+def public(ip: str | None) -> str | None:
+    """The address if it is a public one; None for a private or local one (the server then sees its
+    proxy's address, not the caller's: IVR_TRUSTED_PROXIES is not set right)."""
+    try:
+        return ip if ip and ipaddress.ip_address(ip).is_global else None
+    except ValueError:
+        return None
+
+
+def _major(version: str | None) -> str | None:
+    """A version's first number, if it is one (1 to 4 digits, leading zeros dropped)."""
+    found = _MAJOR.match(version or "")
+    return str(int(found.group(1))) if found else None
 
 
 def kind(facts: Mapping) -> str | None:
@@ -137,7 +171,7 @@ def described(facts: Mapping) -> list[tuple[str, str]]:
             ("Système", with_version(facts.get("system"), facts.get("system_version")) +
              ("" if facts.get("system_version") or not facts.get("system") else " (version inconnue)")),
             ("Navigateur", with_version(facts.get("browser"), facts.get("browser_version"))),
-            ("Adresse IP publique", facts.get("ip") or "inconnue")]
+            ("Adresse IP publique (celle de la connexion internet)", facts.get("ip") or "non visible")]
 
 
 def _hint(hints: Mapping[str, str], name: str) -> str | None:

@@ -69,6 +69,7 @@ SYSTEM_PROMPTS = (
     "etape6.transfert_file",
     "attente.questions_finies",
     "attente.code_ordinateur",
+    "attente.code_ordinateur_rappel",
     "guide_visuel.note",
     "guide_visuel.deja",
     "sms.lien_general",
@@ -78,7 +79,8 @@ SYSTEM_PROMPTS = (
         "note_attente", "note_deja", "note_conseiller", "note_fini", "note_indisponible", "lien_titre", "lien_inconnu", "lien_expire",
         "autre_site", "trop_long", "appareil_bouton", "appareil_titre", "appareil_explication", "appareil_envoyer", "appareil_annuler",
         "note_appareil", "ordinateur_titre", "ordinateur_code", "ordinateur_valider", "ordinateur_code_faux", "ordinateur_trop",
-        "ordinateur_merci", "ordinateur_fini")),  # the visual guide's page (web/guide.py)
+        "ordinateur_merci", "ordinateur_fini", "appareil_bouton_ordinateur", "appareil_choix", "appareil_ipad", "appareil_mac",
+        "ordinateur_expire", "ordinateur_indisponible")),  # the visual guide's page (web/guide.py)
 )
 
 @dataclass(frozen=True)
@@ -216,9 +218,10 @@ class Flow:
     # Facts a caller is told once (« fermeture », « conseiller »…) and the sentences that state each:
     # once one is said, « dit:fait » holds for the rest of the call.
     facts: Mapping[str, frozenset[str]] = dataclass_field(default_factory=lambda: MappingProxyType({}))
-    # The queued question before which the caller hears the computer page's address and code
-    # (« attente.code_ordinateur »): the computer then answers its questions (issue 36).
-    computer_code: str | None = None
+    # The queued questions before which the caller hears the computer page's address and code
+    # (« attente.code_ordinateur », then « attente.code_ordinateur_rappel »): the computer then
+    # answers its questions (issue 36).
+    computer_code: tuple[str, ...] = ()
 
 
 class FlowError(Exception):

@@ -132,7 +132,7 @@ class Checker(SectionChecks):
                        "« satisfaction » nomme l'étape « rating » posée après un conseiller, ou vaut false (pas de notes)")
             satisfaction = None
         inferences = self.inferences(data, nodes) if "inferences" in data else ()
-        while_queued, computer_code = self.while_queued(data, nodes) if "while_queued" in data else (None, None)
+        while_queued, computer_code = self.while_queued(data, nodes) if "while_queued" in data else (None, ())
         visual_guide = self.visual_guide(data) if "visual_guide" in data else None
         if not nodes or start not in nodes:
             return None

@@ -116,26 +116,30 @@ class SectionChecks:
             found.append(Inference(rule_line, MappingProxyType(parts["when"]), MappingProxyType(parts["then"])))
         return tuple(found)
 
-    def while_queued(self, data: LineMap, nodes: dict[str, Node]) -> tuple[tuple[str, str] | None, str | None]:
-        """The queued part (first step, step where it stops) and the question before which the
-        computer page's code is said (`computer_code`), if any."""
+    def while_queued(self, data: LineMap, nodes: dict[str, Node]) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
+        """The queued part (first step, step where it stops) and the questions before which the
+        computer page's code is said (`computer_code`: one, or a list: the first says it, the next
+        ones remind it)."""
         raw, line = data.get("while_queued"), data.line_of("while_queued")
         usage = ("« while_queued » s'écrit {from: première_étape, to: étape_où_s_arrêter} (deux étapes du parcours), "
                  "avec si on veut « computer_code: étape » (la question avant laquelle le code de la page ordinateur est dit)")
         if not isinstance(raw, LineMap) or not {"from", "to"} <= set(raw) <= {"from", "to", "computer_code"} \
-                or not all(str(raw[k]) in nodes for k in raw):
+                or not all(str(raw[k]) in nodes for k in ("from", "to")):
             self.error(line, usage)
-            return None, None
+            return None, ()
         first = nodes[str(raw["from"])]
         if first.type not in ("menu", "digits"):
             self.error(line, f"« while_queued » : « {first.name} » doit être une question (menu ou saisie)")
-            return None, None
-        code = str(raw["computer_code"]) if "computer_code" in raw else None
-        if code is not None and nodes[code].type not in ("menu", "digits"):
-            self.error(raw.line_of("computer_code"), f"« while_queued », « computer_code » : « {code} » doit être une question posée "
-                                                     "pendant l'attente (menu ou saisie)")
-            code = None
-        return (str(raw["from"]), str(raw["to"])), code
+            return None, ()
+        given = raw.get("computer_code")
+        codes = tuple(str(name) for name in (given if isinstance(given, list) else [given] if given is not None else []))
+        for name in codes:
+            if name not in nodes or nodes[name].type not in ("menu", "digits"):
+                self.error(raw.line_of("computer_code"), f"« while_queued », « computer_code » : « {name} » doit être une question "
+                                                         "posée pendant l'attente (menu ou saisie)")
+                codes = ()
+                break
+        return (str(raw["from"]), str(raw["to"])), codes
 
     def visual_guide(self, data: LineMap) -> VisualGuide | None:
         # {resolved: étape, not_working: {numéro d'étape: étape suivante du diagnostic}}

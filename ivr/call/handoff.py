@@ -189,6 +189,15 @@ def context(session: Session, flow: Flow, now: float, links: Links | None = None
     return document
 
 
+def _origin(document: dict, field: str) -> str:
+    """Where an answer came from, as the summary says it after the answer: deduced, from a device, or nothing (by voice)."""
+    if field in (document.get("inferred") or ()):
+        return " (déduit)"
+    if field in (document.get("from_device") or ()):
+        return " (relevé sur l'appareil)"
+    return ""
+
+
 def public_ip(found: Mapping[str, Mapping]) -> dict:
     """The caller's public IP as our server saw it from their devices (the computer's first: that is
     where the login fails, most often), or the note that it is to be asked."""
@@ -233,12 +242,15 @@ def summary(document: dict, started_at: float) -> str:
         label = FIELD_LABELS.get(field, field.replace("_", " "))
         if field == "identifiant" and answers.get("type_identifiant"):
             label = answers["type_identifiant"]
-        if answers.get(_VERSIONS.get(field, "")):
-            value = f"{value} {answers[_VERSIONS[field]]}"
+        mark, version = _origin(document, field), _VERSIONS.get(field, "")
+        if answers.get(version) and _origin(document, version) == mark:
+            value = f"{value} {answers[version]}"  # « Windows 11 (relevé sur l'appareil) »: both from the same place
+        elif answers.get(version):  # the system from one place, its version from another: each says where
+            value, mark = f"{value}{mark}, version {answers[version]}", _origin(document, version)
         beside = (document.get("device_answers") or {}).get(field)
-        facts.append(f"{label} : {value}" + (" (déduit)" if field in (document.get("inferred") or ()) else
-                                             " (relevé sur l'appareil)" if field in (document.get("from_device") or ()) else
-                                             f" (l'appareil indique : {beside})" if beside and beside != answers.get(field) else ""))
+        if not mark and beside and beside != answers.get(field):
+            mark = f" (l'appareil indique : {beside})"
+        facts.append(f"{label} : {value}{mark}")
     if answers.get("type_identifiant") and not answers.get("identifiant"):
         facts.append(f"identifiant : {answers['type_identifiant']}")
     sentences.extend(_capitalise(fact) + "." for fact in facts)
@@ -253,9 +265,10 @@ def summary(document: dict, started_at: float) -> str:
     if document.get("incident"):
         sentences.append("L'appelant a entendu l'annonce d'incident en cours.")
     ip = document.get("public_ip") or {}
-    if ip.get("collected"):
-        where = "l'ordinateur" if ip.get("device") == devices.COMPUTER else "le téléphone"
-        sentences.append(f"IP publique : {ip['value']} (relevée sur {where}).")
+    if ip.get("device") == devices.COMPUTER:
+        sentences.append(f"IP publique de l'ordinateur : {ip['value']}.")
+    elif ip.get("collected"):  # the phone's (often its mobile network's): the computer's, where the login fails, is still to ask
+        sentences.append(f"IP publique du téléphone : {ip['value']} ; celle de l'ordinateur est à demander.")
     else:
         sentences.append("IP publique à demander.")
     return " ".join(sentences)

@@ -243,10 +243,11 @@ def callbacks(include_done: bool, done_id: int | None, agent: str, data_dir: str
               help="supprimer ce qui a plus de ce nombre de jours (ex. 90, ou 0,5 pour douze heures)")
 @_data_dir_option
 def purge(days: float, data_dir: str) -> None:
-    """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel
-    et les SMS de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps), et leurs
+    """Supprimer les appels, leurs événements, les fiches remises au helpdesk, les demandes de rappel,
+    les SMS et les informations envoyées par les appareils des appelants (système, navigateur, IP
+    publique) de plus de N jours (ce que l'appelant a dit n'est pas gardé plus longtemps), et leurs
     messages vocaux chez Twilio (avec TWILIO_ACCOUNT_SID et TWILIO_AUTH_TOKEN) ; aussi les connexions
-    à la console et les échecs de connexion de plus de N jours."""
+    à la console, les échecs de connexion et les codes de la page ordinateur de plus de N jours."""
     import time
 
     from ..delivery.sms import recording_deleter

@@ -4,6 +4,7 @@ IVR_RETENTION_DAYS), read by the agent's page, the API and the call's final docu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from collections.abc import Mapping
@@ -13,8 +14,17 @@ from .users import count_try
 
 CODE_SECONDS = 15 * 60  # a code said in the queue stays valid this long (the caller may be slow to reach the computer)
 TRIES_PER_ADDRESS = 5  # wrong codes one address may type in TRIES_WINDOW
-TRIES_IN_ALL = 200  # wrong codes everyone together may type in TRIES_WINDOW (a guess spread over many addresses)
+TRIES_IN_ALL = 200  # wrong codes from everyone in TRIES_WINDOW past which new codes have 6 digits (a guess spread over many addresses)
 TRIES_WINDOW = 15 * 60
+
+
+def _network(address: str) -> str:
+    """Who is counted for wrong codes: an IPv4 address, or an IPv6 address's /64."""
+    try:
+        found = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    return str(ipaddress.ip_network(f"{found}/64", strict=False)) if found.version == 6 else str(found)
 
 
 class TooManyTries(Exception):
@@ -42,14 +52,16 @@ class Devices:
 
     def code_for(self, call_sid: str, now: float) -> tuple[str, float]:
         """The call's code for the computer's page and until when it is valid: the one it has while
-        valid, else a new one (4 digits, more when many calls hold one at once)."""
+        valid, else a new one: 4 digits, 6 while many wrong codes are being typed (someone guessing)."""
         valid = self.valid_code(call_sid, now + 60)  # one still valid a minute from now: the caller has time to type it
         if valid is not None:
             return valid
         self.db.execute("DELETE FROM device_codes WHERE expires_at <= ?", (now,))
+        guessed = self.db.one("SELECT since, count FROM login_attempts WHERE what = 'code:all'")
+        length = 6 if guessed is not None and guessed["count"] >= TRIES_IN_ALL and guessed["since"] > now - TRIES_WINDOW else 4
         for attempt in range(60):
-            digits = 4 if attempt < 20 else 5 if attempt < 40 else 6
-            code = "".join(secrets.choice("0123456789") for _ in range(digits))
+            digits = length if attempt < 20 else length + 1 if attempt < 40 else 6
+            code = "".join(secrets.choice("0123456789") for _ in range(min(digits, 6)))
             if self.db.execute("INSERT INTO device_codes (code, call_sid, created_at, expires_at) VALUES (?, ?, ?, ?) "
                                "ON CONFLICT (code) DO NOTHING", (code, call_sid, now, now + CODE_SECONDS)):
                 return code, now + CODE_SECONDS
@@ -63,18 +75,18 @@ class Devices:
 
     def call_of(self, code: str, address: str, now: float) -> str | None:
         """The call a typed code belongs to (None: no such valid code). Wrong codes are counted by
-        address and in all; past the limits, TooManyTries (the code is not even looked at)."""
-        waits = []
-        for what, allowed in ((f"code:addr:{address}", TRIES_PER_ADDRESS), ("code:all", TRIES_IN_ALL)):
-            row = self.db.one("SELECT since, count FROM login_attempts WHERE what = ?", (what,))
-            if row is not None and row["count"] >= allowed and row["since"] > now - TRIES_WINDOW:
-                waits.append(row["since"] + TRIES_WINDOW - now)
-        if waits:
-            raise TooManyTries(max(waits))
-        row = self.db.one("SELECT call_sid FROM device_codes WHERE code = ? AND expires_at > ?", (code, now)) if code.isdigit() else None
+        address (an IPv6 address by its /64, which one subscriber holds whole); past the limit,
+        TooManyTries and the code is not even looked at. Wrong codes are counted in all too: many
+        of them make new codes longer (`code_for`), without refusing anyone a right code."""
+        what = f"code:addr:{_network(address)}"
+        row = self.db.one("SELECT since, count FROM login_attempts WHERE what = ?", (what,))
+        if row is not None and row["count"] >= TRIES_PER_ADDRESS and row["since"] > now - TRIES_WINDOW:
+            raise TooManyTries(row["since"] + TRIES_WINDOW - now)
+        row = self.db.one("SELECT call_sid FROM device_codes WHERE code = ? AND expires_at > ?", (code, now)) \
+            if code.isdigit() and len(code) <= 6 else None
         if row is None:
-            for what in (f"code:addr:{address}", "code:all"):
-                count_try(self.db, what, now, TRIES_WINDOW)
+            count_try(self.db, what, now, TRIES_WINDOW)
+            count_try(self.db, "code:all", now, TRIES_WINDOW)
             return None
         return row["call_sid"]
 

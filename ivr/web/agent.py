@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .. import french
+from ..call import handoff
 from ..call.devices import COMPUTER, KIND_LABELS, described
 from ..call.handoff import FIELD_LABELS
 from ..call.identifiers import spoken_phone
@@ -69,7 +70,7 @@ def _document(token: str) -> tuple[str, dict, dict | None]:
         document = calls.context_now(ivr, session)
         started = session.started_at
     elif record is not None and record.get("context"):
-        document, started = record["context"], record["started_at"]
+        document, started = _with_devices(ivr, call_sid, record["context"]), record["started_at"]
     elif callback is not None and callback.get("context"):  # a callback request or a message: its document
         document, started = callback["context"], callback["requested_at"]
     else:
@@ -78,6 +79,19 @@ def _document(token: str) -> tuple[str, dict, dict | None]:
     if session is None and ivr.clock() > ended + VALID_AFTER_CALL:
         abort(410)
     return call_sid, document, record
+
+
+def _with_devices(ivr, call_sid: str, document: dict) -> dict:
+    """A call's stored document with what its devices sent that it lacks (sent as the call ended)."""
+    try:
+        found = ivr.devices.of_call(call_sid)
+    except Exception:
+        return document
+    known = document.get("devices") or {}
+    if not any(kind not in known for kind in found):
+        return document
+    merged = {**{kind: {**facts, "at": handoff.iso(facts.get("at"))} for kind, facts in found.items()}, **known}
+    return {**document, "devices": merged, "public_ip": handoff.public_ip(merged)}
 
 
 def view(document: dict) -> dict:

@@ -60,7 +60,7 @@ ENVIRONMENT = {
     "IVR_LANGUAGE": "fr-FR",
     "IVR_VOICE": DEFAULT_VOICE,
     "IVR_PUBLIC_URL": "",
-    "IVR_COMPUTER_ADDRESS": "",  # the computer page's short address said to callers; default: IVR_PUBLIC_URL's host + /o
+    "IVR_COMPUTER_ADDRESS": "",  # the computer page's short address said to callers; default: IVR_PUBLIC_URL's host + /code
     "IVR_TRUSTED_PROXIES": "0",
     "IVR_SESSION_TTL": str(DEFAULT_TTL),
     "IVR_RELOAD_INTERVAL": "2",

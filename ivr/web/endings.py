@@ -34,8 +34,11 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
-    if session is not None and session.recorded < len(session.history):  # hung up mid-call: its events until now
-        document = queue_answers(ivr, session, session.recorded, now, lambda: links(call_sid) if links else None)
+    devices_missed = False
+    if session is not None:
+        session, devices_missed = _with_devices_kept(ivr, session)
+    if session is not None and (session.recorded < len(session.history) or devices_missed):  # hung up mid-call: its events until now
+        document = queue_answers(ivr, session, session.recorded, now, lambda: links(call_sid) if links else None, devices_missed)
         write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
         if session.outcome in FOLLOWED_UP:
             follow_up(ivr, session, None, now)
@@ -45,11 +48,25 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     log.info("[%s] call ended: %s", call_sid, status)
 
 
-def queue_answers(ivr: Services, session: Session, since: int, at: float, links: Callable[[], handoff.Links | None]) -> dict | None:
+def _with_devices_kept(ivr: Services, session: Session) -> tuple[Session, bool]:
+    """The session with what the caller's devices sent as kept with the call, and whether its own
+    copy lacked some (a save forced over it): then the call's document is written again."""
+    try:
+        found = ivr.devices.of_call(session.call_sid)
+    except Exception:  # the database does not answer: the session's copy
+        return session, False
+    missed = [kind for kind in found if kind not in session.devices]
+    return (session.evolve(devices={**session.devices, **found}), True) if missed else (session, False)
+
+
+def queue_answers(ivr: Services, session: Session, since: int, at: float, links: Callable[[], handoff.Links | None],
+                  devices_missed: bool = False) -> dict | None:
     """The agent's document again when answers given in the queue since history entry `since` are
     not in the record yet (the agent took the call before the questions were over, and the caller
-    then hung up or rated the call): for the record, and for the helpdesk as its second version."""
-    if session.outcome != "transferred" or not any(entry.get("event") == "queued_answer" for entry in session.history[since:]):
+    then hung up or rated the call), or what a device sent since: for the record, and for the helpdesk
+    as its second version."""
+    if session.outcome != "transferred" or not (devices_missed or any(entry.get("event") in ("queued_answer", "device")
+                                                                      for entry in session.history[since:])):
         return None
     return completed_document(ivr, session, at, links())
 

@@ -76,7 +76,7 @@ def page(token: str):
                            with_agent=session is not None and session.outcome == "transferred", over=reachable and (session is None or session.ended),
                            unavailable=not reachable, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
                            note=_text("note_" + note) if note in NOTES else None, follow=FOLLOW_MILLISECONDS,
-                           device=reachable and session is not None and device_facts.PHONE not in session.devices)
+                           device=_device_button(session) if reachable else None)
 
 
 @bp.get("/<token>/appareil")
@@ -87,8 +87,8 @@ def device(token: str):
         return _back(token, "indisponible" if not reachable else "fini")
     facts = devices_web.this_device()
     return devices_web.hinted(Response(render_template(
-        "guide/device.html", t=_text, facts=device_facts.described(facts), payload=devices_web.sealed(call_sid, facts),
-        action=url_for("guide.device_sent", token=token), cancel=url_for("guide.page", token=token))))
+        "guide/device.html", t=_text, facts=device_facts.described(facts), payload=devices_web.sealed(call_sid, facts, device_facts.PHONE),
+        action=url_for("guide.device_sent", token=token), cancel=url_for("guide.page", token=token), maybe_ipad=facts["maybe_ipad"])))
 
 
 @bp.post("/<token>/appareil")
@@ -97,13 +97,13 @@ def device_sent(token: str):
     if not devices_web.same_origin():
         abort(403)
     call_sid, session, _, reachable = _call(token)
-    data = devices_web.unsealed(request.form.get("envoi", ""))
+    data, _ = devices_web.unsealed(request.form.get("envoi", ""))
     if data is None or data.get("call") != call_sid:
         return _back(token, "deja")
     if not reachable:
         return _back(token, "indisponible")
     try:
-        kept = devices_web.record(call_sid, data["facts"], device_facts.PHONE)
+        kept = devices_web.record(call_sid, devices_web.chosen(data["facts"]), device_facts.PHONE)
     except Exception:
         log.exception("[%s] visual guide: this phone's facts could not be kept", call_sid)
         return _back(token, "indisponible")
@@ -150,6 +150,18 @@ def press(token: str):
     moved = movable and ivr.mover.move(call_sid, twilio_url("voice.from_page", ivr.public_base))
     log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
     return _back(token, "ok" if moved else "bientot")
+
+
+def _device_button(session: Session | None) -> str | None:
+    """The button that sends this device's facts (this phone's, or this computer's when the guide is
+    opened on one), while the call goes on and until they are sent."""
+    if session is None:
+        return None
+    viewer = devices_web.this_device()
+    kind = device_facts.COMPUTER if device_facts.kind(viewer) == device_facts.COMPUTER and not viewer["maybe_ipad"] else device_facts.PHONE
+    if kind in session.devices:
+        return None
+    return _text("appareil_bouton_ordinateur" if kind == device_facts.COMPUTER else "appareil_bouton")
 
 
 def _call(token: str) -> tuple[str, Session | None, float, bool]:

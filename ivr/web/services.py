@@ -276,7 +276,7 @@ def build(config: Mapping) -> Services:
 
 def computer_address(config: Mapping) -> str:
     """The computer page's address said to callers: IVR_COMPUTER_ADDRESS (a short address of the
-    operator's that leads to our /o), else our public address's host and /o; none without either
+    operator's that leads to our /code), else our public address's host and /code; none without either
     (the page could not be reached from the caller's computer)."""
     given = (config.get("IVR_COMPUTER_ADDRESS") or "").strip()
     if given:
@@ -284,7 +284,7 @@ def computer_address(config: Mapping) -> str:
     public = (config.get("IVR_PUBLIC_URL") or "").strip().rstrip("/")
     if not public:
         return ""
-    return public.removeprefix("https://").removeprefix("http://") + "/o"
+    return public.removeprefix("https://").removeprefix("http://") + "/code"
 
 
 def resolve(value: str, must_exist: bool = True) -> Path:

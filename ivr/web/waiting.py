@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 
 from .. import french
 from ..call import devices, engine, twiml
@@ -39,10 +38,11 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
                 ivr.store.save(session, force=True)
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
-        session, ask = engine.queued_question(bundle.flow, session, ivr.clock())
+        session, ask = engine.queued_question(bundle.flow, _with_devices(ivr, session), ivr.clock())
         if ask is not None:
-            session, ask = _with_computer_code(ivr, bundle.flow, session, ask)
-            body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase))
+            session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
+            body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase),
+                         **({"lead": lead} if lead else {}))
             ivr.store.save(with_reply(session, token, body), force=True)
             return body
         _questions_over(ivr, session, urls)
@@ -63,9 +63,11 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     if session is None or not engine.answers_queued_question(session, event):
         return twiml.empty()  # back to the wait
     bundle = ivr.bundle(session.flow_version)
-    session, ask = engine.queued_answer(bundle.flow, session, event)
+    session, ask = engine.queued_answer(bundle.flow, _with_devices(ivr, session), event)
     if ask is not None:
-        body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase))
+        session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
+        body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase),
+                     **({"lead": lead} if lead else {}))
         ivr.store.save(with_reply(session, token, body), force=True)
         return body
     body = _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
@@ -73,19 +75,37 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     return body
 
 
-def _with_computer_code(ivr: Services, flow: Flow, session: Session, ask: Ask) -> tuple[Session, Ask]:
-    """Before the flow's `computer_code` question, once: the computer page's address and a code for
-    this call (issue 36), unless the computer already sent its facts or the page cannot be reached."""
-    if (flow.computer_code != ask.node or not ivr.computer_address or CODE_SAID in session.said
-            or devices.COMPUTER in session.devices):
-        return session, ask
+def _with_computer_code(ivr: Services, flow: Flow, session: Session, ask: Ask) -> tuple[Session, tuple[Say, ...]]:
+    """Before the flow's first `computer_code` question: the computer page's address and a code for
+    this call (issue 36); before the next ones, a reminder; unless the computer already sent its
+    facts or the page cannot be reached. Said before the question, outside it: a key pressed for
+    the question does not cut it off, and the code is not taken for an answer."""
+    if ask.node not in flow.computer_code or not ivr.computer_address or devices.COMPUTER in session.devices:
+        return session, ()
+    said = f"{CODE_SAID}:{ask.node}"
+    if said in session.said:
+        return session, ()
+    first = not any(fact.startswith(CODE_SAID) for fact in session.said)
+    if not first and ask.node == flow.computer_code[0]:
+        return session, ()
     try:
         code, _ = ivr.devices.code_for(session.call_sid, ivr.clock())
     except Exception:  # the database does not answer: the questions are asked, as without the page
         log.exception("[%s] no code for the computer page", session.call_sid)
-        return session, ask
-    lead = Say.filled("attente.code_ordinateur", adresse=french.spoken_address(ivr.computer_address), code=" ".join(code))
-    return session.evolve(said=(*session.said, CODE_SAID)), replace(ask, says=(lead, *ask.says))
+        return session, ()
+    key = "attente.code_ordinateur" if first else "attente.code_ordinateur_rappel"
+    lead = Say.filled(key, adresse=french.spoken_address(ivr.computer_address), code=" ".join(code))
+    return session.evolve(said=(*session.said, said)), (lead,)
+
+
+def _with_devices(ivr: Services, session: Session) -> Session:
+    """The session with what the caller's devices sent, as kept with the call (a save of the wait
+    may have been forced over the session's copy): their questions are not asked."""
+    try:
+        found = ivr.devices.of_call(session.call_sid)
+    except Exception:  # the database does not answer: the session's copy
+        return session
+    return session.evolve(devices={**session.devices, **found}) if found and any(k not in session.devices for k in found) else session
 
 
 def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
@@ -96,7 +116,7 @@ def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: 
         return twiml.hold(ivr.speech(bundle, variants), position, **options)
 
     question = options.get("question")
-    if question is not None and twiml.filled_in((question,)):
+    if (question is not None and twiml.filled_in((question,))) or any(say.params for say in options.get("lead", ())):
         return build()
     return ivr.twiml_cache.get(("hold", bundle.version, tuple(sorted(variants.items())), position, tuple(sorted(options.items()))), build)
 
