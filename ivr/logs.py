@@ -74,7 +74,11 @@ def configure(fmt: str) -> None:
     """The root logger's handler, once per process (a test's or a server's own setup is kept)."""
     root = logging.getLogger()
     if fmt == "json":
-        if any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
+        ours = [handler for handler in root.handlers if isinstance(handler.formatter, JsonFormatter)]
+        if ours:  # set up already (gunicorn.conf.py's logconfig_dict): the request's call and route added
+            for handler in ours:
+                if not any(isinstance(kept, RequestContext) for kept in handler.filters):
+                    handler.addFilter(RequestContext())
             return
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

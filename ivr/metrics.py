@@ -11,11 +11,11 @@ https://prometheus.github.io/client_python/multiprocess/"""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Twilio waits 15 s for a webhook; the buckets say how far from it each route is.
@@ -39,14 +39,25 @@ ARMS = Counter("ivr_experiment_arms_served", "Calls that heard an arm of a sente
 STORE_ERRORS = Counter("ivr_store_errors", "Errors of the session store (sessions) and of the database (database: a write "
                        "kept in the journal for later)", ["store"])
 
+# Known label values start at 0, so that a rate or an alert has a series before the first event.
+for _store in ("sessions", "database"):
+    STORE_ERRORS.labels(_store)
+for _cause in ("twilio", "error", "store"):
+    FALLBACKS.labels(_cause)
+for _result in ("accepted", "refused"):
+    RELOADS.labels(_result)
+for _status in ("sent", "failed"):
+    SMS.labels(_status)
+
 _OUTCOMES = {"solved", "service", "transferred", "hung_up", "callback", "voicemail", "closed", "unanswered", "fallback"}
 _STEPS = {"1", "2", "3", "4", "5", "6"}
 
 
 def ended(outcome: str | None, step: int | None) -> None:
-    """A call's end, with labels from a known, small set."""
-    CALLS_ENDED.labels(outcome if outcome in _OUTCOMES else "other" if outcome else "unknown",
-                       str(step) if str(step) in _STEPS else "").inc()
+    """A call's end, with labels from a known, small set: a call that ends without an outcome was
+    left by its caller mid-way (« hung_up »); « unknown »: its session could not be read."""
+    outcome = outcome or "hung_up"
+    CALLS_ENDED.labels(outcome if outcome in _OUTCOMES | {"unknown"} else "other", str(step) if str(step) in _STEPS else "").inc()
 
 
 class Scraped:
@@ -66,26 +77,24 @@ class Scraped:
         return list(families.values())
 
 
-def exposition(scraped: Scraped) -> tuple[bytes, str]:
-    """The text Prometheus reads: every worker's counters (multiprocess mode) or this process's, and
-    the figures read now."""
+def exposition(scraped: Scraped, accept: str | None = None) -> tuple[bytes, str]:
+    """The text Prometheus reads, in the format its Accept header asks for (OpenMetrics for
+    Prometheus itself): every worker's counters (multiprocess mode) or this process's, and the
+    figures read now, in one document."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     else:
+        registry.register(_Process())
+    registry.register(scraped)
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+class _Process:
+    """This process's own metrics (without gunicorn: one process counts everything)."""
+
+    def collect(self):
         from prometheus_client import REGISTRY
 
-        registry = REGISTRY
-    extra = CollectorRegistry()
-    extra.register(scraped)
-    return generate_latest(registry) + generate_latest(extra), CONTENT_TYPE_LATEST
-
-
-class Timer:
-    """Seconds since it was made (for a webhook's duration)."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start
+        return REGISTRY.collect()

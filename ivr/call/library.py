@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import metrics
 from . import checks, flow_loader, yamlfile
 from . import prompts as prompts_module
 from .flow import Flow, FlowError
@@ -203,12 +204,15 @@ class FlowLibrary:
             if bundle is None:
                 self._refused_stamp = stamp
                 self.last_problems = [p for p in problems if p.severity == "error"]
+                metrics.RELOADS.labels("refused").inc()
+                metrics.FILES_REFUSED.set(1)
                 log.error("edited flow or prompts refused, still serving version %s:\n%s",
                           self.current_bundle.version, "\n".join(str(p) for p in self.last_problems))
                 return self.last_problems
             self._stamp = stamp
             self._refused_stamp = None
             self.last_problems = []
+            metrics.FILES_REFUSED.set(0)
             if self.overrides_missing:
                 # Without the console's changes this would not be the wording supervisors published:
                 # keep serving the current one until the database answers again.
@@ -218,6 +222,7 @@ class FlowLibrary:
             if bundle.version != self.current_bundle.version:
                 self._warn_shadowed(self.current_bundle, bundle)
                 self._publish(bundle)
+                metrics.RELOADS.labels("accepted").inc()
                 log.info("flow and prompts reloaded: now serving version %s", bundle.version)
             return []
 

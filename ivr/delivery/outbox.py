@@ -53,6 +53,11 @@ class Outbox:
         )
         return key
 
+    def backlog(self) -> tuple[int, float | None]:
+        """Documents not delivered yet (nor abandoned), and when the oldest was queued (None: none)."""
+        row = self.db.one("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL")
+        return row["n"], row["oldest"]
+
     def deliver_due(self, now: float | None = None, limit: int = 20) -> tuple[int, int]:
         """Try every due document once; return (delivered, failed attempts)."""
         now = time.time() if now is None else now

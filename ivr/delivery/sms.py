@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from .. import metrics
 from ..call.identifiers import can_receive
 from ..storage.db import Database
 from ..storage.records import SIMULATED_PREFIX
@@ -33,10 +34,10 @@ class Guides:
     def send_for_caller(self, call_sid: str, number: str, guide: str, text: str, wait: float = CALLER_WAIT) -> str:
         """Send, waiting `wait` seconds at most for the database and Twilio's API: the caller is on
         the line. Still on its way then: "sending" (it goes on in the background), else as `send`."""
-        if not can_receive(number):
-            return "not_mobile"
-        if self.client is None:
-            return "unavailable"
+        if not can_receive(number) or self.client is None:
+            status = "not_mobile" if not can_receive(number) else "unavailable"
+            metrics.SMS.labels(status).inc()
+            return status
         future = self._senders.submit(self.send, call_sid, number, guide, text)
         try:
             return future.result(timeout=wait)
@@ -49,7 +50,14 @@ class Guides:
         self._senders.shutdown(wait=False, cancel_futures=True)
 
     def send(self, call_sid: str, number: str, guide: str, text: str) -> str:
-        """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed"."""
+        """Send once; the status: "sent", "already", "not_mobile", "unavailable" or "failed" (counted
+        for the operators' metrics, but for the console's test calls)."""
+        status = self._send(call_sid, number, guide, text)
+        if not call_sid.startswith(SIMULATED_PREFIX):
+            metrics.SMS.labels(status).inc()
+        return status
+
+    def _send(self, call_sid: str, number: str, guide: str, text: str) -> str:
         if not can_receive(number):
             return "not_mobile"
         if self.client is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import orjson
 
+from .. import metrics
 from .db import refused_for_its_data
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def _write_line(line: str, writers, set_aside, answers) -> str:
         except Exception as error:
             if not refused_for_its_data(error) or not answers():
                 log.warning("spool: %s still cannot be written (%s: %s); kept for later", kind, type(error).__name__, str(error)[:300])
+                metrics.STORE_ERRORS.labels("database").inc()
                 return "waiting"
             if attempt == 2:
                 return _set_aside(set_aside, kind, call_sid, line, f"{type(error).__name__}: {error}"[:500])

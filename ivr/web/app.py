@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import secrets
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .. import logs, metrics
 from ..storage.sessions import DEFAULT_TTL
 from ..storage.spool import Replayer
 from . import (
@@ -47,6 +50,8 @@ ENVIRONMENT = {
     "IVR_WEBHOOK_SECRET": "",
     "IVR_OUTBOX_THREAD": "1",
     "IVR_API_TOKEN": "",
+    "IVR_METRICS_TOKEN": "",  # bearer token Prometheus sends to /metrics; none: no metrics served
+    "IVR_LOG_FORMAT": "",  # "json": one JSON object a line (a log collector's); else plain text
     "IVR_AGENT_FRAME_ORIGINS": "",  # origins of the agent desktop allowed to frame the agent's page (Flex: https://flex.twilio.com)
     "IVR_SECRET_KEY": "",
     "IVR_HOURS": "flows/horaires.yaml",
@@ -78,8 +83,7 @@ ENVIRONMENT = {
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application from the environment, overridden by `test_config` in tests."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(os.environ.get("IVR_LOG_FORMAT", "") or (test_config or {}).get("IVR_LOG_FORMAT", ""))
     app = Flask(__name__)
     app.config.update({name: os.environ.get(name, default) for name, default in ENVIRONMENT.items()})
     # Bodies are read before the signature is checked: a bigger one is refused unread (413). Twilio's
@@ -133,6 +137,42 @@ def create_app(test_config: dict | None = None) -> Flask:
             return error  # the agents' tools read the status
         return Response("Page introuvable. Serveur vocal e-CPS : la console est à l'adresse /console/.\n", status=404,
                         mimetype="text/plain", headers={"Content-Language": "fr"})
+
+    backend = services_module.backend_name(config)
+    json_log = config["IVR_LOG_FORMAT"] == "json"
+    access = logging.getLogger("ivr.access")
+
+    @app.before_request
+    def started():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def measured(response: Response) -> Response:
+        """Twilio's webhooks timed and counted (by route, never by call); in JSON logs, one line a
+        request (gunicorn's access log is off then: it cannot name the call)."""
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.endpoint or "unknown"
+        if request.blueprint in ("voice", "messages"):
+            metrics.WEBHOOK_SECONDS.labels(route, backend).observe(seconds)
+            metrics.WEBHOOKS.labels(route, str(response.status_code)).inc()
+        if json_log and route != "static":
+            access.info("%s %s %s", request.method, request.path, response.status_code,
+                        extra={"status": response.status_code, "duration_ms": round(seconds * 1000, 1), "method": request.method})
+        return response
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        """For Prometheus: every worker's counters and the figures read now (ivr/metrics.py), to the
+        bearer of IVR_METRICS_TOKEN only; with none set, none are served."""
+        token = config["IVR_METRICS_TOKEN"]
+        if not token:
+            return Response("Métriques désactivées : donnez IVR_METRICS_TOKEN.\n", status=404, mimetype="text/plain")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response("Jeton manquant ou faux (Authorization: Bearer …).\n", status=401, mimetype="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        body, content_type = metrics.exposition(metrics.Scraped(lambda: services_module.scraped_figures(ivr)), request.headers.get("Accept"))
+        return Response(body, mimetype=None, content_type=content_type, headers={"Cache-Control": "no-store"})
 
     @app.get("/health")
     def health():

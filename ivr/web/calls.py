@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from .. import metrics
 from ..call import engine, handoff, transfer_results, twiml, visual
 from ..call.session import Action, Event, GuideRequested, NoInput, Recorded, Session, Transfer
 from ..storage.records import SIMULATED_PREFIX
@@ -110,6 +111,7 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
         return session.reply
     now = ivr.clock()
     write(ivr, "transfer_result", call_sid=call_sid, result=result, at=now)
+    metrics.TRANSFERS.labels(result if transfer_results.documented(result) else "other").inc()
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
         ivr.store.save(session, force=True)  # and the record at the call's end
@@ -263,6 +265,10 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
     ivr.store.save(session, force=force)
     if unrecorded == 0:
         log.info("[%s] call started (flow %s)", session.call_sid, session.flow_version)
+        if not session.call_sid.startswith(SIMULATED_PREFIX):
+            metrics.CALLS_STARTED.inc()
+            for prompt, arm in session.arms.items():
+                metrics.ARMS.labels(prompt, arm).inc()
     call_sid = session.call_sid
     if recording:  # at a transfer the agent's document; at the end, the one completed by answers given in the queue, if any
         context = document if transfer else endings.queue_answers(ivr, session, unrecorded, now, lambda: urls.links(call_sid)) if ending else None
@@ -275,6 +281,7 @@ def _respond(ivr: Services, session: Session, actions: tuple[Action, ...], urls:
             write(ivr, "outbox", call_sid=call_sid, document=document, at=now)
         if plan.kind == "none":
             write(ivr, "transfer_result", call_sid=call_sid, result="no_destination", at=now)
+            metrics.TRANSFERS.labels("no_destination").inc()
     return body
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .. import metrics
 from ..call import engine, handoff
 from ..call.session import Recorded, Session
+from ..storage.records import SIMULATED_PREFIX
 from .services import Services
 from .writes import FOLLOWED_UP, deliver_again, follow_up, write
 
@@ -34,6 +36,11 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     except Exception:  # the store is down: the call is closed all the same (its last events stay in the store)
         log.exception("[%s] the call's session cannot be read at its end", call_sid)
         session = None
+        metrics.STORE_ERRORS.labels("sessions").inc()
+        metrics.ended("unknown", None)
+    else:
+        if session is not None and not call_sid.startswith(SIMULATED_PREFIX):  # taken once: a status sent again counts nothing
+            metrics.ended(session.outcome, session.outcome_step or session.step)
     devices_missed = False
     if session is not None:
         session, devices_missed = _with_devices_kept(ivr, session)

@@ -274,6 +274,37 @@ def build(config: Mapping) -> Services:
     )
 
 
+def backend_name(config: Mapping) -> str:
+    """The backend as the metrics label it: « sqlite », « redis+postgres » (sessions + database)."""
+    sessions = "redis" if config.get("REDIS_URL") else "sqlite"
+    database = "postgres" if config.get("DATABASE_URL") else "sqlite"
+    return "sqlite" if sessions == database == "sqlite" else f"{sessions}+{database}"
+
+
+def scraped_figures(ivr: Services):
+    """The figures Prometheus reads at each scrape (ivr/metrics.py): the flow version in service, the
+    journal of writes waiting for the database, and from the database the helpdesk outbox and the
+    writes set aside; `ivr_database_up` 0 when it does not answer (those figures are then missing)."""
+    now = ivr.clock()
+    yield ("ivr_flow_version_info", "The flow and prompts version this worker serves", {"version": ivr.library.current_bundle.version}, 1)
+    try:
+        spooled = len(ivr.spool)
+    except OSError:
+        spooled = 0
+    yield ("ivr_spool_facts", "Facts of calls in the journal, waiting for the database", {}, spooled)
+    try:
+        pending, oldest = ivr.outbox.backlog() if ivr.outbox is not None else (0, None)
+        aside = ivr.set_aside.count()
+    except Exception:  # noqa: BLE001 - the database does not answer: said by ivr_database_up
+        yield ("ivr_database_up", "1 when the database answered this scrape", {}, 0)
+        return
+    yield ("ivr_database_up", "1 when the database answered this scrape", {}, 1)
+    yield ("ivr_outbox_pending", "Helpdesk documents not delivered yet", {}, pending)
+    yield ("ivr_outbox_oldest_age_seconds", "Age of the oldest helpdesk document not delivered yet (0: none)", {},
+           max(0.0, now - oldest) if oldest is not None else 0)
+    yield ("ivr_set_aside_facts", "Facts that could not be applied, set aside (ivr journal)", {}, aside)
+
+
 def computer_address(config: Mapping) -> str:
     """The computer page's address said to callers: IVR_COMPUTER_ADDRESS (a short address of the
     operator's that leads to our /code), else our public address's host and /code; none without either

@@ -9,6 +9,7 @@ import re
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from .. import metrics
 from ..call import handoff, twiml
 from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
@@ -175,6 +176,7 @@ def fallback():
     destination, built without reading anything that may be what failed."""
     form = request.form
     log.error("[%s] fallback: Twilio error %s on %s", g.call_sid, form.get("ErrorCode"), form.get("ErrorUrl"))
+    metrics.FALLBACKS.labels("twilio").inc()
     return _xml(calls.bare_transfer(services(), form["CallSid"], caller(form), FlaskUrls(), read_nothing=True))
 
 
@@ -189,6 +191,8 @@ def on_error(error: Exception):
         return _xml(twiml.empty())
     log.exception("[%s] error while handling %s", g.get("call_sid", "-"), request.path)
     ivr = services()
+    if isinstance(error, StoreUnavailable):
+        metrics.STORE_ERRORS.labels("sessions").inc()
     if request.endpoint in ("voice.wait", "voice.wait_choice", "voice.wait_answer"):
         return _xml(twiml.hold(ivr.speech(), None))  # a wait URL must not enqueue nor dial: the caller stays in line
     if request.endpoint == "voice.whisper":
@@ -196,6 +200,7 @@ def on_error(error: Exception):
     if request.endpoint == "voice.status":
         return _xml(twiml.empty())
     form = request.form
+    metrics.FALLBACKS.labels("store" if isinstance(error, StoreUnavailable) else "error").inc()
     if isinstance(error, StoreUnavailable):  # asked once already, with its retry: not again
         return _xml(calls.bare_transfer(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))
     return _xml(calls.apologise(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from .. import french
+from .. import french, metrics
 from ..call import devices, engine, twiml
 from ..call.flow import Flow
 from ..call.library import Bundle
@@ -40,6 +40,7 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
         bundle = ivr.bundle(session.flow_version)
         session, ask = engine.queued_question(bundle.flow, _with_devices(ivr, session), ivr.clock())
         if ask is not None:
+            metrics.QUEUE_ASKED.inc()
             session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
             body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase),
                          **({"lead": lead} if lead else {}))
@@ -63,8 +64,10 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     if session is None or not engine.answers_queued_question(session, event):
         return twiml.empty()  # back to the wait
     bundle = ivr.bundle(session.flow_version)
+    metrics.QUEUE_ANSWERED.inc()
     session, ask = engine.queued_answer(bundle.flow, _with_devices(ivr, session), event)
     if ask is not None:
+        metrics.QUEUE_ASKED.inc()
         session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
         body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase),
                      **({"lead": lead} if lead else {}))
