@@ -63,7 +63,7 @@ def _gunicorn(tmp_path: Path, **env) -> tuple[subprocess.Popen, str, Path]:
     for name in ("REDIS_URL", "DATABASE_URL"):
         settings.pop(name, None)
     with open(log, "wb") as out:
-        server = subprocess.Popen(["sh", "-c", Path(ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0].strip()],
+        server = subprocess.Popen(["sh", "-c", "exec " + Path(ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0].strip()],
                                   cwd=ROOT, env=settings, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -80,7 +80,7 @@ SYSTEM_PROMPTS = (
         "autre_site", "trop_long", "appareil_bouton", "appareil_titre", "appareil_explication", "appareil_envoyer", "appareil_annuler",
         "note_appareil", "ordinateur_titre", "ordinateur_code", "ordinateur_valider", "ordinateur_code_faux", "ordinateur_trop",
         "ordinateur_merci", "ordinateur_fini", "appareil_bouton_ordinateur", "appareil_choix", "appareil_ipad", "appareil_mac",
-        "ordinateur_expire", "ordinateur_indisponible")),  # the visual guide's page (web/guide.py)
+        "ordinateur_expire", "ordinateur_indisponible", "reessayer")),  # the visual guide's page (web/guide.py)
 )
 
 @dataclass(frozen=True)

@@ -141,6 +141,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     backend = services_module.backend_name(config)
     json_log = config["IVR_LOG_FORMAT"] == "json"
     access = logging.getLogger("ivr.access")
+    timers, counters = {}, {}  # each route's series, looked up once (a few routes, a few statuses)
 
     @app.before_request
     def started():
@@ -153,8 +154,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.endpoint or "unknown"
         if request.blueprint in ("voice", "messages"):
-            metrics.WEBHOOK_SECONDS.labels(route, backend).observe(seconds)
-            metrics.WEBHOOKS.labels(route, str(response.status_code)).inc()
+            timed = timers.get(route) or timers.setdefault(route, metrics.WEBHOOK_SECONDS.labels(route, backend))
+            timed.observe(seconds)
+            counted = counters.get((route, response.status_code)) or \
+                counters.setdefault((route, response.status_code), metrics.WEBHOOKS.labels(route, str(response.status_code)))
+            counted.inc()
         if json_log and route != "static":
             access.info("%s %s %s", request.method, request.path, response.status_code,
                         extra={"status": response.status_code, "duration_ms": round(seconds * 1000, 1), "method": request.method})
@@ -173,6 +177,11 @@ def create_app(test_config: dict | None = None) -> Flask:
                             headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         body, content_type = metrics.exposition(metrics.Scraped(lambda: services_module.scraped_figures(ivr)), request.headers.get("Accept"))
         return Response(body, mimetype=None, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+    @app.get("/accessibilite")
+    def accessibility():
+        """The accessibility statement RGAA asks for, linked from every page."""
+        return render_template("accessibility.html")
 
     @app.get("/health")
     def health():

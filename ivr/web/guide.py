@@ -73,6 +73,7 @@ def page(token: str):
     until = datetime.fromtimestamp(started_at + VALID_SECONDS, PARIS)
     note = request.args.get("note", "")
     return render_template("guide/page.html", token=token, live=live, steps=steps, state=_state(session, reachable), t=_text,
+                           title=_title(live, session, reachable), announce=_announce(live),
                            with_agent=session is not None and session.outcome == "transferred", over=reachable and (session is None or session.ended),
                            unavailable=not reachable, until=f"{until:%d/%m} à {until:%H} h {until:%M}",
                            note=_text("note_" + note) if note in NOTES else None, follow=FOLLOW_MILLISECONDS,
@@ -150,6 +151,27 @@ def press(token: str):
     moved = movable and ivr.mover.move(call_sid, twilio_url("voice.from_page", ivr.public_base))
     log.info("[%s] visual guide: « %s » at %s (%s)", call_sid, action, session.node, "call moved" if moved else "at the next turn")
     return _back(token, "ok" if moved else "bientot")
+
+
+def _title(live: dict, session: Session | None, reachable: bool) -> str:
+    """The page's title names where the call is (a screen reader says it first)."""
+    if not reachable:
+        where = _text("indisponible_titre")
+    elif live:
+        where = (f"Étape {live['step']} sur 6 : " if live.get("step") else "") + _text("a_faire").lower()
+    elif session is not None and session.outcome == "transferred":
+        where = _text("avec_conseiller_titre")
+    else:
+        where = _text("fin_titre")
+    return f"{where} · Guide e-CPS"
+
+
+def _announce(live: dict) -> str:
+    """What the live region says when the page moves to this step: « Étape 3 sur 6 : … »."""
+    if not live:
+        return ""
+    first = "".join(f"« {text} »" if label else text for text, label in live["lines"][0]) if live["lines"] else ""
+    return (f"Étape {live['step']} sur 6 : " if live.get("step") else "") + first
 
 
 def _device_button(session: Session | None) -> str | None:

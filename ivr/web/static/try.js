@@ -36,11 +36,15 @@
     window.speechSynthesis.speak(utterance);
   }
 
+  // Buttons are told unavailable (aria-disabled), never disabled: a disabled button loses the focus,
+  // which falls to the page at every key pressed.
+  function able(button, enabled) { button.setAttribute("aria-disabled", enabled ? "false" : "true"); }
+  function usable(button) { return button.getAttribute("aria-disabled") !== "true"; }
   function setInput(enabled, record) {
-    keys.forEach((button) => { button.disabled = !enabled || record; });
-    silenceButton.disabled = !enabled;
+    keys.forEach((button) => able(button, enabled && !record));
+    able(silenceButton, enabled);
     recordButton.hidden = !record;
-    recordButton.disabled = !enabled || !record;
+    able(recordButton, enabled && record);
   }
 
   async function post(url, extra) {
@@ -118,7 +122,7 @@
   }
 
   keys.forEach((button) => button.addEventListener("click", () => {
-    if (!pending || pending.record) return;
+    if (!pending || pending.record || !usable(button)) return;
     const key = button.dataset.key;
     if (pending.finishOnKey === "#" ) {
       if (key === "#") { submit(buffer); return; }
@@ -130,7 +134,7 @@
   }));
 
   silenceButton.addEventListener("click", () => {
-    if (!pending) return;
+    if (!pending || !usable(silenceButton)) return;
     const rest = pending.rest;
     pending = null;
     line("(silence)", "caller");
@@ -138,19 +142,24 @@
   });
 
   recordButton.addEventListener("click", () => {
+    if (!pending || !usable(recordButton)) return;
     const target = pending.action;
     pending = null;
     line("(message vocal de 12 s)", "caller");
     request(target, { RecordingUrl: "https://api.twilio.com/simulated/" + callSid + ".mp3", RecordingDuration: "12", Digits: "#" });
   });
 
-  hangupButton.addEventListener("click", () => { line("(raccroche)", "caller"); finish("Vous avez raccroché."); });
+  hangupButton.addEventListener("click", () => {
+    if (!usable(hangupButton)) return;
+    line("(raccroche)", "caller");
+    finish("Vous avez raccroché.");
+  });
 
   async function finish(message) {
     if (ended) return;
     ended = true;
     setInput(false);
-    hangupButton.disabled = true;
+    able(hangupButton, false);
     statusLine.textContent = message;
     try { await post("/voice/status", { CallStatus: "completed", CallDuration: "60" }); } catch (error) { /* shown below */ }
     const answer = await (await fetch(root.dataset.context.replace("__SID__", callSid))).json();
@@ -160,6 +169,7 @@
     document.getElementById("summary").textContent = answer.summary || "Aucune fiche : l'appel n'a pas été transféré.";
     document.getElementById("context").textContent = answer.context ? JSON.stringify(answer.context, null, 2) : "—";
     document.getElementById("again").hidden = false;
+    if (document.activeElement === document.body) document.getElementById("result-title").focus();
   }
 
   function newSid() {
@@ -169,13 +179,15 @@
   }
 
   document.getElementById("start").addEventListener("click", (event) => {
-    event.target.disabled = true;
-    hangupButton.disabled = false;
+    if (!usable(event.target)) return;
+    able(event.target, false);
+    able(hangupButton, true);
     request("/voice", {});
   });
 
   document.getElementById("again").addEventListener("click", (event) => {
     event.target.hidden = true;
+    keys[0].focus();  // the button is gone: the focus goes to the keypad, not to the page
     callSid = newSid();
     ended = false;
     waitUrl = null;
@@ -184,7 +196,7 @@
     typed.textContent = "";
     transcript.textContent = "";
     document.getElementById("result").hidden = true;
-    hangupButton.disabled = false;
+    able(hangupButton, true);
     statusLine.textContent = "…";
     request("/voice", {});
   });
