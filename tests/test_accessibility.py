@@ -147,6 +147,9 @@ def test_every_console_page_passes_axe_and_reflows(site, browser, viewport):
     page.get_by_role("button", name="Appeler").click()
     sync_api.expect(page.locator("#transcript")).to_contain_text("Étape 1")
     found["try under way"] = violations(page)
+    page.locator("#keypad button[data-key='0']").click()  # to an agent: the call ends, its result shown
+    sync_api.expect(page.locator("#outcome")).to_contain_text("transféré")
+    found["try ended"] = violations(page)
     page.context.close()
     login = browser.new_page(viewport=viewport, locale="fr-FR", bypass_csp=True)
     login.goto(site.base + "/console/login")
