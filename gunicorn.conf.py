@@ -40,9 +40,12 @@ else:
 
 
 def on_starting(server):
-    """A clean metrics directory: nothing of a previous run summed in."""
-    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    """A clean metrics directory: nothing of a previous run summed in. Only prometheus_client's own
+    files are removed (a directory given by mistake, IVR_DATA_DIR say, keeps everything else)."""
     os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db") and name.split("_", 1)[0] in ("counter", "gauge", "histogram", "summary"):
+            os.remove(os.path.join(_metrics_dir, name))
 
 
 def child_exit(server, worker):
@@ -53,5 +56,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if not _given:
+    if not _given:  # the directory made for this run
         shutil.rmtree(_metrics_dir, ignore_errors=True)

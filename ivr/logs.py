@@ -16,8 +16,9 @@ import re
 import sys
 from datetime import UTC, datetime
 
-# Digits, alone or in groups a space apart (« 06 11 22 33 44 »), six or more: an identifier or a number.
-_NUMBER = re.compile(r"(?<![0-9A-Za-z])\+?\d(?:[ \u00a0]?\d){5,}(?![0-9A-Za-z])")
+# Digits, alone or in groups a space, dot or dash apart (« 06 11 22 33 44 », « 06.11.22.33.44 »), with
+# a + (or %2B, in an address) before them, six or more: an identifier or a number (a date goes too).
+_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\+|%2[Bb])?\d(?:[ \u00a0.-]?\d){5,}(?![0-9A-Za-z])")
 _CALL_IN_MESSAGE = re.compile(r"\[(CA[0-9A-Za-z]{10,62})\]")
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -46,7 +47,7 @@ class JsonFormatter(logging.Formatter):
             line["call_sid"] = call_sid
         if route:
             line["route"] = route
-        for key in ("status", "duration_ms", "method", "path"):
+        for key in ("status", "duration_ms", "method"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)
         if record.exc_info:

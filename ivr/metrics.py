@@ -30,7 +30,8 @@ FALLBACKS = Counter("ivr_fallbacks", "Calls put through to an agent by the fallb
 TRANSFERS = Counter("ivr_transfers", "Transfers ended, by Twilio's result (completed, no-answer, redirected…)", ["result"])
 QUEUE_ASKED = Counter("ivr_queue_questions_asked", "Questions asked while the caller waits in the queue")
 QUEUE_ANSWERED = Counter("ivr_queue_questions_answered", "Questions answered while the caller waits in the queue")
-SMS = Counter("ivr_sms", "Guides asked for by SMS, by what became of them (sent, failed, not_mobile…)", ["status"])
+SMS = Counter("ivr_sms", "SMS asked for, by kind (guide: a guide the caller asked for; rating: the rating asked once an agent "
+              "took the call) and by what became of them (sent, failed, not_mobile…)", ["kind", "status"])
 RELOADS = Counter("ivr_reloads", "Edits of the flow or prompts read by a worker, accepted or refused (each worker counts its own)",
                   ["result"])
 FILES_REFUSED = Gauge("ivr_files_refused", "1 while the files on disk are refused (an edit with errors): the last good version serves",
@@ -46,8 +47,14 @@ for _cause in ("twilio", "error", "store"):
     FALLBACKS.labels(_cause)
 for _result in ("accepted", "refused"):
     RELOADS.labels(_result)
-for _status in ("sent", "failed"):
-    SMS.labels(_status)
+for _kind in ("guide", "rating"):
+    for _status in ("sent", "failed"):
+        SMS.labels(_kind, _status)
+
+
+def sms_kind(key: str) -> str:
+    """The kind of an SMS by its sentence: the rating request, or a guide."""
+    return "rating" if key.startswith("satisfaction.") else "guide"
 
 _OUTCOMES = {"solved", "service", "transferred", "hung_up", "callback", "voicemail", "closed", "unanswered", "fallback"}
 _STEPS = {"1", "2", "3", "4", "5", "6"}

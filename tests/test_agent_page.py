@@ -77,6 +77,9 @@ def test_a_callback_request_is_marked_done_from_the_page_under_the_agents_name(m
     page = app.test_client().get(path).get_data(as_text=True)
     assert "Demande de rappel" in page and 'href="tel:+33611223344"' in page and "Marquer traité" in page
     assert app.test_client().post(path + "/traite", data={"agent": "Nadia"}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    # A name of spaces: said beside the field, which is invalid, in the title too (RGAA: errors tied to their fields).
+    unnamed = app.test_client().post(path + "/traite", data={"agent": "   "}, follow_redirects=True).get_data(as_text=True)
+    assert "<title>Erreur : " in unnamed and 'aria-invalid="true" aria-describedby="agent-error"' in unnamed and 'id="agent-error"' in unnamed
     done = app.test_client().post(path + "/traite", data={"agent": "Nadia"})
     assert done.status_code == 303
     (item,) = app.extensions["ivr"].callbacks.list(True)

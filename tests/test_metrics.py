@@ -32,7 +32,8 @@ CALLER = "+33611224471"
 FAMILIES = ("ivr_webhook_duration_seconds", "ivr_webhooks_total", "ivr_calls_started_total", "ivr_calls_ended_total", "ivr_fallbacks_total",
             "ivr_transfers_total", "ivr_queue_questions_asked_total", "ivr_queue_questions_answered_total", "ivr_outbox_pending",
             "ivr_outbox_oldest_age_seconds", "ivr_spool_facts", "ivr_sms_total", "ivr_reloads_total", "ivr_files_refused",
-            "ivr_flow_version_info", "ivr_experiment_arms_served_total", "ivr_store_errors_total", "ivr_database_up", "ivr_set_aside_facts")
+            "ivr_flow_version_info", "ivr_experiment_arms_served_total", "ivr_store_errors_total", "ivr_database_up", "ivr_set_aside_facts",
+            "ivr_outbox_abandoned")
 
 
 def test_metrics_are_served_to_the_bearer_of_the_token_only(make_app, caller):
@@ -54,10 +55,11 @@ def test_metrics_are_served_to_the_bearer_of_the_token_only(make_app, caller):
 def _gunicorn(tmp_path: Path, **env) -> tuple[subprocess.Popen, str, Path]:
     """The Procfile's web line (gunicorn.conf.py: 2 workers) on a free port, on the embedded backend
     of `tmp_path`: (process, base URL, its log file)."""
-    port = free_port()
     log = tmp_path / "server.log"
-    settings = {**os.environ, "PORT": str(port), "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1",
-                "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_METRICS_TOKEN": METRICS, "IVR_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    # Port 0: the system gives gunicorn a free one, read from its log (a port chosen here could be taken
+    # meanwhile by another test's server, whose answers would be counted as ours).
+    settings = {**os.environ, "PORT": "0", "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_WORKFLOW_SID": WORKFLOW, "IVR_ALWAYS_OPEN": "1",
+                "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_METRICS_TOKEN": METRICS,
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "IVR_RELOAD_INTERVAL": "1", **env}
     settings["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # the venv's gunicorn, as the Procfile runs it
     for name in ("REDIS_URL", "DATABASE_URL"):
@@ -65,12 +67,14 @@ def _gunicorn(tmp_path: Path, **env) -> tuple[subprocess.Popen, str, Path]:
     with open(log, "wb") as out:
         server = subprocess.Popen(["sh", "-c", "exec " + Path(ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0].strip()],
                                   cwd=ROOT, env=settings, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        listening = re.search(r"Listening at: http://0\.0\.0\.0:(\d+)", log.read_text(errors="replace"))
         try:
-            urllib.request.urlopen(base + "/health", timeout=1).read()
-            return server, base, log
+            if listening:
+                base = f"http://127.0.0.1:{listening.group(1)}"
+                urllib.request.urlopen(base + "/health", timeout=1).read()
+                return server, base, log
         except OSError:
             assert server.poll() is None, log.read_text()
             time.sleep(0.2)
@@ -152,7 +156,7 @@ def test_a_scrape_of_two_gunicorn_workers_sums_every_family(tmp_path):
         assert _value(text, "ivr_queue_questions_asked_total") >= 12
         assert _value(text, "ivr_webhooks_total", route="voice.incoming", status="200") == 7
         assert _value(text, "ivr_webhook_duration_seconds_count", route="voice.wait_answer") == 12
-        assert _value(text, "ivr_sms_total", status="unavailable") == 1
+        assert _value(text, "ivr_sms_total", kind="guide", status="unavailable") == 1  # the guide asked for with 8
         assert _value(text, "ivr_experiment_arms_served_total", prompt="accueil.bienvenue") == 7
         assert _value(text, "ivr_reloads_total", result="accepted") == 2  # each worker read the accepted edit
         assert _value(text, "ivr_reloads_total", result="refused") >= 1 and _value(text, "ivr_files_refused") == 1
@@ -170,10 +174,13 @@ def test_a_scrape_of_two_gunicorn_workers_sums_every_family(tmp_path):
 
 
 def test_json_logs_name_the_call_on_each_line_and_never_an_identifier_or_a_number(tmp_path):
-    server, base, log = _gunicorn(tmp_path, IVR_LOG_FORMAT="json")
+    server, base, log = _gunicorn(tmp_path, IVR_LOG_FORMAT="json", IVR_API_TOKEN="api")
     try:
         call = Caller(HttpTransport(), base, TOKEN, caller=CALLER)
         call.call([*TO_STEP6, "1", VALID_RPPS, "1", "2100012345", "1", "1"], hang_up_status=False)
+        context = urllib.request.Request(f"{base}/api/calls/{call.call_sid}/context", headers={"Authorization": "Bearer api"})
+        agent_url = json.loads(urllib.request.urlopen(context, timeout=5).read())["agent_url"]
+        urllib.request.urlopen(agent_url, timeout=5).read()  # the agent opens the call's page
         call.post(base + "/voice/status", call.params(CallStatus="completed", CallDuration="300"))
         unsigned = urllib.request.Request(base + "/voice/answer?node=etape1_a_jour&phase=ask",
                                           data=urllib.parse.urlencode({"CallSid": call.call_sid, "Digits": "1"}).encode())
@@ -188,6 +195,8 @@ def test_json_logs_name_the_call_on_each_line_and_never_an_identifier_or_a_numbe
     assert len(webhook) >= 10 and all(line.get("call_sid") == call.call_sid for line in webhook)
     assert any(line.get("logger") == "ivr.access" and line.get("status") == 403 for line in webhook)  # the unsigned one
     assert any(line["logger"] == "gunicorn.error" for line in lines)  # gunicorn's own lines are JSON too
+    assert any(line["message"] == "GET /agent/<token> 200" for line in lines)  # the route, never the signed link
+    assert agent_url.rsplit("/", 1)[-1] not in text
     assert VALID_RPPS not in text and "2100012345" not in text and CALLER not in text and CALLER[1:] not in text
     assert "0611224471" not in text and "06 11 22 44 71" not in text
 
@@ -196,7 +205,7 @@ def test_json_logs_name_the_call_on_each_line_and_never_an_identifier_or_a_numbe
 def test_the_alert_rules_and_the_scrape_configuration_pass_promtool():
     rules = subprocess.run([PROMTOOL, "check", "rules", str(PROMETHEUS_DIR / "alerts.yml")], capture_output=True, text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 9 rules found" in rules.stdout
+    assert "SUCCESS: 11 rules found" in rules.stdout
     config = subprocess.run([PROMTOOL, "check", "config", "--syntax-only", str(PROMETHEUS_DIR / "prometheus.yml")],
                             capture_output=True, text=True)
     assert config.returncode == 0, config.stdout + config.stderr
@@ -272,3 +281,40 @@ def test_a_real_prometheus_scrapes_two_workers_and_evaluates_the_alerts(tmp_path
         server.terminate()
         prometheus.wait(timeout=20)
         server.wait(timeout=20)
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("RPPS 10012345673 tapé", "RPPS •••••••••73 tapé"), ("+33611223344", "•••••••••44"), ("06 11 22 33 44", "••••••••44"),
+    ("06.11.22.33.44", "••••••••44"), ("06-11-22-33-44", "••••••••44"), ("from=%2B33611223344", "from=••••••••••44"),
+    ("[CA0123456789abcdef0123456789abcdef] a call", "[CA0123456789abcdef0123456789abcdef] a call"), ("port 54321", "port 54321"),
+])
+def test_log_lines_mask_numbers_but_keep_call_sids(text, shown):
+    from ivr.logs import masked
+
+    assert masked(text) == shown
+
+
+def test_a_transfer_result_sent_again_after_the_status_and_a_question_asked_again_count_once(make_app):
+    from prometheus_client import REGISTRY
+
+    app = make_app(TWILIO_WORKFLOW_SID=WORKFLOW, IVR_METRICS_TOKEN=METRICS)
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    from ivr.supervisor.simulator import FlaskTransport
+
+    call = Caller(FlaskTransport(app.test_client()), "http://localhost", TOKEN, caller=CALLER)
+    call.call([*TO_STEP6, "1", VALID_RPPS, "1"], hang_up_status=False)  # in the queue, the card question asked
+    asked = value("ivr_queue_questions_asked_total")
+    for _ in range(2):  # the wait goes on without an answer: the same question, asked again, is not a new one
+        call.post("http://localhost/voice/wait", call.params(QueuePosition="1"))
+    assert value("ivr_queue_questions_asked_total") - asked <= 1  # at most the next question after the card was passed
+    before = value("ivr_transfers_total", result="bridged")
+    call.post("http://localhost/voice/status", call.params(CallStatus="completed", CallDuration="60"))
+    headers = {"I-Twilio-Idempotency-Token": "retry-1"}
+    for _ in range(2):  # Twilio sends the Enqueue's action again (same token), after the status
+        call.transport.post("http://localhost/voice/transfer-done", call.params(QueueResult="bridged", CallStatus="completed"),
+                            {**call.headers("http://localhost/voice/transfer-done",
+                                            call.params(QueueResult="bridged", CallStatus="completed")), **headers})
+    assert value("ivr_transfers_total", result="bridged") - before == 1

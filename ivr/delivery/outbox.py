@@ -53,10 +53,13 @@ class Outbox:
         )
         return key
 
-    def backlog(self) -> tuple[int, float | None]:
-        """Documents not delivered yet (nor abandoned), and when the oldest was queued (None: none)."""
-        row = self.db.one("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL")
-        return row["n"], row["oldest"]
+    def backlog(self) -> tuple[int, float | None, int]:
+        """Documents not delivered yet (nor abandoned), when the oldest was queued (None: none), and
+        the documents abandoned after their last try (kept until the purge)."""
+        row = self.db.one("SELECT COUNT(*) FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL) AS n, "
+                          "MIN(created_at) FILTER (WHERE delivered_at IS NULL AND failed_at IS NULL) AS oldest, "
+                          "COUNT(*) FILTER (WHERE failed_at IS NOT NULL) AS failed FROM outbox")
+        return row["n"], row["oldest"], row["failed"]
 
     def deliver_due(self, now: float | None = None, limit: int = 20) -> tuple[int, int]:
         """Try every due document once; return (delivered, failed attempts)."""

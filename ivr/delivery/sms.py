@@ -36,7 +36,8 @@ class Guides:
         the line. Still on its way then: "sending" (it goes on in the background), else as `send`."""
         if not can_receive(number) or self.client is None:
             status = "not_mobile" if not can_receive(number) else "unavailable"
-            metrics.SMS.labels(status).inc()
+            if not call_sid.startswith(SIMULATED_PREFIX):
+                metrics.SMS.labels(metrics.sms_kind(guide), status).inc()
             return status
         future = self._senders.submit(self.send, call_sid, number, guide, text)
         try:
@@ -54,7 +55,7 @@ class Guides:
         for the operators' metrics, but for the console's test calls)."""
         status = self._send(call_sid, number, guide, text)
         if not call_sid.startswith(SIMULATED_PREFIX):
-            metrics.SMS.labels(status).inc()
+            metrics.SMS.labels(metrics.sms_kind(guide), status).inc()
         return status
 
     def _send(self, call_sid: str, number: str, guide: str, text: str) -> str:

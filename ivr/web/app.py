@@ -160,7 +160,9 @@ def create_app(test_config: dict | None = None) -> Flask:
                 counters.setdefault((route, response.status_code), metrics.WEBHOOKS.labels(route, str(response.status_code)))
             counted.inc()
         if json_log and route != "static":
-            access.info("%s %s %s", request.method, request.path, response.status_code,
+            # The route's rule, not the path: a path may hold a signed link (/g/<token>, /agent/<token>) that opens a call's page.
+            shown = request.url_rule.rule if request.url_rule is not None else "(inconnu)"
+            access.info("%s %s %s", request.method, shown, response.status_code,
                         extra={"status": response.status_code, "duration_ms": round(seconds * 1000, 1), "method": request.method})
         return response
 

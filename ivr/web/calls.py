@@ -110,8 +110,9 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
     if replayed(session, token):
         return session.reply
     now = ivr.clock()
+    if _first_result(ivr, call_sid, session, unreadable) and not call_sid.startswith(SIMULATED_PREFIX):
+        metrics.TRANSFERS.labels(result if transfer_results.documented(result) else "other").inc()
     write(ivr, "transfer_result", call_sid=call_sid, result=result, at=now)
-    metrics.TRANSFERS.labels(result if transfer_results.documented(result) else "other").inc()
     if session is not None and session.outcome is None:  # put through by the fallback, without its session
         session = engine.put_through(session, now)
         ivr.store.save(session, force=True)  # and the record at the call's end
@@ -136,6 +137,18 @@ def transfer_done(ivr: Services, call_sid: str, result: str, urls: Urls, caller_
         return twiml.goodbye(ivr.speech(), twiml.UNAVAILABLE)
     return _respond(ivr, *engine.unanswered(ivr.bundle(session.flow_version).flow, session, now, ivr.conditions(now)), urls, force=True,
                     token=token)
+
+
+def _first_result(ivr: Services, call_sid: str, session: Session | None, unreadable: Exception | None) -> bool:
+    """Whether this transfer result is the call's first (counted once): with its session, always (a
+    retry is answered from it before); without (its status came first), unless its record has one."""
+    if session is not None or unreadable is not None:
+        return True
+    try:
+        record = ivr.records.get(call_sid) or {}
+        return not (record.get("transfer_result") or record.get("transfer_result_raw"))
+    except Exception:  # the records do not answer: counted
+        return True
 
 
 def with_reply(session: Session, token: str, body: str, **changes) -> Session:

@@ -293,7 +293,7 @@ def scraped_figures(ivr: Services):
         spooled = 0
     yield ("ivr_spool_facts", "Facts of calls in the journal, waiting for the database", {}, spooled)
     try:
-        pending, oldest = ivr.outbox.backlog() if ivr.outbox is not None else (0, None)
+        pending, oldest, abandoned = ivr.outbox.backlog() if ivr.outbox is not None else (0, None, 0)
         aside = ivr.set_aside.count()
     except Exception:  # noqa: BLE001 - the database does not answer: said by ivr_database_up
         yield ("ivr_database_up", "1 when the database answered this scrape", {}, 0)
@@ -302,6 +302,7 @@ def scraped_figures(ivr: Services):
     yield ("ivr_outbox_pending", "Helpdesk documents not delivered yet", {}, pending)
     yield ("ivr_outbox_oldest_age_seconds", "Age of the oldest helpdesk document not delivered yet (0: none)", {},
            max(0.0, now - oldest) if oldest is not None else 0)
+    yield ("ivr_outbox_abandoned", "Helpdesk documents abandoned after their last try (until the purge)", {}, abandoned)
     yield ("ivr_set_aside_facts", "Facts that could not be applied, set aside (ivr journal)", {}, aside)
 
 

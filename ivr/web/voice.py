@@ -13,7 +13,7 @@ from .. import metrics
 from ..call import handoff, twiml
 from ..call.identifiers import is_ascii_digits
 from ..call.session import Event, Keys, NoInput, Recorded, Spoken
-from ..storage.records import FINAL_STATUSES
+from ..storage.records import FINAL_STATUSES, SIMULATED_PREFIX
 from ..storage.sessions import Conflict, StoreUnavailable
 from . import calls, endings, waiting, writes
 from .agent import agent_token
@@ -200,7 +200,8 @@ def on_error(error: Exception):
     if request.endpoint == "voice.status":
         return _xml(twiml.empty())
     form = request.form
-    metrics.FALLBACKS.labels("store" if isinstance(error, StoreUnavailable) else "error").inc()
+    if not form.get("CallSid", "").startswith(SIMULATED_PREFIX):
+        metrics.FALLBACKS.labels("store" if isinstance(error, StoreUnavailable) else "error").inc()
     if isinstance(error, StoreUnavailable):  # asked once already, with its retry: not again
         return _xml(calls.bare_transfer(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))
     return _xml(calls.apologise(ivr, form.get("CallSid", ""), caller(form), FlaskUrls()))

@@ -12,6 +12,7 @@ from ..call import devices, engine, twiml
 from ..call.flow import Flow
 from ..call.library import Bundle
 from ..call.session import Ask, Event, Say, Session
+from ..storage.records import SIMULATED_PREFIX
 from . import endings
 from .calls import Urls, replayed, with_reply
 from .services import Services
@@ -38,9 +39,10 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
                 ivr.store.save(session, force=True)
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
+        before = (session.queue_next, session.queue_asked)
         session, ask = engine.queued_question(bundle.flow, _with_devices(ivr, session), ivr.clock())
         if ask is not None:
-            metrics.QUEUE_ASKED.inc()
+            _count_asked(session, ask, before)
             session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
             body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase),
                          **({"lead": lead} if lead else {}))
@@ -64,10 +66,12 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     if session is None or not engine.answers_queued_question(session, event):
         return twiml.empty()  # back to the wait
     bundle = ivr.bundle(session.flow_version)
-    metrics.QUEUE_ANSWERED.inc()
+    if not call_sid.startswith(SIMULATED_PREFIX):
+        metrics.QUEUE_ANSWERED.inc()
+    before = (session.queue_next, True)
     session, ask = engine.queued_answer(bundle.flow, _with_devices(ivr, session), event)
     if ask is not None:
-        metrics.QUEUE_ASKED.inc()
+        _count_asked(session, ask, before)
         session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
         body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase),
                      **({"lead": lead} if lead else {}))
@@ -99,6 +103,13 @@ def _with_computer_code(ivr: Services, flow: Flow, session: Session, ask: Ask) -
     key = "attente.code_ordinateur" if first else "attente.code_ordinateur_rappel"
     lead = Say.filled(key, adresse=french.spoken_address(ivr.computer_address), code=" ".join(code))
     return session.evolve(said=(*session.said, said)), (lead,)
+
+
+def _count_asked(session: Session, ask: Ask, before: tuple[str | None, bool]) -> None:
+    """A question asked in the queue, counted once: not again when it is asked again after a silence
+    or a wrong key (the same question, asked already)."""
+    if before != (ask.node, True) and not session.call_sid.startswith(SIMULATED_PREFIX):
+        metrics.QUEUE_ASKED.inc()
 
 
 def _with_devices(ivr: Services, session: Session) -> Session:

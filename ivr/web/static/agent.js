@@ -14,7 +14,10 @@
       tr.appendChild(cell(answer.label)); tr.appendChild(cell(answer.value + (answer.beside ? " — relevé sur l'appareil : " + answer.beside : ""))); tr.appendChild(cell(answer.origin));
       return tr;
     });
+    var added = rows.length - tbody.children.length;
     tbody.replaceChildren.apply(tbody, rows);
+    var news = document.getElementById("answers-news");  // said once, not the whole table again
+    if (news) { news.textContent = added > 0 ? added + (added > 1 ? " nouvelles réponses" : " nouvelle réponse") : "Réponses mises à jour"; }
     document.getElementById("step").textContent = state.step ? "l'étape " + state.step : "l'accueil";
     document.getElementById("ecps-test").textContent = state.ecps_test;
     document.getElementById("card").textContent = state.card || "non donnée";
@@ -26,7 +29,10 @@
       if (!response.ok) { throw new Error(response.status); }
       return response.json();
     }).then(function (state) {
-      if (state.fixed !== fixed) { window.location.reload(); return; }  // the identifier, the card, the message…: the whole page
+      if (state.fixed !== fixed) {  // the identifier, the card, the message…: the whole page, unless a name is being typed
+        var typing = document.getElementById("agent");
+        if (!typing || !typing.value) { window.location.reload(); return; }
+      }
       if (state.version !== version) { version = state.version; redraw(state); }
     }).catch(function () {}).finally(function () { setTimeout(poll, every); });
   }

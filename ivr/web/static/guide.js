@@ -28,8 +28,9 @@
       .then(function (html) {
         if (!html) { later(every * 4); return; }
         var fresh = new DOMParser().parseFromString(html, "text/html");
-        var now = document.querySelector("main .now");
-        var focusWasThere = now && now.contains(document.activeElement);
+        var now = document.querySelector("main .now"), device = document.getElementById("appareil");
+        var inDevice = !!(device && device.contains(document.activeElement));
+        var focusWasThere = inDevice || !!(now && now.contains(document.activeElement));
         var focusedId = document.activeElement && document.activeElement.id;
         var next = swap("main .now", fresh);
         swap("#appareil", fresh);
@@ -43,7 +44,8 @@
         }
         if (focusWasThere && next) {
           var same = focusedId && document.getElementById(focusedId);
-          (same || next.querySelector("h1")).focus();
+          var link = inDevice && document.querySelector("#appareil a");
+          (same || link || next.querySelector("h1")).focus();
         }
         if (state !== "fin") { later(every); }
       })
@@ -62,6 +64,16 @@
     if (document.visibilityState === "visible") later(0); else later(every);
   });
   later(every);
+  // Back from a button (« C'est noté » in the live region from the start, which is not announced):
+  // the note is said again once the page is there, and the focus is on the step's heading.
+  var live = document.getElementById("annonce");
+  if (live && live.textContent.trim()) {
+    var said = live.textContent;
+    live.textContent = "";
+    setTimeout(function () { live.textContent = said; }, 300);
+    var heading = document.querySelector("main .now h1");
+    if (heading) { heading.focus(); }
+  }
   // A button pressed: the others are told busy, never disabled (the focus would fall to the page).
   document.addEventListener("submit", function (event) {
     var form = event.target;

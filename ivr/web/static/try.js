@@ -187,7 +187,7 @@
 
   document.getElementById("again").addEventListener("click", (event) => {
     event.target.hidden = true;
-    keys[0].focus();  // the button is gone: the focus goes to the keypad, not to the page
+    transcript.focus();  // the button is gone: the focus goes to what the call says, not to the page
     callSid = newSid();
     ended = false;
     waitUrl = null;
