@@ -186,14 +186,19 @@ def _code(ivr, call_sid: str, shown: dict, record: dict | None) -> dict | None:
     return {"code": valid[0], "until": french.moment(valid[1])[-5:]} if valid else {}
 
 
+def _from_this_page() -> None:
+    """A POST of the page's own forms only (the browser's Sec-Fetch-Site and Origin, when it sends them): 403 else."""
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (origin and origin != request.host_url.rstrip("/")):
+        abort(403)
+
+
 @bp.post("/<token>/code")
 def new_code(token: str):
     """« Donner un code pour l'ordinateur »: the agent reads it to the caller, whose computer then
     sends its system, browser and public IP (issue 36)."""
     call_sid, _, record = _document(token)
-    origin = request.headers.get("Origin")
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (origin and origin != request.host_url.rstrip("/")):
-        abort(403)
+    _from_this_page()
     ivr = services()
     if (record or {}).get("ended_at") or ivr.store.load(call_sid) is None:
         return redirect(url_for("agent.page", token=token, code="fini"), code=303)
@@ -214,9 +219,7 @@ def state(token: str):
 def mark_done(token: str):
     """« Marquer traité » for the call's callback request or message, under the agent's name."""
     call_sid, _, _ = _document(token)
-    origin = request.headers.get("Origin")
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none") or (origin and origin != request.host_url.rstrip("/")):
-        abort(403)
+    _from_this_page()
     agent = " ".join(request.form.get("agent", "").split())[:80]
     if not agent:
         return redirect(url_for("agent.page", token=token, erreur="nom"), code=303)
