@@ -210,12 +210,7 @@ def _closed(ivr: Services, call_sid: str) -> bool:
 
 def context_now(ivr: Services, session: Session, links: handoff.Links | None = None) -> dict:
     """The agent's document for a call still in the IVR (the API, the console's simulator)."""
-    try:  # what the caller's devices sent, as kept with the call (the session's copy may be a moment behind)
-        found = ivr.devices.of_call(session.call_sid)
-    except Exception:
-        found = {}
-    if found:
-        session = session.evolve(devices={**session.devices, **found})
+    session, _ = endings.with_devices(ivr, session)
     return handoff.context(session, ivr.bundle(session.flow_version).flow, ivr.clock(), links)
 
 

@@ -43,7 +43,7 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
             metrics.ended(session.outcome, session.outcome_step or session.step)
     devices_missed = False
     if session is not None:
-        session, devices_missed = _with_devices_kept(ivr, session)
+        session, devices_missed = with_devices(ivr, session)  # then the call's document is written again
     if session is not None and (session.recorded < len(session.history) or devices_missed):  # hung up mid-call: its events until now
         document = queue_answers(ivr, session, session.recorded, now, lambda: links(call_sid) if links else None, devices_missed)
         write(ivr, "progress", session=session.to_dict(), context=document, events_from=session.recorded)
@@ -55,15 +55,17 @@ def ended(ivr: Services, call_sid: str, status: str, seconds: int | None, caller
     log.info("[%s] call ended: %s", call_sid, status)
 
 
-def _with_devices_kept(ivr: Services, session: Session) -> tuple[Session, bool]:
-    """The session with what the caller's devices sent as kept with the call, and whether its own
-    copy lacked some (a save forced over it): then the call's document is written again."""
+def with_devices(ivr: Services, session: Session) -> tuple[Session, bool]:
+    """The session with what the caller's devices sent, as kept with the call (the session's own copy
+    may be a moment behind, or lost under a save forced over it), and whether that copy lacked a
+    device; the database not answering, the session's copy."""
     try:
         found = ivr.devices.of_call(session.call_sid)
-    except Exception:  # the database does not answer: the session's copy
+    except Exception:
         return session, False
-    missed = [kind for kind in found if kind not in session.devices]
-    return (session.evolve(devices={**session.devices, **found}), True) if missed else (session, False)
+    if not found:
+        return session, False
+    return session.evolve(devices={**session.devices, **found}), any(kind not in session.devices for kind in found)
 
 
 def queue_answers(ivr: Services, session: Session, since: int, at: float, links: Callable[[], handoff.Links | None],

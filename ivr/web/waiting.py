@@ -40,12 +40,12 @@ def wait(ivr: Services, call_sid: str, position: int | None, minutes: int | None
     if session is not None and session.queue_next:
         bundle = ivr.bundle(session.flow_version)
         before = (session.queue_next, session.queue_asked)
-        session, ask = engine.queued_question(bundle.flow, _with_devices(ivr, session), ivr.clock())
+        session, ask = engine.queued_question(bundle.flow, endings.with_devices(ivr, session)[0], ivr.clock())
         if ask is not None:
             _count_asked(session, ask, before)
             session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
             body = _hold(ivr, bundle, session.variants, position, minutes=minutes, question=ask, question_url=question_url(ask.node, ask.phase),
-                         **({"lead": lead} if lead else {}))
+                         lead=lead)
             ivr.store.save(with_reply(session, token, body), force=True)
             return body
         _questions_over(ivr, session, urls)
@@ -69,12 +69,11 @@ def wait_answer(ivr: Services, call_sid: str, event: Event, question_url, urls: 
     if not call_sid.startswith(SIMULATED_PREFIX):
         metrics.QUEUE_ANSWERED.inc()
     before = (session.queue_next, True)
-    session, ask = engine.queued_answer(bundle.flow, _with_devices(ivr, session), event)
+    session, ask = engine.queued_answer(bundle.flow, endings.with_devices(ivr, session)[0], event)
     if ask is not None:
         _count_asked(session, ask, before)
         session, lead = _with_computer_code(ivr, bundle.flow, session, ask)
-        body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase),
-                     **({"lead": lead} if lead else {}))
+        body = _hold(ivr, bundle, session.variants, None, question=ask, question_url=question_url(ask.node, ask.phase), lead=lead)
         ivr.store.save(with_reply(session, token, body), force=True)
         return body
     body = _hold(ivr, bundle, session.variants, None, lead=(Say("attente.questions_finies"),), pause=1)
@@ -110,16 +109,6 @@ def _count_asked(session: Session, ask: Ask, before: tuple[str | None, bool]) ->
     or a wrong key (the same question, asked already)."""
     if before != (ask.node, True) and not session.call_sid.startswith(SIMULATED_PREFIX):
         metrics.QUEUE_ASKED.inc()
-
-
-def _with_devices(ivr: Services, session: Session) -> Session:
-    """The session with what the caller's devices sent, as kept with the call (a save of the wait
-    may have been forced over the session's copy): their questions are not asked."""
-    try:
-        found = ivr.devices.of_call(session.call_sid)
-    except Exception:  # the database does not answer: the session's copy
-        return session
-    return session.evolve(devices={**session.devices, **found}) if found and any(k not in session.devices for k in found) else session
 
 
 def _hold(ivr: Services, bundle: Bundle, variants: Mapping[str, str], position: int | None, **options) -> str:
